@@ -1,0 +1,1 @@
+_parser_py.py

@@ -1,0 +1,1 @@
+_protocol_py.py

@@ -1,0 +1,1 @@
+_writer_py.py

@@ -1,0 +1,14 @@
+"""Response serialisation: compiled twin when available (see :mod:`ember._compat`)."""
+
+from __future__ import annotations
+
+from ember._compat import load_twin
+
+_impl = load_twin("ember.http", "writer")
+encode_head = _impl.encode_head
+encode_response = _impl.encode_response
+encode_chunk = _impl.encode_chunk
+status_line = _impl.status_line
+LAST_CHUNK = _impl.LAST_CHUNK
+
+__all__ = ["LAST_CHUNK", "encode_chunk", "encode_head", "encode_response", "status_line"]

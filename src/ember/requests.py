@@ -1,0 +1,285 @@
+"""The request a handler sees.
+
+Everything is lazy: headers, query, cookies and the body are decoded the first
+time someone asks.  The body arrives through the connection (``_feed`` /
+``_finish``) and is consumed once, either whole (``body()``, ``json()``,
+``form()``) or as a stream (``stream()``); reading pauses at the connection when
+an unread body grows past a high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from http.cookies import SimpleCookie
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import orjson
+
+from ember.datastructures import Address, Headers, QueryParams, State
+from ember.exceptions import ClientDisconnect, HTTPException
+
+if TYPE_CHECKING:
+    from ember.forms import FormData
+
+_EMPTY_QUERY = QueryParams()
+
+
+class Request:
+    """An HTTP request: method, path, headers, query, body, client and state."""
+
+    __slots__ = (
+        "method", "raw_path", "query_string", "http_minor", "path_params", "route",
+        "app", "scheme", "_raw_headers", "_path", "_headers", "_query", "_cookies",
+        "_client", "_peer", "_state", "_chunks", "_buffered", "_complete", "_waiter",
+        "_body", "_stream_used", "_conn", "_disconnected", "_expect_continue", "_form",
+        "_json", "session_data", "_session", "_keep_alive", "_too_large", "_limit",
+        "_expectation_failed", "__weakref__",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        http_minor: int = 1,
+        conn: Any = None,
+        peer: tuple[str, int] | None = None,
+        scheme: str = "http",
+    ) -> None:
+        self.method = method
+        q = target.find(b"?")
+        if q >= 0:
+            self.raw_path = target[:q]
+            self.query_string = target[q + 1 :]
+        else:
+            self.raw_path = target
+            self.query_string = b""
+        if target[:1] != b"/" and target != b"*":
+            # absolute-form: keep only the path (RFC 9112 §3.2.2)
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.raw_path.decode("latin-1"))
+            self.raw_path = (parts.path or "/").encode("latin-1")
+        h = self.raw_path.find(b"#")
+        if h >= 0:
+            self.raw_path = self.raw_path[:h]
+        self.http_minor = http_minor
+        self._raw_headers = headers
+        self.path_params: dict[str, Any] = {}
+        self.route: Any = None
+        self.app: Any = None
+        self.scheme = scheme
+        self._path: str | None = None
+        self._headers: Headers | None = None
+        self._query: QueryParams | None = None
+        self._cookies: dict[str, str] | None = None
+        self._client: Address | None = None
+        self._peer = peer
+        self._state: State | None = None
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._complete = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._body: bytes | None = None
+        self._stream_used = False
+        self._conn = conn
+        self._disconnected = False
+        self._expect_continue = False
+        self._form: Any = None
+        self._json: Any = None
+        self.session_data: Any = None
+        self._session: Any = None
+        self._keep_alive = True
+        self._too_large: int | None = None
+        self._limit: int | None = None
+        self._expectation_failed = False
+
+    # -- the request line and headers -------------------------------------
+
+    @property
+    def path(self) -> str:
+        """The percent-decoded path (UTF-8, invalid sequences replaced)."""
+        if self._path is None:
+            raw = self.raw_path.decode("latin-1")
+            self._path = unquote(raw) if "%" in raw else raw
+        return self._path
+
+    @property
+    def http_version(self) -> str:
+        """``"1.1"`` or ``"1.0"``."""
+        return f"1.{self.http_minor}"
+
+    @property
+    def headers(self) -> Headers:
+        """Case-insensitive, multi-valued request headers."""
+        if self._headers is None:
+            self._headers = Headers(self._raw_headers)
+        return self._headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        """The query string, multi-valued: ``.get(k, default)``, ``.getall(k)``."""
+        if self._query is None:
+            self._query = QueryParams(self.query_string) if self.query_string else _EMPTY_QUERY
+        return self._query
+
+    args = query_params
+
+    @property
+    def url(self) -> str:
+        """The full URL the client asked for, rebuilt from scheme, Host and target."""
+        host = self.headers.get("host") or "localhost"
+        qs = b"?" + self.query_string if self.query_string else b""
+        return f"{self.scheme}://{host}{(self.raw_path + qs).decode('latin-1')}"
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Cookies sent by the client; malformed pairs are skipped, never fatal."""
+        if self._cookies is None:
+            cookies: dict[str, str] = {}
+            for header in self.headers.getall("cookie"):
+                for chunk in header.split(";"):
+                    name, sep, value = chunk.partition("=")
+                    name = name.strip()
+                    if not sep or not name:
+                        continue
+                    value = value.strip()
+                    if len(value) >= 2 and value[0] == value[-1] == '"':
+                        try:
+                            parsed = SimpleCookie()
+                            parsed.load(f"{name}={value}")
+                            value = parsed[name].value
+                        except Exception:  # noqa: BLE001 - a bad cookie is skipped
+                            continue
+                    cookies.setdefault(name, value)
+            self._cookies = cookies
+        return self._cookies
+
+    @property
+    def client(self) -> Address | None:
+        """The peer address; forwarding headers count only from trusted proxies."""
+        if self._client is None and self._peer is not None:
+            from ember.proxies import client_address
+
+            trusted = getattr(self.app, "trusted_proxies", None) if self.app else None
+            self._client = client_address(self._peer, self.headers, trusted)
+        return self._client
+
+    @property
+    def state(self) -> State:
+        """Per-request attribute bag for middleware and handlers."""
+        if self._state is None:
+            self._state = State()
+        return self._state
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased (``""`` when absent)."""
+        ctype = self.headers.get("content-type", "")
+        return ctype.split(";", 1)[0].strip().lower()
+
+    @property
+    def session(self) -> Any:
+        """The session (dict-like); needs ``SessionMiddleware``."""
+        if self._session is None:
+            raise RuntimeError("request.session needs app.add_middleware(SessionMiddleware(...))")
+        return self._session
+
+    # -- the body ----------------------------------------------------------
+
+    def _feed(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+        self._buffered += len(chunk)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _finish(self) -> None:
+        self._complete = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _lost(self) -> None:
+        self._disconnected = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """Yield body chunks as they arrive (one-shot; raises ClientDisconnect)."""
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
+        if self._stream_used:
+            raise RuntimeError("the request body stream was already consumed")
+        self._stream_used = True
+        conn = self._conn
+        if self._expect_continue and conn is not None:
+            self._expect_continue = False
+            conn.send_continue(self)
+        chunks = self._chunks
+        while True:
+            while chunks:
+                chunk = chunks.popleft()
+                self._buffered -= len(chunk)
+                if conn is not None:
+                    conn.body_consumed(self._buffered)
+                yield chunk
+            if self._complete:
+                return
+            if self._too_large is not None:
+                raise HTTPException(413, f"request body exceeds {self._too_large} bytes")
+            if self._disconnected:
+                raise ClientDisconnect("client disconnected while sending the body")
+            self._waiter = asyncio.get_running_loop().create_future()
+            if conn is not None:
+                conn.body_consumed(self._buffered)
+            await self._waiter
+            self._waiter = None
+
+    async def body(self) -> bytes:
+        """The whole body as bytes (cached)."""
+        if self._body is None:
+            if self._complete and not self._stream_used:
+                # PERF: the common case (body already received) never suspends.
+                chunks = self._chunks
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                self._buffered = 0
+                self._stream_used = True
+                if self._conn is not None:
+                    self._conn.body_consumed(0)
+                self._body = body
+            else:
+                self._body = b"".join([c async for c in self.stream()])
+        return self._body
+
+    async def json(self) -> Any:
+        """The body parsed as JSON; invalid JSON is a 400 that says where."""
+        if self._json is None:
+            body = await self.body()
+            try:
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise HTTPException(400, f"invalid JSON body: {exc}") from None
+        return self._json
+
+    async def form(self, **limits: Any) -> FormData:
+        """Parse an urlencoded or multipart body; big files spool to disk."""
+        if self._form is None:
+            from ember.forms import parse_form
+
+            self._form = await parse_form(self, **limits)
+        return self._form
+
+    async def is_disconnected(self) -> bool:
+        """True once the client has closed the connection."""
+        return self._disconnected
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.raw_path.decode('latin-1')!r}>"
