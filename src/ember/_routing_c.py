@@ -1,0 +1,1 @@
+_routing_py.py

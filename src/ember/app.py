@@ -1,0 +1,355 @@
+"""The application: routes, middleware, errors and lifecycle.
+
+The connection protocol asks the app two things per request: ``_match`` (which
+route, so body limits apply before the body is read) and ``_handle`` (a
+coroutine that always ends in a Response — errors are turned into responses
+here, never left to the protocol).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ember.blueprints import Blueprint, check_prefixes, prefix_for
+from ember.datastructures import State
+from ember.exceptions import ConfigError, HTTPException, RequestValidationError
+from ember.limits import ServerLimits
+from ember.responses import JSONResponse, PlainTextResponse, Response, to_response
+from ember.routes import Handler, Route, RouteDecorators, expand_path
+from ember.routing import Router
+
+logger = logging.getLogger("ember.app")
+
+
+class Ember(RouteDecorators):
+    """An Ember application.
+
+    ``server_limits`` bounds every connection (SPEC §2); ``debug`` puts tracebacks
+    in 500 responses; ``trusted_proxies`` lists the addresses (or networks) whose
+    ``X-Forwarded-For``/``Forwarded`` headers are believed; ``lifespan`` is an
+    async context manager factory ``lifespan(app)`` run around the server.
+    """
+
+    def __init__(
+        self,
+        *,
+        server_limits: ServerLimits | None = None,
+        debug: bool = False,
+        trusted_proxies: list[str] | tuple[str, ...] | None = None,
+        lifespan: Callable[[Ember], Any] | None = None,
+        title: str = "Ember",
+        version: str = "0.1.0",
+        middleware: list[Any] | None = None,
+    ) -> None:
+        if server_limits is None:
+            server_limits = ServerLimits()
+        elif not isinstance(server_limits, ServerLimits):
+            raise ConfigError(f"server_limits must be a ServerLimits, got {server_limits!r}")
+        from ember.proxies import parse_trusted
+
+        self.server_limits = server_limits
+        self.debug = bool(debug)
+        self.trusted_proxies = parse_trusted(trusted_proxies)
+        self.lifespan = lifespan
+        self.title = title
+        self.version = version
+        self.state = State()
+        self.router = Router()
+        self.routes: list[Route] = []
+        self.middleware: list[Any] = []
+        self._stack: Callable[[Any], Any] | None = None
+        self._exception_handlers: dict[Any, Callable[..., Any]] = {}
+        self._startup: list[Callable[[], Any]] = []
+        self._shutdown: list[Callable[[], Any]] = []
+        self._lifespan_cm: Any = None
+        self._started = False
+        self._names: dict[str, Route] = {}
+        for mw in middleware or ():
+            self.add_middleware(mw)
+
+    # -- registration --------------------------------------------------------
+
+    def _register(self, path: str, methods: tuple[str, ...], endpoint: Handler,
+                  **options: Any) -> None:
+        route = Route(path, methods, endpoint, **options)
+        self.router.add(path, methods, route)
+        self.routes.append(route)
+        self._names.setdefault(route.name, route)
+
+    def add_blueprint(self, blueprint: Blueprint,
+                      prefixes: Mapping[str, str] | str | None = None) -> None:
+        """Register a blueprint's routes; ``prefixes`` maps methods (``"*"``: all) to prefixes."""
+        if not isinstance(blueprint, Blueprint):
+            raise ConfigError(f"add_blueprint expects a Blueprint, got {blueprint!r}")
+        table = check_prefixes(prefixes)
+        for path, methods, endpoint, options in blueprint.expand():
+            groups: dict[str, list[str]] = {}
+            for method in methods:
+                groups.setdefault(prefix_for(table, method), []).append(method)
+            for prefix, group in groups.items():
+                full = prefix + path if path != "/" or not prefix else prefix
+                self._register(full, tuple(group), endpoint, **options)
+
+    def add_middleware(self, middleware: Any) -> None:
+        """Add middleware: ``async def mw(request, call_next)`` or an instance with ``__call__``.
+
+        The first added runs outermost.  A middleware may answer instead of the
+        handler by returning a response without calling ``call_next``.
+        """
+        if isinstance(middleware, type):
+            raise ConfigError(
+                f"add_middleware expects an instance, e.g. {middleware.__name__}(...), not the "
+                "class"
+            )
+        if not callable(middleware):
+            raise ConfigError(f"middleware must be callable, got {middleware!r}")
+        self.middleware.append(middleware)
+        self._stack = None
+
+    def middleware_(self, fn: Handler) -> Handler:
+        """Decorator form of :meth:`add_middleware`."""
+        self.add_middleware(fn)
+        return fn
+
+    def exception_handler(self, key: type[BaseException] | int) -> Callable[[Handler], Handler]:
+        """Handle an exception type or an HTTP status: ``handler(request, exc) -> response``."""
+        if not (isinstance(key, int) or (isinstance(key, type) and issubclass(key, Exception))):
+            raise ConfigError(f"exception_handler expects an exception class or status code, "
+                              f"got {key!r}")
+
+        def decorator(fn: Handler) -> Handler:
+            self._exception_handlers[key] = fn
+            return fn
+        return decorator
+
+    def on_startup(self, fn: Handler) -> Handler:
+        """Run ``fn`` (sync or async) when a worker starts, before it accepts requests."""
+        self._startup.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: Handler) -> Handler:
+        """Run ``fn`` (sync or async) when a worker stops, after requests are done."""
+        self._shutdown.append(fn)
+        return fn
+
+    def url_for(self, name: str, **params: Any) -> str:
+        """The path of the route called ``name``; extra parameters become the query."""
+        route = self._names.get(name)
+        if route is None:
+            raise ConfigError(f"url_for: no route named {name!r}; known: {sorted(self._names)}")
+        from ember.routes import _PARAM_NAMES
+
+        names = set(_PARAM_NAMES.findall(route.path))
+        path = expand_path(route.path, {k: v for k, v in params.items() if k in names})
+        extra = {k: v for k, v in params.items() if k not in names}
+        if extra:
+            from urllib.parse import urlencode
+
+            path += "?" + urlencode(extra, doseq=True)
+        return path
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def _caches(self) -> list[Any]:
+        seen: list[Any] = []
+        for route in self.routes:
+            if route.cache is not None and all(route.cache is not c for c in seen):
+                seen.append(route.cache)
+        return seen
+
+    async def startup(self) -> None:
+        """Enter the lifespan, run startup hooks, connect caches (once per worker)."""
+        if self._started:
+            return
+        self._started = True
+        if self.lifespan is not None:
+            self._lifespan_cm = self.lifespan(self)
+            await self._lifespan_cm.__aenter__()
+        for fn in self._startup:
+            await _maybe_await(fn())
+        for cache in self._caches():
+            start = getattr(cache, "startup", None)
+            if start is not None:
+                try:
+                    await start()
+                except Exception:  # noqa: BLE001 - caches fail open
+                    logger.warning("cache %r failed to start; serving uncached", cache,
+                                   exc_info=True)
+        self._build_stack()
+
+    async def shutdown(self) -> None:
+        """Close caches, run shutdown hooks, leave the lifespan."""
+        if not self._started:
+            return
+        self._started = False
+        for cache in self._caches():
+            stop = getattr(cache, "shutdown", None)
+            if stop is not None:
+                try:
+                    await stop()
+                except Exception:  # noqa: BLE001
+                    logger.warning("cache %r failed to stop cleanly", cache, exc_info=True)
+        for fn in self._shutdown:
+            try:
+                await _maybe_await(fn())
+            except Exception:  # noqa: BLE001 - every hook gets its chance
+                logger.exception("shutdown hook %r failed", fn)
+        cm, self._lifespan_cm = self._lifespan_cm, None
+        if cm is not None:
+            await cm.__aexit__(None, None, None)
+
+    # -- the protocol's two entry points ---------------------------------------
+
+    def _match(self, req: Any) -> None:
+        req.app = self
+        route, params = self.router.match_request(req.method, req.raw_path)
+        if route is not None:
+            req.route = route
+            req.path_params = params
+
+    async def _handle(self, req: Any) -> Response:
+        stack = self._stack
+        try:
+            if stack is None:
+                if self.middleware:
+                    stack = self._build_stack()
+                else:
+                    route = req.route
+                    if route is not None:
+                        try:
+                            return await route._call(req)
+                        except Exception as exc:  # noqa: BLE001
+                            return await self._error_response(req, exc)
+                    return await self._endpoint(req)
+            return await stack(req)
+        except Exception as exc:  # noqa: BLE001 - errors in middleware become responses
+            return await self._error_response(req, exc)
+
+    def _build_stack(self) -> Callable[[Any], Any] | None:
+        if not self.middleware:
+            self._stack = None
+            return None
+        call: Callable[[Any], Any] = self._endpoint
+        for mw in reversed(self.middleware):
+            call = _bind(mw, call)
+        self._stack = call
+        return call
+
+    async def _endpoint(self, req: Any) -> Response:
+        """The innermost step: the route (or 404/405/OPTIONS), errors made responses."""
+        route = req.route
+        try:
+            if route is None:
+                return self._miss(req)
+            return await route._call(req)
+        except Exception as exc:  # noqa: BLE001
+            return await self._error_response(req, exc)
+
+    def _miss(self, req: Any) -> Response:
+        _, allowed = self.router.match(req.method, req.path)
+        if allowed:
+            allow = set(allowed)
+            if "GET" in allow:
+                allow.add("HEAD")
+            allow.add("OPTIONS")
+            header = ", ".join(sorted(allow))
+            if req.method == "OPTIONS":
+                return Response(None, 204, headers={"allow": header})
+            raise HTTPException(405, "Method Not Allowed", headers={"allow": header})
+        raise HTTPException(404, "Not Found")
+
+    async def _error_response(self, req: Any, exc: Exception) -> Response:
+        handler = self._find_handler(exc)
+        if handler is not None:
+            try:
+                return to_response(await _maybe_await(handler(req, exc)))
+            except Exception as inner:  # noqa: BLE001
+                if inner is not exc:
+                    logger.exception("exception handler %r failed", handler)
+                exc = inner if not isinstance(inner, HTTPException) else inner
+                if isinstance(exc, HTTPException):
+                    return _http_error(exc)
+                return self._internal_error(req, exc)
+        if isinstance(exc, RequestValidationError):
+            return JSONResponse({"detail": exc.errors}, 422, headers=exc.headers)
+        if isinstance(exc, HTTPException):
+            return _http_error(exc)
+        return self._internal_error(req, exc)
+
+    def _find_handler(self, exc: Exception) -> Callable[..., Any] | None:
+        handlers = self._exception_handlers
+        if not handlers:
+            return None
+        if isinstance(exc, HTTPException) and exc.status_code in handlers:
+            return handlers[exc.status_code]
+        for cls in type(exc).__mro__:
+            if cls in handlers:
+                return handlers[cls]
+        return None
+
+    def _internal_error(self, req: Any, exc: Exception) -> Response:
+        logger.error("unhandled %s in %s %s: %s", type(exc).__name__, req.method, req.path,
+                     exc, exc_info=exc)
+        if self.debug:
+            text = "".join(traceback.format_exception(exc))
+            return PlainTextResponse(f"Internal Server Error\n\n{text}", 500)
+        return JSONResponse({"detail": "Internal Server Error"}, 500)
+
+    # -- running -----------------------------------------------------------------
+
+    def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        workers: int = 1,
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        http2: bool = False,
+        access_log: bool = False,
+        log_level: str = "info",
+        reload: bool = False,
+        **limits: Any,
+    ) -> None:
+        """Serve until SIGINT/SIGTERM (SPEC §2).  Extra keywords override ServerLimits."""
+        from ember.server.config import ServerConfig
+        from ember.server.run import serve
+
+        config = ServerConfig(host=host, port=port, workers=workers, ssl_certfile=ssl_certfile,
+                              ssl_keyfile=ssl_keyfile, http2=http2, access_log=access_log,
+                              log_level=log_level, limits=self.server_limits.replace(**limits)
+                              if limits else self.server_limits)
+        serve(self, config)
+
+    def test_client(self, **kwargs: Any) -> Any:
+        """A client that drives this app through the real protocol, in-process."""
+        from ember.testing import TestClient
+
+        return TestClient(self, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Ember {self.title!r} routes={len(self.routes)}>"
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.status_code
+    if status < 200 or status in (204, 304):
+        return Response(None, status, headers=exc.headers)
+    return JSONResponse({"detail": exc.detail}, status, headers=exc.headers)
+
+
+def _bind(mw: Any, nxt: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    async def call(request: Any) -> Response:
+        result = await mw(request, nxt)
+        return result if isinstance(result, Response) else to_response(result)
+    return call
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value

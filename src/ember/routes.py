@@ -1,0 +1,234 @@
+"""Routes and the decorators that register them (shared by apps and blueprints)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ember.exceptions import ConfigError
+from ember.injection import Plan, analyse
+from ember.limits import RouteLimits, TokenLimits
+from ember.responses import Response, to_response
+
+_PARAM_NAMES = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_]+)?\}")
+_HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+                           "TRACE"))
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+
+Handler = Callable[..., Any]
+
+
+def normalise_methods(methods: Iterable[str] | str | None, default: str = "GET") -> tuple[str, ...]:
+    """Upper-cased, de-duplicated methods; ConfigError for unknown ones."""
+    if methods is None:
+        methods = (default,)
+    elif isinstance(methods, str):
+        methods = (methods,)
+    out: list[str] = []
+    for m in methods:
+        if not isinstance(m, str):
+            raise ConfigError(f"HTTP methods must be strings, got {m!r}")
+        up = m.upper()
+        if up not in _HTTP_METHODS:
+            raise ConfigError(f"unknown HTTP method {m!r}; use one of {sorted(_HTTP_METHODS)}")
+        if up not in out:
+            out.append(up)
+    if not out:
+        raise ConfigError("a route needs at least one HTTP method")
+    return tuple(out)
+
+
+class Route:
+    """One registered handler: its path template, methods, call plan and options."""
+
+    __slots__ = (
+        "path", "methods", "endpoint", "name", "plan", "cache", "limits", "max_body_size",
+        "timeout", "token_limits", "ai", "streaming", "model", "tools", "middleware",
+        "include_in_schema", "_call",
+    )
+
+    def __init__(
+        self,
+        path: str,
+        methods: tuple[str, ...],
+        endpoint: Handler,
+        *,
+        name: str | None = None,
+        cache: Any = None,
+        limits: RouteLimits | None = None,
+        token_limits: TokenLimits | None = None,
+        ai: bool = False,
+        streaming: bool = False,
+        model: Any = None,
+        tools: Any = None,
+        middleware: tuple[Any, ...] = (),
+        include_in_schema: bool = True,
+    ) -> None:
+        if not callable(endpoint):
+            raise ConfigError(f"route {path!r}: handler must be callable, got {endpoint!r}")
+        if limits is not None and not isinstance(limits, RouteLimits):
+            raise ConfigError(f"route {path!r}: limits= must be a RouteLimits, got {limits!r}")
+        if token_limits is not None and not isinstance(token_limits, TokenLimits):
+            raise ConfigError(
+                f"route {path!r}: token_limits= must be a TokenLimits, got {token_limits!r}"
+            )
+        if cache is not None and not callable(getattr(cache, "serve", None)):
+            raise ConfigError(
+                f"route {path!r}: cache= must be a cache such as StaticCache(), RedisCache() or "
+                f"MemcachedCache(), got {cache!r}"
+            )
+        self.path = path
+        self.methods = methods
+        self.endpoint = endpoint
+        self.name = name or getattr(endpoint, "__name__", path)
+        self.cache = cache
+        self.limits = limits
+        self.max_body_size = limits.max_body_size if limits else None
+        self.timeout = limits.timeout if limits else None
+        self.token_limits = token_limits
+        self.ai = ai
+        self.streaming = streaming
+        self.model = model
+        self.tools = tools
+        self.middleware = middleware
+        self.include_in_schema = include_in_schema
+        params = set(_PARAM_NAMES.findall(path))
+        has_body = any(m in _BODY_METHODS for m in methods)
+        self.plan: Plan = analyse(endpoint, params, has_body, ai_route=ai)
+        call = self._invoke
+        if ai:
+            from ember.ai.routes import wrap_ai_route
+
+            call = wrap_ai_route(self, call)
+        if cache is not None:
+            call = _cached(cache, call)
+        for mw in reversed(middleware):  # NOTE: blueprint middleware runs before the cache
+            call = _chain(mw, call)
+        self._call = call
+
+    def __call__(self, request: Any) -> Any:
+        """Run the handler for ``request`` (a coroutine giving a Response)."""
+        return self._call(request)
+
+    async def _invoke(self, request: Any, context: Any = None) -> Response:
+        plan = self.plan
+        kind = plan.kind
+        fn = self.endpoint
+        if plan.is_async:
+            if kind == "none":
+                result = await fn()
+            elif kind == "request":
+                result = await fn(request)
+            else:
+                result = await fn(**await plan.arguments(request, context))
+        else:
+            kwargs = {} if kind == "none" else await plan.arguments(request, context)
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(None, functools.partial(fn, **kwargs))
+        if type(result) is Response:
+            return result
+        return to_response(result)
+
+    def __repr__(self) -> str:
+        return f"Route({self.path!r}, methods={list(self.methods)}, name={self.name!r})"
+
+
+def _chain(mw: Any, nxt: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    async def call(request: Any) -> Response:
+        return to_response(await mw(request, nxt))
+    return call
+
+
+def _cached(cache: Any, nxt: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def call(request: Any) -> Any:
+        return cache.serve(request, functools.partial(nxt, request))
+    return call
+
+
+class RouteDecorators:
+    """``get/post/put/patch/delete/head/options/route/ai_route`` for apps and blueprints."""
+
+    def _register(self, path: str, methods: tuple[str, ...], endpoint: Handler,
+                  **options: Any) -> None:
+        raise NotImplementedError
+
+    def route(self, path: str, methods: Iterable[str] | str | None = None, *,
+              name: str | None = None, cache: Any = None, limits: RouteLimits | None = None,
+              include_in_schema: bool = True) -> Callable[[Handler], Handler]:
+        """Register the decorated handler for ``methods`` (default GET) on ``path``."""
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigError(f"route path must be a string starting with '/', got {path!r}")
+        meths = normalise_methods(methods)
+
+        def decorator(fn: Handler) -> Handler:
+            self._register(path, meths, fn, name=name, cache=cache, limits=limits,
+                           include_in_schema=include_in_schema)
+            return fn
+        return decorator
+
+    def add_route(self, path: str, endpoint: Handler, methods: Iterable[str] | str | None = None,
+                  **options: Any) -> None:
+        """Register ``endpoint`` without a decorator."""
+        self.route(path, methods, **options)(endpoint)
+
+    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@app.get(path, cache=..., limits=...)``."""
+        return self.route(path, ("GET",), **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@app.post(path, limits=...)``."""
+        return self.route(path, ("POST",), **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@app.put(path)``."""
+        return self.route(path, ("PUT",), **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@app.patch(path)``."""
+        return self.route(path, ("PATCH",), **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@app.delete(path)``."""
+        return self.route(path, ("DELETE",), **options)
+
+    def head(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@app.head(path)`` (GET routes answer HEAD automatically)."""
+        return self.route(path, ("HEAD",), **options)
+
+    def options(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        """``@app.options(path)`` (without one, OPTIONS is answered with ``Allow``)."""
+        return self.route(path, ("OPTIONS",), **options)
+
+    def ai_route(self, path: str, methods: Iterable[str] | str | None = ("POST",), *,
+                 streaming: bool = False, token_limits: TokenLimits | None = None,
+                 tools: Any = None, model: Any = None, name: str | None = None,
+                 limits: RouteLimits | None = None) -> Callable[[Handler], Handler]:
+        """An AI route: injects ``context: ConversationContext``; streams as SSE when asked."""
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigError(f"route path must be a string starting with '/', got {path!r}")
+        meths = normalise_methods(methods, default="POST")
+
+        def decorator(fn: Handler) -> Handler:
+            self._register(path, meths, fn, name=name, limits=limits, ai=True,
+                           streaming=streaming, token_limits=token_limits, tools=tools,
+                           model=model)
+            return fn
+        return decorator
+
+
+def expand_path(template: str, params: dict[str, Any]) -> str:
+    """Fill a path template; KeyError-free: a missing parameter is a ConfigError."""
+    from urllib.parse import quote
+
+    missing = [n for n in _PARAM_NAMES.findall(template) if n not in params]
+    if missing:
+        raise ConfigError(f"url_for: missing path parameter(s) {missing} for {template!r}")
+
+    def repl(m: re.Match[str]) -> str:
+        value = params[m.group(1)]
+        safe = "/" if m.group(0).endswith(":path}") else ""
+        return quote(str(value), safe=safe)
+    return _PARAM_NAMES.sub(repl, template)

@@ -1,0 +1,82 @@
+"""Run options, validated up front so a typo fails before any socket is bound."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+
+from ember.exceptions import ConfigError
+from ember.limits import ServerLimits
+
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``app.run`` / ``ember run`` accept besides the app itself."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    http2: bool = False
+    access_log: bool = False
+    log_level: str = "info"
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    backlog: int = 2048
+    #: called with the bound (host, port) once listening (tests, port 0)
+    on_listen: object = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise ConfigError(f"host must be a non-empty string, got {self.host!r}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not (
+            0 <= self.port <= 65535
+        ):
+            raise ConfigError(f"port must be an integer 0-65535, got {self.port!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"workers must be an integer >= 0 (0 = one per CPU), got "
+                              f"{self.workers!r}")
+        if self.workers == 0:
+            self.workers = os.cpu_count() or 1
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ConfigError("TLS needs both ssl_certfile and ssl_keyfile")
+        for path in (self.ssl_certfile, self.ssl_keyfile):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"TLS file not found: {path!r}")
+        if not isinstance(self.log_level, str) or self.log_level.lower() not in _LOG_LEVELS:
+            raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got "
+                              f"{self.log_level!r}")
+        self.log_level = self.log_level.lower()
+        if not isinstance(self.limits, ServerLimits):
+            raise ConfigError(f"limits must be a ServerLimits, got {self.limits!r}")
+        if self.http2:
+            raise ConfigError("http2=True is not available yet in this release of Ember "
+                              "(HTTP/1.1 only); leave http2=False")
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        """IPv6 for addresses with a colon (``::``, ``::1``), IPv4 otherwise."""
+        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+    @property
+    def scheme(self) -> str:
+        """``https`` when TLS is configured."""
+        return "https" if self.ssl_certfile else "http"
+
+    def apply_log_level(self) -> None:
+        """Configure the ``ember`` loggers (only when the app did not)."""
+        level = logging.DEBUG if self.log_level == "trace" else getattr(
+            logging, self.log_level.upper())
+        root = logging.getLogger("ember")
+        if not root.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter(
+                "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
+            root.addHandler(handler)
+        root.setLevel(level)
+        if self.access_log:
+            logging.getLogger("ember.access").setLevel(logging.INFO)

@@ -1,0 +1,129 @@
+"""One worker: an event loop serving the app on a listening socket.
+
+Used in-process for ``workers=1`` and inside each forked child otherwise.
+Shutdown is graceful and immediate when idle: stop accepting, close idle
+keep-alive connections, let in-flight requests finish within
+``graceful_timeout``, then abort what is left and run the app's shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from typing import Any
+
+from ember.http.protocol import HttpProtocol, ServerState
+from ember.server.config import ServerConfig
+from ember.server.sockets import ssl_context
+
+logger = logging.getLogger("ember.server")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed, else the default asyncio loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_worker(app: Any, config: ServerConfig, sock: socket.socket) -> None:
+    """Serve on ``sock`` until SIGINT/SIGTERM, in this process."""
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(serve_forever(app, config, sock))
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+class Worker:
+    """A running worker; ``stop()`` begins the graceful shutdown."""
+
+    def __init__(self, app: Any, config: ServerConfig) -> None:
+        self.app = app
+        self.config = config
+        self.state = ServerState(access_log=config.access_log)
+        self.server: asyncio.base_events.Server | None = None
+        self.stopping = asyncio.Event()
+        self._ticker: asyncio.TimerHandle | None = None
+
+    async def start(self, sock: socket.socket) -> tuple[str, int]:
+        """Run the app's startup, then accept connections on ``sock``."""
+        loop = asyncio.get_running_loop()
+        await self.app.startup()
+        app, state, limits = self.app, self.state, self.config.limits
+        scheme = self.config.scheme
+
+        def factory() -> HttpProtocol:
+            return HttpProtocol(app, state, limits, scheme)
+
+        self.server = await loop.create_server(
+            factory, sock=sock, ssl=ssl_context(self.config), backlog=self.config.backlog
+        )
+        self._tick()
+        host, port = sock.getsockname()[:2]
+        return host, port
+
+    def _tick(self) -> None:
+        self.state.refresh_date()
+        self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
+
+    def stop(self) -> None:
+        """Ask the worker to shut down (idempotent, safe from signal handlers)."""
+        self.stopping.set()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, drain in-flight requests (bounded), close, run app shutdown."""
+        state = self.state
+        state.shutting_down = True
+        if self.server is not None:
+            self.server.close()
+        for conn in list(state.connections):
+            conn.shutdown()
+        deadline = asyncio.get_running_loop().time() + self.config.limits.graceful_timeout
+        while state.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        if state.connections:
+            logger.warning("graceful_timeout reached: aborting %d connection(s)",
+                           len(state.connections))
+            for conn in list(state.connections):
+                conn.abort()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self.server is not None:
+            await self.server.wait_closed()
+        if state.tasks:
+            await asyncio.gather(*state.tasks, return_exceptions=True)
+        await self.app.shutdown()
+
+
+async def serve_forever(app: Any, config: ServerConfig, sock: socket.socket) -> None:
+    """Start a :class:`Worker`, wait for a stop signal, shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    worker = Worker(app, config)
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, worker.stop)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests) or no signals on this platform
+    try:
+        host, port = await worker.start(sock)
+        logger.info("Ember worker listening on %s://%s:%d", config.scheme,
+                    f"[{host}]" if ":" in host else host, port)
+        if callable(config.on_listen):
+            config.on_listen(worker, host, port)
+        await worker.stopping.wait()
+        await worker.shutdown()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
