@@ -63,8 +63,8 @@ def extensions() -> list:
             sources,
             compiler_directives={
                 "language_level": "3",
-                "boundscheck": False,
-                "wraparound": False,
+                "boundscheck": True,  # NOTE: the twins must behave identically,
+                "wraparound": True,  # so Python indexing semantics stay on
                 "cdivision": True,
                 "binding": False,
                 "embedsignature": False,

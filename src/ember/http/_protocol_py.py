@@ -74,6 +74,16 @@ class BodyWriter:
         self.status = 0
         self.sent = 0
 
+    @property
+    def request(self) -> Request:
+        """The request this body answers (Range, Last-Event-ID, conditional headers)."""
+        return self._request
+
+    @property
+    def closed(self) -> bool:
+        """True once the client has gone away."""
+        return self._proto._closed
+
     def start(self, status_code: int, raw_headers: list, content_length: int = -1) -> None:
         """Send the status line and headers (once)."""
         if self.started:

@@ -1,0 +1,546 @@
+"""A test client that drives the app through the real parser and protocol.
+
+Each request travels over a socket pair into the very ``HttpProtocol`` the
+server uses, so framing, limits, keep-alive and streaming behave exactly as
+in production, with no network and no port.  The client is synchronous by
+default (a private event loop runs in a background thread) and asynchronous
+inside ``async with app.test_client() as client`` (every method then returns
+an awaitable and runs on the caller's loop)::
+
+    with app.test_client() as client:
+        assert client.get("/hello").text == "Hello, World!"
+
+    async with app.test_client() as client:
+        r = await client.post("/items", json={"name": "x"})
+        async with client.stream("GET", "/events") as r:
+            async for event in r.aiter_events():
+                ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import orjson
+
+from ember.datastructures import Headers
+
+_EOF = b""
+
+
+class TestResponse:
+    """A response as the client saw it on the wire."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, status_code: int, reason: str, http_version: str,
+                 raw_headers: list[tuple[bytes, bytes]], client: TestClient,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 framing: tuple[str, int], request_method: str) -> None:
+        self.status_code = status_code
+        self.reason_phrase = reason
+        self.http_version = http_version
+        self.headers = Headers(raw_headers)
+        self.raw_headers = raw_headers
+        self.request_method = request_method
+        self._client = client
+        self._reader = reader
+        self._writer = writer
+        self._framing = framing
+        self._content: bytes | None = None
+        self._chunk_left = 0
+        self._done = framing[0] == "none"
+
+    # -- body, read incrementally -------------------------------------------------
+
+    async def _next_chunk(self) -> bytes:
+        """The next piece of the body; ``b""`` at its end."""
+        if self._done:
+            return _EOF
+        kind, remaining = self._framing
+        reader = self._reader
+        if kind == "length":
+            if remaining <= 0:
+                self._done = True
+                return _EOF
+            data = await reader.read(min(remaining, 65536))
+            if not data:
+                raise ConnectionError(f"connection closed with {remaining} body bytes missing")
+            self._framing = (kind, remaining - len(data))
+            return data
+        if kind == "close":
+            data = await reader.read(65536)
+            if not data:
+                self._done = True
+            return data
+        # chunked
+        line = await reader.readline()
+        if not line.endswith(b"\r\n"):
+            raise ConnectionError("connection closed inside chunked framing")
+        size = int(line.split(b";", 1)[0].strip(), 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b""):
+                pass  # trailers
+            self._done = True
+            return _EOF
+        data = await reader.readexactly(size + 2)
+        return data[:-2]
+
+    async def aread(self) -> bytes:
+        """The whole body (cached)."""
+        if self._content is None:
+            parts = []
+            while True:
+                chunk = await self._next_chunk()
+                if not chunk:
+                    break
+                parts.append(chunk)
+            self._content = b"".join(parts)
+            await self.aclose()
+        return self._content
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive."""
+        try:
+            while True:
+                chunk = await self._next_chunk()
+                if not chunk:
+                    break
+                yield chunk
+        finally:
+            await self.aclose()
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        """Decoded lines as they arrive (without line endings)."""
+        buf = b""
+        async for chunk in self.aiter_bytes():
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                yield line.rstrip(b"\r").decode("utf-8")
+        if buf:
+            yield buf.decode("utf-8")
+
+    async def aiter_events(self) -> AsyncIterator[dict[str, Any]]:
+        """Server-sent events as dicts: ``event``, ``data``, ``id``, ``retry`` (comments dropped)."""
+        event: dict[str, Any] = {}
+        data: list[str] = []
+        async for line in self.aiter_lines():
+            if not line:
+                if data or event:
+                    event["data"] = "\n".join(data)
+                    event.setdefault("event", "message")
+                    yield event
+                event, data = {}, []
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            elif name in ("event", "id"):
+                event[name] = value
+            elif name == "retry" and value.isdigit():
+                event["retry"] = int(value)
+
+    async def aclose(self) -> None:
+        """Close the connection (early: the server sees a disconnect)."""
+        if not self._writer.is_closing():
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    # -- sync twins -----------------------------------------------------------------
+
+    def read(self) -> bytes:
+        """The whole body (sync)."""
+        return self._client._run(self.aread())
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """Body chunks as they arrive (sync)."""
+        try:
+            while True:
+                chunk = self._client._run(self._next_chunk())
+                if not chunk:
+                    break
+                yield chunk
+        finally:
+            self.close()
+
+    def iter_lines(self) -> Iterator[str]:
+        """Decoded lines (sync)."""
+        agen = self.aiter_lines()
+        try:
+            while True:
+                try:
+                    yield self._client._run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._client._run(agen.aclose())
+            self.close()
+
+    def iter_events(self) -> Iterator[dict[str, Any]]:
+        """Server-sent events (sync)."""
+        agen = self.aiter_events()
+        try:
+            while True:
+                try:
+                    yield self._client._run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._client._run(agen.aclose())
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._client._run(self.aclose())
+
+    @property
+    def content(self) -> bytes:
+        """The body; read it first with ``read()`` when streaming."""
+        if self._content is None:
+            raise RuntimeError("the body was not read yet; call read() / await aread()")
+        return self._content
+
+    @property
+    def text(self) -> str:
+        """The body decoded (charset from Content-Type, else UTF-8)."""
+        ctype = self.headers.get("content-type", "")
+        charset = "utf-8"
+        if "charset=" in ctype:
+            charset = ctype.split("charset=", 1)[1].split(";")[0].strip() or "utf-8"
+        return self.content.decode(charset, errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return orjson.loads(self.content)
+
+    def events(self) -> list[dict[str, Any]]:
+        """All server-sent events of a fully read body."""
+        return _sync_events(self.content)
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Cookies set by this response."""
+        out = {}
+        for value in self.headers.getall("set-cookie"):
+            pair = value.split(";", 1)[0]
+            if "=" in pair:
+                k, v = pair.split("=", 1)
+                out[k.strip()] = v.strip().strip('"')
+        return out
+
+    def __repr__(self) -> str:
+        return f"<TestResponse [{self.status_code}]>"
+
+
+def _sync_events(body: bytes) -> list[dict[str, Any]]:
+    events = []
+    for block in body.decode("utf-8").replace("\r\n", "\n").split("\n\n"):
+        event: dict[str, Any] = {}
+        data = []
+        for line in block.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            elif name in ("event", "id"):
+                event[name] = value
+            elif name == "retry" and value.isdigit():
+                event["retry"] = int(value)
+        if data or event:
+            event["data"] = "\n".join(data)
+            event.setdefault("event", "message")
+            events.append(event)
+    return events
+
+
+class _StreamContext:
+    """``with client.stream(...) as r`` / ``async with client.stream(...) as r``."""
+
+    def __init__(self, client: TestClient, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self._client = client
+        self._args = args
+        self._kwargs = kwargs
+        self._response: TestResponse | None = None
+
+    def __enter__(self) -> TestResponse:
+        self._response = self._client._run(self._client._send(*self._args, **self._kwargs))
+        return self._response
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._response is not None:
+            self._response.close()
+
+    async def __aenter__(self) -> TestResponse:
+        self._response = await self._client._send(*self._args, **self._kwargs)
+        return self._response
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+
+class TestClient:
+    """Drive an app through the real protocol in-process (see the module docstring)."""
+
+    __test__ = False
+
+    def __init__(self, app: Any, base_url: str = "http://testserver",
+                 headers: Mapping[str, str] | None = None,
+                 cookies: Mapping[str, str] | None = None,
+                 client_address: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
+        self.app = app
+        self.base_url = base_url.rstrip("/")
+        self.headers = dict(headers or {})
+        self.cookies: dict[str, str] = dict(cookies or {})
+        self.client_address = client_address
+        self._mode = "idle"  # idle | sync | async
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._state: Any = None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def __enter__(self) -> TestClient:
+        self._start_thread()
+        self._run(self.app.startup())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._run(self.app.shutdown())
+        finally:
+            self._stop_thread()
+
+    async def __aenter__(self) -> TestClient:
+        self._mode = "async"
+        await self.app.startup()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await self.app.shutdown()
+        finally:
+            self._mode = "idle"
+
+    def _start_thread(self) -> None:
+        if self._thread is not None:
+            return
+        from ember.server.worker import new_event_loop
+
+        loop = new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="ember-testclient", daemon=True)
+        self._thread.start()
+        ready.wait()
+        self._mode = "sync"
+
+    def _stop_thread(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+        self._loop = self._thread = None
+        self._mode = "idle"
+
+    def close(self) -> None:
+        """Stop the background loop of a client used without ``with``."""
+        self._stop_thread()
+
+    def _run(self, coro: Any) -> Any:
+        if self._mode == "async":
+            raise RuntimeError("inside 'async with', await the client's methods")
+        if self._thread is None:
+            self._start_thread()
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    # -- requests ---------------------------------------------------------------
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        """Send a request and read the whole response (awaitable inside ``async with``)."""
+        coro = self._complete(method, url, **kwargs)
+        if self._mode == "async":
+            return coro
+        return self._run(coro)
+
+    def stream(self, method: str, url: str, **kwargs: Any) -> _StreamContext:
+        """Send a request; the body is read as you iterate (``with``/``async with``)."""
+        return _StreamContext(self, (method, url), kwargs)
+
+    def get(self, url: str, **kw: Any) -> Any:
+        """GET ``url``."""
+        return self.request("GET", url, **kw)
+
+    def head(self, url: str, **kw: Any) -> Any:
+        """HEAD ``url``."""
+        return self.request("HEAD", url, **kw)
+
+    def options(self, url: str, **kw: Any) -> Any:
+        """OPTIONS ``url``."""
+        return self.request("OPTIONS", url, **kw)
+
+    def post(self, url: str, **kw: Any) -> Any:
+        """POST ``url`` (``json=``, ``data=``, ``content=``, ``files=``)."""
+        return self.request("POST", url, **kw)
+
+    def put(self, url: str, **kw: Any) -> Any:
+        """PUT ``url``."""
+        return self.request("PUT", url, **kw)
+
+    def patch(self, url: str, **kw: Any) -> Any:
+        """PATCH ``url``."""
+        return self.request("PATCH", url, **kw)
+
+    def delete(self, url: str, **kw: Any) -> Any:
+        """DELETE ``url``."""
+        return self.request("DELETE", url, **kw)
+
+    async def _complete(self, method: str, url: str, **kwargs: Any) -> TestResponse:
+        response = await self._send(method, url, **kwargs)
+        await response.aread()
+        return response
+
+    async def _send(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
+                    headers: Mapping[str, str] | None = None, json: Any = None,
+                    data: Any = None, content: bytes | str | None = None,
+                    files: Mapping[str, Any] | None = None,
+                    cookies: Mapping[str, str] | None = None) -> TestResponse:
+        from ember.http.protocol import HttpProtocol, ServerState
+
+        loop = asyncio.get_running_loop()
+        if self._state is None:
+            self._state = ServerState()
+        head, body = self._encode(method, url, params, headers, json, data, content, files,
+                                  cookies)
+        ssock, csock = socket.socketpair()
+        app, state = self.app, self._state
+        transport, proto = await loop.connect_accepted_socket(
+            lambda: HttpProtocol(app, state, app.server_limits, urlsplit(self.base_url).scheme
+                                 or "http"),
+            ssock,
+        )
+        proto._peer = self.client_address
+        reader, writer = await asyncio.open_connection(sock=csock)
+        writer.write(head + body)
+        await writer.drain()
+        response = await self._read_head(reader, writer, method)
+        for name, value in response.cookies.items():
+            self.cookies[name] = value
+        return response
+
+    def _encode(self, method: str, url: str, params: Any, headers: Any, json: Any, data: Any,
+                content: Any, files: Any, cookies: Any) -> tuple[bytes, bytes]:
+        parts = urlsplit(url)
+        if parts.scheme and not url.startswith(self.base_url):
+            host = parts.netloc
+        else:
+            host = urlsplit(self.base_url).netloc
+        target = parts.path or "/"
+        query = parts.query
+        if params:
+            extra = urlencode(params, doseq=True)
+            query = f"{query}&{extra}" if query else extra
+        if query:
+            target += "?" + query
+        hdrs: dict[str, str] = {"host": host, "user-agent": "ember-testclient"}
+        hdrs.update({k.lower(): v for k, v in self.headers.items()})
+        body = b""
+        if json is not None:
+            body = orjson.dumps(json)
+            hdrs.setdefault("content-type", "application/json")
+        elif files is not None:
+            body, ctype = _multipart(data or {}, files)
+            hdrs["content-type"] = ctype
+        elif isinstance(data, Mapping):
+            body = urlencode(data, doseq=True).encode()
+            hdrs.setdefault("content-type", "application/x-www-form-urlencoded")
+        elif data is not None or content is not None:
+            raw = content if content is not None else data
+            body = raw.encode() if isinstance(raw, str) else bytes(raw)
+        jar = {**self.cookies, **(cookies or {})}
+        if jar:
+            hdrs["cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+        if headers:
+            hdrs.update({k.lower(): v for k, v in headers.items()})
+        if body or method in ("POST", "PUT", "PATCH"):
+            hdrs.setdefault("content-length", str(len(body)))
+        lines = [f"{method} {target} HTTP/1.1"] + [f"{k}: {v}" for k, v in hdrs.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), body
+
+    async def _read_head(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         method: str) -> TestResponse:
+        while True:
+            status_line = await reader.readline()
+            if not status_line:
+                raise ConnectionError("the server closed the connection without a response")
+            version, _, rest = status_line.decode("latin-1").rstrip("\r\n").partition(" ")
+            code_text, _, reason = rest.partition(" ")
+            code = int(code_text)
+            raw: list[tuple[bytes, bytes]] = []
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                raw.append((name.strip().lower(), value.strip()))
+            if code >= 200 or code == 101:
+                break  # NOTE: skip 100 Continue and other interim responses
+        headers = Headers(raw)
+        if method == "HEAD" or code < 200 or code in (204, 304):
+            framing: tuple[str, int] = ("none", 0)
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            framing = ("chunked", 0)
+        elif headers.get("content-length") is not None:
+            framing = ("length", int(headers.get("content-length")))
+        else:
+            framing = ("close", 0)
+        return TestResponse(code, reason, version, raw, self, reader, writer, framing, method)
+
+
+def _multipart(data: Mapping[str, Any], files: Mapping[str, Any]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    out = []
+    for name, value in data.items():
+        out.append(f'--{boundary}\r\ncontent-disposition: form-data; name="{name}"\r\n\r\n'
+                   .encode() + str(value).encode() + b"\r\n")
+    for name, spec in files.items():
+        if isinstance(spec, tuple):
+            filename, payload, *rest = spec
+            ctype = rest[0] if rest else "application/octet-stream"
+        else:
+            filename, payload, ctype = name, spec, "application/octet-stream"
+        if hasattr(payload, "read"):
+            payload = payload.read()
+        if isinstance(payload, str):
+            payload = payload.encode()
+        out.append(
+            f'--{boundary}\r\ncontent-disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\ncontent-type: {ctype}\r\n\r\n'.encode()
+            + payload + b"\r\n"
+        )
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), f"multipart/form-data; boundary={boundary}"
