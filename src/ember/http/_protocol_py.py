@@ -175,6 +175,7 @@ class HttpProtocol(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._out: list[bytes] | None = None
         self._admitted = True
+        self._held = b""
         # -- timers
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
@@ -223,6 +224,9 @@ class HttpProtocol(asyncio.Protocol):
                 if not nxt._closed:
                     nxt._admitted = True
                     nxt._transport.resume_reading()
+                    if nxt._held:
+                        held, nxt._held = nxt._held, b""
+                        self._loop.call_soon(nxt.data_received, held)
                     break
         else:
             try:
@@ -253,8 +257,15 @@ class HttpProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if not self._admitted:
+            # NOTE: uvloop ignores pause_reading() inside connection_made; hold the
+            # bytes until a slot frees up (max_connections).
+            self._held += data
+            self._transport.pause_reading()
+            return
         if self._current is None and self._head_started is None and self._receiving is None:
-            self._head_started = self._loop.time()
+            self._head_started = now = self._loop.time()
+            self._arm_timer(now + self._limits.header_timeout)
         self._out = []  # PERF: batch every response produced by this read into one write
         try:
             self._parser.feed_data(data)
@@ -271,10 +282,11 @@ class HttpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self._receiving is not None:
             self._receiving._lost()
-        if self._current is None and not self._queue:
-            self._close()
+        if (self._current is None and not self._queue) or self._task is not None:
+            # NOTE: EOF while a handler or stream runs is a disconnect: returning None
+            # closes the transport, and connection_lost cancels the task at once.
             return None
-        # NOTE: a half-closed client still gets its in-flight responses, then we close.
+        # NOTE: a half-closed client still gets the responses it queued, then we close.
         self._keep_alive = False
         return True
 
@@ -541,8 +553,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if not self._queue:
             self._idle_since = self._loop.time()
-            if self._timer is None:
-                self._arm_timer(self._idle_since + self._limits.keep_alive_timeout)
+            self._arm_timer(self._idle_since + self._limits.keep_alive_timeout)
         else:
             self._run_next()
 
