@@ -176,6 +176,7 @@ class HttpProtocol(asyncio.Protocol):
         self._out: list[bytes] | None = None
         self._admitted = True
         self._held = b""
+        self._running = False
         # -- timers
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
@@ -417,6 +418,15 @@ class HttpProtocol(asyncio.Protocol):
     # -- running requests -------------------------------------------------
 
     def _run_next(self) -> None:
+        if self._running:
+            return  # NOTE: the loop below picks the next request up; no recursion
+        self._running = True
+        try:
+            self._run_queue()
+        finally:
+            self._running = False
+
+    def _run_queue(self) -> None:
         queue = self._queue
         while self._current is None and queue and not self._closed:
             req = queue.popleft()
