@@ -1,0 +1,32 @@
+"""The engine's tests again with the pure-Python twins (``EMBER_NO_EXTENSIONS=1``).
+
+The compiled modules and their interpreted twins are the same source; this runs
+the wire-level suites in a subprocess with the extensions disabled, so one
+``pytest`` run covers both.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ember._compat import NO_EXTENSIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(NO_EXTENSIONS, reason="already running the pure-Python twins")
+def test_engine_suites_pass_with_pure_python_twins():
+    env = dict(os.environ, EMBER_NO_EXTENSIONS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         "tests/http", "tests/server", "tests/app"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    assert "passed" in proc.stdout
