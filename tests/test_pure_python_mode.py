@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.skipif(NO_EXTENSIONS, reason="already running the pure-Python twins")
 def test_engine_suites_pass_with_pure_python_twins():
     env = dict(os.environ, EMBER_NO_EXTENSIONS="1")

@@ -407,6 +407,20 @@ def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn, include_extras=True)
     except NameError as exc:
+        # NOTE: string annotations naming classes local to the registering function
+        # resolve against the locals of the frames that registered the handler.
+        import sys
+
+        frame = sys._getframe(1)
+        localns: dict[str, Any] = {}
+        for _ in range(12):
+            if frame is None:
+                break
+            localns = {**frame.f_locals, **localns}
+            try:
+                return typing.get_type_hints(fn, localns=localns, include_extras=True)
+            except NameError:
+                frame = frame.f_back
         raise ConfigError(
             f"cannot resolve the annotations of {fn.__qualname__}: {exc}. With "
             "'from __future__ import annotations', annotation types must be importable at "
