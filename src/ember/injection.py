@@ -337,6 +337,8 @@ class Plan:
             self.kind = "none"
         elif len(params) == 1 and params[0].source == REQUEST:
             self.kind = "request"
+        elif all(p.source == PATH and p.convert is None and p.name == p.key for p in params):
+            self.kind = "path"  # PERF: fn(**request.path_params), already converted
         else:
             self.kind = "general"
 
@@ -388,6 +390,9 @@ class Plan:
                 else:
                     kwargs[p.name] = p.default
                 continue
+            if p.convert is None:  # converted by the router already
+                kwargs[p.name] = raw
+                continue
             try:
                 if p.multi:
                     kwargs[p.name] = [p.convert(v) for v in raw]
@@ -430,8 +435,11 @@ def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
         return dict(getattr(fn, "__annotations__", {}))
 
 
-def analyse(fn: Callable[..., Any], path_params: set[str], method_has_body: bool,
-            ai_route: bool = False) -> Plan:
+_ROUTER_TYPES = {"int": int, "float": float, "uuid": uuid.UUID, "str": str, "path": str}
+
+
+def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
+            method_has_body: bool, ai_route: bool = False) -> Plan:
     """Build the call plan for ``fn``; ConfigError for what cannot be injected."""
     where = f"handler {getattr(fn, '__qualname__', fn)!r}"
     sig = inspect.signature(fn)
@@ -457,7 +465,14 @@ def analyse(fn: Callable[..., Any], path_params: set[str], method_has_body: bool
             params.append(Param(name, CONTEXT, name, None, _MISSING))
             continue
         if name in path_params:
-            params.append(Param(name, PATH, name, scalar_converter(inner, where), default))
+            kind = path_params.get(name) if isinstance(path_params, dict) else None
+            routed = _ROUTER_TYPES.get(kind or "str")
+            if routed is not None and (inner is routed or (
+                    routed is str and inner in (inspect.Parameter.empty, Any))):
+                conv = None  # the router's convertor already produced this type
+            else:
+                conv = scalar_converter(inner, where)
+            params.append(Param(name, PATH, name, conv, default))
             continue
         if is_model(inner) or inner in (dict, list) or typing.get_origin(inner) is dict:
             if method_has_body:
@@ -482,7 +497,10 @@ def analyse(fn: Callable[..., Any], path_params: set[str], method_has_body: bool
                 "msgspec.Struct / pydantic model for the JSON body"
             ) from None
         params.append(Param(name, QUERY, name, conv, default))
-    return Plan(params, inspect.iscoroutinefunction(fn))
+    plan = Plan(params, inspect.iscoroutinefunction(fn))
+    if plan.kind == "path" and len(params) != len(path_params):
+        plan.kind = "general"  # the handler takes only some of the path parameters
+    return plan
 
 
 __all__ = ["HTTPException", "Plan", "analyse", "is_model", "scalar_converter"]

@@ -14,6 +14,7 @@ from ember.limits import RouteLimits, TokenLimits
 from ember.responses import Response, to_response
 
 _PARAM_NAMES = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_]+)?\}")
+_PARAM_KINDS = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?\}")
 _HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
                            "TRACE"))
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
@@ -95,7 +96,7 @@ class Route:
         self.tools = tools
         self.middleware = middleware
         self.include_in_schema = include_in_schema
-        params = set(_PARAM_NAMES.findall(path))
+        params = {name: kind or "str" for name, kind in _PARAM_KINDS.findall(path)}
         has_body = any(m in _BODY_METHODS for m in methods)
         self.plan: Plan = analyse(endpoint, params, has_body, ai_route=ai)
         call = self._invoke
@@ -122,6 +123,8 @@ class Route:
                 result = await fn()
             elif kind == "request":
                 result = await fn(request)
+            elif kind == "path":
+                result = await fn(**request.path_params)
             else:
                 result = await fn(**await plan.arguments(request, context))
         else:

@@ -164,3 +164,19 @@ def test_invalid_json_via_request_json_is_400():
     with app.test_client() as c:
         r = c.post("/j", content=b"{oops", headers={"content-type": "application/json"})
         assert r.status_code == 400 and "JSON" in r.text
+
+
+def test_handler_taking_some_path_params():
+    app = Ember()
+
+    @app.get("/a/{x:int}/b/{y}")
+    async def h(y: str):
+        return {"y": y}
+
+    @app.get("/c/{x:int}/d/{y}")
+    async def both(x: int, y: str):
+        return {"x": x, "y": y}
+
+    with app.test_client() as c:
+        assert c.get("/a/1/b/z").json() == {"y": "z"}
+        assert c.get("/c/1/d/z").json() == {"x": 1, "y": "z"}
