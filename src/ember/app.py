@@ -44,6 +44,8 @@ class Ember(RouteDecorators):
         title: str = "Ember",
         version: str = "0.1.0",
         middleware: list[Any] | None = None,
+        openapi_url: str | None = "/openapi.json",
+        docs_url: str | None = "/docs",
     ) -> None:
         if server_limits is None:
             server_limits = ServerLimits()
@@ -70,6 +72,27 @@ class Ember(RouteDecorators):
         self._names: dict[str, Route] = {}
         for mw in middleware or ():
             self.add_middleware(mw)
+        self._openapi: dict[str, Any] | None = None
+        if openapi_url:
+            self._add_openapi_routes(openapi_url, docs_url)
+
+    def _add_openapi_routes(self, openapi_url: str, docs_url: str | None) -> None:
+        async def openapi() -> Response:
+            if self._openapi is None:
+                from ember.openapi import build_openapi
+
+                self._openapi = build_openapi(self)
+            return JSONResponse(self._openapi)
+
+        self._register(openapi_url, ("GET",), openapi, name="openapi", include_in_schema=False)
+        if docs_url:
+            async def docs() -> Response:
+                from ember.openapi import DOCS_HTML
+                from ember.responses import HTMLResponse
+
+                return HTMLResponse(DOCS_HTML.format(title=self.title, url=openapi_url))
+
+            self._register(docs_url, ("GET",), docs, name="docs", include_in_schema=False)
 
     # -- registration --------------------------------------------------------
 
@@ -77,6 +100,7 @@ class Ember(RouteDecorators):
                   **options: Any) -> None:
         route = Route(path, methods, endpoint, **options)
         self.router.add(path, methods, route)
+        self._openapi = None
         self.routes.append(route)
         self._names.setdefault(route.name, route)
 

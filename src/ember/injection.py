@@ -325,12 +325,13 @@ class Param:
 class Plan:
     """How to call one handler; built once by :func:`analyse`."""
 
-    __slots__ = ("params", "needs_body", "kind", "is_async", "body_param")
+    __slots__ = ("params", "needs_body", "kind", "is_async", "body_param", "hints")
 
     #: kinds: "none" (no arguments), "request" (just the request), "general"
     def __init__(self, params: list[Param], is_async: bool) -> None:
         self.params = params
         self.is_async = is_async
+        self.hints: dict[str, Any] = {}
         self.body_param = next((p for p in params if p.source == BODY), None)
         self.needs_body = self.body_param is not None
         if not params:
@@ -498,6 +499,7 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
             ) from None
         params.append(Param(name, QUERY, name, conv, default))
     plan = Plan(params, inspect.iscoroutinefunction(fn))
+    plan.hints = hints
     if plan.kind == "path" and len(params) != len(path_params):
         plan.kind = "general"  # the handler takes only some of the path parameters
     return plan

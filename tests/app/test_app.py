@@ -304,3 +304,41 @@ def test_server_limits_validation():
         ServerLimits(max_headers=1.5)
     with pytest.raises(ConfigError):
         Ember(server_limits={"keep_alive_timeout": 3})
+
+
+def test_openapi_document_and_docs_page():
+    import msgspec
+
+    class Item(msgspec.Struct):
+        name: str
+        price: float
+
+    app = Ember(title="Shop", version="2.0")
+
+    @app.get("/items/{item_id:int}")
+    async def get_item(item_id: int, verbose: bool = False):
+        """Fetch one item."""
+        return {}
+
+    @app.post("/items")
+    async def create(item: Item):
+        return {}
+
+    with app.test_client() as c:
+        doc = c.get("/openapi.json").json()
+        assert doc["openapi"] == "3.1.0" and doc["info"] == {"title": "Shop", "version": "2.0"}
+        op = doc["paths"]["/items/{item_id}"]["get"]
+        assert op["summary"] == "Fetch one item."
+        names = {(p["name"], p["in"], p["required"]) for p in op["parameters"]}
+        assert names == {("item_id", "path", True), ("verbose", "query", False)}
+        body = doc["paths"]["/items"]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"]["$ref"].endswith("/Item")
+        assert "Item" in doc["components"]["schemas"]
+        assert "/openapi.json" not in doc["paths"]
+        assert "swagger" in c.get("/docs").text.lower()
+
+
+def test_openapi_can_be_disabled():
+    app = Ember(openapi_url=None)
+    with app.test_client() as c:
+        assert c.get("/openapi.json").status_code == 404
