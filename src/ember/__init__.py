@@ -58,6 +58,13 @@ _EXPORTS: dict[str, str] = {
     "ToolRegistry": "ember.ai",
     "ModelRouter": "ember.ai",
     "SemanticCache": "ember.ai",
+    # sessions
+    "SessionMiddleware": "ember.sessions",
+    "MemorySessionStore": "ember.sessions",
+    "RedisSessionStore": "ember.sessions",
+    # observability
+    "RequestIDMiddleware": "ember.observability",
+    "Metrics": "ember.observability",
     # testing
     "TestClient": "ember.testing",
 }
@@ -95,11 +102,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         APIKeyMiddleware, BearerAuthMiddleware, CORSMiddleware, GlobalTokenBucket,
         RateLimitMiddleware, TokenBucket,
     )
+    from ember.observability import Metrics, RequestIDMiddleware
     from ember.requests import Request
     from ember.responses import (
         HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response,
         StreamingResponse,
     )
     from ember.routes import Route
+    from ember.sessions import MemorySessionStore, RedisSessionStore, SessionMiddleware
     from ember.sse import SSEResponse, ServerSentEvent, TokenStreamResponse, sse_stream
     from ember.testing import TestClient

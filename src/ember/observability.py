@@ -1,0 +1,133 @@
+"""Request ids and Prometheus metrics, as opt-in middleware.
+
+``app.add_middleware(RequestIDMiddleware())`` echoes or creates an
+``X-Request-ID`` per request (``request.state.request_id``).
+``metrics = Metrics(); app.add_middleware(metrics); metrics.mount(app)`` serves
+``/metrics`` in the Prometheus text format: request counts by method, route and
+status, a latency histogram, requests in flight, and model tokens and cost
+(fed by :meth:`Metrics.record_model_usage`, e.g. from a ``ModelRegistry`` hook).
+Nothing here costs anything unless it is added.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from typing import Any
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RequestIDMiddleware:
+    """Propagate a client's ``X-Request-ID`` (when well-formed) or make one."""
+
+    def __init__(self, header: str = "x-request-id") -> None:
+        self.header = header.lower()
+
+    async def __call__(self, request: Any, call_next: Any) -> Any:
+        given = request.headers.get(self.header)
+        rid = given if given and _SAFE_ID.fullmatch(given) else uuid.uuid4().hex
+        request.state.request_id = rid
+        response = await call_next(request)
+        response.headers[self.header] = rid
+        return response
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+class Metrics:
+    """Counters and histograms kept per worker, rendered for Prometheus."""
+
+    def __init__(self, buckets: tuple[float, ...] = DEFAULT_BUCKETS, path: str = "/metrics"):
+        self.buckets = tuple(sorted(buckets))
+        self.path = path
+        self._lock = threading.Lock()
+        self.requests: dict[tuple[str, str, int], int] = {}
+        self.latency: dict[tuple[str, str], list[float]] = {}  # bucket counts + sum + count
+        self.in_flight = 0
+        self.model_tokens: dict[tuple[str, str], int] = {}
+        self.model_cost: dict[str, float] = {}
+        self.model_requests: dict[str, int] = {}
+
+    async def __call__(self, request: Any, call_next: Any) -> Any:
+        if request.path == self.path:
+            return await call_next(request)
+        self.in_flight += 1
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            self.in_flight -= 1
+        route = request.route.path if request.route is not None else "<unmatched>"
+        self.observe(request.method, route, response.status_code, time.perf_counter() - started)
+        return response
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one request and its latency."""
+        with self._lock:
+            key = (method, route, status)
+            self.requests[key] = self.requests.get(key, 0) + 1
+            hist = self.latency.get((method, route))
+            if hist is None:
+                hist = self.latency[(method, route)] = [0.0] * (len(self.buckets) + 2)
+            for i, bound in enumerate(self.buckets):
+                if seconds <= bound:
+                    hist[i] += 1
+            hist[-2] += seconds
+            hist[-1] += 1
+
+    def record_model_usage(self, model: str, prompt_tokens: int, completion_tokens: int,
+                           cost: float = 0.0) -> None:
+        """Count a model call's tokens and cost (USD)."""
+        with self._lock:
+            for kind, n in (("prompt", prompt_tokens), ("completion", completion_tokens)):
+                self.model_tokens[(model, kind)] = self.model_tokens.get((model, kind), 0) + n
+            self.model_cost[model] = self.model_cost.get(model, 0.0) + cost
+            self.model_requests[model] = self.model_requests.get(model, 0) + 1
+
+    def render(self) -> str:
+        """The Prometheus text exposition format (version 0.0.4)."""
+        out = ["# HELP ember_requests_total HTTP requests by method, route and status.",
+               "# TYPE ember_requests_total counter"]
+        with self._lock:
+            for (method, route, status), n in sorted(self.requests.items()):
+                out.append(f'ember_requests_total{{method="{method}",route="{_escape(route)}",'
+                           f'status="{status}"}} {n}')
+            out += ["# HELP ember_request_duration_seconds Request latency.",
+                    "# TYPE ember_request_duration_seconds histogram"]
+            for (method, route), hist in sorted(self.latency.items()):
+                labels = f'method="{method}",route="{_escape(route)}"'
+                for bound, count in zip(self.buckets, hist, strict=False):
+                    out.append(f'ember_request_duration_seconds_bucket{{{labels},le="{bound}"}} '
+                               f"{int(count)}")
+                out.append(f'ember_request_duration_seconds_bucket{{{labels},le="+Inf"}} '
+                           f"{int(hist[-1])}")
+                out.append(f"ember_request_duration_seconds_sum{{{labels}}} {hist[-2]:.6f}")
+                out.append(f"ember_request_duration_seconds_count{{{labels}}} {int(hist[-1])}")
+            out += ["# HELP ember_requests_in_flight Requests being handled now.",
+                    "# TYPE ember_requests_in_flight gauge",
+                    f"ember_requests_in_flight {self.in_flight}",
+                    "# HELP ember_model_tokens_total Model tokens by model and kind.",
+                    "# TYPE ember_model_tokens_total counter"]
+            for (model, kind), n in sorted(self.model_tokens.items()):
+                out.append(f'ember_model_tokens_total{{model="{_escape(model)}",kind="{kind}"}} '
+                           f"{n}")
+            out += ["# HELP ember_model_cost_usd_total Model cost in USD.",
+                    "# TYPE ember_model_cost_usd_total counter"]
+            for model, cost in sorted(self.model_cost.items()):
+                out.append(f'ember_model_cost_usd_total{{model="{_escape(model)}"}} {cost:.8f}')
+        return "\n".join(out) + "\n"
+
+    def mount(self, app: Any) -> None:
+        """Serve :meth:`render` at ``self.path`` on ``app``."""
+        from ember.responses import Response
+
+        async def metrics() -> Response:
+            return Response(self.render(), media_type="text/plain; version=0.0.4")
+
+        app.add_route(self.path, metrics, ["GET"], name="metrics", include_in_schema=False)
