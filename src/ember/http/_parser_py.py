@@ -25,6 +25,11 @@ from __future__ import annotations
 
 import re
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - pure install without Cython
+    from ember import _cython_shim as cython
+
 from ember.http.errors import HttpParserError
 
 # llhttp's method table (the parser inside Node.js): anything else is 501.
@@ -48,6 +53,17 @@ _CHUNK_EXT = re.compile(
     rb"(?:;[ \t]*[!#$%&'*+.^_`|~0-9A-Za-z-]+[ \t]*"
     rb"(?:=[ \t]*(?:[!#$%&'*+.^_`|~0-9A-Za-z-]+|\"(?:[^\"\\\x00-\x08\x0a-\x1f\x7f]|\\.)*\"))?)*"
 )
+
+# Byte classes for the compiled scanner (RFC 9110 §5.6.2 tchar; field-value bytes).
+_tchar = bytearray(256)
+for _c in bytearray(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"):
+    _tchar[_c] = 1
+_vchar = bytearray(256)
+for _c in range(256):
+    _vchar[_c] = 1 if _c == 9 or 32 <= _c <= 126 or _c >= 128 else 0
+_TCHAR = bytes(_tchar)
+_VCHAR = bytes(_vchar)
+_LOWER = bytes(c + 32 if 65 <= c <= 90 else c for c in range(256))
 
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
 _MAX_CHUNK_SIZE_DIGITS = 16
@@ -180,24 +196,32 @@ class HttpRequestParser:
             raise HttpParserError(414, "request target too long")
         if idx - line_end > self.max_header_size:
             raise HttpParserError(431, "request header section too large")
-        m = _REQUEST_LINE.fullmatch(data, pos, line_end)
-        if m is None:
-            self._reject_request_line(data[pos:line_end])
-        method_b = m.group(1)
+        scanned = None
+        if cython.compiled:
+            # PERF: one C pass over the head; anything unusual goes the regex way,
+            # which is the reference (and produces the precise error).
+            scanned = _scan_head(data, pos, line_end, idx, self.max_headers)
+        if scanned is not None:
+            method_b, target, major, minor, headers = scanned
+        else:
+            m = _REQUEST_LINE.fullmatch(data, pos, line_end)
+            if m is None:
+                self._reject_request_line(data[pos:line_end])
+            method_b = m.group(1)
+            target = m.group(2)
+            major = m.group(3)[0] - 48
+            minor = m.group(4)[0] - 48
+            headers = None
         method = _METHOD_STR.get(method_b)
         if method is None:
             raise HttpParserError(501, "unknown request method")
-        target = m.group(2)
         if len(target) > self.max_url_size:
             raise HttpParserError(414, "request target too long")
-        major = m.group(3)[0] - 48
-        minor = m.group(4)[0] - 48
         if major != 1 or minor > 1:
             raise HttpParserError(505, "only HTTP/1.0 and HTTP/1.1 are supported")
         if target[0] != 47 and not self._valid_other_form(method, target):  # "/"
             raise HttpParserError(400, "invalid request target")
 
-        headers: list[tuple[bytes, bytes]] = []
         keep_alive = minor == 1
         chunked = False
         content_length = -1
@@ -205,42 +229,43 @@ class HttpRequestParser:
         expect = None
         te_seen = False
         conn_upgrade = False
-        if idx > line_end:
-            lines = data[line_end + 2 : idx].split(b"\r\n")
-            if len(lines) > self.max_headers:
-                raise HttpParserError(431, "too many request headers")
-            for line in lines:
-                hm = _HEADER_LINE.fullmatch(line)
-                if hm is None:
-                    _reject_header_line(line)
-                name = hm.group(1).lower()
-                value = hm.group(2)
-                headers.append((name, value))
-                if name == b"content-length":
-                    if content_length >= 0:
-                        raise HttpParserError(400, "duplicate Content-Length")
-                    if _DIGITS.fullmatch(value) is None:
-                        raise HttpParserError(400, "invalid Content-Length")
-                    if len(value) > 19 or int(value) > _MAX_CONTENT_LENGTH:
-                        raise HttpParserError(400, "Content-Length overflow")
-                    content_length = int(value)
-                elif name == b"transfer-encoding":
-                    if te_seen or chunked:
-                        raise HttpParserError(400, "repeated Transfer-Encoding")
-                    te_seen = True
-                    chunked = _final_chunked(value)
-                elif name == b"connection":
-                    tokens = value.lower()
-                    if b"close" in tokens and _has_token(tokens, b"close"):
-                        keep_alive = False
-                    elif minor == 0 and _has_token(tokens, b"keep-alive"):
-                        keep_alive = True
-                    if b"upgrade" in tokens and _has_token(tokens, b"upgrade"):
-                        conn_upgrade = True
-                elif name == b"upgrade":
-                    upgrade = value
-                elif name == b"expect":
-                    expect = value
+        if headers is None:
+            headers = []
+            if idx > line_end:
+                lines = data[line_end + 2 : idx].split(b"\r\n")
+                if len(lines) > self.max_headers:
+                    raise HttpParserError(431, "too many request headers")
+                for line in lines:
+                    hm = _HEADER_LINE.fullmatch(line)
+                    if hm is None:
+                        _reject_header_line(line)
+                    headers.append((hm.group(1).lower(), hm.group(2)))
+        for name, value in headers:
+            if name == b"content-length":
+                if content_length >= 0:
+                    raise HttpParserError(400, "duplicate Content-Length")
+                if _DIGITS.fullmatch(value) is None:
+                    raise HttpParserError(400, "invalid Content-Length")
+                if len(value) > 19 or int(value) > _MAX_CONTENT_LENGTH:
+                    raise HttpParserError(400, "Content-Length overflow")
+                content_length = int(value)
+            elif name == b"transfer-encoding":
+                if te_seen or chunked:
+                    raise HttpParserError(400, "repeated Transfer-Encoding")
+                te_seen = True
+                chunked = _final_chunked(value)
+            elif name == b"connection":
+                tokens = value.lower()
+                if b"close" in tokens and _has_token(tokens, b"close"):
+                    keep_alive = False
+                elif minor == 0 and _has_token(tokens, b"keep-alive"):
+                    keep_alive = True
+                if b"upgrade" in tokens and _has_token(tokens, b"upgrade"):
+                    conn_upgrade = True
+            elif name == b"upgrade":
+                upgrade = value
+            elif name == b"expect":
+                expect = value
         if te_seen:
             if content_length >= 0:
                 raise HttpParserError(400, "both Content-Length and Transfer-Encoding")
@@ -349,6 +374,78 @@ class HttpRequestParser:
             # NOTE: trailer fields are validated and dropped; RFC 9110 §6.5.1 lets a
             # recipient discard them, and merging them into headers invites smuggling.
             pos = line_end + 2
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+@cython.locals(i=cython.Py_ssize_t, start=cython.Py_ssize_t, stop=cython.Py_ssize_t,
+               vstart=cython.Py_ssize_t, vend=cython.Py_ssize_t, count=cython.Py_ssize_t,
+               c=cython.uchar, buf=cython.p_const_uchar, tchar=cython.p_const_uchar,
+               vchar=cython.p_const_uchar, lower=cython.p_const_uchar, upper_seen=cython.int)
+def _scan_head(data: bytes, pos: int, line_end: int, idx: int, max_headers: int) -> object:
+    """The compiled fast path of the head: ``(method, target, major, minor, headers)``.
+
+    Returns None for anything it is not sure about; the regex path then decides,
+    so both twins accept and refuse exactly the same heads.  (Only compiled.)
+    """
+    buf = data
+    tchar = _TCHAR
+    vchar = _VCHAR
+    lower = _LOWER
+    # request-line: tchar+ SP 0x21-0x7e+ SP "HTTP/" DIGIT "." DIGIT
+    i = pos
+    while i < line_end and tchar[buf[i]]:
+        i += 1
+    if i == pos or i >= line_end or buf[i] != 32:
+        return None
+    method = data[pos:i]
+    i += 1
+    start = i
+    while i < line_end and 0x21 <= buf[i] <= 0x7E:
+        i += 1
+    if i == start or line_end - i != 9 or buf[i] != 32:
+        return None
+    target = data[start:i]
+    if (buf[i + 1] != 72 or buf[i + 2] != 84 or buf[i + 3] != 84 or buf[i + 4] != 80
+            or buf[i + 5] != 47 or buf[i + 7] != 46):  # "HTTP/" d "." d
+        return None
+    if not (48 <= buf[i + 6] <= 57 and 48 <= buf[i + 8] <= 57):
+        return None
+    major = buf[i + 6] - 48
+    minor = buf[i + 8] - 48
+    headers = []
+    count = 0
+    i = line_end + 2
+    while i < idx + 2:
+        count += 1
+        if count > max_headers:
+            return None
+        start = i
+        upper_seen = 0
+        while tchar[buf[i]]:
+            if 65 <= buf[i] <= 90:
+                upper_seen = 1
+            i += 1
+        if i == start or buf[i] != 58:  # ":"
+            return None
+        stop = i
+        i += 1
+        while buf[i] == 32 or buf[i] == 9:
+            i += 1
+        vstart = i
+        while vchar[buf[i]]:
+            i += 1
+        if buf[i] != 13 or buf[i + 1] != 10:
+            return None
+        vend = i
+        while vend > vstart and (buf[vend - 1] == 32 or buf[vend - 1] == 9):
+            vend -= 1
+        name = data[start:stop]
+        if upper_seen:
+            name = name.lower()
+        headers.append((name, data[vstart:vend]))
+        i += 2
+    return (method, target, major, minor, headers)
 
 
 def _reject_header_line(line: bytes) -> None:
