@@ -495,3 +495,30 @@ def test_garbage_gets_400_not_a_crash(serve, app):
         out = raw_exchange(url, junk, timeout=3)
         assert out == b"" or out.startswith(b"HTTP/1.1 ")
     assert httpx.get(url + "/hello").status_code == 200
+
+
+def test_no_leaked_protocols_requests_or_fds(server_factory, app):
+    import gc
+    import os
+
+    from ember.http.protocol import HttpProtocol
+    from ember.requests import Request as Req
+
+    server = server_factory(app)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    for i in range(300):
+        sock = _connect(server.url)
+        sock.sendall(b"GET /n/%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
+        _read_responses(sock, 1)
+        sock.close()
+    with httpx.Client(base_url=server.url) as c:
+        for _ in range(300):
+            c.get("/hello")
+    deadline = time.monotonic() + 3
+    while server.state.connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, (HttpProtocol, Req))]
+    assert alive == []
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + 2
