@@ -65,6 +65,9 @@ _EXPORTS: dict[str, str] = {
     # observability
     "RequestIDMiddleware": "ember.observability",
     "Metrics": "ember.observability",
+    # WebSocket
+    "WebSocket": "ember.websockets",
+    "WebSocketDisconnect": "ember.websockets",
     # testing
     "TestClient": "ember.testing",
 }
@@ -112,3 +115,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ember.sessions import MemorySessionStore, RedisSessionStore, SessionMiddleware
     from ember.sse import SSEResponse, ServerSentEvent, TokenStreamResponse, sse_stream
     from ember.testing import TestClient
+    from ember.websockets import WebSocket, WebSocketDisconnect

@@ -235,6 +235,15 @@ class Ember(RouteDecorators):
             req.route = route
             req.path_params = params
 
+    def _upgrade(self, proto: Any, req: Any, upgrade: bytes) -> bool:
+        """Stop HTTP parsing for a valid WebSocket opening handshake on a WebSocket route."""
+        route = req.route
+        if route is None or not route.websocket or b"websocket" not in upgrade.lower():
+            return False
+        from ember.websockets import handshake_error
+
+        return handshake_error(req) is None
+
     async def _handle(self, req: Any) -> Response:
         stack = self._stack
         try:

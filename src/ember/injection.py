@@ -29,7 +29,7 @@ from ember.exceptions import ConfigError, HTTPException, RequestValidationError
 _MISSING = object()
 
 #: where a value comes from
-REQUEST, PATH, QUERY, BODY, CONTEXT, HEADER = range(6)
+REQUEST, PATH, QUERY, BODY, CONTEXT, HEADER, WEBSOCKET = range(7)
 _LOCATIONS = {PATH: "path", QUERY: "query", BODY: "body", HEADER: "header"}
 
 _SCALARS: tuple[type, ...] = (str, int, float, bool, uuid.UUID, bytes)
@@ -352,7 +352,7 @@ class Plan:
             if source == REQUEST:
                 kwargs[p.name] = request
                 continue
-            if source == CONTEXT:
+            if source == CONTEXT or source == WEBSOCKET:
                 kwargs[p.name] = context
                 continue
             if source == BODY:
@@ -440,7 +440,7 @@ _ROUTER_TYPES = {"int": int, "float": float, "uuid": uuid.UUID, "str": str, "pat
 
 
 def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
-            method_has_body: bool, ai_route: bool = False) -> Plan:
+            method_has_body: bool, ai_route: bool = False, websocket: bool = False) -> Plan:
     """Build the call plan for ``fn``; ConfigError for what cannot be injected."""
     where = f"handler {getattr(fn, '__qualname__', fn)!r}"
     sig = inspect.signature(fn)
@@ -458,6 +458,10 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
             default = None
         if _is_request_type(inner) or (name == "request" and tp is prm.empty):
             params.append(Param(name, REQUEST, name, None, _MISSING))
+            continue
+        if websocket and (getattr(inner, "__name__", "") == "WebSocket" or (
+                name in ("ws", "websocket") and tp is prm.empty)):
+            params.append(Param(name, WEBSOCKET, name, None, _MISSING))
             continue
         if _is_context_type(inner) or (ai_route and name == "context" and tp is prm.empty):
             if not ai_route:
@@ -500,6 +504,12 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
         params.append(Param(name, QUERY, name, conv, default))
     plan = Plan(params, inspect.iscoroutinefunction(fn))
     plan.hints = hints
+    if websocket:
+        if not any(p.source == WEBSOCKET for p in params):
+            raise ConfigError(f"{where}: a WebSocket handler needs a parameter 'ws: WebSocket'")
+        if not plan.is_async:
+            raise ConfigError(f"{where}: WebSocket handlers must be 'async def'")
+        plan.kind = "general"
     if plan.kind == "path" and len(params) != len(path_params):
         plan.kind = "general"  # the handler takes only some of the path parameters
     return plan

@@ -48,7 +48,7 @@ class Route:
     __slots__ = (
         "path", "methods", "endpoint", "name", "plan", "cache", "limits", "max_body_size",
         "timeout", "token_limits", "ai", "streaming", "model", "tools", "middleware",
-        "include_in_schema", "_call",
+        "include_in_schema", "websocket", "websocket_options", "_call",
     )
 
     def __init__(
@@ -67,6 +67,8 @@ class Route:
         tools: Any = None,
         middleware: tuple[Any, ...] = (),
         include_in_schema: bool = True,
+        websocket: bool = False,
+        websocket_options: dict[str, Any] | None = None,
     ) -> None:
         if not callable(endpoint):
             raise ConfigError(f"route {path!r}: handler must be callable, got {endpoint!r}")
@@ -95,11 +97,17 @@ class Route:
         self.model = model
         self.tools = tools
         self.middleware = middleware
-        self.include_in_schema = include_in_schema
+        self.include_in_schema = include_in_schema and not websocket
+        self.websocket = websocket
+        self.websocket_options = websocket_options
         params = {name: kind or "str" for name, kind in _PARAM_KINDS.findall(path)}
         has_body = any(m in _BODY_METHODS for m in methods)
-        self.plan: Plan = analyse(endpoint, params, has_body, ai_route=ai)
+        self.plan: Plan = analyse(endpoint, params, has_body, ai_route=ai, websocket=websocket)
         call = self._invoke
+        if websocket:
+            from ember.websockets import websocket_call
+
+            call = websocket_call(self, self._invoke)
         if ai:
             from ember.ai.routes import wrap_ai_route
 
@@ -204,6 +212,23 @@ class RouteDecorators:
     def options(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
         """``@app.options(path)`` (without one, OPTIONS is answered with ``Allow``)."""
         return self.route(path, ("OPTIONS",), **options)
+
+    def websocket(self, path: str, *, name: str | None = None, max_size: int = 1 << 20,
+                  ping_interval: float | None = 20, ping_timeout: float = 20,
+                  compression: bool = True) -> Callable[[Handler], Handler]:
+        """A WebSocket endpoint: ``async def handler(ws: WebSocket, <path params>)``."""
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ConfigError(f"route path must be a string starting with '/', got {path!r}")
+        if max_size <= 0:
+            raise ConfigError(f"max_size must be positive, got {max_size!r}")
+        options = {"max_size": max_size, "ping_interval": ping_interval,
+                   "ping_timeout": ping_timeout, "compression": compression}
+
+        def decorator(fn: Handler) -> Handler:
+            self._register(path, ("GET",), fn, name=name, websocket=True,
+                           websocket_options=options)
+            return fn
+        return decorator
 
     def ai_route(self, path: str, methods: Iterable[str] | str | None = ("POST",), *,
                  streaming: bool = False, token_limits: TokenLimits | None = None,

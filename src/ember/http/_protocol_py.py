@@ -177,6 +177,7 @@ class HttpProtocol(asyncio.Protocol):
         self._admitted = True
         self._held = b""
         self._running = False
+        self._websocket: Any = None
         # -- timers
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
@@ -642,8 +643,43 @@ class HttpProtocol(asyncio.Protocol):
             self._transport.close()
             self._cancel_timers()
 
+    # -- WebSocket takeover ---------------------------------------------------
+
+    def _websocket_takeover(self, ws: Any, head: bytes) -> None:
+        """Send the 101 head and hand the transport to a WebSocket protocol."""
+        from ember.websockets import WebSocketProtocol
+
+        self._flush()
+        self._keep_alive = False
+        self._cancel_timers()
+        transport = self._transport
+        transport.write(head)
+        wsproto = WebSocketProtocol(ws, transport, self)
+        ws._attach(wsproto)
+        self._websocket = ws
+        transport.set_protocol(wsproto)
+        rest = self._parser.take_buffer() if self._parser is not None else b""
+        if self._read_paused:
+            self._read_paused = False
+            transport.resume_reading()
+        if rest:
+            self._loop.call_soon(wsproto.data_received, rest)
+
+    def _websocket_lost(self, exc: Any) -> None:
+        """The WebSocket's connection ended: release this connection's slot."""
+        task = self._task
+        self._task = None
+        self.connection_lost(exc)
+        if task is not None and not task.done():
+            # NOTE: a grace second lets a handler blocked in receive() see
+            # WebSocketDisconnect; one stuck elsewhere is cancelled.
+            self._loop.call_later(1.0, task.cancel)
+
     def shutdown(self) -> None:
         """Graceful stop: idle connections close now, busy ones after their response."""
+        if self._websocket is not None:
+            self._websocket._server_shutdown()
+            return
         self._state.shutting_down = True
         if self._current is None and not self._queue and self._receiving is None:
             self._close()

@@ -1,0 +1,697 @@
+"""WebSocket (RFC 6455) with permessage-deflate (RFC 7692).
+
+``@app.websocket("/ws")`` registers a handler taking ``ws: WebSocket``::
+
+    @app.websocket("/echo")
+    async def echo(ws: WebSocket):
+        await ws.accept()
+        async for message in ws:          # str for text, bytes for binary
+            await ws.send_text(f"echo: {message}")
+
+The HTTP connection is taken over after the 101 response: frames are parsed by
+:class:`WebSocketProtocol` (our own framing: masking, fragmentation, control
+frames, UTF-8 validation, size limits, close handshake), messages queue up for
+``receive`` with read backpressure, sends wait for the transport to drain, and a
+ping every ``ping_interval`` seconds closes a peer that stops answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import codecs
+import hashlib
+import logging
+import struct
+import zlib
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+logger = logging.getLogger("ember.websocket")
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"
+_QUEUE_HIGH = 32  # queued messages before reading pauses
+
+
+class WebSocketDisconnect(Exception):
+    """The peer closed the connection (``code``, ``reason``)."""
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class WebSocketError(Exception):
+    """A protocol violation; the connection is closed with ``code``."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+def accept_key(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for a client's ``Sec-WebSocket-Key``."""
+    return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
+
+
+def valid_close_code(code: int) -> bool:
+    """Codes a peer may send in a close frame (RFC 6455 §7.4)."""
+    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013,
+                    1014) or 3000 <= code <= 4999
+
+
+def _mask(data: bytes, key: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte masking key (C speed via big integers)."""
+    n = len(data)
+    if not n:
+        return data
+    repeated = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")).to_bytes(
+        n, "little")
+
+
+def encode_frame(opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False) -> bytes:
+    """A server frame (unmasked)."""
+    head = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        return bytes((head, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", head, 126, n) + payload
+    return struct.pack("!BBQ", head, 127, n) + payload
+
+
+class Deflate:
+    """permessage-deflate state for one connection (RFC 7692)."""
+
+    def __init__(self, server_no_context: bool, client_no_context: bool, server_bits: int,
+                 client_bits: int, level: int = 6) -> None:
+        self.server_no_context = server_no_context
+        self.client_no_context = client_no_context
+        self.server_bits = server_bits
+        self.client_bits = client_bits
+        self.level = level
+        self._compress: Any = None
+        self._decompress: Any = None
+
+    @classmethod
+    def negotiate(cls, offer_header: str | None) -> tuple[Deflate | None, str | None]:
+        """Pick the first acceptable permessage-deflate offer; (state, response header)."""
+        if not offer_header:
+            return None, None
+        for offer in offer_header.split(","):
+            parts = [p.strip() for p in offer.split(";")]
+            if parts[0].lower() != "permessage-deflate":
+                continue
+            params: dict[str, str | None] = {}
+            ok = True
+            for p in parts[1:]:
+                if not p:
+                    continue
+                name, _, value = p.partition("=")
+                name = name.strip().lower()
+                value = value.strip().strip('"') if value else None
+                if name in params:
+                    ok = False
+                    break
+                params[name] = value
+            if not ok:
+                continue
+            server_bits, client_bits = 15, 15
+            response = ["permessage-deflate"]
+            unknown = set(params) - {"server_no_context_takeover", "client_no_context_takeover",
+                                     "server_max_window_bits", "client_max_window_bits"}
+            if unknown:
+                continue
+            if params.get("server_no_context_takeover") is not None:
+                continue  # NOTE: these two parameters take no value (RFC 7692 §7.1)
+            if params.get("client_no_context_takeover") is not None:
+                continue
+            if "server_max_window_bits" in params:
+                v = params["server_max_window_bits"]
+                if v is None or not v.isdigit() or not 8 <= int(v) <= 15:
+                    continue
+                server_bits = max(9, int(v))  # NOTE: zlib cannot do 8-bit raw windows
+                response.append(f"server_max_window_bits={server_bits}")
+            if "client_max_window_bits" in params:
+                v = params["client_max_window_bits"]
+                if v is not None:
+                    if not v.isdigit() or not 8 <= int(v) <= 15:
+                        continue
+                    client_bits = max(9, int(v))
+                    response.append(f"client_max_window_bits={client_bits}")
+            server_nc = "server_no_context_takeover" in params
+            client_nc = "client_no_context_takeover" in params
+            if server_nc:
+                response.append("server_no_context_takeover")
+            if client_nc:
+                response.append("client_no_context_takeover")
+            return cls(server_nc, client_nc, server_bits, client_bits), "; ".join(response)
+        return None, None
+
+    def compress(self, data: bytes) -> bytes:
+        """One outgoing message, compressed."""
+        if self._compress is None or self.server_no_context:
+            self._compress = zlib.compressobj(self.level, zlib.DEFLATED, -self.server_bits)
+        out = self._compress.compress(data) + self._compress.flush(zlib.Z_SYNC_FLUSH)
+        return out[:-4] if out.endswith(_DEFLATE_TAIL) else out
+
+    def decompress(self, data: bytes, max_size: int) -> bytes:
+        """One incoming message; WebSocketError 1009 past ``max_size``, 1007 when corrupt."""
+        if self._decompress is None or self.client_no_context:
+            self._decompress = zlib.decompressobj(-self.client_bits)
+        try:
+            out = self._decompress.decompress(data + _DEFLATE_TAIL, max_size + 1)
+        except zlib.error as exc:
+            raise WebSocketError(1007, f"invalid compressed data: {exc}") from None
+        if len(out) > max_size or self._decompress.unconsumed_tail:
+            raise WebSocketError(1009, "message too big")
+        return out
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """Frames in, messages out: owns the transport after the handshake."""
+
+    def __init__(self, ws: WebSocket, transport: Any, http: Any) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.http = http
+        self.buffer = bytearray()
+        self.frag_opcode: int | None = None
+        self.frag_parts: list[bytes] = []
+        self.frag_size = 0
+        self.frag_compressed = False
+        self.utf8: Any = None
+        self.closed = False
+        self.paused = False
+        self.write_paused = False
+        self.drain_waiters: list[asyncio.Future[None]] = []
+
+    # -- asyncio.Protocol ---------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.buffer += data
+        try:
+            self._parse()
+        except WebSocketError as exc:
+            self.ws._fail(exc.code, exc.reason)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        self.ws._lost()
+        for waiter in self.drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.drain_waiters.clear()
+        self.http._websocket_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for waiter in self.drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.drain_waiters.clear()
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is full."""
+        if self.write_paused and not self.closed:
+            waiter = asyncio.get_running_loop().create_future()
+            self.drain_waiters.append(waiter)
+            await waiter
+
+    def pause_reading(self) -> None:
+        if not self.paused and not self.closed:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.paused and not self.closed:
+            self.paused = False
+            self.transport.resume_reading()
+
+    # -- framing -------------------------------------------------------------
+
+    def _parse(self) -> None:
+        buf = self.buffer
+        ws = self.ws
+        while not self.closed and not ws._close_received:
+            if len(buf) < 2:
+                return
+            b0, b1 = buf[0], buf[1]
+            fin = bool(b0 & 0x80)
+            rsv1 = bool(b0 & 0x40)
+            if b0 & 0x30 or (rsv1 and ws._deflate is None):
+                raise WebSocketError(1002, "reserved bits set without an extension")
+            opcode = b0 & 0x0F
+            if not b1 & 0x80:
+                raise WebSocketError(1002, "client frames must be masked")
+            length = b1 & 0x7F
+            pos = 2
+            if length == 126:
+                if len(buf) < 4:
+                    return
+                length = struct.unpack_from("!H", buf, 2)[0]
+                pos = 4
+            elif length == 127:
+                if len(buf) < 10:
+                    return
+                length = struct.unpack_from("!Q", buf, 2)[0]
+                if length >> 63:
+                    raise WebSocketError(1002, "invalid frame length")
+                pos = 10
+            if opcode >= 8:
+                if not fin:
+                    raise WebSocketError(1002, "fragmented control frame")
+                if length > 125:
+                    raise WebSocketError(1002, "control frame too long")
+                if rsv1:
+                    raise WebSocketError(1002, "compressed control frame")
+            elif opcode not in (OP_CONT, OP_TEXT, OP_BINARY):
+                raise WebSocketError(1002, f"unknown opcode {opcode}")
+            if length > ws.max_size and opcode < 8:
+                raise WebSocketError(1009, "message too big")
+            if len(buf) < pos + 4 + length:
+                return
+            key = bytes(buf[pos:pos + 4])
+            payload = _mask(bytes(buf[pos + 4:pos + 4 + length]), key)
+            del buf[:pos + 4 + length]
+            self._frame(fin, rsv1, opcode, payload)
+
+    def _frame(self, fin: bool, rsv1: bool, opcode: int, payload: bytes) -> None:
+        ws = self.ws
+        if opcode == OP_PING:
+            ws._send_frame(OP_PONG, payload)
+            return
+        if opcode == OP_PONG:
+            ws._pong(payload)
+            return
+        if opcode == OP_CLOSE:
+            ws._on_close_frame(payload)
+            return
+        if opcode == OP_CONT:
+            if self.frag_opcode is None:
+                raise WebSocketError(1002, "continuation frame without a message")
+            if rsv1:
+                raise WebSocketError(1002, "RSV1 on a continuation frame")
+        else:
+            if self.frag_opcode is not None:
+                raise WebSocketError(1002, "new message before the previous one ended")
+            self.frag_opcode = opcode
+            self.frag_compressed = rsv1
+            self.frag_parts = []
+            self.frag_size = 0
+            if opcode == OP_TEXT and not rsv1:
+                self.utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+        self.frag_size += len(payload)
+        if self.frag_size > ws.max_size:
+            raise WebSocketError(1009, "message too big")
+        if self.utf8 is not None and self.frag_opcode == OP_TEXT and not self.frag_compressed:
+            try:
+                self.utf8.decode(payload, final=fin)  # NOTE: fail fast on bad UTF-8
+            except UnicodeDecodeError:
+                raise WebSocketError(1007, "invalid UTF-8 in text message") from None
+        self.frag_parts.append(payload)
+        if not fin:
+            return
+        data = b"".join(self.frag_parts)
+        kind = self.frag_opcode
+        compressed = self.frag_compressed
+        self.frag_opcode = None
+        self.frag_parts = []
+        self.utf8 = None
+        if compressed:
+            data = ws._deflate.decompress(data, ws.max_size)
+        if kind == OP_TEXT:
+            try:
+                message: str | bytes = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise WebSocketError(1007, "invalid UTF-8 in text message") from None
+        else:
+            message = data
+        ws._deliver(message)
+        if len(ws._messages) >= _QUEUE_HIGH:
+            self.pause_reading()
+
+
+class WebSocket:
+    """One WebSocket connection as the handler sees it."""
+
+    def __init__(self, request: Any, *, max_size: int = 1 << 20, ping_interval: float | None = 20,
+                 ping_timeout: float = 20, compression: bool = True) -> None:
+        self.request = request
+        self.max_size = max_size
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.compression = compression
+        self.state = "connecting"  # connecting | open | closing | closed
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.subprotocol: str | None = None
+        self._proto: WebSocketProtocol | None = None
+        self._deflate: Deflate | None = None
+        self._messages: deque[str | bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._close_received = False
+        self._close_sent = False
+        self._closed_event: asyncio.Event | None = None
+        self._pinger: asyncio.Task[None] | None = None
+        self._pong_waiter: asyncio.Future[None] | None = None
+
+    # -- request data ------------------------------------------------------------
+
+    @property
+    def headers(self) -> Any:
+        """The upgrade request's headers."""
+        return self.request.headers
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        """Path parameters of the route."""
+        return self.request.path_params
+
+    @property
+    def query_params(self) -> Any:
+        """Query parameters of the upgrade request."""
+        return self.request.query_params
+
+    # -- handshake -----------------------------------------------------------------
+
+    async def accept(self, subprotocol: str | None = None,
+                     headers: dict[str, str] | None = None) -> None:
+        """Send the 101 response and take over the connection."""
+        if self.state != "connecting":
+            raise RuntimeError("accept() called twice")
+        req = self.request
+        http = req._conn
+        key = req.headers.get("sec-websocket-key", "")
+        lines = ["HTTP/1.1 101 Switching Protocols", "upgrade: websocket",
+                 "connection: Upgrade", f"sec-websocket-accept: {accept_key(key)}"]
+        if subprotocol is not None:
+            offered = [p.strip() for p in req.headers.get("sec-websocket-protocol", "")
+                       .split(",") if p.strip()]
+            if subprotocol not in offered:
+                raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client "
+                                 f"(offered: {offered})")
+            self.subprotocol = subprotocol
+            lines.append(f"sec-websocket-protocol: {subprotocol}")
+        if self.compression:
+            self._deflate, ext = Deflate.negotiate(req.headers.get("sec-websocket-extensions"))
+            if ext:
+                lines.append(f"sec-websocket-extensions: {ext}")
+        from ember.datastructures import encode_header
+
+        for name, value in (headers or {}).items():
+            n, v = encode_header(name, value)
+            lines.append(f"{n.decode('latin-1')}: {v.decode('latin-1')}")
+        http._websocket_takeover(self, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        self.state = "open"
+        self._closed_event = asyncio.Event()
+        if self.ping_interval:
+            self._pinger = asyncio.get_running_loop().create_task(self._keepalive())
+
+    def _attach(self, proto: WebSocketProtocol) -> None:
+        self._proto = proto
+
+    # -- receiving -------------------------------------------------------------------
+
+    def _deliver(self, message: str | bytes) -> None:
+        self._messages.append(message)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive(self) -> str | bytes:
+        """The next message (``str`` or ``bytes``); WebSocketDisconnect when closed."""
+        if self.state == "connecting":
+            raise RuntimeError("call await ws.accept() first")
+        while not self._messages:
+            if self.state == "closed" or self._close_received:
+                raise WebSocketDisconnect(self.close_code or 1006, self.close_reason)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        message = self._messages.popleft()
+        proto = self._proto
+        if proto is not None and proto.paused and len(self._messages) < _QUEUE_HIGH // 2:
+            proto.resume_reading()
+        return message
+
+    async def receive_text(self) -> str:
+        """The next message, which must be text."""
+        message = await self.receive()
+        if not isinstance(message, str):
+            raise TypeError("expected a text message, got binary")
+        return message
+
+    async def receive_bytes(self) -> bytes:
+        """The next message, which must be binary."""
+        message = await self.receive()
+        if not isinstance(message, bytes):
+            raise TypeError("expected a binary message, got text")
+        return message
+
+    async def receive_json(self) -> Any:
+        """The next message parsed as JSON."""
+        return orjson.loads(await self.receive())
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str | bytes]:
+        while True:
+            try:
+                yield await self.receive()
+            except WebSocketDisconnect:
+                return
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _send_frame(self, opcode: int, payload: bytes, rsv1: bool = False) -> None:
+        proto = self._proto
+        if proto is None or proto.closed:
+            return
+        proto.transport.write(encode_frame(opcode, payload, rsv1=rsv1))
+
+    async def _send_message(self, opcode: int, payload: bytes) -> None:
+        if self.state != "open" or self._close_sent:
+            raise WebSocketDisconnect(self.close_code or 1006, "the connection is closed")
+        rsv1 = False
+        if self._deflate is not None and len(payload) > 32:
+            payload = self._deflate.compress(payload)
+            rsv1 = True
+        self._send_frame(opcode, payload, rsv1)
+        if self._proto is not None:
+            await self._proto.drain()
+
+    async def send_text(self, data: str) -> None:
+        """Send a text message."""
+        await self._send_message(OP_TEXT, data.encode("utf-8"))
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary message."""
+        await self._send_message(OP_BINARY, bytes(data))
+
+    async def send_json(self, data: Any) -> None:
+        """Send ``data`` as a JSON text message."""
+        await self._send_message(OP_TEXT, orjson.dumps(data))
+
+    async def send(self, data: str | bytes) -> None:
+        """Send text for ``str``, binary for ``bytes``."""
+        if isinstance(data, str):
+            await self.send_text(data)
+        else:
+            await self.send_bytes(data)
+
+    # -- closing -------------------------------------------------------------------------
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start (or finish) the close handshake and wait for the peer, briefly."""
+        if self.state == "connecting":
+            raise RuntimeError("close() before accept(); return an HTTP response instead")
+        encoded = reason.encode("utf-8")
+        if len(encoded) > 123:
+            raise ValueError("close reason must be at most 123 bytes of UTF-8")
+        if not self._close_sent:
+            self._close_sent = True
+            self.state = "closing"
+            if self.close_code is None:
+                self.close_code = code
+                self.close_reason = reason
+            self._send_frame(OP_CLOSE, struct.pack("!H", code) + encoded)
+        if self._closed_event is not None and self.state != "closed":
+            try:
+                await asyncio.wait_for(self._closed_event.wait(), 5)
+            except asyncio.TimeoutError:
+                pass
+        self._abort()
+
+    def _on_close_frame(self, payload: bytes) -> None:
+        self._close_received = True
+        code, reason = 1005, ""
+        if len(payload) == 1:
+            self._fail(1002, "invalid close frame")
+            return
+        if len(payload) >= 2:
+            code = struct.unpack("!H", payload[:2])[0]
+            if not valid_close_code(code):
+                self._fail(1002, "invalid close code")
+                return
+            try:
+                reason = payload[2:].decode("utf-8")
+            except UnicodeDecodeError:
+                self._fail(1007, "invalid UTF-8 in close reason")
+                return
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        if not self._close_sent:
+            self._close_sent = True
+            self._send_frame(OP_CLOSE, payload[:2] if len(payload) >= 2 else b"")
+        self.state = "closing"
+        proto = self._proto
+        if proto is not None and not proto.closed:
+            proto.transport.close()  # NOTE: the server closes TCP first (RFC 6455 §7.1.1)
+        self._wake()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Protocol error: send a close frame and drop the connection."""
+        logger.debug("closing WebSocket: %d %s", code, reason)
+        if self.close_code is None:
+            self.close_code, self.close_reason = code, reason
+        if not self._close_sent:
+            self._close_sent = True
+            self._send_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode()[:123])
+        self._close_received = True
+        self._abort()
+
+    def _abort(self) -> None:
+        proto = self._proto
+        if proto is not None and not proto.closed:
+            proto.transport.close()
+        self._wake()
+
+    def _lost(self) -> None:
+        self.state = "closed"
+        if self.close_code is None:
+            self.close_code = 1006
+        if self._pinger is not None:
+            self._pinger.cancel()
+        if self._pong_waiter is not None and not self._pong_waiter.done():
+            self._pong_waiter.cancel()
+        if self._closed_event is not None:
+            self._closed_event.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _server_shutdown(self) -> None:
+        """The server is stopping: close with 1001 (going away)."""
+        if self.state == "open" and not self._close_sent:
+            self._close_sent = True
+            self.close_code = 1001
+            self._send_frame(OP_CLOSE, struct.pack("!H", 1001))
+
+    # -- keep-alive ------------------------------------------------------------------------
+
+    def _pong(self, payload: bytes) -> None:
+        waiter = self._pong_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _keepalive(self) -> None:
+        assert self.ping_interval is not None
+        loop = asyncio.get_running_loop()
+        while self.state == "open":
+            await asyncio.sleep(self.ping_interval)
+            if self.state != "open":
+                return
+            self._pong_waiter = loop.create_future()
+            self._send_frame(OP_PING, b"ember")
+            try:
+                await asyncio.wait_for(self._pong_waiter, self.ping_timeout)
+            except asyncio.TimeoutError:
+                logger.info("WebSocket peer did not answer a ping in %ss; closing",
+                            self.ping_timeout)
+                self._fail(1011, "keepalive ping timeout")
+                return
+
+
+def handshake_error(request: Any) -> str | None:
+    """Why an upgrade request is not a valid WebSocket opening handshake, or None."""
+    headers = request.headers
+    if request.method != "GET":
+        return "WebSocket upgrades must use GET"
+    if "websocket" not in headers.get("upgrade", "").lower():
+        return "missing 'Upgrade: websocket'"
+    if headers.get("sec-websocket-version", "") != "13":
+        return "Sec-WebSocket-Version must be 13"
+    key = headers.get("sec-websocket-key", "")
+    try:
+        if len(base64.b64decode(key, validate=True)) != 16:
+            return "Sec-WebSocket-Key must be 16 bytes, base64-encoded"
+    except ValueError:
+        return "Sec-WebSocket-Key is not valid base64"
+    return None
+
+
+def websocket_call(route: Any, invoke: Any) -> Any:
+    """The route call of ``@app.websocket``: handshake checks, run, close, clean up."""
+    from ember.responses import JSONResponse, Response
+
+    options = route.websocket_options or {}
+
+    async def call(request: Any) -> Any:
+        problem = handshake_error(request)
+        if problem is not None:
+            if "Upgrade" in problem:
+                return JSONResponse({"detail": f"this is a WebSocket endpoint: {problem}"}, 426,
+                                    headers={"upgrade": "websocket", "connection": "Upgrade"})
+            return JSONResponse({"detail": problem}, 400)
+        ws = WebSocket(request, **options)
+        try:
+            await invoke(request, ws)
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            if ws.state == "connecting":
+                raise  # an ordinary HTTP error response
+            logger.exception("error in WebSocket handler %s", request.path)
+            if ws.state == "open":
+                ws._fail(1011, "internal error")
+        if ws.state == "connecting":
+            return Response(None, 403)  # the handler declined the connection
+        if ws.state == "open":
+            await ws.close()
+        return _TakenOver()
+
+    return call
+
+
+class _TakenOver:
+    """The 'response' of a WebSocket handler: the connection is no longer HTTP."""
+
+    streaming = True
+    status_code = 101
+    background = None
+
+    async def stream_to(self, out: Any) -> None:
+        return None
