@@ -274,6 +274,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 if length >> 63:
                     raise WebSocketError(1002, "invalid frame length")
                 pos = 10
+            if opcode not in (OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG):
+                raise WebSocketError(1002, f"unknown opcode {opcode}")
             if opcode >= 8:
                 if not fin:
                     raise WebSocketError(1002, "fragmented control frame")
@@ -281,8 +283,6 @@ class WebSocketProtocol(asyncio.Protocol):
                     raise WebSocketError(1002, "control frame too long")
                 if rsv1:
                     raise WebSocketError(1002, "compressed control frame")
-            elif opcode not in (OP_CONT, OP_TEXT, OP_BINARY):
-                raise WebSocketError(1002, f"unknown opcode {opcode}")
             if length > ws.max_size and opcode < 8:
                 raise WebSocketError(1009, "message too big")
             if len(buf) < pos + 4 + length:
