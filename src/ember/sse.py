@@ -1,0 +1,248 @@
+"""Server-sent events and token streams (SPEC §3).
+
+``SSEResponse`` frames each item of an (async) iterable as an event: a ``str``
+is data, a ``dict``/``list`` is JSON data, ``bytes`` go out as they are
+(pre-encoded), and :class:`ServerSentEvent` sets every field.  Comment pings keep
+idle streams open through proxies; ``X-Accel-Buffering: no`` stops nginx from
+buffering.  An exception mid-stream is logged and ends the stream with an
+``error`` event; a client that goes away cancels the stream and the generator's
+``finally`` runs.  Nothing here buffers: each event is written (and drained)
+as it is produced.
+
+``TokenStreamResponse`` streams model tokens, by default in OpenAI's
+``chat.completion.chunk`` format ending with ``data: [DONE]``, so OpenAI SDK
+clients can read an Ember endpoint directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from ember.responses import StreamingResponse, _aclose
+
+logger = logging.getLogger("ember.sse")
+
+
+class ServerSentEvent:
+    """One event: ``data`` (str, or JSON for dict/list), ``event``, ``id``, ``retry``."""
+
+    __slots__ = ("comment", "data", "event", "id", "retry")
+
+    def __init__(self, data: Any = None, event: str | None = None, id: str | int | None = None,
+                 retry: int | None = None, comment: str | None = None) -> None:
+        for name, value in (("event", event), ("id", id), ("comment", comment)):
+            if value is not None and any(c in str(value) for c in "\r\n\x00"):
+                raise ValueError(f"SSE {name} must not contain CR, LF or NUL: {value!r}")
+        if retry is not None and (not isinstance(retry, int) or retry < 0):
+            raise ValueError(f"SSE retry must be a non-negative int (ms), got {retry!r}")
+        self.data = data
+        self.event = event
+        self.id = id
+        self.retry = retry
+        self.comment = comment
+
+    def encode(self) -> bytes:
+        """The wire form, ending with the blank line that dispatches the event."""
+        out: list[str] = []
+        if self.comment is not None:
+            out.append(f": {self.comment}")
+        if self.event is not None:
+            out.append(f"event: {self.event}")
+        if self.id is not None:
+            out.append(f"id: {self.id}")
+        if self.retry is not None:
+            out.append(f"retry: {self.retry}")
+        if self.data is not None:
+            data = self.data
+            if isinstance(data, (dict, list)):
+                text = orjson.dumps(data).decode()
+            elif isinstance(data, bytes):
+                text = data.decode("utf-8")
+            else:
+                text = str(data)
+            # NOTE: every line of the data gets its own "data:" field (CRLF, CR, LF).
+            for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+                out.append(f"data: {line}")
+        return ("\n".join(out) + "\n\n").encode("utf-8")
+
+    def __repr__(self) -> str:
+        return f"ServerSentEvent(data={self.data!r}, event={self.event!r}, id={self.id!r})"
+
+
+def encode_event(item: Any) -> bytes:
+    """Frame one stream item as SSE bytes."""
+    if isinstance(item, ServerSentEvent):
+        return item.encode()
+    if isinstance(item, bytes):
+        return item
+    return ServerSentEvent(item).encode()
+
+
+async def _aiter(source: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(source, AsyncIterable):
+        async for item in source:
+            yield item
+    else:
+        for item in source:
+            yield item
+
+
+class SSEResponse(StreamingResponse):
+    """A ``text/event-stream`` response from an (async) iterable of events."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, content: AsyncIterable[Any] | Iterable[Any], status_code: int = 200,
+                 headers: Mapping[str, str] | None = None, *, ping_interval: float | None = 15.0,
+                 ping_message: bytes = b": ping\n\n", background: Any = None,
+                 debug: bool = False) -> None:
+        base = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+        if headers:
+            base.update({k.lower(): v for k, v in headers.items()})
+        super().__init__(content, status_code, base, None, background)
+        if ping_interval is not None and ping_interval <= 0:
+            raise ValueError(f"ping_interval must be positive or None, got {ping_interval!r}")
+        self.ping_interval = ping_interval
+        self.ping_message = ping_message
+        self.debug = debug
+
+    @staticmethod
+    def last_event_id(request: Any) -> str | None:
+        """The ``Last-Event-ID`` a reconnecting client sent."""
+        return request.headers.get("last-event-id")
+
+    async def stream_to(self, out: Any) -> None:
+        """Write events as they come; pings while idle; an error event on failure."""
+        out.start(self.status_code, self.raw_headers)
+        source = self.body_iterator
+        iterator = _aiter(source).__aiter__()
+        pending: asyncio.Task[Any] | None = None
+        try:
+            while True:
+                if self.ping_interval is None:
+                    try:
+                        item = await iterator.__anext__()
+                    except StopAsyncIteration:
+                        break
+                else:
+                    if pending is None:
+                        pending = asyncio.ensure_future(iterator.__anext__())
+                    done, _ = await asyncio.wait((pending,), timeout=self.ping_interval)
+                    if not done:
+                        await out.write(self.ping_message)
+                        continue
+                    task, pending = pending, None
+                    try:
+                        item = task.result()
+                    except StopAsyncIteration:
+                        break
+                await out.write(encode_event(item))
+        except Exception as exc:  # noqa: BLE001 - the stream ends cleanly, the error is logged
+            from ember.exceptions import ClientDisconnect
+
+            if isinstance(exc, ClientDisconnect):
+                raise
+            logger.exception("error in event stream for %s %s", out.request.method,
+                             out.request.path)
+            message = f"{type(exc).__name__}: {exc}" if self.debug else "stream failed"
+            if not out.closed:
+                await out.write(ServerSentEvent({"error": message}, event="error").encode())
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+                try:
+                    await pending
+                except BaseException:  # noqa: BLE001 - cancelled on purpose
+                    pass
+            await _aclose(iterator)
+            await _aclose(source)
+        await out.end()
+
+
+def sse_stream(content: AsyncIterable[Any] | Iterable[Any], **kwargs: Any) -> SSEResponse:
+    """``SSEResponse(content, **kwargs)``: the seed's one-liner for streaming events."""
+    return SSEResponse(content, **kwargs)
+
+
+def _token_text(token: Any) -> str:
+    if isinstance(token, str):
+        return token
+    text = getattr(token, "text", None)
+    if text is not None:
+        return str(text)
+    if isinstance(token, bytes):
+        return token.decode("utf-8")
+    return str(token)
+
+
+class TokenStreamResponse(SSEResponse):
+    """Model tokens as a stream: ``format="openai"`` (default), ``"sse"`` or ``"text"``.
+
+    ``openai``: ``chat.completion.chunk`` events (a role delta first, content deltas,
+    a final chunk with ``finish_reason``), then ``data: [DONE]`` when ``done``.
+    """
+
+    def __init__(self, tokens: AsyncIterable[Any] | Iterable[Any], *, model: str = "ember",
+                 format: str = "openai", done: bool = True, id: str | None = None,
+                 status_code: int = 200, headers: Mapping[str, str] | None = None,
+                 ping_interval: float | None = 15.0, usage: Any = None) -> None:
+        if format not in ("openai", "sse", "text"):
+            raise ValueError(f"format must be 'openai', 'sse' or 'text', got {format!r}")
+        self.model = model
+        self.format = format
+        self.done = done
+        self.completion_id = id or f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.usage = usage
+        super().__init__(self._frames(tokens), status_code, headers,
+                         ping_interval=ping_interval)
+        if format == "text":
+            self._headers.set("content-type", "text/plain; charset=utf-8")
+
+    async def _frames(self, tokens: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[bytes]:
+        fmt = self.format
+        source = _aiter(tokens)
+        try:
+            if fmt == "text":
+                async for token in source:
+                    yield _token_text(token).encode("utf-8")
+                return
+            if fmt == "sse":
+                async for token in source:
+                    yield ServerSentEvent(_token_text(token)).encode()
+                if self.done:
+                    yield b"data: [DONE]\n\n"
+                return
+            created = int(time.time())
+            base = {"id": self.completion_id, "object": "chat.completion.chunk",
+                    "created": created, "model": self.model}
+
+            def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
+                body = {**base, "choices": [{"index": 0, "delta": delta,
+                                             "finish_reason": finish}]}
+                return b"data: " + orjson.dumps(body) + b"\n\n"
+
+            yield chunk({"role": "assistant", "content": ""}, None)
+            async for token in source:
+                text = _token_text(token)
+                if text:
+                    yield chunk({"content": text}, None)
+            yield chunk({}, "stop")
+            usage = self.usage() if callable(self.usage) else self.usage
+            if usage is not None:
+                if not isinstance(usage, dict):
+                    usage = {k: getattr(usage, k) for k in
+                             ("prompt_tokens", "completion_tokens", "total_tokens")
+                             if hasattr(usage, k)}
+                yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+            if self.done:
+                yield b"data: [DONE]\n\n"
+        finally:
+            await _aclose(source)
+            await _aclose(tokens)
