@@ -54,7 +54,7 @@ class RunningServer:
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_until_complete(serve_forever(app, self.config, self.sock))
-        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+        except BaseException as exc:
             self._error = exc
             self._ready.set()
         finally:

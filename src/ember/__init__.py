@@ -90,29 +90,44 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ember.ai import (
-        ConversationContext, ModelRouter, PromptTemplate, SemanticCache, ToolRegistry,
+        ConversationContext,
+        ModelRouter,
+        PromptTemplate,
+        SemanticCache,
+        ToolRegistry,
     )
     from ember.app import Ember
     from ember.blueprints import Blueprint
     from ember.cache import MemcachedCache, RedisCache, StaticCache
     from ember.datastructures import Headers, QueryParams, State
     from ember.exceptions import (
-        ClientDisconnect, ConfigError, HTTPException, RequestValidationError,
+        ClientDisconnect,
+        ConfigError,
+        HTTPException,
+        RequestValidationError,
     )
     from ember.files import FileResponse
     from ember.limits import RouteLimits, ServerLimits, TokenLimits
     from ember.middleware import (
-        APIKeyMiddleware, BearerAuthMiddleware, CORSMiddleware, GlobalTokenBucket,
-        RateLimitMiddleware, TokenBucket,
+        APIKeyMiddleware,
+        BearerAuthMiddleware,
+        CORSMiddleware,
+        GlobalTokenBucket,
+        RateLimitMiddleware,
+        TokenBucket,
     )
     from ember.observability import Metrics, RequestIDMiddleware
     from ember.requests import Request
     from ember.responses import (
-        HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response,
+        HTMLResponse,
+        JSONResponse,
+        PlainTextResponse,
+        RedirectResponse,
+        Response,
         StreamingResponse,
     )
     from ember.routes import Route
     from ember.sessions import MemorySessionStore, RedisSessionStore, SessionMiddleware
-    from ember.sse import SSEResponse, ServerSentEvent, TokenStreamResponse, sse_stream
+    from ember.sse import ServerSentEvent, SSEResponse, TokenStreamResponse, sse_stream
     from ember.testing import TestClient
     from ember.websockets import WebSocket, WebSocketDisconnect

@@ -47,7 +47,7 @@ CONVERTORS: dict[str, Any] = {"str": _to_str, "int": _to_int, "float": _to_float
 
 
 class _Node:
-    __slots__ = ("static", "params", "catchall", "methods")
+    __slots__ = ("catchall", "methods", "params", "static")
 
     def __init__(self) -> None:
         self.static: dict[str, _Node] = {}

@@ -200,7 +200,7 @@ class Ember(RouteDecorators):
             if start is not None:
                 try:
                     await start()
-                except Exception:  # noqa: BLE001 - caches fail open
+                except Exception:
                     logger.warning("cache %r failed to start; serving uncached", cache,
                                    exc_info=True)
         self._build_stack()
@@ -215,12 +215,12 @@ class Ember(RouteDecorators):
             if stop is not None:
                 try:
                     await stop()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     logger.warning("cache %r failed to stop cleanly", cache, exc_info=True)
         for fn in self._shutdown:
             try:
                 await _maybe_await(fn())
-            except Exception:  # noqa: BLE001 - every hook gets its chance
+            except Exception:
                 logger.exception("shutdown hook %r failed", fn)
         cm, self._lifespan_cm = self._lifespan_cm, None
         if cm is not None:
@@ -255,11 +255,11 @@ class Ember(RouteDecorators):
                     if route is not None:
                         try:
                             return await route._call(req)
-                        except Exception as exc:  # noqa: BLE001
+                        except Exception as exc:
                             return await self._error_response(req, exc)
                     return await self._endpoint(req)
             return await stack(req)
-        except Exception as exc:  # noqa: BLE001 - errors in middleware become responses
+        except Exception as exc:
             return await self._error_response(req, exc)
 
     def _build_stack(self) -> Callable[[Any], Any] | None:
@@ -279,7 +279,7 @@ class Ember(RouteDecorators):
             if route is None:
                 return self._miss(req)
             return await route._call(req)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return await self._error_response(req, exc)
 
     def _miss(self, req: Any) -> Response:
@@ -300,7 +300,7 @@ class Ember(RouteDecorators):
         if handler is not None:
             try:
                 return to_response(await _maybe_await(handler(req, exc)))
-            except Exception as inner:  # noqa: BLE001
+            except Exception as inner:
                 if inner is not exc:
                     logger.exception("exception handler %r failed", handler)
                 exc = inner if not isinstance(inner, HTTPException) else inner

@@ -235,7 +235,7 @@ def _dataclass_decoder(tp: Any) -> Callable[[bytes], Any]:
             value = data[f.name]
             want = hints.get(f.name)
             if want in (int, float, str, bool) and not (
-                isinstance(value, want) and not (want is int and isinstance(value, bool))
+                (isinstance(value, want) and not (want is int and isinstance(value, bool)))
                 or (want is float and isinstance(value, int) and not isinstance(value, bool))
             ):
                 errors.append({"loc": ["body", f.name], "msg": f"expected {want.__name__}",
@@ -310,7 +310,7 @@ def _construct(tp: Any, data: dict[str, Any]) -> Any:
 class Param:
     """One handler parameter: its source, name, converter and default."""
 
-    __slots__ = ("name", "source", "key", "convert", "default", "multi")
+    __slots__ = ("convert", "default", "key", "multi", "name", "source")
 
     def __init__(self, name: str, source: int, key: str, convert: Any, default: Any,
                  multi: bool = False) -> None:
@@ -325,7 +325,7 @@ class Param:
 class Plan:
     """How to call one handler; built once by :func:`analyse`."""
 
-    __slots__ = ("params", "needs_body", "kind", "is_async", "body_param", "hints")
+    __slots__ = ("body_param", "hints", "is_async", "kind", "needs_body", "params")
 
     #: kinds: "none" (no arguments), "request" (just the request), "general"
     def __init__(self, params: list[Param], is_async: bool) -> None:
@@ -432,7 +432,7 @@ def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
             "'from __future__ import annotations', annotation types must be importable at "
             "module level"
         ) from None
-    except Exception:  # noqa: BLE001 - fall back to the raw annotations
+    except Exception:
         return dict(getattr(fn, "__annotations__", {}))
 
 

@@ -90,7 +90,7 @@ def type_schema(tp: Any, components: dict[str, Any]) -> dict[str, Any]:
 def _hints(fn: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn)
-    except Exception:  # noqa: BLE001 - the plan already validated what matters
+    except Exception:
         return {}
 
 

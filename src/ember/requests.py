@@ -31,12 +31,40 @@ class Request:
     """An HTTP request: method, path, headers, query, body, client and state."""
 
     __slots__ = (
-        "method", "raw_path", "query_string", "http_minor", "path_params", "route",
-        "app", "scheme", "_raw_headers", "_path", "_headers", "_query", "_cookies",
-        "_client", "_peer", "_state", "_chunks", "_buffered", "_complete", "_waiter",
-        "_body", "_stream_used", "_conn", "_disconnected", "_expect_continue", "_form",
-        "_json", "session_data", "_session", "_keep_alive", "_too_large", "_limit",
-        "_expectation_failed", "__weakref__",
+        "__weakref__",
+        "_body",
+        "_buffered",
+        "_chunks",
+        "_client",
+        "_complete",
+        "_conn",
+        "_cookies",
+        "_disconnected",
+        "_expect_continue",
+        "_expectation_failed",
+        "_form",
+        "_headers",
+        "_json",
+        "_keep_alive",
+        "_limit",
+        "_path",
+        "_peer",
+        "_query",
+        "_raw_headers",
+        "_session",
+        "_state",
+        "_stream_used",
+        "_too_large",
+        "_waiter",
+        "app",
+        "http_minor",
+        "method",
+        "path_params",
+        "query_string",
+        "raw_path",
+        "route",
+        "scheme",
+        "session_data",
     )
 
     def __init__(
@@ -152,7 +180,7 @@ class Request:
                             parsed = SimpleCookie()
                             parsed.load(f"{name}={value}")
                             value = parsed[name].value
-                        except Exception:  # noqa: BLE001 - a bad cookie is skipped
+                        except Exception:
                             continue
                     cookies.setdefault(name, value)
             self._cookies = cookies

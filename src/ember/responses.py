@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import AsyncIterable, Iterable, Mapping
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -132,7 +132,7 @@ class Response:
             morsel["max-age"] = max_age
         if expires is not None:
             if isinstance(expires, datetime):
-                morsel["expires"] = format_datetime(expires.astimezone(timezone.utc), usegmt=True)
+                morsel["expires"] = format_datetime(expires.astimezone(UTC), usegmt=True)
             else:
                 morsel["expires"] = expires
         if path is not None:

@@ -46,9 +46,25 @@ class Route:
     """One registered handler: its path template, methods, call plan and options."""
 
     __slots__ = (
-        "path", "methods", "endpoint", "name", "plan", "cache", "limits", "max_body_size",
-        "timeout", "token_limits", "ai", "streaming", "model", "tools", "middleware",
-        "include_in_schema", "websocket", "websocket_options", "_call",
+        "_call",
+        "ai",
+        "cache",
+        "endpoint",
+        "include_in_schema",
+        "limits",
+        "max_body_size",
+        "methods",
+        "middleware",
+        "model",
+        "name",
+        "path",
+        "plan",
+        "streaming",
+        "timeout",
+        "token_limits",
+        "tools",
+        "websocket",
+        "websocket_options",
     )
 
     def __init__(

@@ -144,7 +144,7 @@ class SSEResponse(StreamingResponse):
                     except StopAsyncIteration:
                         break
                 await out.write(encode_event(item))
-        except Exception as exc:  # noqa: BLE001 - the stream ends cleanly, the error is logged
+        except Exception as exc:
             from ember.exceptions import ClientDisconnect
 
             if isinstance(exc, ClientDisconnect):
@@ -159,7 +159,7 @@ class SSEResponse(StreamingResponse):
                 pending.cancel()
                 try:
                     await pending
-                except BaseException:  # noqa: BLE001 - cancelled on purpose
+                except BaseException:
                     pass
             await _aclose(iterator)
             await _aclose(source)
@@ -203,7 +203,7 @@ class TokenStreamResponse(SSEResponse):
         super().__init__(self._frames(tokens), status_code, headers,
                          ping_interval=ping_interval)
         if format == "text":
-            self._headers.set("content-type", "text/plain; charset=utf-8")
+            self._headers["content-type"] = "text/plain; charset=utf-8"
 
     async def _frames(self, tokens: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[bytes]:
         fmt = self.format

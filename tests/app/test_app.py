@@ -10,8 +10,15 @@ import httpx
 import pytest
 
 from ember import (
-    Blueprint, Ember, HTTPException, JSONResponse, PlainTextResponse, RedirectResponse, Request,
-    Response, ServerLimits,
+    Blueprint,
+    Ember,
+    HTTPException,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Request,
+    Response,
+    ServerLimits,
 )
 from ember.exceptions import ConfigError
 

@@ -219,7 +219,7 @@ def test_ping_is_answered_and_dead_peers_are_dropped(serve):
     try:
         s.sendall(bytes([0x89, 0x82]) + b"\x00" * 4 + b"hi")  # our ping
         data = s.recv(100)
-        assert data[:2] == bytes([0x8A, 0x02]) and data[2:4] == b"hi" or data[0] == 0x89
+        assert (data[:2] == bytes([0x8A, 0x02]) and data[2:4] == b"hi") or data[0] == 0x89
         # never answer the server's pings: it must close on its own
         s.settimeout(3)
         got = b""

@@ -115,7 +115,7 @@ def wrap_ai_route(route: Any, invoke: Callable[..., Any]) -> Callable[[Any], Any
         body: Any = None
         if request.method in ("POST", "PUT", "PATCH"):
             raw = await request.body()
-            if raw and "json" in request.content_type or raw[:1] in (b"{", b"["):
+            if (raw and "json" in request.content_type) or raw[:1] in (b"{", b"["):
                 try:
                     body = orjson.loads(raw)
                 except orjson.JSONDecodeError:

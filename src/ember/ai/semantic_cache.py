@@ -41,7 +41,7 @@ def default_embedder() -> Callable[[str], list[float]]:
         from ember.ai.minilm import minilm_embedder
 
         return minilm_embedder()
-    except Exception:  # noqa: BLE001 - optional dependency missing or unusable
+    except Exception:
         return hashed_trigram_embedder()
 
 

@@ -134,7 +134,7 @@ def _check(value: Any, tp: Any, where: str) -> Any:
     if isinstance(tp, type) and hasattr(tp, "model_validate"):
         try:
             return tp.model_validate(value)
-        except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError
+        except Exception as exc:
             raise ToolError(f"{where}: {exc}") from None
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -271,7 +271,7 @@ class ToolRegistry:
             coro = loop.run_in_executor(None, functools.partial(tool.fn, **kwargs))
         try:
             return await asyncio.wait_for(coro, limit) if limit else await coro
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ToolError(f"tool {name!r} timed out after {limit} s") from None
 
     async def run_tool_calls(self, tool_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:

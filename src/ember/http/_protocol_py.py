@@ -23,8 +23,8 @@ from email.utils import formatdate
 from typing import Any
 
 from ember.exceptions import ClientDisconnect
-from ember.http.errors import HttpParserError
 from ember.http._resume import resume as _resume
+from ember.http.errors import HttpParserError
 from ember.http.parser import HttpRequestParser
 from ember.http.writer import LAST_CHUNK, encode_chunk, encode_head, encode_response
 from ember.requests import Request
@@ -63,7 +63,7 @@ class ServerState:
 class BodyWriter:
     """What a streaming response writes through: framing, drain, disconnect."""
 
-    __slots__ = ("_proto", "_request", "_chunked", "_head_only", "started", "status", "sent")
+    __slots__ = ("_chunked", "_head_only", "_proto", "_request", "sent", "started", "status")
 
     def __init__(self, proto: HttpProtocol, request: Request) -> None:
         self._proto = proto

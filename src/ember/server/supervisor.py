@@ -43,7 +43,7 @@ class Supervisor:
 
                 sock = bind(self.config, self.port, reuse_port=True)
                 run_worker(self.app, self.config, sock)
-            except BaseException:  # noqa: BLE001 - a child must never return into the parent
+            except BaseException:
                 logger.exception("worker %d crashed", os.getpid())
                 code = 1
             finally:

@@ -1,0 +1,125 @@
+"""CORS (the Fetch standard's CORS protocol) as middleware.
+
+Preflights (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``)
+are answered here, before routing matters, so they work where no OPTIONS route
+exists.  A preflight from an origin that is not allowed, or asking for a method
+or header that is not allowed, gets 400 with the reason and no CORS headers.
+Actual responses get ``Access-Control-Allow-Origin`` (and friends) when the
+origin is allowed, and always ``Vary: Origin`` when the answer depends on it.
+With ``allow_credentials=True`` the origin is echoed only when it is listed:
+never ``*`` and never a reflected wildcard match.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ember.exceptions import ConfigError
+from ember.responses import PlainTextResponse, Response
+
+_SAFE_HEADERS = {"accept", "accept-language", "content-language", "content-type"}
+
+
+class CORSMiddleware:
+    """``app.add_middleware(CORSMiddleware(allow_origins=["https://myapp.com"]))``."""
+
+    def __init__(self, allow_origins: Sequence[str] = (), allow_methods: Sequence[str] = (
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"),
+            allow_headers: Sequence[str] = (), allow_credentials: bool = False,
+            expose_headers: Sequence[str] = (), max_age: int = 600,
+            allow_origin_regex: str | None = None) -> None:
+        if isinstance(allow_origins, str):
+            raise ConfigError("allow_origins must be a list of origins, e.g. "
+                              "['https://myapp.com'], not a string")
+        for origin in allow_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ConfigError(f"invalid origin {origin!r}: use scheme://host[:port] "
+                                  "without a path, or '*'")
+        if not isinstance(max_age, int) or max_age < 0:
+            raise ConfigError(f"max_age must be a non-negative int, got {max_age!r}")
+        self.allow_all_origins = "*" in allow_origins
+        self.allow_origins = frozenset(o.lower() for o in allow_origins if o != "*")
+        self.allow_origin_regex = re.compile(allow_origin_regex) if allow_origin_regex else None
+        methods = [m.upper() for m in allow_methods]
+        self.allow_all_methods = "*" in methods
+        self.allow_methods = tuple(m for m in methods if m != "*") or (
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        self.allow_all_headers = "*" in allow_headers
+        self.allow_headers = frozenset(h.lower() for h in allow_headers if h != "*") | \
+            _SAFE_HEADERS
+        self.allow_credentials = allow_credentials
+        self.expose_headers = ", ".join(expose_headers)
+        self.max_age = max_age
+
+    def _origin_allowed(self, origin: str) -> bool:
+        low = origin.lower()
+        if low in self.allow_origins:
+            return True
+        if self.allow_origin_regex is not None and self.allow_origin_regex.fullmatch(origin):
+            return True
+        return self.allow_all_origins
+
+    def _allow_origin_value(self, origin: str) -> str:
+        """``*`` only without credentials and when not listed explicitly."""
+        if self.allow_all_origins and not self.allow_credentials:
+            return "*"
+        return origin
+
+    async def __call__(self, request: Any, call_next: Any) -> Response:
+        origin = request.headers.get("origin")
+        if origin is None:
+            return await call_next(request)
+        if request.method == "OPTIONS" and request.headers.get(
+                "access-control-request-method") is not None:
+            return self._preflight(request, origin)
+        response = await call_next(request)
+        self._decorate(response, origin)
+        return response
+
+    def _credentials_ok(self, origin: str) -> bool:
+        """With credentials only explicitly listed origins pass (never '*' or a regex)."""
+        return not self.allow_credentials or origin.lower() in self.allow_origins
+
+    def _preflight(self, request: Any, origin: str) -> Response:
+        method = request.headers.get("access-control-request-method", "").upper()
+        problems = []
+        if not self._origin_allowed(origin) or not self._credentials_ok(origin):
+            problems.append("origin not allowed")
+        if not self.allow_all_methods and method not in self.allow_methods:
+            problems.append(f"method {method or '?'} not allowed")
+        requested = [h.strip().lower() for h in request.headers.get(
+            "access-control-request-headers", "").split(",") if h.strip()]
+        if not self.allow_all_headers:
+            bad = [h for h in requested if h not in self.allow_headers]
+            if bad:
+                problems.append(f"header(s) {', '.join(bad)} not allowed")
+        if problems:
+            response = PlainTextResponse("CORS preflight refused: " + "; ".join(problems), 400)
+            response.headers.add_vary("Origin")
+            return response
+        response = Response(None, 204)
+        headers = response.headers
+        headers["access-control-allow-origin"] = self._allow_origin_value(origin)
+        headers["access-control-allow-methods"] = (
+            method if self.allow_all_methods else ", ".join(self.allow_methods))
+        if requested:
+            headers["access-control-allow-headers"] = ", ".join(requested)
+        if self.allow_credentials:
+            headers["access-control-allow-credentials"] = "true"
+        headers["access-control-max-age"] = str(self.max_age)
+        headers.add_vary("Origin")
+        return response
+
+    def _decorate(self, response: Response, origin: str) -> None:
+        headers = response.headers
+        if not (self.allow_all_origins and not self.allow_credentials):
+            headers.add_vary("Origin")
+        if not self._origin_allowed(origin) or not self._credentials_ok(origin):
+            return
+        headers["access-control-allow-origin"] = self._allow_origin_value(origin)
+        if self.allow_credentials:
+            headers["access-control-allow-credentials"] = "true"
+        if self.expose_headers:
+            headers["access-control-expose-headers"] = self.expose_headers

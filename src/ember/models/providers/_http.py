@@ -1,0 +1,500 @@
+"""HTTP plumbing shared by the built-in providers.
+
+One pooled ``httpx.Client`` and one ``httpx.AsyncClient`` per event loop per
+provider, created lazily (``import ember`` never imports httpx). Every request
+goes through :meth:`HTTPProvider._send` / :meth:`_asend` (retry loop) and
+every failure becomes a :class:`ProviderAPIError` with an ``error_type``.
+Subclasses describe the wire format: :meth:`build_request`,
+:meth:`parse_response` and :meth:`stream_parser`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, ClassVar
+
+import orjson
+
+from ember.models.exceptions import ProviderAPIError, error_type_for_status
+from ember.models.providers.base import BaseProvider, Prompt
+from ember.models.schemas import ChatResponse, StreamChunk
+
+_httpx: Any = None
+
+
+def httpx_module() -> Any:
+    """Import httpx on first use, naming the extra when it is missing."""
+    global _httpx
+    if _httpx is None:
+        try:
+            import httpx
+        except ImportError:
+            from ember.exceptions import MissingDependency
+
+            raise MissingDependency("httpx", "models", "The model providers") from None
+        _httpx = httpx
+    return _httpx
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        from ember.models.exceptions import ModelProviderError
+
+        raise ModelProviderError(f"{name}={value!r} is not a number") from None
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class StreamParser:
+    """Turns SSE events of one provider into :class:`StreamChunk` objects."""
+
+    #: set once the provider's end-of-stream marker was seen
+    done: bool = False
+
+    def feed(self, event: Any) -> list[StreamChunk]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class _LoopClient:
+    """An AsyncClient tied to one event loop, closed when that loop shuts down."""
+
+    __slots__ = ("client", "closer", "loop")
+
+    def __init__(self, loop: Any, client: Any) -> None:
+        self.loop = loop
+        self.client = client
+        self.closer: Any = None
+
+
+async def _close_with_loop(client: Any) -> AsyncIterator[None]:
+    # NOTE: an async generator registered with the loop: asyncio.run()'s
+    # shutdown_asyncgens() closes it, and with it the pooled connections, while
+    # the loop still runs (no "unclosed transport" at interpreter exit).
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+class HTTPProvider(BaseProvider):
+    """A provider speaking JSON + SSE over one pooled httpx client per side."""
+
+    name: ClassVar[str] = "http"
+    base_url_env: ClassVar[str] = ""
+    default_base_url: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_base: float | None = None,
+        retry_max_wait: float | None = None,
+        max_connections: int | None = None,
+    ) -> None:
+        super().__init__(api_key)
+        env_url = os.environ.get(self.base_url_env) if self.base_url_env else None
+        self.base_url = (base_url or env_url or self.default_base_url).rstrip("/")
+        self.timeout = timeout if timeout is not None else _env_float("EMBER_MODEL_TIMEOUT", 600.0)
+        self.connect_timeout = connect_timeout or _env_float("EMBER_MODEL_CONNECT_TIMEOUT", 10.0)
+        self.max_retries = int(
+            max_retries if max_retries is not None else _env_float("EMBER_MODEL_MAX_RETRIES", 2)
+        )
+        self.retry_base = retry_base if retry_base is not None else _env_float(
+            "EMBER_MODEL_RETRY_BASE", 0.5
+        )
+        self.retry_max_wait = retry_max_wait if retry_max_wait is not None else _env_float(
+            "EMBER_MODEL_RETRY_MAX_WAIT", 60.0
+        )
+        self.max_connections = int(
+            max_connections or _env_float("EMBER_MODEL_MAX_CONNECTIONS", 1000)
+        )
+        self._client: Any = None
+        self._aclients: dict[int, _LoopClient] = {}
+        self._last: _LoopClient | None = None
+        self._lock = threading.Lock()
+
+    # -- wire format hooks -------------------------------------------------------------------
+    def headers(self) -> dict[str, str]:
+        """Headers sent with every request (auth, versions)."""
+        return {}
+
+    def build_request(
+        self, prompt: Prompt, model: str, params: dict[str, Any], stream: bool
+    ) -> tuple[str, dict[str, Any]]:
+        """``(url path, JSON body)`` for one call."""
+        raise NotImplementedError
+
+    def parse_response(self, data: Any, model: str) -> ChatResponse:
+        """Build a :class:`ChatResponse` from the decoded JSON body."""
+        raise NotImplementedError
+
+    def stream_parser(self, model: str) -> StreamParser:
+        """A fresh parser for one streamed call."""
+        raise NotImplementedError
+
+    def error_message(self, data: Any) -> str | None:
+        """The provider's error message inside an error body."""
+        if isinstance(data, dict):
+            err = data.get("error")
+            if isinstance(err, dict):
+                return str(err.get("message") or err)
+            if isinstance(err, str):
+                return err
+            if "message" in data:
+                return str(data["message"])
+        return None
+
+    # -- clients ---------------------------------------------------------------------------
+    def _limits(self) -> Any:
+        httpx = httpx_module()
+        return httpx.Limits(
+            max_connections=self.max_connections,
+            max_keepalive_connections=min(self.max_connections, 200),
+            keepalive_expiry=30.0,
+        )
+
+    def _timeout(self, read: float | None = None) -> Any:
+        httpx = httpx_module()
+        read = self.timeout if read is None else read
+        return httpx.Timeout(read, connect=min(self.connect_timeout, read), pool=max(read, 60.0))
+
+    def sync_client(self) -> Any:
+        """The pooled sync client (created on first use)."""
+        client = self._client
+        if client is None:
+            with self._lock:
+                client = self._client
+                if client is None:
+                    httpx = httpx_module()
+                    client = self._client = httpx.Client(
+                        base_url=self.base_url, headers=self.headers(),
+                        timeout=self._timeout(), limits=self._limits(),
+                    )
+        return client
+
+    async def async_client(self) -> Any:
+        """The pooled async client of the running loop (created on first use)."""
+        loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last.loop is loop:
+            return last.client
+        entry = self._aclients.get(id(loop))
+        if entry is None or entry.loop is not loop:
+            httpx = httpx_module()
+            client = httpx.AsyncClient(
+                base_url=self.base_url, headers=self.headers(),
+                timeout=self._timeout(), limits=self._limits(),
+            )
+            entry = _LoopClient(loop, client)
+            closer = _close_with_loop(client)
+            await closer.__anext__()
+            entry.closer = closer
+            with self._lock:
+                for key, old in list(self._aclients.items()):
+                    if old.loop.is_closed():
+                        del self._aclients[key]
+                self._aclients[id(loop)] = entry
+        self._last = entry
+        return entry.client
+
+    def close(self) -> None:
+        """Close the sync client; async clients close with their loops or :meth:`aclose`."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the sync client and the running loop's async client."""
+        self.close()
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._aclients.pop(id(loop), None)
+            if self._last is entry:
+                self._last = None
+        if entry is not None and entry.closer is not None:
+            await entry.closer.aclose()
+
+    # -- errors ------------------------------------------------------------------------------
+    def _status_error(self, status: int, headers: Any, body: bytes, model: str) -> ProviderAPIError:
+        message = None
+        try:
+            message = self.error_message(orjson.loads(body)) if body else None
+        except orjson.JSONDecodeError:
+            message = body[:500].decode("utf-8", "replace").strip() or None
+        error_type = error_type_for_status(status)
+        return ProviderAPIError(
+            f"{self.name} API error {status} ({error_type}): {message or 'no message'}",
+            error_type=error_type, status_code=status, provider=self.name, model=model,
+            provider_message=message, retry_after=parse_retry_after(headers),
+        )
+
+    def _transport_error(self, exc: Exception, model: str) -> ProviderAPIError:
+        httpx = httpx_module()
+        kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection"
+        return ProviderAPIError(
+            f"{self.name} {kind} error: {type(exc).__name__}: {exc}".rstrip(": "),
+            error_type=kind, provider=self.name, model=model, provider_message=str(exc) or None,
+        )
+
+    def malformed(self, what: str, model: str, status: int | None = 200) -> ProviderAPIError:
+        """The error for a response body we cannot decode."""
+        return ProviderAPIError(
+            f"{self.name} sent a malformed response: {what}",
+            error_type="server", status_code=status, provider=self.name, model=model,
+            provider_message=what,
+        )
+
+    def _delay(self, attempt: int, error: ProviderAPIError, max_retries: int) -> float | None:
+        """Seconds to wait before retry ``attempt`` (0-based), or None to give up."""
+        if attempt >= max_retries or not error.retryable:
+            return None
+        retry_after = error.context.get("retry_after")
+        if retry_after is not None:
+            return None if retry_after > self.retry_max_wait else retry_after
+        backoff = min(self.retry_max_wait, self.retry_base * (2**attempt))
+        return backoff * (0.5 + random.random() / 2)
+
+    @staticmethod
+    def _split(params: dict[str, Any]) -> tuple[float | None, int | None]:
+        return params.pop("timeout", None), params.pop("max_retries", None)
+
+    # -- one-shot calls ------------------------------------------------------------------------
+    def complete(self, prompt: Prompt, model: str, **params: Any) -> ChatResponse:
+        """Call the provider and return the parsed response (with retries)."""
+        timeout, max_retries = self._split(params)
+        path, body = self.build_request(prompt, model, params, False)
+        content = orjson.dumps(body)
+        client = self.sync_client()
+        retries = self.max_retries if max_retries is None else max_retries
+        httpx = httpx_module()
+        attempt = 0
+        while True:
+            try:
+                try:
+                    response = client.post(
+                        path, content=content,
+                        timeout=self._timeout(timeout) if timeout is not None else
+                        httpx.USE_CLIENT_DEFAULT,
+                    )
+                except httpx.TransportError as exc:
+                    raise self._transport_error(exc, model) from exc
+                if response.status_code >= 400:
+                    raise self._status_error(
+                        response.status_code, response.headers, response.content, model
+                    )
+                return self._parse_body(response.content, model)
+            except ProviderAPIError as exc:
+                delay = self._delay(attempt, exc, retries)
+                if delay is None:
+                    exc.context["attempts"] = attempt + 1
+                    raise
+                attempt += 1
+                time.sleep(delay)
+
+    async def complete_async(self, prompt: Prompt, model: str, **params: Any) -> ChatResponse:
+        """Async twin of :meth:`complete`."""
+        timeout, max_retries = self._split(params)
+        path, body = self.build_request(prompt, model, params, False)
+        content = orjson.dumps(body)
+        client = await self.async_client()
+        retries = self.max_retries if max_retries is None else max_retries
+        httpx = httpx_module()
+        attempt = 0
+        while True:
+            try:
+                try:
+                    response = await client.post(
+                        path, content=content,
+                        timeout=self._timeout(timeout) if timeout is not None else
+                        httpx.USE_CLIENT_DEFAULT,
+                    )
+                except httpx.TransportError as exc:
+                    raise self._transport_error(exc, model) from exc
+                if response.status_code >= 400:
+                    raise self._status_error(
+                        response.status_code, response.headers, response.content, model
+                    )
+                return self._parse_body(response.content, model)
+            except ProviderAPIError as exc:
+                delay = self._delay(attempt, exc, retries)
+                if delay is None:
+                    exc.context["attempts"] = attempt + 1
+                    raise
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    def _parse_body(self, content: bytes, model: str) -> ChatResponse:
+        try:
+            data = orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
+            raise self.malformed(f"invalid JSON ({exc})", model) from exc
+        try:
+            return self.parse_response(data, model)
+        except ProviderAPIError:
+            raise
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            raise self.malformed(f"unexpected JSON shape ({type(exc).__name__}: {exc})", model) from exc
+
+    # -- streaming -------------------------------------------------------------------------------
+    def stream(self, prompt: Prompt, model: str, **params: Any) -> Iterator[StreamChunk]:
+        """Yield chunks as SSE events arrive; retries only before the first byte."""
+        from ember.models._sse import SSEDecoder
+
+        timeout, max_retries = self._split(params)
+        path, body = self.build_request(prompt, model, params, True)
+        content = orjson.dumps(body)
+        client = self.sync_client()
+        retries = self.max_retries if max_retries is None else max_retries
+        httpx = httpx_module()
+        attempt = 0
+        kwargs: dict[str, Any] = {"content": content}
+        if timeout is not None:
+            kwargs["timeout"] = self._timeout(timeout)
+        while True:
+            try:
+                request = client.build_request("POST", path, **kwargs)
+                try:
+                    response = client.send(request, stream=True)
+                except httpx.TransportError as exc:
+                    raise self._transport_error(exc, model) from exc
+                if response.status_code >= 400:
+                    try:
+                        raw = response.read()
+                    except httpx.TransportError:
+                        raw = b""
+                    finally:
+                        response.close()
+                    raise self._status_error(response.status_code, response.headers, raw, model)
+                break
+            except ProviderAPIError as exc:
+                delay = self._delay(attempt, exc, retries)
+                if delay is None:
+                    exc.context["attempts"] = attempt + 1
+                    raise
+                attempt += 1
+                time.sleep(delay)
+        parser = self.stream_parser(model)
+        decoder = SSEDecoder()
+        try:
+            try:
+                for raw_chunk in response.iter_raw():
+                    for event in decoder.feed(raw_chunk):
+                        yield from self._feed(parser, event, model)
+                    if parser.done:
+                        return
+            except httpx.TransportError as exc:
+                raise self._transport_error(exc, model) from exc
+            if not parser.done:
+                raise self._truncated(model)
+        finally:
+            response.close()
+
+    async def stream_async(
+        self, prompt: Prompt, model: str, **params: Any
+    ) -> AsyncIterator[StreamChunk]:
+        """Async twin of :meth:`stream`."""
+        from ember.models._sse import SSEDecoder
+
+        timeout, max_retries = self._split(params)
+        path, body = self.build_request(prompt, model, params, True)
+        content = orjson.dumps(body)
+        client = await self.async_client()
+        retries = self.max_retries if max_retries is None else max_retries
+        httpx = httpx_module()
+        attempt = 0
+        kwargs: dict[str, Any] = {"content": content}
+        if timeout is not None:
+            kwargs["timeout"] = self._timeout(timeout)
+        while True:
+            try:
+                request = client.build_request("POST", path, **kwargs)
+                try:
+                    response = await client.send(request, stream=True)
+                except httpx.TransportError as exc:
+                    raise self._transport_error(exc, model) from exc
+                if response.status_code >= 400:
+                    try:
+                        raw = await response.aread()
+                    except httpx.TransportError:
+                        raw = b""
+                    finally:
+                        await response.aclose()
+                    raise self._status_error(response.status_code, response.headers, raw, model)
+                break
+            except ProviderAPIError as exc:
+                delay = self._delay(attempt, exc, retries)
+                if delay is None:
+                    exc.context["attempts"] = attempt + 1
+                    raise
+                attempt += 1
+                await asyncio.sleep(delay)
+        parser = self.stream_parser(model)
+        decoder = SSEDecoder()
+        try:
+            try:
+                async for raw_chunk in response.aiter_raw():
+                    for event in decoder.feed(raw_chunk):
+                        for chunk in self._feed(parser, event, model):
+                            yield chunk
+                    if parser.done:
+                        return
+            except httpx.TransportError as exc:
+                raise self._transport_error(exc, model) from exc
+            if not parser.done:
+                raise self._truncated(model)
+        finally:
+            await response.aclose()
+
+    def _feed(self, parser: StreamParser, event: Any, model: str) -> list[StreamChunk]:
+        try:
+            return parser.feed(event)
+        except ProviderAPIError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError,
+                ValueError) as exc:
+            raise self.malformed(
+                f"bad stream event {event.data[:200]!r} ({type(exc).__name__})", model
+            ) from exc
+
+    def _truncated(self, model: str) -> ProviderAPIError:
+        return ProviderAPIError(
+            f"{self.name} stream ended before its end marker (truncated)",
+            error_type="connection", provider=self.name, model=model,
+            provider_message="stream truncated",
+        )

@@ -1,0 +1,150 @@
+"""OpenAI Chat Completions (``POST {base}/chat/completions``).
+
+Base URL ``OPENAI_BASE_URL`` (default ``https://api.openai.com/v1``), key
+``OPENAI_API_KEY`` sent as ``Authorization: Bearer``. Streaming asks for
+``stream_options.include_usage`` so the last frame (``choices: []``) carries
+usage, then ``data: [DONE]``. Tool-call arguments arrive as fragments keyed
+by ``index``; :class:`OpenAIStreamParser` re-emits them as
+:class:`~ember.models.schemas.ToolCallDelta`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+from ember.models.exceptions import ProviderAPIError
+from ember.models.providers._http import HTTPProvider, StreamParser
+from ember.models.providers.base import Prompt
+from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, UsageStats
+
+
+def to_messages(prompt: Prompt, system: str | None = None) -> list[dict[str, Any]]:
+    """Chat messages (OpenAI shape) for a string or a list of messages/strings."""
+    messages: list[dict[str, Any]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    if isinstance(prompt, str):
+        messages.append({"role": "user", "content": prompt})
+        return messages
+    for item in prompt:
+        if isinstance(item, str):
+            messages.append({"role": "user", "content": item})
+        elif isinstance(item, dict):
+            messages.append(item)
+        else:
+            raise TypeError(f"prompt items must be str or message dicts, got {type(item).__name__}")
+    return messages
+
+
+def openai_usage(data: Any) -> UsageStats | None:
+    """UsageStats from an OpenAI ``usage`` object (None when absent)."""
+    if not isinstance(data, dict):
+        return None
+    prompt = int(data.get("prompt_tokens") or 0)
+    completion = int(data.get("completion_tokens") or 0)
+    return UsageStats(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+
+
+class OpenAIProvider(HTTPProvider):
+    """OpenAI's Chat Completions API (also the base of OpenAI-compatible servers)."""
+
+    name: ClassVar[str] = "openai"
+    api_key_env: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
+    base_url_env: ClassVar[str] = "OPENAI_BASE_URL"
+    default_base_url: ClassVar[str] = "https://api.openai.com/v1"
+    chat_path: ClassVar[str] = "/chat/completions"
+
+    def headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def build_request(
+        self, prompt: Prompt, model: str, params: dict[str, Any], stream: bool
+    ) -> tuple[str, dict[str, Any]]:
+        system = params.pop("system", None)
+        body: dict[str, Any] = {"model": model, "messages": to_messages(prompt, system)}
+        body.update(params)
+        if stream:
+            body["stream"] = True
+            options = dict(body.get("stream_options") or {})
+            options.setdefault("include_usage", True)
+            body["stream_options"] = options
+        return self.chat_path, body
+
+    def parse_response(self, data: Any, model: str) -> ChatResponse:
+        if isinstance(data, dict) and "error" in data and "choices" not in data:
+            raise ProviderAPIError(
+                f"{self.name} returned an error body: {self.error_message(data)}",
+                error_type="server", status_code=200, provider=self.name, model=model,
+                provider_message=self.error_message(data),
+            )
+        choice = data["choices"][0]
+        message = choice["message"]
+        calls = [
+            ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}")
+            for c in message.get("tool_calls") or ()
+        ]
+        return ChatResponse(
+            data=message.get("content") or "",
+            usage=openai_usage(data.get("usage")) or UsageStats(estimated=True),
+            model_id=data.get("model", model),
+            finish_reason=choice.get("finish_reason"),
+            raw_finish_reason=choice.get("finish_reason"),
+            tool_calls=calls,
+            raw=data,
+        )
+
+    def stream_parser(self, model: str) -> StreamParser:
+        return OpenAIStreamParser(self, model)
+
+
+class OpenAIStreamParser(StreamParser):
+    """``chat.completion.chunk`` frames -> chunks; ``[DONE]`` ends the stream."""
+
+    def __init__(self, provider: OpenAIProvider, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.done = False
+
+    def feed(self, event: Any) -> list[StreamChunk]:
+        data = event.data
+        if data == "[DONE]":
+            self.done = True
+            return []
+        frame = orjson.loads(data)
+        if "error" in frame and "choices" not in frame:
+            message = self.provider.error_message(frame)
+            err = frame["error"] if isinstance(frame["error"], dict) else {}
+            kind = str(err.get("type") or err.get("code") or "")
+            error_type = "rate_limit" if "rate" in kind else "server"
+            raise ProviderAPIError(
+                f"{self.provider.name} stream error: {message}", error_type=error_type,
+                provider=self.provider.name, model=self.model, provider_message=message,
+            )
+        chunks: list[StreamChunk] = []
+        for choice in frame.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            deltas = None
+            if delta.get("tool_calls"):
+                deltas = [
+                    ToolCallDelta(
+                        index=int(tc.get("index", 0)), id=tc.get("id"),
+                        name=(tc.get("function") or {}).get("name"),
+                        arguments=(tc.get("function") or {}).get("arguments") or "",
+                    )
+                    for tc in delta["tool_calls"]
+                ]
+            text = delta.get("content") or ""
+            finish = choice.get("finish_reason")
+            if text or deltas or finish:
+                chunks.append(StreamChunk(text=text, finish_reason=finish, tool_calls=deltas))
+        usage = openai_usage(frame.get("usage"))
+        if usage is not None:
+            chunks.append(StreamChunk(usage=usage))
+        return chunks
