@@ -257,7 +257,7 @@ def to_response(result: Any) -> Response:
         return PlainTextResponse(result)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return Response(bytes(result), media_type="application/octet-stream")
-    if result is None:
+    if result is None or result is Ellipsis:  # NOTE: `...` placeholder bodies, as in the seed
         return Response(None, 204)
     if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
         resp = to_response(result[0])

@@ -16,6 +16,7 @@ there, with ``<NAME>_API_KEY`` as optional bearer token. For fixed settings
 from __future__ import annotations
 
 import os
+from urllib.parse import urlencode
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -53,7 +54,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
         self.api_key_env = (key_env,)  # type: ignore[misc]
         self._key_header = api_key_header.lower()
         self.chat_path = chat_path + (  # type: ignore[misc]
-            "?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""
+            "?" + urlencode(dict(query)) if query else ""
         )
         self._extra_headers = dict(extra_headers or {})
         super().__init__(api_key, base_url=base_url, **options)

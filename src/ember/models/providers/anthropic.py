@@ -1,0 +1,269 @@
+"""Anthropic Messages API (``POST {base}/v1/messages``).
+
+Key ``ANTHROPIC_API_KEY`` as ``x-api-key``, ``anthropic-version: 2023-06-01``,
+base URL ``ANTHROPIC_BASE_URL`` (default ``https://api.anthropic.com``).
+System messages move to the top-level ``system``; ``max_tokens`` (required by
+the API) defaults to 4096. OpenAI-shaped tools, tool calls and ``tool``
+messages are translated to ``tools``/``tool_use``/``tool_result``. Streams are
+named SSE events: ``message_start`` (input tokens), ``content_block_*``,
+``ping``, ``message_delta`` (cumulative ``output_tokens``), ``message_stop``
+and ``error``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+from ember.models.exceptions import ProviderAPIError
+from ember.models.providers._http import HTTPProvider, StreamParser
+from ember.models.providers.base import Prompt
+from ember.models.providers.openai import to_messages
+from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, UsageStats
+
+DEFAULT_MAX_TOKENS = 4096
+API_VERSION = "2023-06-01"
+FINISH = {
+    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+    "tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "stop",
+    "model_context_window_exceeded": "length",
+}
+ERROR_TYPES = {
+    "invalid_request_error": "bad_request", "not_found_error": "bad_request",
+    "request_too_large": "bad_request", "authentication_error": "authentication",
+    "permission_error": "authentication", "rate_limit_error": "rate_limit",
+    "overloaded_error": "server", "api_error": "server", "timeout_error": "timeout",
+}
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content or () if isinstance(p, dict))
+
+
+def _json_arg(text: str | None) -> Any:
+    try:
+        return orjson.loads(text or "{}")
+    except orjson.JSONDecodeError:
+        return {"_raw": text}
+
+
+def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
+    """OpenAI-shaped messages -> (system, Anthropic messages)."""
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = m.get("role")
+        content = m.get("content")
+        if role in ("system", "developer"):
+            system.append(_text_of(content))
+            continue
+        if role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.get("tool_call_id"),
+                     "content": content if isinstance(content, str | list) else str(content)}
+            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list) and all(
+                b.get("type") == "tool_result" for b in out[-1]["content"]
+            ):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+            continue
+        if role == "assistant" and m.get("tool_calls"):
+            blocks: list[dict[str, Any]] = []
+            if content:
+                blocks.append({"type": "text", "text": _text_of(content)})
+            for call in m["tool_calls"]:
+                fn = call.get("function") or {}
+                blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
+                               "input": _json_arg(fn.get("arguments"))})
+            out.append({"role": "assistant", "content": blocks})
+            continue
+        if isinstance(content, list):
+            content = [
+                {"type": "text", "text": p} if isinstance(p, str) else p for p in content
+            ]
+        out.append({"role": role or "user", "content": content})
+    return ("\n\n".join(system) if system else None), out
+
+
+def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI ``{"type": "function", "function": {...}}`` tools -> Anthropic tools."""
+    out = []
+    for tool in tools:
+        fn = tool.get("function") if tool.get("type") == "function" else None
+        if fn is None:
+            out.append(tool)  # already Anthropic-shaped
+            continue
+        entry = {"name": fn["name"],
+                 "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
+        if fn.get("description"):
+            entry["description"] = fn["description"]
+        out.append(entry)
+    return out
+
+
+def convert_tool_choice(choice: Any) -> Any:
+    """OpenAI ``tool_choice`` -> Anthropic's."""
+    if choice == "auto":
+        return {"type": "auto"}
+    if choice == "required":
+        return {"type": "any"}
+    if choice == "none":
+        return {"type": "none"}
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return {"type": "tool", "name": choice["function"]["name"]}
+    return choice
+
+
+class AnthropicProvider(HTTPProvider):
+    """Anthropic's Messages API."""
+
+    name: ClassVar[str] = "anthropic"
+    api_key_env: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
+    base_url_env: ClassVar[str] = "ANTHROPIC_BASE_URL"
+    default_base_url: ClassVar[str] = "https://api.anthropic.com"
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "content-type": "application/json", "accept": "application/json",
+            "x-api-key": self.api_key or "", "anthropic-version": API_VERSION,
+        }
+
+    def _path(self) -> str:
+        return "/messages" if self.base_url.endswith("/v1") else "/v1/messages"
+
+    def build_request(
+        self, prompt: Prompt, model: str, params: dict[str, Any], stream: bool
+    ) -> tuple[str, dict[str, Any]]:
+        extra_system = params.pop("system", None)
+        system, messages = convert_messages(to_messages(prompt))
+        if extra_system:
+            system = f"{extra_system}\n\n{system}" if system else extra_system
+        body: dict[str, Any] = {"model": model, "messages": messages}
+        if system:
+            body["system"] = system
+        body["max_tokens"] = params.pop("max_tokens", None) or params.pop(
+            "max_completion_tokens", None) or DEFAULT_MAX_TOKENS
+        stop = params.pop("stop", None)
+        if stop:
+            body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        if params.get("tools"):
+            params["tools"] = convert_tools(params["tools"])
+        if "tool_choice" in params:
+            params["tool_choice"] = convert_tool_choice(params["tool_choice"])
+        body.update(params)
+        if stream:
+            body["stream"] = True
+        return self._path(), body
+
+    def error_message(self, data: Any) -> str | None:
+        return super().error_message(data)
+
+    def parse_response(self, data: Any, model: str) -> ChatResponse:
+        if data.get("type") == "error":
+            raise self._error_event(data, model)
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for block in data["content"]:
+            kind = block.get("type")
+            if kind == "text":
+                texts.append(block["text"])
+            elif kind == "tool_use":
+                calls.append(ToolCall(block["id"], block["name"],
+                                      orjson.dumps(block.get("input", {})).decode()))
+        usage = data.get("usage") or {}
+        prompt = int(usage.get("input_tokens") or 0) + int(
+            usage.get("cache_creation_input_tokens") or 0) + int(
+            usage.get("cache_read_input_tokens") or 0)
+        reason = data.get("stop_reason")
+        return ChatResponse(
+            data="".join(texts),
+            usage=UsageStats(prompt, int(usage.get("output_tokens") or 0),
+                             estimated=not usage),
+            model_id=data.get("model", model), finish_reason=FINISH.get(reason, reason),
+            raw_finish_reason=reason, tool_calls=calls, raw=data,
+        )
+
+    def _error_event(self, data: Any, model: str) -> ProviderAPIError:
+        err = data.get("error") or {}
+        kind = err.get("type", "api_error")
+        message = err.get("message") or kind
+        return ProviderAPIError(
+            f"anthropic error ({kind}): {message}", error_type=ERROR_TYPES.get(kind, "server"),
+            provider=self.name, model=model, provider_message=message,
+            context={"provider_error_type": kind},
+        )
+
+    def stream_parser(self, model: str) -> StreamParser:
+        return AnthropicStreamParser(self, model)
+
+
+class AnthropicStreamParser(StreamParser):
+    """Named Messages-stream events -> chunks (usage when ``message_stop`` arrives)."""
+
+    def __init__(self, provider: AnthropicProvider, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.done = False
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.reported = False
+        self.tool_index: dict[int, int] = {}  # content block index -> tool call index
+
+    def feed(self, event: Any) -> list[StreamChunk]:
+        name = event.event
+        if name == "ping":
+            return []
+        data = orjson.loads(event.data)
+        kind = data.get("type", name) if name == "message" else name
+        if kind == "error":
+            raise self.provider._error_event(data, self.model)
+        if kind == "message_start":
+            usage = data["message"].get("usage") or {}
+            self.input_tokens = int(usage.get("input_tokens") or 0) + int(
+                usage.get("cache_creation_input_tokens") or 0) + int(
+                usage.get("cache_read_input_tokens") or 0)
+            self.output_tokens = int(usage.get("output_tokens") or 0)
+            self.reported = bool(usage)
+            return []
+        if kind == "content_block_start":
+            block = data["content_block"]
+            if block.get("type") == "tool_use":
+                idx = self.tool_index.setdefault(data["index"], len(self.tool_index))
+                return [StreamChunk(tool_calls=[ToolCallDelta(idx, block.get("id"),
+                                                              block.get("name"))])]
+            if block.get("type") == "text" and block.get("text"):
+                return [StreamChunk(text=block["text"])]
+            return []
+        if kind == "content_block_delta":
+            delta = data["delta"]
+            if delta.get("type") == "text_delta":
+                return [StreamChunk(text=delta["text"])] if delta["text"] else []
+            if delta.get("type") == "input_json_delta":
+                idx = self.tool_index.get(data["index"], 0)
+                return [StreamChunk(tool_calls=[ToolCallDelta(idx, arguments=delta.get(
+                    "partial_json", ""))])]
+            return []
+        if kind == "message_delta":
+            usage = data.get("usage") or {}
+            if "output_tokens" in usage:
+                self.output_tokens = int(usage["output_tokens"])  # cumulative, not a delta
+                self.reported = True
+            if usage.get("input_tokens"):
+                self.input_tokens = int(usage["input_tokens"])
+            reason = (data.get("delta") or {}).get("stop_reason")
+            if reason:
+                return [StreamChunk(finish_reason=FINISH.get(reason, reason))]
+            return []
+        if kind == "message_stop":
+            self.done = True
+            return [StreamChunk(usage=UsageStats(self.input_tokens, self.output_tokens))]
+        return []  # content_block_stop and unknown future events
+
+    def partial_usage(self) -> UsageStats | None:
+        """What the provider reported before the stream broke."""
+        if not self.reported:
+            return None
+        return UsageStats(self.input_tokens, self.output_tokens)
