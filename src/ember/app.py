@@ -176,6 +176,38 @@ class Ember(RouteDecorators):
             path += "?" + urlencode(extra, doseq=True)
         return path
 
+    # -- AI surfaces --------------------------------------------------------------
+
+    def add_mcp(self, path: str = "/mcp", tools: Any = None, name: str | None = None,
+                version: str | None = None, instructions: str | None = None) -> Any:
+        """Serve an MCP server (streamable HTTP) exposing ``tools``, resources and prompts."""
+        from ember.mcp import add_mcp
+
+        return add_mcp(self, path=path, tools=tools, name=name or self.title,
+                       version=version or self.version, instructions=instructions)
+
+    def _mcp(self) -> Any:
+        server = getattr(self, "_mcp_server", None)
+        return server if server is not None else self.add_mcp()
+
+    def mcp_resource(self, uri: str, name: str | None = None, description: str | None = None,
+                     mime_type: str = "text/plain") -> Callable[[Handler], Handler]:
+        """Expose the decorated function's result as an MCP resource at ``uri``."""
+        return self._mcp().resource(uri, name=name, description=description,
+                                    mime_type=mime_type)
+
+    def mcp_prompt(self, name: str | None = None,
+                   description: str | None = None) -> Callable[[Handler], Handler]:
+        """Expose the decorated function as an MCP prompt."""
+        return self._mcp().prompt(name=name, description=description)
+
+    def mount_openai(self, models: Any, prefix: str = "/v1",
+                     api_keys: list[str] | None = None) -> None:
+        """Serve an OpenAI-compatible API (``/chat/completions``, ``/models``) at ``prefix``."""
+        from ember.gateway.openai import mount_openai
+
+        mount_openai(self, models, prefix=prefix, api_keys=api_keys)
+
     # -- lifecycle ------------------------------------------------------------
 
     def _caches(self) -> list[Any]:
