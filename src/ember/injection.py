@@ -456,7 +456,7 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
         inner, optional = _unwrap_optional(tp)
         if optional and default is _MISSING:
             default = None
-        if _is_request_type(inner) or (name == "request" and tp is prm.empty):
+        if _is_request_type(inner) or (name == "request" and tp in (prm.empty, Any)):
             params.append(Param(name, REQUEST, name, None, _MISSING))
             continue
         if websocket and (getattr(inner, "__name__", "") == "WebSocket" or (

@@ -1,0 +1,1 @@
+"""Gateways: serve model APIs from an Ember app (OpenAI-compatible today)."""
