@@ -252,3 +252,34 @@ def test_server_shutdown_sends_going_away(server_factory):
         assert _close_code(s) == 1001
     finally:
         s.close()
+
+
+def test_test_client_websocket_sync_and_async():
+    from ember.testing import WebSocketRejected
+
+    app = _app([])
+    with app.test_client() as c:
+        with c.websocket_connect("/echo") as ws:
+            ws.send_text("hello")
+            assert ws.receive_text() == "echo: hello"
+            ws.send_bytes(b"abc")
+            assert ws.receive_bytes() == b"cba"
+        with c.websocket_connect("/json/r1", subprotocols=["chat.v1"]) as ws:
+            assert ws.subprotocol == "chat.v1"
+            ws.send_json({"x": 1})
+            assert ws.receive_json() == {"room": "r1", "got": {"x": 1}}
+            with pytest.raises(WebSocketDisconnect):
+                ws.receive()
+            assert ws.close_code == 4000
+        with pytest.raises(WebSocketRejected) as info:
+            with c.websocket_connect("/refuse"):
+                pass
+        assert info.value.response.status_code == 403
+
+    async def main():
+        async with app.test_client() as c:
+            async with c.websocket_connect("/echo") as ws:
+                await ws.send_text("async")
+                assert await ws.receive_text() == "echo: async"
+
+    asyncio.run(main())
