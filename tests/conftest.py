@@ -127,9 +127,9 @@ def raw_exchange(url: str, data: bytes, *, timeout: float = 5.0, until_close: bo
             if not chunk:
                 break
             chunks.append(chunk)
-            if expect is not None and b"".join(chunks).count(b"HTTP/1.1 ") >= expect:
-                if not until_close:
-                    break
+            if (expect is not None and b"".join(chunks).count(b"HTTP/1.1 ") >= expect
+                    and not until_close):
+                break
         return b"".join(chunks)
 
 

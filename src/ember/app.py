@@ -335,7 +335,7 @@ class Ember(RouteDecorators):
             except Exception as inner:
                 if inner is not exc:
                     logger.exception("exception handler %r failed", handler)
-                exc = inner if not isinstance(inner, HTTPException) else inner
+                exc = inner
                 if isinstance(exc, HTTPException):
                     return _http_error(exc)
                 return self._internal_error(req, exc)

@@ -352,7 +352,7 @@ class Plan:
             if source == REQUEST:
                 kwargs[p.name] = request
                 continue
-            if source == CONTEXT or source == WEBSOCKET:
+            if source in (CONTEXT, WEBSOCKET):
                 kwargs[p.name] = context
                 continue
             if source == BODY:

@@ -137,8 +137,8 @@ class Request:
 
     @property
     def http_version(self) -> str:
-        """``"1.1"`` or ``"1.0"``."""
-        return f"1.{self.http_minor}"
+        """``"1.1"``, ``"1.0"`` or ``"2"`` (HTTP/2 streams carry ``http_minor == 2``)."""
+        return "2" if self.http_minor == 2 else f"1.{self.http_minor}"
 
     @property
     def headers(self) -> Headers:

@@ -142,7 +142,7 @@ class SessionMiddleware:
         return f"{sid}.{mac}"
 
     def _unsign(self, value: str) -> str | None:
-        sid, _, mac = value.rpartition(".")
+        sid, _, _mac = value.rpartition(".")
         if not sid or not hmac.compare_digest(self._sign(sid), value):
             return None
         return sid

@@ -476,7 +476,7 @@ class TestClient:
                                   cookies)
         ssock, csock = socket.socketpair()
         app, state = self.app, self._state
-        transport, proto = await loop.connect_accepted_socket(
+        _transport, proto = await loop.connect_accepted_socket(
             lambda: HttpProtocol(app, state, app.server_limits, urlsplit(self.base_url).scheme
                                  or "http"),
             ssock,

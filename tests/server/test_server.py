@@ -84,7 +84,7 @@ def test_single_worker_runs_in_process(tmp_path):
 
 
 def test_idle_server_stops_in_under_a_second(tmp_path):
-    proc, url = _start(tmp_path, 1)
+    proc, _url = _start(tmp_path, 1)
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     proc.wait(10)
@@ -211,5 +211,5 @@ def test_port_in_use_is_a_clear_error(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(OSError, match="cannot listen on 127.0.0.1"):
+        with pytest.raises(OSError, match=r"cannot listen on 127\.0\.0\.1"):
             bind(ServerConfig(port=port))

@@ -271,15 +271,13 @@ def test_test_client_websocket_sync_and_async():
             with pytest.raises(WebSocketDisconnect):
                 ws.receive()
             assert ws.close_code == 4000
-        with pytest.raises(WebSocketRejected) as info:
-            with c.websocket_connect("/refuse"):
-                pass
+        with pytest.raises(WebSocketRejected) as info, c.websocket_connect("/refuse"):
+            pass
         assert info.value.response.status_code == 403
 
     async def main():
-        async with app.test_client() as c:
-            async with c.websocket_connect("/echo") as ws:
-                await ws.send_text("async")
-                assert await ws.receive_text() == "echo: async"
+        async with app.test_client() as c, c.websocket_connect("/echo") as ws:
+            await ws.send_text("async")
+            assert await ws.receive_text() == "echo: async"
 
     asyncio.run(main())

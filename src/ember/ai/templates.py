@@ -22,7 +22,7 @@ class PromptTemplate:
             raise TypeError(f"template must be a str, got {type(template).__name__}")
         names: list[str] = []
         try:
-            for _, field, spec, conv in string.Formatter().parse(template):
+            for _, field, _spec, _conv in string.Formatter().parse(template):
                 if field is None:
                     continue
                 if not field or not field.split(".")[0].split("[")[0].isidentifier():

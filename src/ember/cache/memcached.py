@@ -88,7 +88,7 @@ class MemcachedCache(RouteCache):
 
     async def _set(self, key: str, value: bytes) -> None:
         k = self.storage_key(key, await self._ns_version())
-        exptime = 0 if self.ttl is None else max(1, int(round(self.ttl)))
+        exptime = 0 if self.ttl is None else max(1, round(self.ttl))
         await asyncio.wait_for(self._mc().set(k, value, exptime=exptime), self.timeout)
 
     async def _delete(self, key: str) -> None:

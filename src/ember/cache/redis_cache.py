@@ -81,7 +81,7 @@ class RedisCache(RouteCache):
 
     async def _set(self, key: str, value: bytes) -> None:
         ns = await self._ns()
-        ttl = None if self.ttl is None else max(1, int(round(self.ttl)))
+        ttl = None if self.ttl is None else max(1, round(self.ttl))
         await asyncio.wait_for(self._redis().set(ns + key, value, ex=ttl), self.timeout)
 
     async def _delete(self, key: str) -> None:

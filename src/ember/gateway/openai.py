@@ -192,7 +192,7 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
                                           completion_id, created)
         try:
             result = await backend.complete(model, messages, params)
-        except Exception as exc:  # noqa: BLE001 - mapped to OpenAI errors
+        except Exception as exc:
             return _map_exception(exc)
         text = getattr(result, "data", None)
         if text is None:
@@ -265,7 +265,7 @@ async def _stream_response(backend: _Backend, model: str, messages: list[dict[st
         first = await iterator.__anext__()
     except StopAsyncIteration:
         first = None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return _map_exception(exc)
     base = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
             "model": model, "system_fingerprint": None}
@@ -299,7 +299,7 @@ async def _stream_response(backend: _Backend, model: str, messages: list[dict[st
                     chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     chunk = None
-        except Exception as exc:  # noqa: BLE001 - the stream ends with an error event
+        except Exception as exc:
             error = {"error": {"message": str(exc), "type": "upstream_error",
                                "code": getattr(exc, "context", {}).get("error_type")}}
             yield b"data: " + orjson.dumps(error) + b"\n\n"
@@ -309,7 +309,7 @@ async def _stream_response(backend: _Backend, model: str, messages: list[dict[st
             if close is not None:
                 try:
                     await close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
         usage = usage or getattr(stream, "usage", None)
         yield frame({}, finish if finish in ("stop", "length", "tool_calls", "content_filter")

@@ -63,7 +63,6 @@ for _c in range(256):
     _vchar[_c] = 1 if _c == 9 or 32 <= _c <= 126 or _c >= 128 else 0
 _TCHAR = bytes(_tchar)
 _VCHAR = bytes(_vchar)
-_LOWER = bytes(c + 32 if 65 <= c <= 90 else c for c in range(256))
 
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
 _MAX_CHUNK_SIZE_DIGITS = 16
@@ -381,7 +380,7 @@ class HttpRequestParser:
 @cython.locals(i=cython.Py_ssize_t, start=cython.Py_ssize_t, stop=cython.Py_ssize_t,
                vstart=cython.Py_ssize_t, vend=cython.Py_ssize_t, count=cython.Py_ssize_t,
                c=cython.uchar, buf=cython.p_const_uchar, tchar=cython.p_const_uchar,
-               vchar=cython.p_const_uchar, lower=cython.p_const_uchar, upper_seen=cython.int)
+               vchar=cython.p_const_uchar, upper_seen=cython.int)
 def _scan_head(data: bytes, pos: int, line_end: int, idx: int, max_headers: int) -> object:
     """The compiled fast path of the head: ``(method, target, major, minor, headers)``.
 
@@ -391,7 +390,6 @@ def _scan_head(data: bytes, pos: int, line_end: int, idx: int, max_headers: int)
     buf = data
     tchar = _TCHAR
     vchar = _VCHAR
-    lower = _LOWER
     # request-line: tchar+ SP 0x21-0x7e+ SP "HTTP/" DIGIT "." DIGIT
     i = pos
     while i < line_end and tchar[buf[i]]:

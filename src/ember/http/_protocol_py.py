@@ -178,6 +178,8 @@ class HttpProtocol(asyncio.Protocol):
         self._held = b""
         self._running = False
         self._websocket: Any = None
+        self._http2 = False  # set by the server when app.run(http2=True)
+        self._h2: Any = None
         # -- timers
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
@@ -213,6 +215,11 @@ class HttpProtocol(asyncio.Protocol):
             transport.pause_reading()
             state.waiting.append(self)
         state.connections.add(self)
+        if self._http2 and self._scheme == "https":
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                self._switch_to_h2(b"")
+                return
         self._idle_since = self._loop.time()
         self._arm_timer(self._idle_since + limits.keep_alive_timeout)
 
@@ -259,6 +266,18 @@ class HttpProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self._http2 and self._current is None and not self._queue and \
+                data[:3] == b"PRI" and self._parser is not None and not self._parser.upgraded:
+            from ember.http.h2 import PREFACE
+
+            head = self._held + data
+            if PREFACE.startswith(head[:len(PREFACE)]):
+                if len(head) < len(PREFACE):
+                    self._held = head  # NOTE: wait for the rest of the preface
+                    return
+                self._held = b""
+                self._switch_to_h2(head)
+                return
         if not self._admitted:
             # NOTE: uvloop ignores pause_reading() inside connection_made; hold the
             # bytes until a slot frees up (max_connections).
@@ -338,6 +357,13 @@ class HttpProtocol(asyncio.Protocol):
         if req._too_large is not None:
             # NOTE: refuse before reading the body; the connection cannot be reused.
             raise HttpParserError(-413, "")
+        if upgrade is not None and self._http2 and upgrade.strip().lower() == b"h2c" \
+                and req._complete and len(self._queue) == 1 and self._current is None:
+            settings = req.headers.get("http2-settings")
+            if settings is not None:
+                self._queue.pop()
+                self._upgrade_h2c(req, settings.encode("latin-1"))
+                return True
         if upgrade is not None and hasattr(app, "_upgrade"):
             return bool(app._upgrade(self, req, upgrade))
         if len(self._queue) > MAX_PIPELINE and not self._read_paused:
@@ -642,6 +668,46 @@ class HttpProtocol(asyncio.Protocol):
             self._closed = True
             self._transport.close()
             self._cancel_timers()
+
+    # -- HTTP/2 -----------------------------------------------------------------
+
+    def _switch_to_h2(self, data: bytes) -> Any:
+        """Hand the transport to an HTTP/2 protocol (ALPN h2 or prior knowledge)."""
+        from ember.http.h2 import H2Protocol
+
+        self._cancel_timers()
+        self._state.connections.discard(self)
+        h2proto = H2Protocol(self._app, self._state, self._limits, self._scheme, self._peer)
+        self._h2 = h2proto
+        transport = self._transport
+        transport.set_protocol(h2proto)
+        h2proto.connection_made(transport)
+        self._parser = None
+        if data:
+            h2proto.data_received(data)
+        return h2proto
+
+    def _upgrade_h2c(self, req: Request, settings: bytes) -> None:
+        """``Upgrade: h2c``: 101, then HTTP/2 with this request as stream 1."""
+        from ember.http.h2 import H2Protocol
+
+        self._flush()
+        self._transport.write(b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\n"
+                              b"upgrade: h2c\r\n\r\n")
+
+        self._cancel_timers()
+        self._state.connections.discard(self)
+        h2proto = H2Protocol(self._app, self._state, self._limits, self._scheme, self._peer)
+        self._h2 = h2proto
+        transport = self._transport
+        transport.set_protocol(h2proto)
+        h2proto.transport = transport
+        self._state.connections.add(h2proto)
+        h2proto.start_upgraded(settings, req)
+        rest = self._parser.take_buffer() if self._parser is not None else b""
+        self._parser = None
+        if rest:
+            self._loop.call_soon(h2proto.data_received, rest)
 
     # -- WebSocket takeover ---------------------------------------------------
 

@@ -54,8 +54,11 @@ class ServerConfig:
         if not isinstance(self.limits, ServerLimits):
             raise ConfigError(f"limits must be a ServerLimits, got {self.limits!r}")
         if self.http2:
-            raise ConfigError("http2=True is not available yet in this release of Ember "
-                              "(HTTP/1.1 only); leave http2=False")
+            try:
+                import h2  # noqa: F401
+            except ImportError:
+                raise ConfigError("http2=True needs the h2 package: pip install "
+                                  "'ember-api[http2]'") from None
 
     @property
     def family(self) -> socket.AddressFamily:

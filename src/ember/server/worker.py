@@ -62,8 +62,13 @@ class Worker:
         app, state, limits = self.app, self.state, self.config.limits
         scheme = self.config.scheme
 
+        http2 = self.config.http2
+
         def factory() -> HttpProtocol:
-            return HttpProtocol(app, state, limits, scheme)
+            proto = HttpProtocol(app, state, limits, scheme)
+            if http2:
+                proto._http2 = True
+            return proto
 
         self.server = await loop.create_server(
             factory, sock=sock, ssl=ssl_context(self.config), backlog=self.config.backlog

@@ -16,6 +16,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
@@ -26,6 +27,9 @@ from ember.models.providers.base import BaseProvider, Prompt
 from ember.models.schemas import ChatResponse, StreamChunk
 
 _httpx: Any = None
+# NOTE: closers live as long as their loop, not their provider: a registry dropped
+# mid-loop still gets its connections closed by asyncio.run()'s shutdown_asyncgens().
+_loop_closers: weakref.WeakKeyDictionary[Any, set[Any]] = weakref.WeakKeyDictionary()
 
 
 def httpx_module() -> Any:
@@ -40,6 +44,26 @@ def httpx_module() -> Any:
             raise MissingDependency("httpx", "models", "The model providers") from None
         _httpx = httpx
     return _httpx
+
+
+_ssl_context: Any = None
+
+
+def _verify_for(base_url: str) -> Any:
+    """One shared TLS context per process (building one costs ~10 ms); none for http://."""
+    global _ssl_context
+    if base_url.startswith("http://"):
+        return False  # NOTE: plain HTTP never uses it; skip loading the CA bundle
+    if _ssl_context is None:
+        import ssl
+
+        try:
+            import certifi
+
+            _ssl_context = ssl.create_default_context(cafile=certifi.where())
+        except ImportError:
+            _ssl_context = ssl.create_default_context()
+    return _ssl_context
 
 
 def _env_float(name: str, default: float) -> float:
@@ -84,6 +108,14 @@ class StreamParser:
 
     def feed(self, event: Any) -> list[StreamChunk]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def at_eof(self) -> list[StreamChunk] | None:
+        """Final chunks when the body ends without an end marker, or None if truncated."""
+        return None
+
+    def partial_usage(self) -> Any:
+        """Usage the provider reported before the stream broke, if any."""
+        return None
 
 
 class _LoopClient:
@@ -204,6 +236,7 @@ class HTTPProvider(BaseProvider):
                     client = self._client = httpx.Client(
                         base_url=self.base_url, headers=self.headers(),
                         timeout=self._timeout(), limits=self._limits(),
+                        verify=_verify_for(self.base_url),
                     )
         return client
 
@@ -219,11 +252,13 @@ class HTTPProvider(BaseProvider):
             client = httpx.AsyncClient(
                 base_url=self.base_url, headers=self.headers(),
                 timeout=self._timeout(), limits=self._limits(),
+                verify=_verify_for(self.base_url),
             )
             entry = _LoopClient(loop, client)
             closer = _close_with_loop(client)
             await closer.__anext__()
             entry.closer = closer
+            _loop_closers.setdefault(loop, set()).add(closer)
             with self._lock:
                 for key, old in list(self._aclients.items()):
                     if old.loop.is_closed():
@@ -248,6 +283,7 @@ class HTTPProvider(BaseProvider):
             if self._last is entry:
                 self._last = None
         if entry is not None and entry.closer is not None:
+            _loop_closers.get(loop, set()).discard(entry.closer)
             await entry.closer.aclose()
 
     # -- errors ------------------------------------------------------------------------------
@@ -277,12 +313,12 @@ class HTTPProvider(BaseProvider):
         return ProviderAPIError(
             f"{self.name} sent a malformed response: {what}",
             error_type="server", status_code=status, provider=self.name, model=model,
-            provider_message=what,
+            provider_message=what, context={"malformed": True},
         )
 
     def _delay(self, attempt: int, error: ProviderAPIError, max_retries: int) -> float | None:
         """Seconds to wait before retry ``attempt`` (0-based), or None to give up."""
-        if attempt >= max_retries or not error.retryable:
+        if attempt >= max_retries or not error.retryable or error.context.get("malformed"):
             return None
         retry_after = error.context.get("retry_after")
         if retry_after is not None:
@@ -414,14 +450,23 @@ class HTTPProvider(BaseProvider):
         try:
             try:
                 for raw_chunk in response.iter_raw():
+                    if parser.done:
+                        continue  # NOTE: drain to EOF so the connection goes back to the pool
                     for event in decoder.feed(raw_chunk):
                         yield from self._feed(parser, event, model)
-                    if parser.done:
-                        return
             except httpx.TransportError as exc:
-                raise self._transport_error(exc, model) from exc
+                if not parser.done:  # a failure while draining after the end marker is moot
+                    raise self._transport_error(exc, model) from exc
             if not parser.done:
-                raise self._truncated(model)
+                tail = parser.at_eof()
+                if tail is None:
+                    raise self._truncated(model)
+                yield from tail
+        except ProviderAPIError as exc:
+            partial = parser.partial_usage()
+            if partial is not None:
+                exc.context["reported_usage"] = partial
+            raise
         finally:
             response.close()
 
@@ -469,15 +514,25 @@ class HTTPProvider(BaseProvider):
         try:
             try:
                 async for raw_chunk in response.aiter_raw():
+                    if parser.done:
+                        continue  # NOTE: drain to EOF so the connection goes back to the pool
                     for event in decoder.feed(raw_chunk):
                         for chunk in self._feed(parser, event, model):
                             yield chunk
-                    if parser.done:
-                        return
             except httpx.TransportError as exc:
-                raise self._transport_error(exc, model) from exc
+                if not parser.done:  # a failure while draining after the end marker is moot
+                    raise self._transport_error(exc, model) from exc
             if not parser.done:
-                raise self._truncated(model)
+                tail = parser.at_eof()
+                if tail is None:
+                    raise self._truncated(model)
+                for chunk in tail:
+                    yield chunk
+        except ProviderAPIError as exc:
+            partial = parser.partial_usage()
+            if partial is not None:
+                exc.context["reported_usage"] = partial
+            raise
         finally:
             await response.aclose()
 

@@ -16,9 +16,9 @@ there, with ``<NAME>_API_KEY`` as optional bearer token. For fixed settings
 from __future__ import annotations
 
 import os
-from urllib.parse import urlencode
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from ember.models.exceptions import ModelProviderError
 from ember.models.providers.openai import OpenAIProvider
@@ -71,10 +71,12 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
 
 def compatible_provider(name: str, **settings: Any) -> Callable[[str | None], OpenAICompatibleProvider]:
-    """A factory for :func:`register_provider` with fixed settings."""
+    """A factory for :func:`register_provider` with fixed settings (``api_key`` optional)."""
+
+    fixed_key = settings.pop("api_key", None)
 
     def factory(api_key: str | None = None) -> OpenAICompatibleProvider:
-        return OpenAICompatibleProvider(api_key, name=name, **settings)
+        return OpenAICompatibleProvider(fixed_key or api_key, name=name, **settings)
 
     factory.__name__ = f"{name}_provider"
     return factory

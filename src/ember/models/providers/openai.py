@@ -28,7 +28,12 @@ def to_messages(prompt: Prompt, system: str | None = None) -> list[dict[str, Any
     if isinstance(prompt, str):
         messages.append({"role": "user", "content": prompt})
         return messages
-    for item in prompt:
+    items = list(prompt)
+    if any(isinstance(i, bytes | bytearray) for i in items):
+        # NOTE: ["What's in this image?", image_bytes] is one multimodal user message.
+        messages.append({"role": "user", "content": [_part(i) for i in items]})
+        return messages
+    for item in items:
         if isinstance(item, str):
             messages.append({"role": "user", "content": item})
         elif isinstance(item, dict):
@@ -36,6 +41,20 @@ def to_messages(prompt: Prompt, system: str | None = None) -> list[dict[str, Any
         else:
             raise TypeError(f"prompt items must be str or message dicts, got {type(item).__name__}")
     return messages
+
+
+def _part(item: Any) -> dict[str, Any]:
+    if isinstance(item, str):
+        return {"type": "text", "text": item}
+    if isinstance(item, bytes | bytearray):
+        import base64
+
+        kind = "png" if item[:4] == b"\x89PNG" else "jpeg" if item[:2] == b"\xff\xd8" else "png"
+        data = base64.b64encode(bytes(item)).decode()
+        return {"type": "image_url", "image_url": {"url": f"data:image/{kind};base64,{data}"}}
+    if isinstance(item, dict):
+        return item
+    raise TypeError(f"prompt items must be str, bytes or dicts, got {type(item).__name__}")
 
 
 def openai_usage(data: Any) -> UsageStats | None:

@@ -1,0 +1,497 @@
+"""HTTP/2 (RFC 9113) connections, with the ``h2`` package doing the framing.
+
+Reached three ways when ``app.run(http2=True)``: TLS with ALPN ``h2``, cleartext
+with prior knowledge (the connection starts with the HTTP/2 preface), and
+``Upgrade: h2c`` on an HTTP/1.1 request without a body.  Each stream becomes a
+:class:`~ember.requests.Request` handled by the same app code as HTTP/1.1, in
+its own task: streams are multiplexed, a reset stream cancels its handler, the
+receive window is only re-opened as handlers consume bodies (read
+backpressure), and responses — streaming and SSE included — are sent as the
+peer's flow-control window allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ember.exceptions import ClientDisconnect
+from ember.requests import Request
+from ember.status import body_allowed
+
+logger = logging.getLogger("ember.server")
+access_logger = logging.getLogger("ember.access")
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HIGH_WATER = 256 * 1024
+_HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                         b"upgrade", b"content-length"))
+
+
+class H2Stream:
+    """One stream: its request, handler task and flow-control bookkeeping."""
+
+    __slots__ = (
+        "closed",
+        "id",
+        "limit",
+        "proto",
+        "received",
+        "request",
+        "task",
+        "unacked",
+        "window_waiter",
+    )
+
+    def __init__(self, proto: H2Protocol, stream_id: int, request: Request) -> None:
+        self.proto = proto
+        self.id = stream_id
+        self.request = request
+        self.task: asyncio.Task[Any] | None = None
+        self.unacked = 0
+        self.window_waiter: asyncio.Future[None] | None = None
+        self.closed = False
+        self.limit: int | None = None
+        self.received = 0
+
+    # -- what Request expects of its connection --------------------------------------
+
+    def body_consumed(self, buffered: int) -> None:
+        """Re-open the receive window once the handler has read enough."""
+        if self.unacked and buffered < HIGH_WATER // 2:
+            self.proto.ack(self, self.unacked)
+
+    def send_continue(self, req: Request) -> None:
+        """HTTP/2 has no 100-continue interim need here: bodies flow on window updates."""
+
+
+class H2BodyWriter:
+    """The BodyWriter of an HTTP/2 stream (same interface as HTTP/1.1's)."""
+
+    __slots__ = ("_head_only", "_stream", "sent", "started", "status")
+
+    def __init__(self, stream: H2Stream) -> None:
+        self._stream = stream
+        self._head_only = stream.request.method == "HEAD"
+        self.started = False
+        self.status = 0
+        self.sent = 0
+
+    @property
+    def request(self) -> Request:
+        """The request this body answers."""
+        return self._stream.request
+
+    @property
+    def closed(self) -> bool:
+        """True once the stream or connection is gone."""
+        return self._stream.closed or self._stream.proto.closed
+
+    def start(self, status_code: int, raw_headers: list, content_length: int = -1) -> None:
+        """Send the response headers."""
+        if self.started:
+            raise RuntimeError("response already started")
+        if self.closed:
+            raise ClientDisconnect("client disconnected")
+        self.started = True
+        self.status = status_code
+        end = not body_allowed(status_code) or self._head_only
+        if not body_allowed(status_code):
+            self._head_only = True
+        self._stream.proto.send_headers(self._stream, status_code, raw_headers, content_length,
+                                        end)
+        if end:
+            self._stream.closed = True
+
+    async def write(self, data: bytes) -> None:
+        """Send body bytes as the flow-control window allows."""
+        if self.closed and not self._head_only:
+            raise ClientDisconnect("client disconnected")
+        if self._head_only or not data:
+            return
+        self.sent += len(data)
+        await self._stream.proto.send_data(self._stream, data)
+
+    async def sendfile(self, file: Any, offset: int, count: int) -> None:
+        """Send part of a file (read in pieces; HTTP/2 frames cannot be zero-copy)."""
+        loop = asyncio.get_running_loop()
+        file.seek(offset)
+        remaining = count
+        while remaining > 0:
+            data = await loop.run_in_executor(None, file.read, min(remaining, 256 * 1024))
+            if not data:
+                break
+            remaining -= len(data)
+            await self.write(data)
+
+    async def end(self) -> None:
+        """End the stream."""
+        if not self._head_only and not self.closed:
+            self._stream.proto.end_stream(self._stream)
+
+
+class H2Protocol(asyncio.Protocol):
+    """An HTTP/2 connection (see the module docstring)."""
+
+    def __init__(self, app: Any, state: Any, limits: Any, scheme: str = "https",
+                 peer: tuple[str, int] | None = None) -> None:
+        import h2.config
+        import h2.connection
+        import h2.settings
+
+        self.app = app
+        self.state = state
+        self.limits = limits
+        self.scheme = scheme
+        self.peer = peer
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None,
+                                           validate_inbound_headers=True)
+        self.conn = h2.connection.H2Connection(config=config)
+        self.conn.local_settings = h2.settings.Settings(
+            client=False, initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_size,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: HIGH_WATER,
+            })
+        self.streams: dict[int, H2Stream] = {}
+        self.transport: Any = None
+        self.closed = False
+        self.write_paused = False
+        self.drain_waiters: list[asyncio.Future[None]] = []
+        self.loop = asyncio.get_event_loop()
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        self.transport = transport
+        if self.peer is None:
+            peer = transport.get_extra_info("peername")
+            if isinstance(peer, tuple) and len(peer) >= 2:
+                self.peer = (str(peer[0]), int(peer[1]))
+        self.state.connections.add(self)
+        self.conn.initiate_connection()
+        self.flush()
+        self._arm_idle()
+
+    def start_upgraded(self, settings_header: bytes, request: Request) -> None:
+        """``Upgrade: h2c``: stream 1 is the HTTP/1.1 request that asked for it."""
+        self.conn.initiate_upgrade_connection(settings_header)
+        self.flush()
+        request._conn = None
+        stream = H2Stream(self, 1, request)
+        request._conn = stream
+        request.http_minor = 2
+        self.streams[1] = stream
+        self._run(stream)
+
+    def data_received(self, data: bytes) -> None:
+        import h2.events
+        import h2.exceptions
+
+        try:
+            events = self.conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            logger.debug("HTTP/2 protocol error: %s", exc)
+            self.flush()
+            self._close()
+            return
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                self._request(event)
+            elif isinstance(event, h2.events.DataReceived):
+                self._data(event)
+            elif isinstance(event, h2.events.StreamEnded):
+                stream = self.streams.get(event.stream_id)
+                if stream is not None:
+                    stream.request._finish()
+            elif isinstance(event, h2.events.StreamReset):
+                self._reset(event.stream_id)
+            elif isinstance(event, h2.events.WindowUpdated):
+                self._window_opened(event.stream_id)
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
+                self._window_opened(0)
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                self.flush()
+                self._close()
+                return
+        self.flush()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        for stream in list(self.streams.values()):
+            self._cancel(stream)
+        self.streams.clear()
+        for waiter in self.drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        for waiter in self.drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.drain_waiters.clear()
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _request(self, event: Any) -> None:
+        headers = []
+        method = path = authority = None
+        scheme = self.scheme
+        for name, value in event.headers:
+            if name.startswith(b":"):
+                if name == b":method":
+                    method = value.decode("ascii", "replace")
+                elif name == b":path":
+                    path = value
+                elif name == b":authority":
+                    authority = value
+                elif name == b":scheme":
+                    scheme = value.decode("ascii", "replace")
+            else:
+                headers.append((name, value))
+        if authority is not None and not any(n == b"host" for n, _ in headers):
+            headers.insert(0, (b"host", authority))
+        sid = event.stream_id
+        if method is None or path is None or (not path.startswith(b"/") and path != b"*"):
+            self._refuse(sid, 400)
+            return
+        if len(path) > self.limits.max_url_size:
+            self._refuse(sid, 414)
+            return
+        if len(headers) > self.limits.max_headers:
+            self._refuse(sid, 431)
+            return
+        request = Request(method, path, headers, 2, None, self.peer, scheme)
+        stream = H2Stream(self, sid, request)
+        request._conn = stream
+        self.streams[sid] = stream
+        self.app._match(request)
+        route = request.route
+        limit = self.limits.max_body_size
+        if route is not None and route.max_body_size is not None:
+            limit = route.max_body_size
+        stream.limit = limit
+        declared = request.headers.get("content-length")
+        if limit is not None and declared and declared.isdigit() and int(declared) > limit:
+            self._refuse(sid, 413)
+            return
+        if event.stream_ended is not None:
+            request._complete = True
+        self._run(stream)
+
+    def _data(self, event: Any) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            return
+        stream.received += len(event.data)
+        if stream.limit is not None and stream.received > stream.limit:
+            stream.request._too_large = stream.limit
+            stream.request._lost()
+            self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            if stream.task is None or stream.request._stream_used is False:
+                self._refuse(stream.id, 413)
+            return
+        stream.request._feed(event.data)
+        stream.unacked += event.flow_controlled_length
+        if stream.request._buffered < HIGH_WATER // 2:
+            self.ack(stream, stream.unacked)
+
+    def ack(self, stream: H2Stream, amount: int) -> None:
+        """Re-open ``amount`` bytes of receive window."""
+        if amount and not self.closed and not stream.closed:
+            stream.unacked -= amount
+            try:
+                self.conn.acknowledge_received_data(amount, stream.id)
+            except Exception:
+                return
+            self.flush()
+
+    def _run(self, stream: H2Stream) -> None:
+        stream.task = self.loop.create_task(self._handle(stream))
+        self._disarm_idle()
+
+    async def _handle(self, stream: H2Stream) -> None:
+        request = stream.request
+        timeout = self.limits.request_timeout
+        if request.route is not None and request.route.timeout is not None:
+            timeout = request.route.timeout
+        try:
+            if timeout is not None:
+                try:
+                    response = await asyncio.wait_for(self.app._handle(request), timeout)
+                except TimeoutError:
+                    from ember.responses import PlainTextResponse
+
+                    response = PlainTextResponse("the handler did not answer in time", 504)
+            else:
+                response = await self.app._handle(request)
+            out = H2BodyWriter(stream)
+            if response.streaming:
+                await response.stream_to(out)
+            else:
+                body = response.body
+                out.start(response.status_code, response.raw_headers, len(body))
+                if body and not out._head_only:
+                    await out.write(body)
+                await out.end()
+            self._log(request, out.status, out.sent)
+            background = getattr(response, "background", None)
+            if background is not None:
+                result = background()
+                if asyncio.iscoroutine(result):
+                    await result
+        except (ClientDisconnect, asyncio.CancelledError):
+            pass
+        except Exception:
+            logger.exception("error answering HTTP/2 stream %d (%s %s)", stream.id,
+                             request.method, request.path)
+            if not self.closed and not stream.closed:
+                self._refuse(stream.id, 500)
+        finally:
+            self.streams.pop(stream.id, None)
+            stream.closed = True
+            if not self.streams:
+                self._arm_idle()
+
+    def _log(self, request: Request, status: int, size: int) -> None:
+        self.state.total_requests += 1
+        if self.state.access_log:
+            peer = self.peer[0] if self.peer else "-"
+            access_logger.info('%s - "%s %s HTTP/2" %d %d', peer, request.method,
+                               request.raw_path.decode("latin-1"), status, size)
+
+    def _refuse(self, stream_id: int, status: int) -> None:
+        try:
+            self.conn.send_headers(stream_id, [(b":status", str(status).encode()),
+                                               (b"content-length", b"0")], end_stream=True)
+        except Exception:
+            pass
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            stream.closed = True
+        self.flush()
+
+    def _reset(self, stream_id: int) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is not None:
+            self._cancel(stream)
+
+    def _cancel(self, stream: H2Stream) -> None:
+        stream.closed = True
+        stream.request._lost()
+        if stream.task is not None and not stream.task.done():
+            stream.task.cancel()
+        waiter = stream.window_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- sending ---------------------------------------------------------------------
+
+    def send_headers(self, stream: H2Stream, status: int, raw_headers: list,
+                     content_length: int, end: bool) -> None:
+        """The response head of ``stream``."""
+        headers = [(b":status", str(status).encode()), (b"server", b"ember"),
+                   (b"date", self.state.date_header[6:-2])]
+        for name, value in raw_headers:
+            if name not in _HOP_BY_HOP:
+                headers.append((name, value))
+        if content_length >= 0 and body_allowed(status):
+            headers.append((b"content-length", str(content_length).encode()))
+        self.conn.send_headers(stream.id, headers, end_stream=end)
+        self.flush()
+
+    async def send_data(self, stream: H2Stream, data: bytes) -> None:
+        """Body bytes, as flow control allows."""
+        view = memoryview(data)
+        while view:
+            if self.closed or stream.closed:
+                raise ClientDisconnect("client disconnected")
+            window = min(self.conn.local_flow_control_window(stream.id),
+                         self.conn.max_outbound_frame_size)
+            if window <= 0:
+                stream.window_waiter = self.loop.create_future()
+                await stream.window_waiter
+                stream.window_waiter = None
+                continue
+            piece = view[:window]
+            self.conn.send_data(stream.id, piece.tobytes())
+            view = view[len(piece):]
+            self.flush()
+            if self.write_paused:
+                waiter = self.loop.create_future()
+                self.drain_waiters.append(waiter)
+                await waiter
+
+    def end_stream(self, stream: H2Stream) -> None:
+        """Close our side of ``stream``."""
+        try:
+            self.conn.end_stream(stream.id)
+        except Exception:
+            pass
+        stream.closed = True
+        self.flush()
+
+    def _window_opened(self, stream_id: int) -> None:
+        targets = self.streams.values() if stream_id == 0 else (
+            [self.streams[stream_id]] if stream_id in self.streams else [])
+        for stream in targets:
+            waiter = stream.window_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    def flush(self) -> None:
+        """Write whatever h2 has queued."""
+        data = self.conn.data_to_send()
+        if data and self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _arm_idle(self) -> None:
+        if self._idle_timer is None and not self.closed:
+            self._idle_timer = self.loop.call_later(self.limits.keep_alive_timeout,
+                                                    self._idle_timeout)
+
+    def _disarm_idle(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _idle_timeout(self) -> None:
+        self._idle_timer = None
+        if not self.streams:
+            self.shutdown()
+
+    def _close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def shutdown(self) -> None:
+        """Graceful stop: GOAWAY; idle connections close now."""
+        try:
+            self.conn.close_connection()
+            self.flush()
+        except Exception:
+            pass
+        if not self.streams:
+            self._close()
+
+    def abort(self) -> None:
+        """Hard stop."""
+        for stream in list(self.streams.values()):
+            self._cancel(stream)
+        if self.transport is not None:
+            self.transport.abort()
+        self.closed = True

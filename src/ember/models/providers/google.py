@@ -1,0 +1,265 @@
+"""Google Gemini API (``generateContent`` / ``streamGenerateContent?alt=sse``).
+
+Key ``GOOGLE_API_KEY`` or ``GEMINI_API_KEY`` as ``x-goog-api-key``; base URL
+``GOOGLE_BASE_URL`` (default ``https://generativelanguage.googleapis.com``,
+API version ``v1beta`` appended unless the base already names one). System
+messages become ``systemInstruction``; sampling parameters move into
+``generationConfig``; usage comes from ``usageMetadata`` (thinking tokens are
+billed as output). Finish reasons map to OpenAI's words (``STOP`` -> ``stop``,
+``MAX_TOKENS`` -> ``length``, ``SAFETY``/``RECITATION``/... ->
+``content_filter``); the raw word stays in ``raw_finish_reason``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+import orjson
+
+from ember.models.exceptions import ProviderAPIError
+from ember.models.providers._http import HTTPProvider, StreamParser
+from ember.models.providers.base import Prompt
+from ember.models.providers.openai import to_messages
+from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, UsageStats
+
+FINISH = {
+    "STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
+    "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter", "LANGUAGE": "content_filter", "OTHER": "stop",
+    "MALFORMED_FUNCTION_CALL": "error", "UNEXPECTED_TOOL_CALL": "error",
+    "FINISH_REASON_UNSPECIFIED": None,
+}
+GENERATION_KEYS = {
+    "temperature": "temperature", "top_p": "topP", "top_k": "topK",
+    "max_tokens": "maxOutputTokens", "max_completion_tokens": "maxOutputTokens",
+    "max_output_tokens": "maxOutputTokens", "stop": "stopSequences", "n": "candidateCount",
+    "presence_penalty": "presencePenalty", "frequency_penalty": "frequencyPenalty",
+    "seed": "seed", "response_mime_type": "responseMimeType",
+    "response_schema": "responseSchema",
+}
+STATUS_TYPES = {
+    "RESOURCE_EXHAUSTED": "rate_limit", "UNAUTHENTICATED": "authentication",
+    "PERMISSION_DENIED": "authentication", "DEADLINE_EXCEEDED": "timeout",
+    "UNAVAILABLE": "server", "INTERNAL": "server",
+}
+_VERSIONED = re.compile(r"/v\d+(alpha|beta)?\d*$")
+
+
+def _text_parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"text": content}]
+    parts = []
+    for p in content or ():
+        if isinstance(p, str):
+            parts.append({"text": p})
+        elif isinstance(p, dict) and p.get("type") == "text":
+            parts.append({"text": p.get("text", "")})
+        elif isinstance(p, dict):
+            parts.append(p)  # already a Gemini part
+    return parts
+
+
+def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
+    """OpenAI-shaped messages -> (system instruction, Gemini ``contents``)."""
+    system: list[str] = []
+    contents: list[dict[str, Any]] = []
+    call_names: dict[str, str] = {}
+    for m in messages:
+        role = m.get("role")
+        content = m.get("content")
+        if role in ("system", "developer"):
+            system.append("".join(p.get("text", "") for p in _text_parts(content)))
+            continue
+        if role == "tool":
+            name = m.get("name") or call_names.get(m.get("tool_call_id", ""), "tool")
+            try:
+                result = orjson.loads(content) if isinstance(content, str) else content
+            except orjson.JSONDecodeError:
+                result = content
+            if not isinstance(result, dict):
+                result = {"result": result}
+            part = {"functionResponse": {"name": name, "response": result}}
+            if contents and contents[-1]["role"] == "user" and "functionResponse" in contents[-1][
+                "parts"][-1]:
+                contents[-1]["parts"].append(part)
+            else:
+                contents.append({"role": "user", "parts": [part]})
+            continue
+        parts = _text_parts(content) if content else []
+        for call in m.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            call_names[call.get("id", "")] = fn.get("name", "")
+            try:
+                args = orjson.loads(fn.get("arguments") or "{}")
+            except orjson.JSONDecodeError:
+                args = {}
+            parts.append({"functionCall": {"name": fn.get("name"), "args": args}})
+        contents.append({"role": "model" if role in ("assistant", "model") else "user",
+                         "parts": parts or [{"text": ""}]})
+    return ("\n\n".join(system) if system else None), contents
+
+
+def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenAI function tools -> one Gemini ``functionDeclarations`` tool."""
+    declarations = []
+    passthrough = []
+    for tool in tools:
+        fn = tool.get("function") if tool.get("type") == "function" else None
+        if fn is None:
+            passthrough.append(tool)
+            continue
+        decl = {"name": fn["name"], "description": fn.get("description", "")}
+        if fn.get("parameters"):
+            decl["parameters"] = fn["parameters"]
+        declarations.append(decl)
+    return ([{"functionDeclarations": declarations}] if declarations else []) + passthrough
+
+
+def gemini_usage(meta: Any) -> UsageStats | None:
+    """UsageStats from ``usageMetadata``."""
+    if not isinstance(meta, dict):
+        return None
+    prompt = int(meta.get("promptTokenCount") or 0)
+    completion = int(meta.get("candidatesTokenCount") or 0) + int(
+        meta.get("thoughtsTokenCount") or 0)
+    return UsageStats(prompt, completion, int(meta.get("totalTokenCount") or prompt + completion))
+
+
+class GoogleProvider(HTTPProvider):
+    """Google's Gemini API (Generative Language API)."""
+
+    name: ClassVar[str] = "google"
+    api_key_env: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+    base_url_env: ClassVar[str] = "GOOGLE_BASE_URL"
+    default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
+    api_version: ClassVar[str] = "v1beta"
+
+    def headers(self) -> dict[str, str]:
+        return {"content-type": "application/json", "accept": "application/json",
+                "x-goog-api-key": self.api_key or ""}
+
+    def build_request(
+        self, prompt: Prompt, model: str, params: dict[str, Any], stream: bool
+    ) -> tuple[str, dict[str, Any]]:
+        extra_system = params.pop("system", None)
+        system, contents = convert_messages(to_messages(prompt))
+        if extra_system:
+            system = f"{extra_system}\n\n{system}" if system else extra_system
+        body: dict[str, Any] = {"contents": contents}
+        if system:
+            body["systemInstruction"] = {"parts": [{"text": system}]}
+        config = dict(params.pop("generation_config", None) or params.pop(
+            "generationConfig", None) or {})
+        for key in list(params):
+            if key in GENERATION_KEYS:
+                value = params.pop(key)
+                if key == "stop" and isinstance(value, str):
+                    value = [value]
+                config[GENERATION_KEYS[key]] = value
+        if config:
+            body["generationConfig"] = config
+        if params.get("tools"):
+            params["tools"] = convert_tools(params["tools"])
+        for snake, camel in (("safety_settings", "safetySettings"), ("tool_config", "toolConfig")):
+            if snake in params:
+                params[camel] = params.pop(snake)
+        body.update(params)
+        prefix = "" if _VERSIONED.search(self.base_url) else f"/{self.api_version}"
+        if stream:
+            return f"{prefix}/models/{model}:streamGenerateContent?alt=sse", body
+        return f"{prefix}/models/{model}:generateContent", body
+
+    def _error(self, data: Any, model: str) -> ProviderAPIError:
+        err = data.get("error") or {}
+        status = err.get("status", "")
+        message = err.get("message") or status or "error"
+        code = err.get("code")
+        return ProviderAPIError(
+            f"google error ({status or code}): {message}",
+            error_type=STATUS_TYPES.get(status, "server"), status_code=code,
+            provider=self.name, model=model, provider_message=message,
+        )
+
+    def parse_response(self, data: Any, model: str) -> ChatResponse:
+        if "error" in data:
+            raise self._error(data, model)
+        text, calls, reason = self._candidate(data)
+        if reason is None and not data.get("candidates"):
+            reason = (data.get("promptFeedback") or {}).get("blockReason")
+        return ChatResponse(
+            data=text,
+            usage=gemini_usage(data.get("usageMetadata")) or UsageStats(estimated=True),
+            model_id=data.get("modelVersion", model),
+            finish_reason=("tool_calls" if calls and reason == "STOP" else
+                           FINISH.get(reason, "content_filter" if reason else None)),
+            raw_finish_reason=reason, tool_calls=calls, raw=data,
+        )
+
+    @staticmethod
+    def _candidate(data: Any, offset: int = 0) -> tuple[str, list[ToolCall], str | None]:
+        candidates = data.get("candidates") or []
+        if not candidates:
+            return "", [], None
+        cand = candidates[0]
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for part in (cand.get("content") or {}).get("parts") or ():
+            if "text" in part and not part.get("thought"):
+                texts.append(part["text"])
+            elif "functionCall" in part:
+                fc = part["functionCall"]
+                calls.append(ToolCall(fc.get("id") or f"call_{offset + len(calls)}", fc["name"],
+                                      orjson.dumps(fc.get("args", {})).decode()))
+        return "".join(texts), calls, cand.get("finishReason")
+
+    def stream_parser(self, model: str) -> StreamParser:
+        return GoogleStreamParser(self, model)
+
+
+class GoogleStreamParser(StreamParser):
+    """Each SSE ``data:`` is a whole GenerateContentResponse; a finishReason ends it."""
+
+    def __init__(self, provider: GoogleProvider, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.done = False
+        self.usage: UsageStats | None = None
+        self.calls = 0
+        self.finished = False
+
+    def feed(self, event: Any) -> list[StreamChunk]:
+        data = orjson.loads(event.data)
+        if "error" in data:
+            raise self.provider._error(data, self.model)
+        usage = gemini_usage(data.get("usageMetadata"))
+        if usage is not None:
+            self.usage = usage  # cumulative: the last one wins
+        text, calls, reason = GoogleProvider._candidate(data, self.calls)
+        if reason is None and not data.get("candidates") and data.get("promptFeedback"):
+            reason = data["promptFeedback"].get("blockReason")
+        chunks: list[StreamChunk] = []
+        deltas = None
+        if calls:
+            deltas = [ToolCallDelta(self.calls + i, c.id, c.name, c.arguments)
+                      for i, c in enumerate(calls)]
+            self.calls += len(calls)
+        finish = None
+        if reason:
+            finish = "tool_calls" if self.calls and reason == "STOP" else FINISH.get(
+                reason, "content_filter")
+        if text or deltas or finish:
+            chunks.append(StreamChunk(text=text, finish_reason=finish, tool_calls=deltas))
+        if reason:
+            self.finished = True
+        return chunks
+
+    def at_eof(self) -> list[StreamChunk] | None:
+        # NOTE: Gemini has no end marker: the body ends after a frame with a finishReason.
+        if not self.finished:
+            return None
+        return [StreamChunk(usage=self.usage)] if self.usage else []
+
+    def partial_usage(self) -> UsageStats | None:
+        return self.usage

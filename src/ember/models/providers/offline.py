@@ -1,0 +1,118 @@
+"""The offline provider: ``offline/<anything>`` needs no key and no network.
+
+Answers are deterministic functions of the prompt and always start with
+``[offline <model>]`` so nobody mistakes them for a real model:
+
+- ``offline/echo`` (and any other name): ``[offline echo] You said: <last user text>``
+- ``offline/reverse``: the last user text reversed
+- ``offline/upper``: the last user text upper-cased
+
+Tokens are counted with the local tokenizer (:mod:`ember.models.tokens`), the
+answer streams one token per chunk, paced by the ``token_delay`` parameter
+(seconds) or ``EMBER_OFFLINE_TOKEN_DELAY``; ``max_tokens`` truncates with
+``finish_reason="length"``. Cost is always 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, ClassVar
+
+from ember.models import tokens
+from ember.models.providers.base import BaseProvider, Prompt
+from ember.models.schemas import ChatResponse, StreamChunk, UsageStats
+
+
+def _last_user_text(prompt: Prompt) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    for message in reversed(list(prompt)):
+        if isinstance(message, str):
+            return message
+        if isinstance(message, dict) and message.get("role", "user") == "user":
+            return tokens.prompt_text([message])
+    return tokens.prompt_text(prompt)
+
+
+class OfflineProvider(BaseProvider):
+    """Deterministic, key-less, network-less stand-in for a model."""
+
+    requires_api_key: ClassVar[bool] = False
+    free: ClassVar[bool] = True
+    name: ClassVar[str] = "offline"
+
+    def __init__(self, api_key: str | None = None, *, token_delay: float | None = None) -> None:
+        super().__init__(api_key)
+        if token_delay is None:
+            token_delay = float(os.environ.get("EMBER_OFFLINE_TOKEN_DELAY") or 0)
+        self.token_delay = token_delay
+
+    def answer(self, prompt: Prompt, model: str) -> str:
+        """The full deterministic answer for ``prompt``."""
+        text = _last_user_text(prompt).strip()
+        if model == "reverse":
+            body = text[::-1]
+        elif model == "upper":
+            body = text.upper()
+        else:
+            body = f"You said: {text}" if text else "You said nothing."
+        return f"[offline {model}] {body}"
+
+    def _plan(
+        self, prompt: Prompt, model: str, params: dict[str, Any]
+    ) -> tuple[list[str], int, str, float]:
+        enc = tokens.get_encoder(model)
+        pieces = enc.pieces(self.answer(prompt, model))
+        finish = "stop"
+        limit = params.get("max_tokens") or params.get("max_completion_tokens")
+        if limit is not None and int(limit) < len(pieces):
+            pieces, finish = pieces[: max(0, int(limit))], "length"
+        system = params.get("system")
+        prompt_tokens = tokens.count_prompt_tokens(prompt, model) + (
+            tokens.count_tokens(system, model) + 4 if system else 0)
+        delay = params.get("token_delay")
+        return pieces, prompt_tokens, finish, self.token_delay if delay is None else float(delay)
+
+    def _usage(self, prompt_tokens: int, completion: int, model: str) -> UsageStats:
+        return UsageStats(prompt_tokens, completion, estimated=not tokens.is_exact(model))
+
+    def complete(self, prompt: Prompt, model: str, **params: Any) -> ChatResponse:
+        """The whole answer at once (no pacing)."""
+        pieces, prompt_tokens, finish, _ = self._plan(prompt, model, params)
+        return ChatResponse(
+            data="".join(pieces), usage=self._usage(prompt_tokens, len(pieces), model),
+            model_id=f"offline/{model}", finish_reason=finish, raw_finish_reason=finish,
+        )
+
+    async def complete_async(self, prompt: Prompt, model: str, **params: Any) -> ChatResponse:
+        """Same as :meth:`complete`, without a thread hop."""
+        return self.complete(prompt, model, **params)
+
+    def stream(self, prompt: Prompt, model: str, **params: Any) -> Iterator[StreamChunk]:
+        """One chunk per token, ``token_delay`` seconds apart."""
+        pieces, prompt_tokens, finish, delay = self._plan(prompt, model, params)
+        last = len(pieces) - 1
+        for i, piece in enumerate(pieces):
+            if delay and i:
+                time.sleep(delay)
+            yield StreamChunk(text=piece, finish_reason=finish if i == last else None)
+        if not pieces:
+            yield StreamChunk(finish_reason=finish)
+        yield StreamChunk(usage=self._usage(prompt_tokens, len(pieces), model))
+
+    async def stream_async(
+        self, prompt: Prompt, model: str, **params: Any
+    ) -> AsyncIterator[StreamChunk]:
+        """Async twin of :meth:`stream` (sleeps with ``asyncio.sleep``)."""
+        pieces, prompt_tokens, finish, delay = self._plan(prompt, model, params)
+        last = len(pieces) - 1
+        for i, piece in enumerate(pieces):
+            if delay and i:
+                await asyncio.sleep(delay)
+            yield StreamChunk(text=piece, finish_reason=finish if i == last else None)
+        if not pieces:
+            yield StreamChunk(finish_reason=finish)
+        yield StreamChunk(usage=self._usage(prompt_tokens, len(pieces), model))

@@ -1,0 +1,219 @@
+"""Streaming results: :class:`ModelStream` (sync) and :class:`AsyncModelStream`.
+
+    stream = models.stream("gpt-4", "Write a long story")
+    for chunk in stream:
+        print(chunk.text, end="")
+    stream.usage        # UsageStats once the stream has ended
+    stream.response     # the assembled ChatResponse
+
+Iterating starts the request. Usage-only frames are absorbed (not yielded).
+When the provider reports no usage (a broken or usage-less stream) the
+tokens are counted locally and ``usage.estimated`` is True. A stream that
+breaks midway raises :class:`ProviderAPIError` after the chunks already
+delivered; its ``context["partial_usage"]`` holds what was recorded.
+Leaving the loop early (``break``) closes the connection and records the
+usage so far. Both classes are context managers that always close.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ember.models.exceptions import ModelError
+from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, UsageStats
+
+if TYPE_CHECKING:
+    from ember.models.registry import Binding, ModelRegistry
+
+
+class _StreamState:
+    """What both stream flavours accumulate."""
+
+    def __init__(self, registry: ModelRegistry, binding: Binding, model_id: str,
+                 prompt: Any, params: dict[str, Any]) -> None:
+        self._registry = registry
+        self._binding = binding
+        self.model_id = model_id
+        self._prompt = prompt
+        self._params = params
+        self._parts: list[str] = []
+        self._calls: dict[int, list[Any]] = {}
+        self._reported: UsageStats | None = None
+        self._finish: str | None = None
+        self._started = 0.0
+        self._done = False
+        self.usage: UsageStats | None = None
+        """Final usage, set when the stream ends (normally, by error, or closed early)."""
+        self.response: ChatResponse | None = None
+        """The assembled response, set when the stream ends."""
+
+    @property
+    def text(self) -> str:
+        """Text received so far."""
+        return "".join(self._parts)
+
+    def _absorb(self, chunk: StreamChunk) -> bool:
+        """Record ``chunk``; False when it only carried usage (not yielded)."""
+        if chunk.usage is not None:
+            self._reported = chunk.usage
+            if not (chunk.text or chunk.tool_calls or chunk.finish_reason):
+                return False
+        if chunk.text:
+            self._parts.append(chunk.text)
+        if chunk.finish_reason:
+            self._finish = chunk.finish_reason
+        for delta in chunk.tool_calls or ():
+            entry = self._calls.setdefault(delta.index, [None, None, []])
+            if delta.id:
+                entry[0] = delta.id
+            if delta.name:
+                entry[1] = delta.name
+            if delta.arguments:
+                entry[2].append(delta.arguments)
+        return True
+
+    def _end(self, error: BaseException | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        calls = [
+            ToolCall(e[0] or f"call_{i}", e[1] or "", "".join(e[2]) or "{}")
+            for i, e in sorted(self._calls.items())
+        ]
+        text = self.text
+        reported = self._reported
+        if reported is not None and error is None and not (
+            reported.estimated and reported.total_tokens == 0
+        ):
+            usage = reported
+        elif error is not None and not (text or calls or reported or (
+                isinstance(error, ModelError) and error.context.get("reported_usage"))):
+            usage = UsageStats()  # failed before anything was generated: nothing to bill
+        else:
+            usage = self._registry.estimate_usage(self._binding, self._prompt, text, calls)
+            if reported is None and error is not None:
+                reported = error.context.get("reported_usage") if isinstance(
+                    error, ModelError) else None
+            if reported is not None:
+                usage = UsageStats(
+                    reported.prompt_tokens or usage.prompt_tokens,
+                    max(reported.completion_tokens, usage.completion_tokens), estimated=True,
+                )
+        self.response = ChatResponse(
+            data=text, usage=usage, model_id=self.model_id, finish_reason=self._finish,
+            raw_finish_reason=self._finish, tool_calls=calls,
+        )
+        self.usage = self._registry._record(self._binding, self.model_id, self.response,
+                                            self._started, error)
+        if isinstance(error, ModelError):
+            error.context["partial_usage"] = self.usage
+
+
+class ModelStream(_StreamState):
+    """A synchronous stream of :class:`StreamChunk` (iterate once)."""
+
+    _iterating = False
+    _gen: Any = None
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        if self._iterating:
+            raise RuntimeError("a model stream can be iterated only once")
+        self._iterating = True
+        self._gen = self._run()
+        return self._gen
+
+    def collect(self) -> ChatResponse:
+        """Consume the whole stream and return the assembled response."""
+        for _ in self:
+            pass
+        assert self.response is not None
+        return self.response
+
+    def _run(self) -> Iterator[StreamChunk]:
+        import time
+
+        self._started = time.perf_counter()
+        b = self._binding
+        source = b.provider.stream(self._prompt, b.model, **self._params)
+        error: BaseException | None = None
+        try:
+            for chunk in source:
+                if self._absorb(chunk):
+                    yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+            self._end(error if isinstance(error, Exception) else None)
+
+    def close(self) -> None:
+        """Stop early (closes the connection); usage so far is recorded."""
+        if self._gen is not None:
+            self._gen.close()
+        self._iterating = True
+        self._end()
+
+    def __enter__(self) -> ModelStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncModelStream(_StreamState):
+    """An asynchronous stream of :class:`StreamChunk` (``async for``, iterate once)."""
+
+    _iterating = False
+    _gen: Any = None
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        if self._iterating:
+            raise RuntimeError("a model stream can be iterated only once")
+        self._iterating = True
+        self._gen = self._run()
+        return self._gen
+
+    async def _run(self) -> AsyncIterator[StreamChunk]:
+        import time
+
+        self._started = time.perf_counter()
+        b = self._binding
+        source = b.provider.stream_async(self._prompt, b.model, **self._params)
+        error: BaseException | None = None
+        try:
+            async for chunk in source:
+                if self._absorb(chunk):
+                    yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            self._end(error if isinstance(error, Exception) else None)
+
+    async def collect(self) -> ChatResponse:
+        """Consume the whole stream and return the assembled response."""
+        async for _ in self:
+            pass
+        assert self.response is not None
+        return self.response
+
+    async def aclose(self) -> None:
+        """Stop early (closes the connection); usage so far is recorded."""
+        if self._gen is not None:
+            await self._gen.aclose()
+        else:
+            self._iterating = True
+        self._end()
+
+    async def __aenter__(self) -> AsyncModelStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,178 @@
+"""HTTP/2: prior knowledge, TLS with ALPN, Upgrade: h2c, multiplexing, flow control."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import threading
+import time
+
+import httpx
+import pytest
+
+from ember import Ember, Request, StreamingResponse, sse_stream
+
+pytest.importorskip("h2", reason="HTTP/2 needs the h2 package")
+
+
+@pytest.fixture
+def app() -> Ember:
+    app = Ember()
+    app.state.events = []
+
+    @app.get("/hello")
+    async def hello(request: Request):
+        return {"version": request.http_version, "host": request.headers.get("host")}
+
+    @app.post("/echo")
+    async def echo(request: Request):
+        return await request.body()
+
+    @app.get("/slow/{n:int}")
+    async def slow(n: int):
+        await asyncio.sleep(0.2)
+        return {"n": n}
+
+    @app.get("/big")
+    async def big():
+        return b"z" * (3 * 1024 * 1024)
+
+    @app.get("/sse")
+    async def sse():
+        async def gen():
+            for i in range(3):
+                await asyncio.sleep(0.01)
+                yield {"i": i}
+        return sse_stream(gen())
+
+    @app.get("/forever")
+    async def forever():
+        async def gen():
+            try:
+                while True:
+                    yield b"x" * 1024
+                    await asyncio.sleep(0.01)
+            finally:
+                app.state.events.append("finally")
+        return StreamingResponse(gen())
+
+    return app
+
+
+def test_prior_knowledge(serve, app):
+    url = serve(app, http2=True)
+    with httpx.Client(http1=False, http2=True, base_url=url) as c:
+        r = c.get("/hello")
+        assert r.http_version == "HTTP/2" and r.json()["version"] == "2"
+        assert r.headers["server"] == "ember" and "date" in r.headers
+        r = c.post("/echo", content=b"x" * 900_000)  # > the 256 KiB receive window
+        assert r.status_code == 200 and r.content == b"x" * 900_000
+        assert c.post("/echo", content=b"x" * 2_000_000).status_code == 413
+        assert len(c.get("/big").content) == 3 * 1024 * 1024  # beyond the initial windows
+        assert c.get("/sse").text.count("data:") == 3
+        assert c.get("/missing").status_code == 404
+        head = c.head("/hello")
+        assert head.status_code == 200 and head.content == b""
+
+
+def test_http1_still_served_when_http2_enabled(serve, app):
+    url = serve(app, http2=True)
+    r = httpx.get(url + "/hello")
+    assert r.http_version == "HTTP/1.1" and r.json()["version"] == "1.1"
+
+
+def test_streams_are_multiplexed(serve, app):
+    url = serve(app, http2=True)
+
+    async def main():
+        async with httpx.AsyncClient(http1=False, http2=True, base_url=url) as c:
+            started = time.monotonic()
+            results = await asyncio.gather(*[c.get(f"/slow/{i}") for i in range(20)])
+            return time.monotonic() - started, [r.json()["n"] for r in results]
+
+    elapsed, ns = asyncio.run(main())
+    assert ns == list(range(20))
+    assert elapsed < 2.0  # 20 x 0.2 s handlers concurrently on one connection
+
+
+def test_tls_alpn(serve, app, tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl binary not found")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    url = serve(app, http2=True, ssl_certfile=str(cert), ssl_keyfile=str(key))
+    with httpx.Client(http2=True, verify=False, base_url=url) as c:
+        r = c.get("/hello")
+        assert r.http_version == "HTTP/2" and r.json()["version"] == "2"
+    with httpx.Client(verify=False, base_url=url) as c:  # ALPN http/1.1 still works
+        assert c.get("/hello").json()["version"] == "1.1"
+
+
+def test_h2c_upgrade(serve, app):
+    if shutil.which("nghttp") is None:
+        pytest.skip("nghttp (nghttp2-client) not installed")
+    url = serve(app, http2=True)
+    out = subprocess.run(["nghttp", "-u", "-v", url + "/hello"], capture_output=True, text=True,
+                         timeout=20)
+    assert "HTTP Upgrade success" in out.stdout
+    assert '"version":"2"' in out.stdout
+
+
+def test_stream_reset_cancels_the_handler(serve, app):
+    url = serve(app, http2=True)
+
+    async def main():
+        async with httpx.AsyncClient(http1=False, http2=True, base_url=url) as c, \
+                c.stream("GET", "/forever") as r:
+            async for _ in r.aiter_bytes():
+                break
+
+    asyncio.run(main())
+    deadline = time.monotonic() + 3
+    while "finally" not in app.state.events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert app.state.events == ["finally"]
+
+
+def test_h2load_many_streams_no_errors(serve, app):
+    if shutil.which("h2load") is None:
+        pytest.skip("h2load (nghttp2-client) not installed")
+    url = serve(app, http2=True)
+    out = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "20", url + "/hello"],
+                         capture_output=True, text=True, timeout=60)
+    assert "2000 succeeded, 0 failed, 0 errored" in out.stdout, out.stdout
+
+
+def test_body_limit_over_http2(serve):
+    from ember import ServerLimits
+
+    app = Ember(server_limits=ServerLimits(max_body_size=1000))
+
+    @app.post("/b")
+    async def b(request: Request):
+        return {"n": len(await request.body())}
+
+    url = serve(app, http2=True)
+    with httpx.Client(http1=False, http2=True, base_url=url) as c:
+        assert c.post("/b", content=b"x" * 10).json() == {"n": 10}
+        assert c.post("/b", content=b"x" * 5000).status_code == 413
+
+
+def test_garbage_after_preface_closes_cleanly(serve, app):
+    import socket
+
+    url = serve(app, http2=True)
+    host, port = url.rsplit("//", 1)[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\xff" * 64)
+        data = b""
+        try:
+            while chunk := s.recv(4096):
+                data += chunk
+        except TimeoutError:
+            pass
+    assert httpx.get(url + "/hello").status_code == 200  # the server is fine
+    threading.Event().wait(0.05)
