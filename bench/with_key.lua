@@ -1,0 +1,2 @@
+wrk.headers["x-api-key"] = "bench-key"
+wrk.headers["Origin"] = "https://bench.example"
