@@ -273,7 +273,7 @@ def measure(scenario: Scenario, names: list[str], duration: float, rounds: int,
                   end="", flush=True)
             try:
                 running = Running(server, port)
-            except Exception as exc:  # noqa: BLE001 - a peer that cannot start is reported
+            except Exception as exc:
                 print(f"  FAILED TO START: {exc}")
                 continue
             try:

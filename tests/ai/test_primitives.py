@@ -10,10 +10,15 @@ from typing import Literal
 import pytest
 
 from ember import (
-    ConversationContext, Ember, PromptTemplate, Request, SemanticCache, TokenLimits,
-    ToolRegistry, sse_stream,
+    ConversationContext,
+    Ember,
+    PromptTemplate,
+    Request,
+    SemanticCache,
+    TokenLimits,
+    ToolRegistry,
+    sse_stream,
 )
-
 
 # -- PromptTemplate ---------------------------------------------------------------------
 
@@ -21,7 +26,7 @@ def test_prompt_template():
     t = PromptTemplate("Summarise {text} in {n} words. {{literal}}")
     assert t.variables == ["text", "n"]
     assert t.format(text="this", n=3) == "Summarise this in 3 words. {literal}"
-    with pytest.raises(ValueError, match="missing template variable.*n"):
+    with pytest.raises(ValueError, match=r"missing template variable.*n"):
         t.format(text="x")
     assert t.partial(n=5).format(text="y").endswith("5 words. {literal}")
     with pytest.raises(ValueError, match="unknown"):
@@ -73,7 +78,7 @@ def _tools() -> ToolRegistry:
 
 def test_tool_schemas():
     tools = _tools()
-    (weather, add, slow, move) = tools.to_openai()
+    (weather, add, _slow, move) = tools.to_openai()
     fn = weather["function"]
     assert weather["type"] == "function" and fn["name"] == "get_weather"
     assert fn["description"] == "Current weather for a city."

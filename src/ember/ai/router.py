@@ -30,7 +30,7 @@ _RETRYABLE = frozenset(("rate_limit", "server", "timeout", "connection"))
 
 
 class _ModelState:
-    __slots__ = ("failures", "cooldown_until", "latency", "in_flight", "calls")
+    __slots__ = ("calls", "cooldown_until", "failures", "in_flight", "latency")
 
     def __init__(self) -> None:
         self.failures = 0
@@ -87,7 +87,7 @@ class ModelRouter:
 
             provider, _, bare = self.registry().canonical_id(model).partition("/")
             price = Pricing().price(provider, bare)
-        except Exception:  # noqa: BLE001 - unknown prices sort last
+        except Exception:
             return float("inf")
         if not price:
             return 0.0 if model.startswith("offline/") else float("inf")
@@ -162,7 +162,7 @@ class ModelRouter:
                 started = time.monotonic()
                 try:
                     response = await registry.invoke_model_async(model, prompt, **merged)
-                except Exception as exc:  # noqa: BLE001 - classified below
+                except Exception as exc:
                     kind = _error_type(exc)
                     if kind is None or kind not in _RETRYABLE:
                         raise
@@ -201,7 +201,7 @@ class ModelRouter:
                     except StopAsyncIteration:
                         self._succeeded(model, time.monotonic() - started)
                         return
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         kind = _error_type(exc)
                         if kind is None or kind not in _RETRYABLE:
                             raise
@@ -222,7 +222,7 @@ class ModelRouter:
                     if close is not None:
                         try:
                             await close()
-                        except Exception:  # noqa: BLE001
+                        except Exception:
                             pass
         raise self._final(last, tried)
 
@@ -240,7 +240,7 @@ class ModelRouter:
                 started = time.monotonic()
                 try:
                     response = registry.invoke_model(model, prompt, **merged)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     kind = _error_type(exc)
                     if kind is None or kind not in _RETRYABLE:
                         raise
@@ -272,7 +272,7 @@ class ModelRouter:
                 except StopIteration:
                     self._succeeded(model, time.monotonic() - started)
                     return
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     kind = _error_type(exc)
                     if kind is None or kind not in _RETRYABLE:
                         raise
