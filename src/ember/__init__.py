@@ -33,6 +33,8 @@ _EXPORTS: dict[str, str] = {
     "RedirectResponse": "ember.responses",
     "StreamingResponse": "ember.responses",
     "FileResponse": "ember.files",
+    "FormData": "ember.forms",
+    "UploadFile": "ember.forms",
     "SSEResponse": "ember.sse",
     "ServerSentEvent": "ember.sse",
     "sse_stream": "ember.sse",
@@ -107,6 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         RequestValidationError,
     )
     from ember.files import FileResponse
+    from ember.forms import FormData, UploadFile
     from ember.limits import RouteLimits, ServerLimits, TokenLimits
     from ember.middleware import (
         APIKeyMiddleware,
