@@ -38,7 +38,7 @@ def safe_join(root: str | os.PathLike[str], user_path: str) -> str | None:
     return candidate
 
 
-def parse_ranges(header: str, size: int) -> list[tuple[int, int]] | None | str:
+def parse_ranges(header: str, size: int) -> list[tuple[int, int]] | str | None:
     """``[(start, end_inclusive), ...]``; None to ignore the header; ``"unsatisfiable"``."""
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or not spec.strip():

@@ -25,13 +25,21 @@ from typing import Any
 
 import orjson
 
+from ember.exceptions import ClientDisconnect
 from ember.responses import StreamingResponse, _aclose
 
 logger = logging.getLogger("ember.sse")
 
+_FORMATS = ("openai", "sse", "text")
+
 
 class ServerSentEvent:
-    """One event: ``data`` (str, or JSON for dict/list), ``event``, ``id``, ``retry``."""
+    """One event: ``data`` (str, or JSON for dict/list), ``event``, ``id``, ``retry``, ``comment``.
+
+    Multi-line data becomes one ``data:`` line per line (CRLF, CR and LF all split,
+    as the SSE parser in browsers does).  ``event``, ``id`` and ``comment`` must be
+    single lines: CR, LF or NUL in them raise ``ValueError`` (no event injection).
+    """
 
     __slots__ = ("comment", "data", "event", "id", "retry")
 
@@ -40,7 +48,7 @@ class ServerSentEvent:
         for name, value in (("event", event), ("id", id), ("comment", comment)):
             if value is not None and any(c in str(value) for c in "\r\n\x00"):
                 raise ValueError(f"SSE {name} must not contain CR, LF or NUL: {value!r}")
-        if retry is not None and (not isinstance(retry, int) or retry < 0):
+        if retry is not None and (type(retry) is not int or retry < 0):
             raise ValueError(f"SSE retry must be a non-negative int (ms), got {retry!r}")
         self.data = data
         self.event = event
@@ -48,7 +56,7 @@ class ServerSentEvent:
         self.retry = retry
         self.comment = comment
 
-    def encode(self) -> bytes:
+    def encode(self, sep: str = "\n") -> bytes:
         """The wire form, ending with the blank line that dispatches the event."""
         out: list[str] = []
         if self.comment is not None:
@@ -61,28 +69,29 @@ class ServerSentEvent:
             out.append(f"retry: {self.retry}")
         if self.data is not None:
             data = self.data
-            if isinstance(data, (dict, list)):
+            if isinstance(data, (dict, list, tuple)):
                 text = orjson.dumps(data).decode()
-            elif isinstance(data, bytes):
-                text = data.decode("utf-8")
+            elif isinstance(data, (bytes, bytearray)):
+                text = bytes(data).decode("utf-8")
             else:
                 text = str(data)
             # NOTE: every line of the data gets its own "data:" field (CRLF, CR, LF).
             for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
                 out.append(f"data: {line}")
-        return ("\n".join(out) + "\n\n").encode("utf-8")
+        return (sep.join(out) + sep + sep).encode("utf-8")
 
     def __repr__(self) -> str:
-        return f"ServerSentEvent(data={self.data!r}, event={self.event!r}, id={self.id!r})"
+        return (f"ServerSentEvent(data={self.data!r}, event={self.event!r}, id={self.id!r}, "
+                f"retry={self.retry!r})")
 
 
-def encode_event(item: Any) -> bytes:
-    """Frame one stream item as SSE bytes."""
+def encode_event(item: Any, sep: str = "\n") -> bytes:
+    """Frame one stream item as SSE bytes (``bytes`` are taken as already framed)."""
     if isinstance(item, ServerSentEvent):
-        return item.encode()
-    if isinstance(item, bytes):
-        return item
-    return ServerSentEvent(item).encode()
+        return item.encode(sep)
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    return ServerSentEvent(item).encode(sep)
 
 
 async def _aiter(source: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[Any]:
@@ -90,43 +99,63 @@ async def _aiter(source: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[An
         async for item in source:
             yield item
     else:
+        # NOTE: a sync iterable runs on the event loop; it must not block.
         for item in source:
             yield item
 
 
 class SSEResponse(StreamingResponse):
-    """A ``text/event-stream`` response from an (async) iterable of events."""
+    """A ``text/event-stream`` response from an (async or sync) iterable of events.
+
+    ``ping_interval`` (seconds, ``None`` to disable): a comment ping goes out when
+    no event was produced for that long.  The pending step of the generator is
+    never cancelled by a ping; it just keeps running while the ping is written.
+    """
 
     media_type = "text/event-stream"
 
     def __init__(self, content: AsyncIterable[Any] | Iterable[Any], status_code: int = 200,
                  headers: Mapping[str, str] | None = None, *, ping_interval: float | None = 15.0,
-                 ping_message: bytes = b": ping\n\n", background: Any = None,
-                 debug: bool = False) -> None:
+                 ping_message: bytes = b": ping\n\n", sep: str = "\n", background: Any = None,
+                 debug: bool | None = None) -> None:
+        if ping_interval is not None and ping_interval <= 0:
+            raise ValueError(f"ping_interval must be positive or None, got {ping_interval!r}")
+        if sep not in ("\n", "\r\n", "\r"):
+            raise ValueError(f"sep must be '\\n', '\\r\\n' or '\\r', got {sep!r}")
         base = {"cache-control": "no-cache", "x-accel-buffering": "no"}
         if headers:
             base.update({k.lower(): v for k, v in headers.items()})
         super().__init__(content, status_code, base, None, background)
-        if ping_interval is not None and ping_interval <= 0:
-            raise ValueError(f"ping_interval must be positive or None, got {ping_interval!r}")
         self.ping_interval = ping_interval
         self.ping_message = ping_message
+        self.sep = sep
         self.debug = debug
 
     @staticmethod
     def last_event_id(request: Any) -> str | None:
-        """The ``Last-Event-ID`` a reconnecting client sent."""
-        return request.headers.get("last-event-id")
+        """The ``Last-Event-ID`` a reconnecting client sent (``None`` when absent)."""
+        value = request.headers.get("last-event-id")
+        # NOTE: the SSE spec ignores ids containing NUL; so do we.
+        return None if value is None or "\x00" in value else value
+
+    def encode(self, item: Any) -> bytes:
+        """Frame one item of the stream (override to change the wire format)."""
+        return encode_event(item, self.sep)
+
+    def error_frame(self, message: str) -> bytes:
+        """What is written when the stream fails mid-way (an ``error`` event)."""
+        return ServerSentEvent({"error": message}, event="error").encode(self.sep)
 
     async def stream_to(self, out: Any) -> None:
         """Write events as they come; pings while idle; an error event on failure."""
         out.start(self.status_code, self.raw_headers)
         source = self.body_iterator
-        iterator = _aiter(source).__aiter__()
-        pending: asyncio.Task[Any] | None = None
+        iterator = _aiter(source)
+        pending: asyncio.Future[Any] | None = None
+        interval = self.ping_interval
         try:
             while True:
-                if self.ping_interval is None:
+                if interval is None:
                     try:
                         item = await iterator.__anext__()
                     except StopAsyncIteration:
@@ -134,7 +163,7 @@ class SSEResponse(StreamingResponse):
                 else:
                     if pending is None:
                         pending = asyncio.ensure_future(iterator.__anext__())
-                    done, _ = await asyncio.wait((pending,), timeout=self.ping_interval)
+                    done, _ = await asyncio.wait((pending,), timeout=interval)
                     if not done:
                         await out.write(self.ping_message)
                         continue
@@ -143,17 +172,21 @@ class SSEResponse(StreamingResponse):
                         item = task.result()
                     except StopAsyncIteration:
                         break
-                await out.write(encode_event(item))
+                data = self.encode(item)
+                if data:
+                    await out.write(data)
+        except ClientDisconnect:
+            raise
         except Exception as exc:
-            from ember.exceptions import ClientDisconnect
-
-            if isinstance(exc, ClientDisconnect):
-                raise
-            logger.exception("error in event stream for %s %s", out.request.method,
-                             out.request.path)
-            message = f"{type(exc).__name__}: {exc}" if self.debug else "stream failed"
-            if not out.closed:
-                await out.write(ServerSentEvent({"error": message}, event="error").encode())
+            request = out.request
+            logger.exception("error in event stream for %s %s", request.method, request.path)
+            debug = self.debug
+            if debug is None:
+                debug = bool(getattr(getattr(request, "app", None), "debug", False))
+            message = f"{type(exc).__name__}: {exc}" if debug else "stream failed"
+            frame = self.error_frame(message)
+            if frame and not out.closed:
+                await out.write(frame)
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
@@ -185,25 +218,55 @@ def _token_text(token: Any) -> str:
 class TokenStreamResponse(SSEResponse):
     """Model tokens as a stream: ``format="openai"`` (default), ``"sse"`` or ``"text"``.
 
-    ``openai``: ``chat.completion.chunk`` events (a role delta first, content deltas,
-    a final chunk with ``finish_reason``), then ``data: [DONE]`` when ``done``.
+    Tokens are ``str`` or objects with a ``.text`` attribute (model stream chunks).
+
+    - ``openai``: OpenAI ``chat.completion.chunk`` events — a role delta first,
+      content deltas, a final chunk with ``finish_reason: "stop"`` — then
+      ``data: [DONE]`` when ``done``.  ``usage`` (a dict, an object with
+      ``prompt_tokens``/``completion_tokens``/``total_tokens``, or a callable
+      returning one once the stream ends) adds OpenAI's trailing usage chunk.
+    - ``sse``: one ``data:`` event per token, and ``data: [DONE]`` when ``done``.
+    - ``text``: a plain ``text/plain`` chunked body of the tokens, no pings.
+
+    A failure mid-stream is logged and ends the stream: an OpenAI-style
+    ``{"error": {...}}`` chunk (which the OpenAI SDK raises as ``APIError``), an
+    ``error`` event for ``sse``, and nothing more for ``text``.
     """
 
     def __init__(self, tokens: AsyncIterable[Any] | Iterable[Any], *, model: str = "ember",
                  format: str = "openai", done: bool = True, id: str | None = None,
                  status_code: int = 200, headers: Mapping[str, str] | None = None,
                  ping_interval: float | None = 15.0, usage: Any = None) -> None:
-        if format not in ("openai", "sse", "text"):
+        if format not in _FORMATS:
             raise ValueError(f"format must be 'openai', 'sse' or 'text', got {format!r}")
         self.model = model
         self.format = format
         self.done = done
         self.completion_id = id or f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
         self.usage = usage
         super().__init__(self._frames(tokens), status_code, headers,
-                         ping_interval=ping_interval)
+                         ping_interval=None if format == "text" else ping_interval)
         if format == "text":
             self._headers["content-type"] = "text/plain; charset=utf-8"
+            del self._headers["x-accel-buffering"]
+            self._headers["x-accel-buffering"] = "no"
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
+        body = {"id": self.completion_id, "object": "chat.completion.chunk",
+                "created": self.created, "model": self.model, "system_fingerprint": None,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                             "finish_reason": finish}]}
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    def error_frame(self, message: str) -> bytes:
+        if self.format == "text":
+            return b""
+        if self.format == "openai":
+            error = {"error": {"message": message, "type": "server_error", "param": None,
+                               "code": None}}
+            return b"data: " + orjson.dumps(error) + b"\n\n"
+        return super().error_frame(message)
 
     async def _frames(self, tokens: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterator[bytes]:
         fmt = self.format
@@ -211,7 +274,9 @@ class TokenStreamResponse(SSEResponse):
         try:
             if fmt == "text":
                 async for token in source:
-                    yield _token_text(token).encode("utf-8")
+                    text = _token_text(token)
+                    if text:
+                        yield text.encode("utf-8")
                 return
             if fmt == "sse":
                 async for token in source:
@@ -219,28 +284,22 @@ class TokenStreamResponse(SSEResponse):
                 if self.done:
                     yield b"data: [DONE]\n\n"
                 return
-            created = int(time.time())
-            base = {"id": self.completion_id, "object": "chat.completion.chunk",
-                    "created": created, "model": self.model}
-
-            def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
-                body = {**base, "choices": [{"index": 0, "delta": delta,
-                                             "finish_reason": finish}]}
-                return b"data: " + orjson.dumps(body) + b"\n\n"
-
-            yield chunk({"role": "assistant", "content": ""}, None)
+            yield self._chunk({"role": "assistant", "content": ""}, None)
             async for token in source:
                 text = _token_text(token)
                 if text:
-                    yield chunk({"content": text}, None)
-            yield chunk({}, "stop")
+                    yield self._chunk({"content": text}, None)
+            yield self._chunk({}, "stop")
             usage = self.usage() if callable(self.usage) else self.usage
             if usage is not None:
                 if not isinstance(usage, dict):
                     usage = {k: getattr(usage, k) for k in
                              ("prompt_tokens", "completion_tokens", "total_tokens")
                              if hasattr(usage, k)}
-                yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+                body = {"id": self.completion_id, "object": "chat.completion.chunk",
+                        "created": self.created, "model": self.model,
+                        "system_fingerprint": None, "choices": [], "usage": usage}
+                yield b"data: " + orjson.dumps(body) + b"\n\n"
             if self.done:
                 yield b"data: [DONE]\n\n"
         finally:

@@ -10,7 +10,14 @@ import httpx
 import pytest
 
 from ember import (
-    Ember, FileResponse, Request, RouteLimits, ServerSentEvent, SSEResponse, TokenStreamResponse, UploadFile,
+    Ember,
+    FileResponse,
+    Request,
+    RouteLimits,
+    ServerSentEvent,
+    SSEResponse,
+    TokenStreamResponse,
+    UploadFile,
     sse_stream,
 )
 
