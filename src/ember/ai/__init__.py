@@ -10,13 +10,19 @@ from typing import Any
 
 _EXPORTS = {
     "ConversationContext": "ember.ai.context",
+    "ConversationStore": "ember.ai.context",
     "MemoryConversationStore": "ember.ai.context",
     "RedisConversationStore": "ember.ai.context",
     "PromptTemplate": "ember.ai.templates",
+    "PromptTemplateError": "ember.ai.templates",
     "ToolRegistry": "ember.ai.tools",
     "ToolError": "ember.ai.tools",
+    "ToolExecutionError": "ember.ai.tools",
     "ModelRouter": "ember.ai.router",
     "SemanticCache": "ember.ai.semantic_cache",
+    "MiniLMEmbedder": "ember.ai.semantic_cache",
+    "RedisVectorBackend": "ember.ai.semantic_cache",
+    "hashed_trigram_embedder": "ember.ai.semantic_cache",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -29,3 +35,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -4,7 +4,10 @@ The id comes from the ``X-Conversation-Id`` header or a ``conversation_id`` fiel
 of the JSON body (else a new one, echoed in the ``x-conversation-id`` response
 header).  Messages persist in a bounded in-memory store by default, or in Redis
 (``RedisConversationStore``) when several workers or hosts share conversations,
-and are trimmed to a token budget, keeping system messages.
+and are trimmed to a token budget before they are saved, keeping system messages.
+
+NOTE: two requests on the same conversation at the same time each save what they
+saw: the last one to finish wins (no merge).
 """
 
 from __future__ import annotations
@@ -17,14 +20,35 @@ from typing import Any
 
 import orjson
 
-_ROLES = ("system", "user", "assistant", "tool")
+ROLES = ("system", "user", "assistant", "tool")
 _ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
-class MemoryConversationStore:
-    """Conversations in process memory: LRU-bounded, expiring after ``ttl`` seconds."""
+class ConversationStore:
+    """Where conversations live between requests: subclass and implement the three methods.
+
+    ``app.conversation_store = MyStore()`` replaces the default in-memory store.
+    """
+
+    async def load(self, cid: str) -> list[dict[str, Any]]:
+        """The stored messages of ``cid`` (empty when unknown or expired)."""
+        raise NotImplementedError
+
+    async def save(self, cid: str, messages: list[dict[str, Any]]) -> None:
+        """Store ``messages`` for ``cid`` (replacing what was there)."""
+        raise NotImplementedError
+
+    async def delete(self, cid: str) -> None:
+        """Forget ``cid``."""
+        raise NotImplementedError
+
+
+class MemoryConversationStore(ConversationStore):
+    """Conversations in process memory: LRU-bounded, expiring ``ttl`` seconds after last use."""
 
     def __init__(self, max_conversations: int = 10_000, ttl: float = 3600) -> None:
+        if max_conversations < 1 or ttl <= 0:
+            raise ValueError("max_conversations must be >= 1 and ttl > 0")
         self._data: OrderedDict[str, tuple[float, list[dict[str, Any]]]] = OrderedDict()
         self.max_conversations = max_conversations
         self.ttl = ttl
@@ -39,15 +63,22 @@ class MemoryConversationStore:
         return [dict(m) for m in item[1]]
 
     async def save(self, cid: str, messages: list[dict[str, Any]]) -> None:
-        """Store ``messages`` for ``cid``."""
+        """Store ``messages`` for ``cid``; the least recently used conversation goes when full."""
         self._data[cid] = (time.monotonic() + self.ttl, [dict(m) for m in messages])
         self._data.move_to_end(cid)
         while len(self._data) > self.max_conversations:
             self._data.popitem(last=False)
 
+    async def delete(self, cid: str) -> None:
+        """Forget ``cid``."""
+        self._data.pop(cid, None)
 
-class RedisConversationStore:
-    """Conversations in Redis (``redis.asyncio``, imported on first use)."""
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class RedisConversationStore(ConversationStore):
+    """Conversations in Redis as JSON with a TTL (``redis.asyncio``, imported on first use)."""
 
     def __init__(self, url: str = "redis://localhost:6379", ttl: int = 3600,
                  prefix: str = "ember:conv:") -> None:
@@ -70,64 +101,118 @@ class RedisConversationStore:
         return orjson.loads(raw) if raw else []
 
     async def save(self, cid: str, messages: list[dict[str, Any]]) -> None:
-        """Store ``messages`` with a TTL."""
-        await self._redis().set(self.prefix + cid, orjson.dumps(messages), ex=self.ttl)
+        """Store ``messages`` with the TTL."""
+        await self._redis().set(self.prefix + cid, orjson.dumps(messages, default=str),
+                                ex=self.ttl)
+
+    async def delete(self, cid: str) -> None:
+        """Forget ``cid``."""
+        await self._redis().delete(self.prefix + cid)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+
+def _message_tokens(message: dict[str, Any], model: str | None) -> int:
+    from ember.models.tokens import count_tokens, prompt_text
+
+    # NOTE: OpenAI's accounting: 4 tokens of framing per message, plus the content.
+    return 4 + count_tokens(prompt_text([message]), model)
 
 
 class ConversationContext:
-    """The messages of one conversation, as an AI route handler sees them."""
+    """The messages of one conversation, as an AI route handler sees them.
+
+    ``max_tokens`` is the budget :meth:`trim` keeps the conversation within (the
+    route trims before saving); ``max_completion_tokens`` and ``tools`` come from
+    the route (``TokenLimits`` and ``tools=``) for the handler to pass on to the model.
+    """
 
     def __init__(self, id: str | None = None, messages: list[dict[str, Any]] | None = None,
-                 max_tokens: int | None = None, model: str | None = None) -> None:
-        if id is not None and not _ID.fullmatch(id):
+                 max_tokens: int | None = None, model: str | None = None, *,
+                 tools: Any = None, max_completion_tokens: int | None = None) -> None:
+        if id is not None and (not isinstance(id, str) or not _ID.fullmatch(id)):
             raise ValueError("conversation id must be 1-128 characters of [A-Za-z0-9._:-]")
         self.id = id or uuid.uuid4().hex
-        self.messages: list[dict[str, Any]] = list(messages or [])
+        self.messages: list[dict[str, Any]] = []
+        for message in messages or ():
+            self.add_message(**message)
         self.max_tokens = max_tokens
         self.model = model
+        self.tools = tools
+        self.max_completion_tokens = max_completion_tokens
+        self.usage: Any = None
         self.metadata: dict[str, Any] = {}
 
-    def add_message(self, role: str, content: Any, **extra: Any) -> dict[str, Any]:
+    def add_message(self, role: str, content: Any = None, **extra: Any) -> dict[str, Any]:
         """Append a message; ``role`` is system, user, assistant or tool."""
-        if role not in _ROLES:
-            raise ValueError(f"role must be one of {', '.join(_ROLES)}, got {role!r}")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         message = {"role": role, "content": content, **extra}
         self.messages.append(message)
         return message
 
     def to_openai(self) -> list[dict[str, Any]]:
-        """The messages in OpenAI chat format."""
+        """The messages in OpenAI chat format (copies)."""
         return [dict(m) for m in self.messages]
 
+    def to_anthropic(self) -> tuple[str | None, list[dict[str, Any]]]:
+        """``(system, messages)`` for Anthropic: system messages joined, the rest as they are."""
+        system = [str(m["content"]) for m in self.messages if m["role"] == "system"]
+        rest = [dict(m) for m in self.messages if m["role"] != "system"]
+        return ("\n\n".join(system) or None), rest
+
     @property
-    def last_user_message(self) -> str | None:
-        """The content of the latest user message."""
+    def last_user_message(self) -> Any:
+        """The content of the latest user message (None when there is none)."""
         for message in reversed(self.messages):
             if message["role"] == "user":
                 return message["content"]
         return None
 
-    def token_count(self) -> int:
-        """Tokens of the whole conversation."""
-        from ember.tokens import count_message_tokens
+    def record_usage(self, usage: Any) -> None:
+        """Tell the route the model's real usage (a ``UsageStats``, a response, or a dict).
 
-        return count_message_tokens(self.messages, self.model)
+        The route charges ``TokenLimits`` with it instead of counting the answer.
+        """
+        self.usage = getattr(usage, "usage", usage)
+
+    def token_count(self) -> int:
+        """Tokens of the whole conversation (with per-message framing)."""
+        return 3 + sum(_message_tokens(m, self.model) for m in self.messages)
 
     def trim(self, max_tokens: int | None = None) -> int:
-        """Drop the oldest non-system messages until within budget; returns how many."""
+        """Drop the oldest non-system messages until within budget; returns how many.
+
+        A tool result is dropped together with the assistant message that asked for
+        it, so a trimmed conversation never starts with an orphan ``tool`` message.
+        """
         budget = max_tokens if max_tokens is not None else self.max_tokens
         if budget is None:
             return 0
-        dropped = 0
-        while self.token_count() > budget:
-            for i, message in enumerate(self.messages):
-                if message["role"] != "system":
-                    del self.messages[i]
-                    dropped += 1
-                    break
-            else:
+        sizes = [_message_tokens(m, self.model) for m in self.messages]
+        total = 3 + sum(sizes)
+        drop: set[int] = set()
+        for i, message in enumerate(self.messages):
+            if total <= budget:
                 break
-        return dropped
+            if message["role"] == "system":
+                continue
+            drop.add(i)
+            total -= sizes[i]
+        # NOTE: keep the kept part well-formed: no leading tool results.
+        for i, message in enumerate(self.messages):
+            if i in drop or message["role"] == "system":
+                continue
+            if message["role"] != "tool":
+                break
+            drop.add(i)
+        if drop:
+            self.messages = [m for i, m in enumerate(self.messages) if i not in drop]
+        return len(drop)
 
     def clear(self) -> None:
         """Forget every message."""
@@ -135,6 +220,9 @@ class ConversationContext:
 
     def __len__(self) -> int:
         return len(self.messages)
+
+    def __iter__(self) -> Any:
+        return iter(self.messages)
 
     def __repr__(self) -> str:
         return f"ConversationContext(id={self.id!r}, messages={len(self.messages)})"

