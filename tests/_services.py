@@ -39,6 +39,17 @@ def _missing(what: str) -> None:
     pytest.skip(message)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the test run dies, even by SIGKILL."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,7 +90,8 @@ def redis_server() -> Iterator[Service]:
     tmp = tempfile.mkdtemp(prefix="ember-redis-")
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", tmp],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=_die_with_parent)
     try:
         _wait_port(port, proc, "redis-server")
         yield Service("redis", "127.0.0.1", port, f"redis://127.0.0.1:{port}", proc)
@@ -98,7 +110,8 @@ def memcached_server() -> Iterator[Service]:
     args = [binary, "-p", str(port), "-l", "127.0.0.1", "-U", "0", "-m", "64"]
     if os.geteuid() == 0:
         args += ["-u", "root"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=_die_with_parent)
     try:
         _wait_port(port, proc, "memcached")
         yield Service("memcached", "127.0.0.1", port, f"memcached://127.0.0.1:{port}", proc)
@@ -123,7 +136,7 @@ def postgres_server() -> Iterator[Service]:
     tmp = tempfile.mkdtemp(prefix="ember-pg-")
     data = os.path.join(tmp, "data")
     port = _free_port()
-    preexec = None
+    preexec = _die_with_parent
     if os.geteuid() == 0:  # NOTE: PostgreSQL refuses to run as root
         import pwd
 
@@ -133,7 +146,8 @@ def postgres_server() -> Iterator[Service]:
             pytest.skip("running as root without a 'postgres' user to drop to")
         os.chown(tmp, user.pw_uid, user.pw_gid)
 
-        def preexec() -> None:  # type: ignore[misc]
+        def preexec() -> None:
+            _die_with_parent()
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
     subprocess.run([initdb, "-D", data, "-U", "ember", "-A", "trust", "--no-sync"],

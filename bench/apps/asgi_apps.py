@@ -1,5 +1,11 @@
-"""Peer apps: FastAPI, Starlette and a raw ASGI app (run by uvicorn)."""
+"""Peer apps: FastAPI, Starlette and a raw ASGI app (each run by uvicorn, uvloop + httptools).
 
+The raw ASGI app is the floor of uvicorn: no framework, JSON serialized per
+request with orjson (as Ember does).  FastAPI's POST /items validates the same
+model as Ember's msgspec.Struct, with pydantic.
+"""
+
+import orjson
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
@@ -54,7 +60,6 @@ starlette_app = Starlette(routes=[Route("/hello", s_hello), Route("/json", s_jso
                                   Route("/users/{user_id:int}", s_user)])
 
 _HELLO = b"Hello, World!"
-_JSON = b'{"message":"Hello, World!"}'
 
 
 async def raw_app(scope, receive, send):
@@ -62,9 +67,9 @@ async def raw_app(scope, receive, send):
         return
     path = scope["path"]
     if path == "/json":
-        body, ctype = _JSON, b"application/json"
+        body, ctype = orjson.dumps({"message": "Hello, World!"}), b"application/json"
     elif path.startswith("/users/"):
-        body, ctype = b'{"id":%s}' % path[7:].encode(), b"application/json"
+        body, ctype = orjson.dumps({"id": int(path[7:])}), b"application/json"
     else:
         body, ctype = _HELLO, b"text/plain"
     await send({"type": "http.response.start", "status": 200,

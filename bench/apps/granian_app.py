@@ -1,15 +1,19 @@
-"""The granian RSGI peer app."""
+"""The granian RSGI peer app (run by ``granian --interface rsgi granian_app:app``).
 
-import json
+JSON is serialized per request with orjson, as Ember does.
+"""
+
+import orjson
+
+_JSON = [("content-type", "application/json")]
+_TEXT = [("content-type", "text/plain")]
 
 
 async def app(scope, proto):
     path = scope.path
     if path == "/json":
-        proto.response_bytes(200, [("content-type", "application/json")],
-                             json.dumps({"message": "Hello, World!"}).encode())
+        proto.response_bytes(200, _JSON, orjson.dumps({"message": "Hello, World!"}))
     elif path.startswith("/users/"):
-        proto.response_bytes(200, [("content-type", "application/json")],
-                             json.dumps({"id": int(path[7:])}).encode())
+        proto.response_bytes(200, _JSON, orjson.dumps({"id": int(path[7:])}))
     else:
-        proto.response_str(200, [("content-type", "text/plain")], "Hello, World!")
+        proto.response_str(200, _TEXT, "Hello, World!")

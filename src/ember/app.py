@@ -249,6 +249,15 @@ class Ember(RouteDecorators):
                     await stop()
                 except Exception:
                     logger.warning("cache %r failed to stop cleanly", cache, exc_info=True)
+        for mw in self.middleware:
+            # NOTE: middleware holding connections (GlobalTokenBucket's Redis) closes here
+            closer = getattr(mw, "shutdown", None) or getattr(getattr(mw, "bucket", None),
+                                                              "close", None)
+            if callable(closer):
+                try:
+                    await _maybe_await(closer())
+                except Exception:
+                    logger.warning("middleware %r failed to close cleanly", mw, exc_info=True)
         for fn in self._shutdown:
             try:
                 await _maybe_await(fn())

@@ -108,12 +108,30 @@ def _snapshot(root: str) -> dict[str, float]:
 
 def _reload_loop(argv: list[str]) -> int:
     """Run the server in a child process; restart it when a .py file changes."""
+    import signal
+
     env = dict(os.environ, EMBER_RELOAD_CHILD="1")
     root = os.getcwd()
     cmd = [sys.executable, "-m", "ember.cli", *argv]
+    current: list[subprocess.Popen[bytes]] = []
+
+    def stop(signum: int, frame: object) -> None:
+        # NOTE: forward the stop to the server, never leave it orphaned
+        for proc in current:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     while True:
         before = _snapshot(root)
         child = subprocess.Popen(cmd, env=env)
+        current[:] = [child]
         try:
             while child.poll() is None:
                 time.sleep(0.5)

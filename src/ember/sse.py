@@ -148,12 +148,12 @@ class SSEResponse(StreamingResponse):
 
     async def stream_to(self, out: Any) -> None:
         """Write events as they come; pings while idle; an error event on failure."""
-        out.start(self.status_code, self.raw_headers)
         source = self.body_iterator
         iterator = _aiter(source)
         pending: asyncio.Future[Any] | None = None
         interval = self.ping_interval
         try:
+            out.start(self.status_code, self.raw_headers)
             while True:
                 if interval is None:
                     try:
@@ -249,8 +249,6 @@ class TokenStreamResponse(SSEResponse):
                          ping_interval=None if format == "text" else ping_interval)
         if format == "text":
             self._headers["content-type"] = "text/plain; charset=utf-8"
-            del self._headers["x-accel-buffering"]
-            self._headers["x-accel-buffering"] = "no"
 
     def _chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
         body = {"id": self.completion_id, "object": "chat.completion.chunk",

@@ -38,7 +38,11 @@ def _app(*middleware) -> Ember:
 
     @app.get("/whoami")
     async def whoami(request: Request):
-        return {"auth": getattr(request.state, "auth", None) if "auth" in request.state else None}
+        return {"token": request.state.get("token")}
+
+    @app.options("/explicit")
+    async def explicit_options():
+        return "explicit options handler"
 
     return app
 
@@ -104,34 +108,78 @@ def test_cors_credentials_never_wildcard_or_reflected():
             "access-control-allow-origin"] == "*"
 
 
-def test_cors_bad_config():
+@pytest.mark.parametrize("kwargs", [
+    {"allow_origins": "https://myapp.com"}, {"allow_origins": ["https://myapp.com/path"]},
+    {"allow_origins": ["myapp.com"]}, {"allow_methods": "GET"}, {"max_age": -1},
+    {"allow_origin_regex": "("},
+])
+def test_cors_bad_config(kwargs):
     with pytest.raises(ConfigError):
-        CORSMiddleware(allow_origins="https://myapp.com")
-    with pytest.raises(ConfigError):
-        CORSMiddleware(allow_origins=["https://myapp.com/path"])
+        CORSMiddleware(**kwargs)
 
 
-def test_bearer_auth():
-    async def verify(token):
+def test_cors_vary_without_origin_and_regex():
+    mw = CORSMiddleware(allow_origin_regex=r"https://[a-z]+\.myapp\.com", allow_credentials=True)
+    app = _app(mw)
+    with app.test_client() as c:
+        assert "Origin" in c.get("/data").headers["vary"]  # no Origin: still varies on it
+        r = c.get("/data", headers={"origin": "https://eu.myapp.com"})
+        assert r.headers["access-control-allow-origin"] == "https://eu.myapp.com"
+        assert r.headers["access-control-allow-credentials"] == "true"
+        r = c.get("/data", headers={"origin": "https://eu.myapp.com.evil.org"})
+        assert "access-control-allow-origin" not in r.headers
+        r = c.options("/data", headers={**PREFLIGHT, "origin": "https://evil.org",
+                                        "access-control-request-headers": ""})
+        assert r.status_code == 400
+    with _app(CORSMiddleware(allow_origins=["*"])).test_client() as c:
+        assert "vary" not in c.get("/data").headers  # the same "*" for everyone
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_bearer_auth(is_async, caplog):
+    def check(token):
         if token == "boom":
             raise RuntimeError("db down")
         if token == "none":
             return None
-        return {"user": "ann"} if token == "user" else token == "secret"
+        if token == "truthy":
+            return "user-ann"  # truthy but not True: denied
+        return token == "secret"
 
-    app = _app(BearerAuthMiddleware(verify_fn=verify, exclude_paths=["/public/*"]))
+    async def acheck(token):
+        return check(token)
+
+    app = _app(BearerAuthMiddleware(verify_fn=acheck if is_async else check,
+                                    exclude_paths=["/public/*"]))
     with app.test_client() as c:
         r = c.get("/data")
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        assert "error=" not in r.headers["www-authenticate"]  # no token: no error code
         assert c.get("/data", headers={"authorization": "Bearer secret"}).status_code == 200
-        for token in ("wrong", "boom", "none"):
+        assert c.get("/data", headers={"authorization": "bearer  secret"}).status_code == 200
+        for token in ("wrong", "boom", "none", "truthy"):
             r = c.get("/data", headers={"authorization": f"Bearer {token}"})
-            assert r.status_code == 401 and 'error="invalid_token"' in r.headers[
-                "www-authenticate"]
-        assert c.get("/data", headers={"authorization": "Basic abc"}).status_code == 401
+            assert r.status_code == 401, token
+            assert 'error="invalid_token"' in r.headers["www-authenticate"]
+            assert "db down" not in r.text
+        for header in ("Basic abc", "Bearer", "Bearer ", "secret"):
+            assert c.get("/data", headers={"authorization": header}).status_code == 401
         assert c.get("/public/info").text == "public"
-        assert c.get("/whoami", headers={"authorization": "Bearer user"}).json() == {
-            "auth": {"user": "ann"}}
+        assert c.get("/public").status_code == 401  # "/public/*" is a prefix of /public/...
+        assert c.get("/whoami", headers={"authorization": "Bearer secret"}).json() == {
+            "token": "secret"}
+    assert any("db down" in (r.exc_text or "") for r in caplog.records if r.name == "ember.auth")
+
+
+def test_auth_does_not_skip_explicit_options_routes():
+    app = _app(BearerAuthMiddleware(verify_fn=lambda t: t == "secret"))
+    with app.test_client() as c:
+        # a preflight-looking request must not run an OPTIONS handler unauthenticated
+        assert c.options("/explicit", headers=PREFLIGHT).status_code == 401
+        # with no OPTIONS route, the app's automatic answer is harmless: let it through
+        r = c.options("/data", headers=PREFLIGHT)
+        assert r.status_code == 204 and "GET" in r.headers["allow"]
+        assert c.options("/data").status_code == 401  # not a preflight
 
 
 def test_seed_middleware_stack_cors_preflight_passes_auth():
@@ -163,6 +211,59 @@ def test_api_key():
         APIKeyMiddleware(api_keys="key-1")
     with pytest.raises(ConfigError):
         APIKeyMiddleware(api_keys=[])
+    with pytest.raises(ConfigError):
+        APIKeyMiddleware(api_keys=["ok", ""])
+
+
+def test_api_key_compares_every_key_in_constant_time(monkeypatch):
+    import hmac
+
+    from ember.middleware import auth
+
+    calls = []
+    real = hmac.compare_digest
+
+    def counting(a, b):
+        calls.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
+    mw = APIKeyMiddleware(api_keys=["first", "second-much-longer-key", "third"])
+    for candidate in ("first", "third", "nope", "x" * 1000):
+        calls.clear()
+        mw.valid(candidate)
+        # no early exit, and equal-length digests: nothing about the keys leaks
+        assert calls == [(32, 32)] * 3
+
+
+def test_api_key_bearer_option_and_exclusions():
+    app = _app(APIKeyMiddleware(api_keys=["k1"], allow_bearer=True, exclude_paths=["/public/*"]))
+    with app.test_client() as c:
+        assert c.get("/data", headers={"authorization": "Bearer k1"}).status_code == 200
+        assert c.get("/data", headers={"authorization": "Bearer k2"}).status_code == 401
+        assert c.get("/public/info").status_code == 200
+    app = _app(APIKeyMiddleware(api_keys=["k1"]))
+    with app.test_client() as c:
+        assert c.get("/data", headers={"authorization": "Bearer k1"}).status_code == 401
+
+
+def test_rate_limit_headers_and_refill():
+    app = _app(RateLimitMiddleware(TokenBucket(rate=20, capacity=1), exclude_paths=["/public/*"]))
+    with app.test_client() as c:
+        assert c.get("/data").status_code == 200
+        r = c.get("/data")
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        assert r.headers["ratelimit-remaining"] == "0" and "rate limit" in r.json()["detail"]
+        import time
+
+        time.sleep(0.1)
+        assert c.get("/data").status_code == 200  # refilled at 20 tokens/s
+        for _ in range(3):
+            assert c.get("/public/info").status_code == 200
+    with pytest.raises(ConfigError):
+        RateLimitMiddleware(TokenBucket(1, 2), cost=3)
+    with pytest.raises(ConfigError):
+        RateLimitMiddleware(TokenBucket(1, 2), key="cookie")
 
 
 def test_rate_limit_in_process():
@@ -207,12 +308,87 @@ def test_global_token_bucket_is_shared_and_atomic(redis_server):
     assert allowed.count(True) == 5
 
 
-def test_global_token_bucket_fails_open(closed_port, caplog):
+def test_global_token_bucket_survives_script_flush(redis_server):
     async def main():
-        bucket = GlobalTokenBucket(f"redis://127.0.0.1:{closed_port}", rate=1, capacity=1)
-        results = [await bucket.take("k") for _ in range(3)]
+        bucket = GlobalTokenBucket(redis_server.url, rate=0.001, capacity=2, prefix="flush:")
+        first = await bucket.take("k")
+        await bucket._redis().script_flush()  # as after a Redis restart: EVALSHA -> NOSCRIPT
+        second, third = await bucket.take("k"), await bucket.take("k")
         await bucket.close()
-        return results
+        return first[0], second[0], third[0]
 
-    assert all(r[0] for r in asyncio.run(main()))
-    assert sum("unavailable" in r.getMessage() for r in caplog.records) == 1
+    assert asyncio.run(main()) == (True, True, False)
+
+
+def test_global_rate_limit_through_the_server(serve, redis_server):
+    import httpx
+
+    bucket = GlobalTokenBucket(redis_server.url, rate=0.001, capacity=3, prefix="srv:")
+    apps = [_app(RateLimitMiddleware(bucket, key="api_key")) for _ in range(2)]
+    for app in apps:
+        app.on_shutdown(bucket.close)  # closes that server loop's connections
+    url_a, url_b = serve(apps[0]), serve(apps[1])  # two "workers" sharing one Redis
+    codes = []
+    for i in range(6):
+        r = httpx.get((url_a if i % 2 else url_b) + "/data", headers={"x-api-key": "abc"})
+        codes.append(r.status_code)
+        if r.status_code == 429:
+            assert int(r.headers["retry-after"]) >= 1 and r.headers["ratelimit-limit"] == "3"
+    assert codes == [200, 200, 200, 429, 429, 429]
+    assert httpx.get(url_a + "/data", headers={"x-api-key": "other"}).status_code == 200
+
+
+def test_global_token_bucket_fails_open(closed_port, blackhole_port, caplog):
+    import time
+
+    async def main(port):
+        bucket = GlobalTokenBucket(f"redis://127.0.0.1:{port}", rate=1, capacity=1,
+                                   timeout=0.1)
+        started = time.monotonic()
+        results = [await bucket.take("k") for _ in range(5)]
+        elapsed = time.monotonic() - started
+        await bucket.close()
+        return results, elapsed
+
+    for port in (closed_port, blackhole_port):
+        caplog.clear()
+        results, elapsed = asyncio.run(main(port))
+        assert all(r[0] for r in results)
+        assert elapsed < 1.0  # one timeout, then Redis is skipped for a while
+        assert sum("unavailable" in r.getMessage() for r in caplog.records) == 1
+    with pytest.raises(ConfigError):
+        GlobalTokenBucket("http://localhost", 1, 1)
+
+
+def test_seed_middleware_example_over_real_sockets(serve):
+    """The README's Middleware example, unchanged, plus a route, served for real."""
+    import httpx
+
+    from ember import Ember as SeedEmber
+
+    app = SeedEmber()
+    app.add_middleware(CORSMiddleware(allow_origins=["https://myapp.com"]))
+    app.add_middleware(BearerAuthMiddleware(verify_fn=lambda token: token == "secret"))
+    app.add_middleware(APIKeyMiddleware(api_keys=["key-1", "key-2"], header="x-api-key"))
+
+    @app.get("/data")
+    async def data():
+        return {"ok": True}
+
+    url = serve(app)
+    with httpx.Client(base_url=url) as client:
+        ok = {"authorization": "Bearer secret", "x-api-key": "key-1",
+              "origin": "https://myapp.com"}
+        r = client.get("/data", headers=ok)
+        assert r.status_code == 200 and r.json() == {"ok": True}
+        assert r.headers["access-control-allow-origin"] == "https://myapp.com"
+        r = client.options("/data", headers={"origin": "https://myapp.com",
+                                             "access-control-request-method": "GET"})
+        assert r.status_code == 204 and r.headers["access-control-allow-origin"]
+        r = client.options("/data", headers={"origin": "https://evil.com",
+                                             "access-control-request-method": "GET"})
+        assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
+        r = client.get("/data", headers={**ok, "x-api-key": "nope"})
+        assert r.status_code == 401 and r.headers["access-control-allow-origin"]
+        assert client.get("/data", headers={**ok, "authorization": "Bearer x"}).status_code == 401
+        assert client.get("/missing", headers=ok).status_code == 404

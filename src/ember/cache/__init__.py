@@ -1,4 +1,7 @@
-"""Route response caches: ``cache=StaticCache()`` / ``RedisCache(...)`` / ``MemcachedCache(...)``."""
+"""Route response caches: ``@app.get(path, cache=StaticCache() | RedisCache() | MemcachedCache())``.
+
+Nothing here imports ``redis`` or ``aiomcache`` until a cache first connects.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 
 _EXPORTS = {
     "RouteCache": "ember.cache.base",
+    "CacheKey": "ember.cache.keys",
     "StaticCache": "ember.cache.static",
     "RedisCache": "ember.cache.redis_cache",
     "MemcachedCache": "ember.cache.memcached",
@@ -22,3 +26,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return __all__

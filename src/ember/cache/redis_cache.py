@@ -1,93 +1,129 @@
-"""A Redis-backed route cache shared by every worker and host (``redis.asyncio``)."""
+"""A Redis-backed route cache shared by every worker and host (``redis.asyncio``).
+
+One round trip per lookup: a Lua script reads the three version keys (see
+``ember.cache._remote``), derives the entry key and reads it.  The script uses
+keys it computes itself, so it needs a single Redis (or a primary with
+replicas), not Redis Cluster.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from typing import Any
+from urllib.parse import urlsplit
 
-from ember.cache.base import RouteCache
+from ember.cache._remote import RemoteCache
+from ember.cache.keys import CacheKey
 from ember.exceptions import ConfigError
 
 DEFAULT_URL = "redis://localhost:6379"
 
+_LOOKUP = """
+local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+local k = ARGV[1] .. 'e:' .. redis.sha1hex((v[1] or '0') .. '\\0' .. (v[2] or '0') .. '\\0'
+    .. (v[3] or '0') .. '\\0' .. ARGV[2])
+return {k, redis.call('GET', k)}
+"""
 
-class RedisCache(RouteCache):
-    """``RedisCache(url="redis://localhost:6379", ttl=30)``.
 
-    ``url`` defaults to ``$EMBER_REDIS_URL`` or ``$REDIS_URL`` when set.  Keys live
-    under ``prefix`` + a namespace generation number; :meth:`clear` bumps the
-    generation (one ``INCR``), so no ``KEYS``/``SCAN`` is ever needed.  Operations
-    time out after ``timeout`` seconds and then fail open.
+def check_redis_url(url: Any, what: str = "url") -> str:
+    """``url`` if it is a usable Redis URL, else a :class:`ConfigError` saying why."""
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"{what} must be a redis:// URL string, got {url!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"invalid Redis {what} {url!r}: {exc}") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"Redis {what} must start with redis://, rediss:// or unix://, "
+                          f"got {url!r}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(f"Redis {what} {url!r} has no host")
+    if parts.scheme == "unix" and not parts.path:
+        raise ConfigError(f"Redis {what} {url!r} has no socket path")
+    if port == 0:
+        raise ConfigError(f"Redis {what} {url!r} has port 0")
+    db = parts.path.strip("/") if parts.scheme != "unix" else ""
+    if db and not db.isdigit():
+        raise ConfigError(f"Redis {what} {url!r}: the path must be a database number")
+    return url
+
+
+def redis_client(url: str, timeout: float, feature: str) -> Any:
+    """A ``redis.asyncio`` client that fails fast: short timeouts and no retries."""
+    from ember.exceptions import require
+
+    redis = require("redis.asyncio", "cache", feature)
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                          retry=Retry(NoBackoff(), 0), health_check_interval=0)
+
+
+class RedisCache(RemoteCache):
+    """``RedisCache(url="redis://localhost:6379", ttl=30)``: one cache for every worker.
+
+    ``url`` defaults to ``$EMBER_REDIS_URL``, then ``$REDIS_URL``, then
+    ``redis://localhost:6379``.  ``ttl`` is in seconds (fractions allowed; ``None``
+    keeps entries until :meth:`clear`).  Each operation times out after ``timeout``
+    seconds; then the request is served uncached.  Connections are made in each
+    worker on first use (or at server start), never at construction.
     """
 
     backend = "RedisCache"
 
     def __init__(self, url: str | None = None, ttl: float | None = 30, *,
                  timeout: float = 0.25, prefix: str = "ember:cache:", **options: Any) -> None:
-        super().__init__(ttl, prefix=prefix, **options)
-        url = url or os.environ.get("EMBER_REDIS_URL") or os.environ.get("REDIS_URL") \
-            or DEFAULT_URL
-        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"RedisCache url must start with redis://, rediss:// or unix://, "
-                              f"got {url!r}")
-        if timeout <= 0:
-            raise ConfigError(f"timeout must be positive, got {timeout!r}")
-        self.url = url
-        self.timeout = timeout
-        self._client: Any = None
-        self._generation: int | None = None
-        self._pid = os.getpid()
+        super().__init__(ttl, prefix=prefix, timeout=timeout, **options)
+        if url is None:
+            url = os.environ.get("EMBER_REDIS_URL") or os.environ.get("REDIS_URL") or DEFAULT_URL
+        self.url = check_redis_url(url)
+        self._scripts: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
-    def _redis(self) -> Any:
-        if self._client is None or self._pid != os.getpid():
-            # NOTE: connections never cross a fork; each worker connects on its own.
-            from ember.exceptions import require
+    def _connect(self) -> Any:
+        return redis_client(self.url, self.timeout, "RedisCache")
 
-            redis = require("redis.asyncio", "cache", "RedisCache")
-            self._client = redis.from_url(self.url, socket_timeout=self.timeout,
-                                          socket_connect_timeout=self.timeout)
-            self._pid = os.getpid()
-            self._generation = None
-        return self._client
+    async def _close(self, client: Any) -> None:
+        await client.aclose()
 
-    async def _ns(self) -> str:
-        if self._generation is None:
-            value = await asyncio.wait_for(self._redis().get(self.prefix + "generation"),
-                                           self.timeout)
-            self._generation = int(value or 0)
-        return f"{self.prefix}{self._generation}:"
+    async def _ping(self) -> None:
+        await asyncio.wait_for(self.client().ping(), self.timeout)
 
-    async def startup(self) -> None:
-        """Connect and read the namespace generation (failures are logged, not raised)."""
-        try:
-            await asyncio.wait_for(self._redis().ping(), self.timeout)
-            await self._ns()
-        except Exception as exc:
-            self._failed("connect", exc)
+    def _lookup_script(self) -> Any:
+        client = self.client()
+        script = self._scripts.get(client)
+        if script is None:
+            # NOTE: redis-py's Script runs EVALSHA and falls back to loading on NOSCRIPT.
+            script = self._scripts[client] = client.register_script(_LOOKUP)
+        return script
 
-    async def shutdown(self) -> None:
-        """Close the connection pool."""
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                await client.aclose()
-            except Exception:
-                pass
+    async def _lookup(self, key: CacheKey) -> tuple[Any, bytes | None]:
+        keys = [self.gen_key(), self.path_version_key(key.path),
+                self.query_version_key(key.path, key.query)]
+        entry, blob = await asyncio.wait_for(
+            self._lookup_script()(keys=keys, args=[self.prefix, key.full]), self.timeout)
+        return entry, blob
 
-    async def _get(self, key: str) -> bytes | None:
-        ns = await self._ns()
-        return await asyncio.wait_for(self._redis().get(ns + key), self.timeout)
+    async def _store(self, handle: Any, blob: bytes) -> None:
+        px = None if self.ttl is None else max(1, int(self.ttl * 1000))
+        await asyncio.wait_for(self.client().set(handle, blob, px=px), self.timeout)
 
-    async def _set(self, key: str, value: bytes) -> None:
-        ns = await self._ns()
-        ttl = None if self.ttl is None else max(1, round(self.ttl))
-        await asyncio.wait_for(self._redis().set(ns + key, value, ex=ttl), self.timeout)
+    async def _bump(self, version_key: str) -> None:
+        ttl = self.version_ttl()
+        px = None if ttl is None else int(ttl * 1000)
+        await asyncio.wait_for(self.client().set(version_key, self.new_token(), px=px),
+                               self.timeout)
 
-    async def _delete(self, key: str) -> None:
-        ns = await self._ns()
-        await asyncio.wait_for(self._redis().delete(ns + key), self.timeout)
+    async def _invalidate(self, path: str, query: str | None) -> None:
+        await self._bump(self.path_version_key(path) if query is None
+                         else self.query_version_key(path, query))
 
     async def _clear(self) -> None:
-        self._generation = int(await asyncio.wait_for(
-            self._redis().incr(self.prefix + "generation"), self.timeout))
+        await self._bump(self.gen_key())
+
+    def __repr__(self) -> str:
+        return f"RedisCache(url={self.url!r}, ttl={self.ttl!r})"

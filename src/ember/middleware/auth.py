@@ -1,12 +1,18 @@
 """Authentication middleware: bearer tokens and API keys.
 
-Both let CORS preflights through untouched (a browser never sends credentials on
-a preflight) and skip ``exclude_paths`` (exact paths, or prefixes ending in
-``*``).  Failures are 401 with ``WWW-Authenticate`` and a JSON reason.
+Both skip ``exclude_paths`` (exact paths, or prefixes written ``"/public/*"``)
+and answer failures with 401, ``WWW-Authenticate`` and a JSON reason.
+
+CORS preflights (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``;
+browsers never send credentials on them) pass untouched when no route handles
+OPTIONS for that path, so CORS works in either middleware order.  A preflight-
+looking request to a path with an explicit OPTIONS route is authenticated like any
+other request: it would otherwise run that handler unauthenticated.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import inspect
 import logging
@@ -31,16 +37,21 @@ def _excluder(paths: Sequence[str]) -> Callable[[str], bool]:
 
 
 def _is_preflight(request: Any) -> bool:
-    return request.method == "OPTIONS" and "access-control-request-method" in request.headers
+    """A CORS preflight that no handler of ours would run for (see the module doc)."""
+    if request.method != "OPTIONS" or getattr(request, "route", None) is not None:
+        return False
+    headers = request.headers
+    return "origin" in headers and "access-control-request-method" in headers
 
 
 class BearerAuthMiddleware:
     """``Authorization: Bearer <token>`` checked by ``verify_fn(token)`` (sync or async).
 
-    Only a result that is ``True`` (or truthy and not a coroutine) lets the request
-    through; ``None``, ``False`` or an exception in ``verify_fn`` is a 401 (the
-    exception is logged).  A truthy non-bool result is stored in
-    ``request.state.auth`` (e.g. the user).
+    Only a result that *is* ``True`` lets the request through: ``None``, ``False``,
+    a non-empty string or any other object is a 401, and so is an exception in
+    ``verify_fn`` (logged on ``ember.auth``).  This strictness catches the classic
+    bug of a verify function that returns an error message or forgets ``return``.
+    The accepted token is available as ``request.state.token``.
     """
 
     def __init__(self, verify_fn: Callable[[str], Any], exclude_paths: Sequence[str] = (),
@@ -50,6 +61,7 @@ class BearerAuthMiddleware:
         self.verify_fn = verify_fn
         self.excluded = _excluder(exclude_paths)
         self.realm = realm
+        self._warned = False
 
     def _deny(self, error: str | None, description: str) -> Response:
         challenge = f'Bearer realm="{self.realm}"'
@@ -72,33 +84,43 @@ class BearerAuthMiddleware:
         except Exception:
             logger.exception("bearer verify_fn raised; denying the request")
             return self._deny("invalid_token", "invalid token")
-        if result is None or result is False or not result:
-            return self._deny("invalid_token", "invalid token")
         if result is not True:
-            request.state.auth = result
+            if result is not None and result is not False and not self._warned:
+                self._warned = True  # NOTE: once: a misuse, not a per-request event
+                logger.warning("bearer verify_fn returned %s, not True; denying the request",
+                               type(result).__name__)
+            return self._deny("invalid_token", "invalid token")
+        request.state.token = token
         return await call_next(request)
 
 
 class APIKeyMiddleware:
-    """An API key in ``header`` (default ``x-api-key``), compared in constant time."""
+    """An API key in ``header`` (default ``x-api-key``), compared in constant time.
+
+    Every configured key is compared (``hmac.compare_digest`` on SHA-256 digests, so
+    neither the position of a matching key nor the key lengths leak through timing).
+    ``allow_bearer=True`` also accepts ``Authorization: Bearer <key>``; it is off by
+    default so that an API-key middleware never swallows tokens meant for another
+    scheme.
+    """
 
     def __init__(self, api_keys: Sequence[str], header: str = "x-api-key",
                  exclude_paths: Sequence[str] = (), allow_bearer: bool = False) -> None:
         if isinstance(api_keys, str):
             raise ConfigError("api_keys must be a list of keys, not a single string")
-        keys = [k for k in api_keys]
+        keys = list(api_keys)
         if not keys or not all(isinstance(k, str) and k for k in keys):
             raise ConfigError("APIKeyMiddleware needs a non-empty list of non-empty string keys")
-        self._keys = [k.encode() for k in keys]
+        self._digests = [hashlib.sha256(k.encode()).digest() for k in keys]
         self.header = header.lower()
         self.excluded = _excluder(exclude_paths)
         self.allow_bearer = allow_bearer
 
     def valid(self, candidate: str) -> bool:
         """Compare against every key without stopping early (no timing oracle)."""
-        given = candidate.encode("utf-8", "surrogateescape")
+        given = hashlib.sha256(candidate.encode("utf-8", "surrogateescape")).digest()
         ok = False
-        for key in self._keys:
+        for key in self._digests:
             ok |= hmac.compare_digest(given, key)
         return ok
 

@@ -3,11 +3,15 @@
 Preflights (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``)
 are answered here, before routing matters, so they work where no OPTIONS route
 exists.  A preflight from an origin that is not allowed, or asking for a method
-or header that is not allowed, gets 400 with the reason and no CORS headers.
-Actual responses get ``Access-Control-Allow-Origin`` (and friends) when the
-origin is allowed, and always ``Vary: Origin`` when the answer depends on it.
-With ``allow_credentials=True`` the origin is echoed only when it is listed:
-never ``*`` and never a reflected wildcard match.
+or header that is not allowed, gets **400** with the reason in the body and no
+CORS headers (the browser then blocks the real request).  Actual responses get
+``Access-Control-Allow-Origin`` (and friends) when the origin is allowed, none
+when it is not, and ``Vary: Origin`` whenever the answer depends on the origin
+(also when the request had none, so shared HTTP caches keep them apart).
+
+With ``allow_credentials=True`` the answer is never ``*`` and a wildcard never
+reflects an origin: only origins in ``allow_origins`` (or matching the
+``allow_origin_regex`` the developer wrote) are echoed back.
 """
 
 from __future__ import annotations
@@ -41,7 +45,16 @@ class CORSMiddleware:
             raise ConfigError(f"max_age must be a non-negative int, got {max_age!r}")
         self.allow_all_origins = "*" in allow_origins
         self.allow_origins = frozenset(o.lower() for o in allow_origins if o != "*")
-        self.allow_origin_regex = re.compile(allow_origin_regex) if allow_origin_regex else None
+        for name, value in (("allow_methods", allow_methods), ("allow_headers", allow_headers),
+                            ("expose_headers", expose_headers)):
+            if isinstance(value, str):
+                raise ConfigError(f"{name} must be a list, e.g. [{value!r}], not a string")
+        try:
+            self.allow_origin_regex = re.compile(allow_origin_regex) if allow_origin_regex \
+                else None
+        except re.error as exc:
+            raise ConfigError(f"invalid allow_origin_regex {allow_origin_regex!r}: {exc}") \
+                from None
         methods = [m.upper() for m in allow_methods]
         self.allow_all_methods = "*" in methods
         self.allow_methods = tuple(m for m in methods if m != "*") or (
@@ -52,6 +65,8 @@ class CORSMiddleware:
         self.allow_credentials = allow_credentials
         self.expose_headers = ", ".join(expose_headers)
         self.max_age = max_age
+        # NOTE: a bare "*" without credentials is the same answer for every origin
+        self._depends_on_origin = not (self.allow_all_origins and not allow_credentials)
 
     def _origin_allowed(self, origin: str) -> bool:
         low = origin.lower()
@@ -70,7 +85,10 @@ class CORSMiddleware:
     async def __call__(self, request: Any, call_next: Any) -> Response:
         origin = request.headers.get("origin")
         if origin is None:
-            return await call_next(request)
+            response = await call_next(request)
+            if self._depends_on_origin:
+                response.headers.add_vary("Origin")
+            return response
         if request.method == "OPTIONS" and request.headers.get(
                 "access-control-request-method") is not None:
             return self._preflight(request, origin)
@@ -79,8 +97,11 @@ class CORSMiddleware:
         return response
 
     def _credentials_ok(self, origin: str) -> bool:
-        """With credentials only explicitly listed origins pass (never '*' or a regex)."""
-        return not self.allow_credentials or origin.lower() in self.allow_origins
+        """With credentials only listed origins pass (never one matched by '*' alone)."""
+        if not self.allow_credentials or origin.lower() in self.allow_origins:
+            return True
+        return self.allow_origin_regex is not None and bool(
+            self.allow_origin_regex.fullmatch(origin))
 
     def _preflight(self, request: Any, origin: str) -> Response:
         method = request.headers.get("access-control-request-method", "").upper()
@@ -114,7 +135,7 @@ class CORSMiddleware:
 
     def _decorate(self, response: Response, origin: str) -> None:
         headers = response.headers
-        if not (self.allow_all_origins and not self.allow_credentials):
+        if self._depends_on_origin:
             headers.add_vary("Origin")
         if not self._origin_allowed(origin) or not self._credentials_ok(origin):
             return

@@ -17,12 +17,15 @@ import hashlib
 import inspect
 import logging
 import math
+import os
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ember.exceptions import ConfigError
+from ember.middleware.auth import _excluder
 from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.ratelimit")
@@ -95,62 +98,92 @@ return {allowed, tostring(tokens), tostring(wait)}
 
 
 class GlobalTokenBucket:
-    """Token buckets in Redis, atomic across processes and hosts."""
+    """Token buckets in Redis, atomic across workers and hosts.
+
+    One Lua script (``EVALSHA``; loaded again after a ``NOSCRIPT``, e.g. when Redis
+    restarted) refills and takes in a single step, with Redis's clock, so every
+    worker sees the same bucket.  If Redis is down or slower than ``timeout``, the
+    request is allowed (fail open), the outage is logged once on ``ember.ratelimit``,
+    and Redis is not tried again for ``retry_interval`` seconds.
+    """
 
     def __init__(self, redis_url: str = "redis://localhost:6379", rate: float = 10,
-                 capacity: float = 10, prefix: str = "ember:rl:", timeout: float = 0.5) -> None:
+                 capacity: float = 10, *, prefix: str = "ember:rl:", timeout: float = 0.25,
+                 retry_interval: float = 2.0) -> None:
+        from ember.cache.redis_cache import check_redis_url
+
         _check_rate(rate, capacity)
-        if not isinstance(redis_url, str) or not redis_url.startswith(("redis://", "rediss://",
-                                                                       "unix://")):
-            raise ConfigError(f"redis_url must be a redis:// URL, got {redis_url!r}")
-        self.redis_url = redis_url
+        self.redis_url = check_redis_url(redis_url, "redis_url")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or \
+                not 0 < timeout <= 60:
+            raise ConfigError(f"timeout must be a number of seconds in (0, 60], got {timeout!r}")
         self.rate = float(rate)
         self.capacity = float(capacity)
         self.prefix = prefix
-        self.timeout = timeout
-        self._client: Any = None
+        self.timeout = float(timeout)
+        self.retry_interval = float(retry_interval)
+        self._clients: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = \
+            weakref.WeakKeyDictionary()
         self._sha: str | None = None
-        self._down_logged = False
+        self._down = False
+        self._skip_until = 0.0
 
     def _redis(self) -> Any:
-        if self._client is None:
-            from ember.exceptions import require
+        # NOTE: one client per event loop and process: never a parent's sockets after fork
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(loop)
+        if entry is None or entry[0] != os.getpid():
+            from ember.cache.redis_cache import redis_client
 
-            redis = require("redis.asyncio", "cache", "GlobalTokenBucket")
-            self._client = redis.from_url(self.redis_url, socket_timeout=self.timeout,
-                                          socket_connect_timeout=self.timeout)
-        return self._client
+            entry = (os.getpid(), redis_client(self.redis_url, self.timeout, "GlobalTokenBucket"))
+            self._clients[loop] = entry
+        return entry[1]
+
+    async def _evalsha(self, key: str, cost: float) -> Any:
+        client = self._redis()
+        args = (self.rate, self.capacity, cost)
+        if self._sha is not None:
+            from redis.exceptions import NoScriptError
+
+            try:
+                return await client.evalsha(self._sha, 1, key, *args)
+            except NoScriptError:
+                pass  # NOTE: Redis restarted or SCRIPT FLUSH: load it again
+        self._sha = await client.script_load(_LUA)
+        return await client.evalsha(self._sha, 1, key, *args)
 
     async def take(self, key: str, cost: float = 1.0) -> tuple[bool, float, float]:
-        """Atomically take ``cost`` tokens; fails open when Redis is unreachable."""
-        try:
-            client = self._redis()
-            args = (self.rate, self.capacity, cost)
-            if self._sha is None:
-                self._sha = await asyncio.wait_for(client.script_load(_LUA), self.timeout)
-            try:
-                result = await asyncio.wait_for(
-                    client.evalsha(self._sha, 1, self.prefix + key, *args), self.timeout)
-            except Exception as exc:
-                if "NOSCRIPT" not in str(exc):
-                    raise
-                self._sha = await client.script_load(_LUA)
-                result = await client.evalsha(self._sha, 1, self.prefix + key, *args)
-        except Exception as exc:
-            if not self._down_logged:
-                self._down_logged = True
-                logger.warning("GlobalTokenBucket: Redis at %s unavailable (%s); not limiting",
-                               self.redis_url, exc)
+        """Atomically take ``cost`` tokens: ``(allowed, remaining, seconds to wait)``."""
+        if self._down and time.monotonic() < self._skip_until:
             return True, self.capacity, 0.0
-        self._down_logged = False
+        try:
+            result = await asyncio.wait_for(self._evalsha(self.prefix + key, cost),
+                                            self.timeout)
+        except Exception as exc:
+            self._skip_until = time.monotonic() + self.retry_interval
+            if not self._down:
+                self._down = True
+                logger.warning("GlobalTokenBucket: Redis at %s unavailable (%s: %s); "
+                               "not limiting until it is back", self.redis_url,
+                               type(exc).__name__, exc or "timed out")
+            return True, self.capacity, 0.0
+        if self._down:
+            self._down = False
+            logger.warning("GlobalTokenBucket: Redis at %s is back; limiting again",
+                           self.redis_url)
         allowed, tokens, wait = result
         return bool(int(allowed)), float(tokens), float(wait)
 
     async def close(self) -> None:
-        """Close the Redis connection pool."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Close this loop's Redis connections (idempotent)."""
+        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None and entry[0] == os.getpid():
+            try:
+                await asyncio.wait_for(entry[1].aclose(), self.timeout)
+            except Exception:
+                pass
+
+    shutdown = close
 
 
 def _key_by_ip(request: Any) -> str:
@@ -172,11 +205,20 @@ def _key_by_api_key(header: str) -> Callable[[Any], str]:
 
 
 class RateLimitMiddleware:
-    """429 with ``Retry-After`` when a caller's bucket is empty."""
+    """429 with ``Retry-After`` when a caller's bucket is empty.
+
+    ``key`` picks the bucket: ``"ip"`` (the client address, proxy-aware per the app's
+    trusted proxies), ``"api_key"`` (a hash of ``api_key_header`` or of a bearer
+    token, the IP when neither is sent) or a function of the request returning a
+    string (sync or async; ``None`` exempts the request).  Every response carries
+    ``RateLimit-Limit`` (the capacity), ``RateLimit-Remaining`` and
+    ``RateLimit-Reset`` (seconds until the bucket is full again, or until the
+    request could succeed when refused).
+    """
 
     def __init__(self, bucket: TokenBucket | GlobalTokenBucket, key: str | Callable[[Any], Any]
                  = "ip", cost: float = 1.0, api_key_header: str = "x-api-key",
-                 exclude_paths: tuple[str, ...] = ()) -> None:
+                 exclude_paths: Sequence[str] = ()) -> None:
         if not hasattr(bucket, "take"):
             raise ConfigError("bucket must be a TokenBucket or GlobalTokenBucket")
         if key == "ip":
@@ -187,18 +229,22 @@ class RateLimitMiddleware:
             self.key_fn = key
         else:
             raise ConfigError(f"key must be 'ip', 'api_key' or a function, got {key!r}")
-        if cost <= 0:
-            raise ConfigError(f"cost must be positive, got {cost!r}")
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not \
+                0 < cost <= bucket.capacity:
+            raise ConfigError(f"cost must be positive and at most the bucket capacity "
+                              f"({bucket.capacity:g}), got {cost!r}")
         self.bucket = bucket
         self.cost = cost
-        self.exclude_paths = frozenset(exclude_paths)
+        self.excluded = _excluder(exclude_paths)
 
     async def __call__(self, request: Any, call_next: Any) -> Response:
-        if request.path in self.exclude_paths:
+        if self.excluded(request.path):
             return await call_next(request)
         key = self.key_fn(request)
         if inspect.isawaitable(key):
             key = await key
+        if key is None:  # NOTE: a custom key function may opt a request out
+            return await call_next(request)
         allowed, remaining, wait = await self.bucket.take(str(key), self.cost)
         limit = int(self.bucket.capacity)
         reset = math.ceil(wait if not allowed else
