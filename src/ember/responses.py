@@ -226,8 +226,8 @@ class StreamingResponse(Response):
 
     async def stream_to(self, out: BodyWriter) -> None:
         """Write the head, then every chunk, waiting for the transport to drain."""
-        out.start(self.status_code, self.raw_headers)
         try:
+            out.start(self.status_code, self.raw_headers)
             async for chunk in self._chunks():
                 if chunk:
                     await out.write(chunk)

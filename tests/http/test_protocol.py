@@ -522,3 +522,27 @@ def test_no_leaked_protocols_requests_or_fds(server_factory, app):
     alive = [o for o in gc.get_objects() if isinstance(o, (HttpProtocol, Req))]
     assert alive == []
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2
+
+
+def test_known_length_body_failing_midway_closes_the_connection(serve):
+    app = Ember()
+
+    class Broken(Response):
+        streaming = True
+
+        async def stream_to(self, out):
+            out.start(200, self.raw_headers, 10)
+            await out.write(b"abc")
+            raise RuntimeError("disk gone")
+
+    @app.get("/broken")
+    async def broken():
+        return Broken()
+
+    @app.get("/ok")
+    async def ok():
+        return "ok"
+
+    out = raw_exchange(serve(app), b"GET /broken HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.count(b"HTTP/1.1 ") == 1 and out.endswith(b"abc")

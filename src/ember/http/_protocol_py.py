@@ -562,6 +562,10 @@ class HttpProtocol(asyncio.Protocol):
                 return
             if out._chunked and not self._closed:
                 self._write(LAST_CHUNK)
+            else:
+                # NOTE: a body cut short of its Content-Length cannot be framed: the
+                # connection must end, or the next response would land inside it.
+                self._keep_alive = False
         finally:
             self._task = None
         if self._closed:
