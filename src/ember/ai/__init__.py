@@ -5,8 +5,7 @@ Imports are lazy so that ``from ember import PromptTemplate`` pulls nothing heav
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ember._lazy import lazy_exports
 
 _EXPORTS = {
     "ConversationContext": "ember.ai.context",
@@ -28,14 +27,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ember.ai' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports("ember.ai", _EXPORTS, globals())

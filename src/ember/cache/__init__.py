@@ -5,8 +5,7 @@ Nothing here imports ``redis`` or ``aiomcache`` until a cache first connects.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ember._lazy import lazy_exports
 
 _EXPORTS = {
     "RouteCache": "ember.cache.base",
@@ -19,14 +18,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ember.cache' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("ember.cache", _EXPORTS, globals())
