@@ -125,8 +125,12 @@ class MutableHeaders(Headers):
 
     def __setitem__(self, key: str, value: Any) -> None:
         name, encoded = encode_header(key, value)
-        self._raw = [(n, v) for n, v in self._raw if n != name]
-        self._raw.append((name, encoded))
+        raw = self._raw
+        for n, _ in raw:
+            if n == name:
+                self._raw = raw = [(n, v) for n, v in raw if n != name]
+                break
+        raw.append((name, encoded))
 
     def __delitem__(self, key: str) -> None:
         k = key.lower().encode("latin-1")
@@ -150,6 +154,9 @@ class MutableHeaders(Headers):
 
     def add_vary(self, value: str) -> None:
         """Add a token to ``Vary`` unless it is already there."""
+        if not any(n == b"vary" for n, _ in self._raw):
+            self._raw.append(encode_header("vary", value))  # PERF: the common case
+            return
         current = [t.strip().lower() for t in ",".join(self.getall("vary")).split(",") if t.strip()]
         if value.lower() not in current and "*" not in current:
             joined = ", ".join([*self.getall("vary"), value]) if current else value
