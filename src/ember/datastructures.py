@@ -75,10 +75,12 @@ class Headers(Mapping[str, str]):
         raise KeyError(key)
 
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        # PERF: no exception on a miss (middleware probes absent headers per request)
+        k = key.lower().encode("latin-1")
+        for name, value in self._raw:
+            if name == k:
+                return value.decode("latin-1")
+        return default
 
     def getall(self, key: str, default: Any = _MISSING) -> list[str]:
         """All values of ``key``; ``[]`` when absent unless a default is given."""
