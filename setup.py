@@ -32,13 +32,13 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure
+        except Exception as exc:  # any compiler failure leaves a pure install
             self._warn(exc)
 
     def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._warn(exc)
 
     @staticmethod
@@ -71,7 +71,7 @@ def extensions() -> list:
             },
             quiet=True,
         )
-    except Exception as exc:  # noqa: BLE001 - a Cython error leaves a pure install
+    except Exception as exc:
         OptionalBuildExt._warn(exc)
         return []
 

@@ -132,5 +132,3 @@ def raw_exchange(url: str, data: bytes, *, timeout: float = 5.0, until_close: bo
                 break
         return b"".join(chunks)
 
-
-COMPILED_MODE = os.environ.get("EMBER_NO_EXTENSIONS", "") in ("", "0")

@@ -29,8 +29,8 @@ from ember.exceptions import ConfigError, HTTPException, RequestValidationError
 _MISSING = object()
 
 #: where a value comes from
-REQUEST, PATH, QUERY, BODY, CONTEXT, HEADER, WEBSOCKET = range(7)
-_LOCATIONS = {PATH: "path", QUERY: "query", BODY: "body", HEADER: "header"}
+REQUEST, PATH, QUERY, BODY, CONTEXT, WEBSOCKET = range(6)
+_LOCATIONS = {PATH: "path", QUERY: "query", BODY: "body"}
 
 _SCALARS: tuple[type, ...] = (str, int, float, bool, uuid.UUID, bytes)
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
@@ -325,15 +325,13 @@ class Param:
 class Plan:
     """How to call one handler; built once by :func:`analyse`."""
 
-    __slots__ = ("body_param", "hints", "is_async", "kind", "needs_body", "params")
+    __slots__ = ("hints", "is_async", "kind", "params")
 
     #: kinds: "none" (no arguments), "request" (just the request), "general"
     def __init__(self, params: list[Param], is_async: bool) -> None:
         self.params = params
         self.is_async = is_async
         self.hints: dict[str, Any] = {}
-        self.body_param = next((p for p in params if p.source == BODY), None)
-        self.needs_body = self.body_param is not None
         if not params:
             self.kind = "none"
         elif len(params) == 1 and params[0].source == REQUEST:
@@ -371,7 +369,7 @@ class Plan:
                 continue
             if source == PATH:
                 raw = request.path_params.get(p.key, _MISSING)
-            elif source == QUERY:
+            else:  # QUERY
                 if p.convert is None:  # a model built from the query string
                     try:
                         kwargs[p.name] = p.default(request.query_params)
@@ -382,8 +380,6 @@ class Plan:
                 raw = query.getall(p.key) if p.multi else query.get(p.key, _MISSING)
                 if p.multi and not raw:
                     raw = _MISSING
-            else:
-                raw = request.headers.get(p.key, _MISSING)
             if raw is _MISSING:
                 if p.default is _MISSING:
                     errors.append({"loc": [_LOCATIONS[source], p.key], "msg": "field required",

@@ -309,7 +309,7 @@ async def _stream_response(backend: _Backend, model: str, messages: list[dict[st
             if close is not None:
                 try:
                     await close()
-                except Exception:
+                except Exception:  # the stream already ended or failed; its error was sent
                     pass
         usage = usage or getattr(stream, "usage", None)
         yield frame({}, finish if finish in ("stop", "length", "tool_calls", "content_filter")

@@ -16,6 +16,8 @@ import asyncio
 import logging
 from typing import Any
 
+import h2.exceptions
+
 from ember.exceptions import ClientDisconnect
 from ember.requests import Request
 from ember.status import body_allowed
@@ -188,7 +190,6 @@ class H2Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         import h2.events
-        import h2.exceptions
 
         try:
             events = self.conn.receive_data(data)
@@ -312,7 +313,7 @@ class H2Protocol(asyncio.Protocol):
             stream.unacked -= amount
             try:
                 self.conn.acknowledge_received_data(amount, stream.id)
-            except Exception:
+            except h2.exceptions.ProtocolError:  # the stream closed meanwhile
                 return
             self.flush()
 
@@ -374,7 +375,7 @@ class H2Protocol(asyncio.Protocol):
         try:
             self.conn.send_headers(stream_id, [(b":status", str(status).encode()),
                                                (b"content-length", b"0")], end_stream=True)
-        except Exception:
+        except h2.exceptions.ProtocolError:  # the stream is already closed or reset
             pass
         stream = self.streams.pop(stream_id, None)
         if stream is not None:
@@ -436,7 +437,7 @@ class H2Protocol(asyncio.Protocol):
         """Close our side of ``stream``."""
         try:
             self.conn.end_stream(stream.id)
-        except Exception:
+        except h2.exceptions.ProtocolError:  # reset by the peer meanwhile
             pass
         stream.closed = True
         self.flush()
@@ -483,7 +484,7 @@ class H2Protocol(asyncio.Protocol):
         try:
             self.conn.close_connection()
             self.flush()
-        except Exception:
+        except h2.exceptions.ProtocolError:  # the connection is already closing
             pass
         if not self.streams:
             self._close()
