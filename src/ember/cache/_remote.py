@@ -23,7 +23,7 @@ import re
 import weakref
 from typing import Any
 
-from ember.cache.base import RouteCache
+from ember.cache.base import RouteCache, logger
 from ember.cache.keys import digest
 from ember.exceptions import ConfigError
 
@@ -96,8 +96,8 @@ class RemoteCache(RouteCache):
         client = entry[1]
         try:
             await asyncio.wait_for(self._close(client), self.timeout)
-        except Exception:
-            pass
+        except Exception:  # shutting down: a backend that is gone cannot be closed politely
+            logger.debug("%s: error while closing the connection", self.backend, exc_info=True)
 
     # -- keys -------------------------------------------------------------------------
 

@@ -180,8 +180,8 @@ class GlobalTokenBucket:
         if entry is not None and entry[0] == os.getpid():
             try:
                 await asyncio.wait_for(entry[1].aclose(), self.timeout)
-            except Exception:
-                pass
+            except Exception:  # shutting down: Redis may already be gone
+                logger.debug("GlobalTokenBucket: error while closing Redis", exc_info=True)
 
     shutdown = close
 
