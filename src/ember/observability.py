@@ -7,15 +7,32 @@
 status, a latency histogram, requests in flight, and model tokens and cost
 (fed by :meth:`Metrics.record_model_usage`, e.g. from a ``ModelRegistry`` hook).
 Nothing here costs anything unless it is added.
+
+Across workers: under ``workers=N`` the supervisor gives the workers a shared
+temporary directory (``EMBER_METRICS_DIR``); each worker also writes its
+totals into its own memory-mapped file there (prometheus_client's
+``MmapedDict``, the file format of its multiprocess mode), and ``/metrics``
+renders the sum over every worker, whichever worker answers. A dead worker's
+counters stay (totals never go down); its in-flight gauge is dropped; the
+directory is removed when the supervisor exits. Without prometheus_client
+(``pip install 'ember-api[metrics]'``) the numbers stay per worker, with a
+warning.
 """
 
 from __future__ import annotations
 
+import glob
+import json
+import logging
+import os
 import re
 import threading
 import time
 import uuid
 from typing import Any
+
+logger = logging.getLogger("ember.metrics")
+METRICS_DIR_ENV = "EMBER_METRICS_DIR"
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -34,6 +51,81 @@ class RequestIDMiddleware:
         response = await call_next(request)
         response.headers[self.header] = rid
         return response
+
+
+class _SharedStore:
+    """This process's totals in ``<dir>/<pid>.db`` (+ ``live_<pid>.db`` for gauges)."""
+
+    def __init__(self, directory: str, mmaped_dict: Any) -> None:
+        pid = os.getpid()
+        self.directory = directory
+        self.counters = mmaped_dict(os.path.join(directory, f"{pid}.db"))
+        self.live = mmaped_dict(os.path.join(directory, f"live_{pid}.db"))
+        self.values: dict[str, float] = {}
+
+    def inc(self, key: str, amount: float) -> None:
+        value = self.values.get(key, 0.0) + amount
+        self.values[key] = value
+        self.counters.write_value(key, value, 0.0)
+
+    def set_live(self, key: str, value: float) -> None:
+        self.live.write_value(key, value, 0.0)
+
+    def read_all(self) -> dict[str, float]:
+        """Sum of every worker's values (live gauges of dead workers are gone)."""
+        from prometheus_client.mmap_dict import MmapedDict
+
+        total: dict[str, float] = {}
+        for path in glob.glob(os.path.join(self.directory, "*.db")):
+            try:
+                values = MmapedDict.read_all_values_from_file(path)
+                for key, value, _ts, _pos in values:
+                    total[key] = total.get(key, 0.0) + value
+            except (OSError, ValueError):  # a file removed or being created right now
+                continue
+        return total
+
+
+_store: _SharedStore | bool | None = None  # None: not looked up yet in this process
+
+
+def _reset_store_after_fork() -> None:
+    global _store
+    _store = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_store_after_fork)
+
+
+def _shared_store() -> _SharedStore | None:
+    global _store
+    if _store is None:
+        directory = os.environ.get(METRICS_DIR_ENV)
+        _store = False
+        if directory and os.path.isdir(directory):
+            try:
+                from prometheus_client.mmap_dict import MmapedDict
+            except ImportError:
+                logger.warning("metrics are per worker: install prometheus_client "
+                               "(pip install 'ember-api[metrics]') to sum them over workers")
+            else:
+                _store = _SharedStore(directory, MmapedDict)
+    return _store or None
+
+
+def forget_worker(pid: int) -> None:
+    """Called by the supervisor when worker ``pid`` is gone: drop its live gauges."""
+    directory = os.environ.get(METRICS_DIR_ENV)
+    if directory:
+        try:
+            os.remove(os.path.join(directory, f"live_{pid}.db"))
+        except OSError:
+            pass
+
+
+def _key(*parts: Any) -> str:
+    return json.dumps(parts, separators=(",", ":"))
 
 
 def _escape(value: str) -> str:
@@ -57,19 +149,33 @@ class Metrics:
     async def __call__(self, request: Any, call_next: Any) -> Any:
         if request.path == self.path:
             return await call_next(request)
-        self.in_flight += 1
+        self._set_in_flight(1)
         started = time.perf_counter()
         try:
             response = await call_next(request)
         finally:
-            self.in_flight -= 1
+            self._set_in_flight(-1)
         route = request.route.path if request.route is not None else "<unmatched>"
         self.observe(request.method, route, response.status_code, time.perf_counter() - started)
         return response
 
+    def _set_in_flight(self, delta: int) -> None:
+        self.in_flight += delta
+        store = _shared_store()
+        if store is not None:
+            store.set_live(_key("inflight", self.path), self.in_flight)
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one request and its latency."""
+        store = _shared_store()
         with self._lock:
+            if store is not None:
+                ns = self.path
+                store.inc(_key("req", ns, method, route, status), 1)
+                index = next((i for i, b in enumerate(self.buckets) if seconds <= b),
+                             len(self.buckets))
+                store.inc(_key("bucket", ns, method, route, index), 1)
+                store.inc(_key("sum", ns, method, route), seconds)
             key = (method, route, status)
             self.requests[key] = self.requests.get(key, 0) + 1
             hist = self.latency.get((method, route))
@@ -84,43 +190,88 @@ class Metrics:
     def record_model_usage(self, model: str, prompt_tokens: int, completion_tokens: int,
                            cost: float = 0.0) -> None:
         """Count a model call's tokens and cost (USD)."""
+        store = _shared_store()
         with self._lock:
+            if store is not None:
+                ns = self.path
+                store.inc(_key("tokens", ns, model, "prompt"), prompt_tokens)
+                store.inc(_key("tokens", ns, model, "completion"), completion_tokens)
+                store.inc(_key("cost", ns, model), cost)
+                store.inc(_key("calls", ns, model), 1)
             for kind, n in (("prompt", prompt_tokens), ("completion", completion_tokens)):
                 self.model_tokens[(model, kind)] = self.model_tokens.get((model, kind), 0) + n
             self.model_cost[model] = self.model_cost.get(model, 0.0) + cost
             self.model_requests[model] = self.model_requests.get(model, 0) + 1
 
+    def _summed_over_workers(self, store: _SharedStore) -> tuple[Any, ...]:
+        requests: dict[tuple[str, str, int], int] = {}
+        latency: dict[tuple[str, str], list[float]] = {}
+        in_flight = 0
+        tokens: dict[tuple[str, str], int] = {}
+        cost: dict[str, float] = {}
+        width = len(self.buckets)
+        for raw, value in store.read_all().items():
+            kind, ns, *rest = json.loads(raw)
+            if ns != self.path:
+                continue
+            if kind == "req":
+                requests[(rest[0], rest[1], int(rest[2]))] = int(value)
+            elif kind in ("bucket", "sum"):
+                hist = latency.setdefault((rest[0], rest[1]), [0.0] * (width + 2))
+                if kind == "sum":
+                    hist[-2] += value
+                else:
+                    for i in range(int(rest[2]), width):  # cumulative buckets
+                        hist[i] += value
+                    hist[-1] += value
+            elif kind == "inflight":
+                in_flight += int(value)
+            elif kind == "tokens":
+                tokens[(rest[0], rest[1])] = int(value)
+            elif kind == "cost":
+                cost[rest[0]] = value
+        return requests, latency, in_flight, tokens, cost
+
     def render(self) -> str:
-        """The Prometheus text exposition format (version 0.0.4)."""
+        """The Prometheus text exposition format (version 0.0.4), summed over workers."""
+        store = _shared_store()
+        with self._lock:
+            if store is not None:
+                return self._format(*self._summed_over_workers(store))
+            return self._format(self.requests, self.latency, self.in_flight,
+                                self.model_tokens, self.model_cost)
+
+    def _format(self, requests: dict[tuple[str, str, int], int],
+                latency: dict[tuple[str, str], list[float]], in_flight: int,
+                model_tokens: dict[tuple[str, str], int], model_cost: dict[str, float]) -> str:
         out = ["# HELP ember_requests_total HTTP requests by method, route and status.",
                "# TYPE ember_requests_total counter"]
-        with self._lock:
-            for (method, route, status), n in sorted(self.requests.items()):
-                out.append(f'ember_requests_total{{method="{method}",route="{_escape(route)}",'
-                           f'status="{status}"}} {n}')
-            out += ["# HELP ember_request_duration_seconds Request latency.",
-                    "# TYPE ember_request_duration_seconds histogram"]
-            for (method, route), hist in sorted(self.latency.items()):
-                labels = f'method="{method}",route="{_escape(route)}"'
-                for bound, count in zip(self.buckets, hist, strict=False):
-                    out.append(f'ember_request_duration_seconds_bucket{{{labels},le="{bound}"}} '
-                               f"{int(count)}")
-                out.append(f'ember_request_duration_seconds_bucket{{{labels},le="+Inf"}} '
-                           f"{int(hist[-1])}")
-                out.append(f"ember_request_duration_seconds_sum{{{labels}}} {hist[-2]:.6f}")
-                out.append(f"ember_request_duration_seconds_count{{{labels}}} {int(hist[-1])}")
-            out += ["# HELP ember_requests_in_flight Requests being handled now.",
-                    "# TYPE ember_requests_in_flight gauge",
-                    f"ember_requests_in_flight {self.in_flight}",
-                    "# HELP ember_model_tokens_total Model tokens by model and kind.",
-                    "# TYPE ember_model_tokens_total counter"]
-            for (model, kind), n in sorted(self.model_tokens.items()):
-                out.append(f'ember_model_tokens_total{{model="{_escape(model)}",kind="{kind}"}} '
-                           f"{n}")
-            out += ["# HELP ember_model_cost_usd_total Model cost in USD.",
-                    "# TYPE ember_model_cost_usd_total counter"]
-            for model, cost in sorted(self.model_cost.items()):
-                out.append(f'ember_model_cost_usd_total{{model="{_escape(model)}"}} {cost:.8f}')
+        for (method, route, status), n in sorted(requests.items()):
+            out.append(f'ember_requests_total{{method="{method}",route="{_escape(route)}",'
+                       f'status="{status}"}} {n}')
+        out += ["# HELP ember_request_duration_seconds Request latency.",
+                "# TYPE ember_request_duration_seconds histogram"]
+        for (method, route), hist in sorted(latency.items()):
+            labels = f'method="{method}",route="{_escape(route)}"'
+            for bound, count in zip(self.buckets, hist, strict=False):
+                out.append(f'ember_request_duration_seconds_bucket{{{labels},le="{bound}"}} '
+                           f"{int(count)}")
+            out.append(f'ember_request_duration_seconds_bucket{{{labels},le="+Inf"}} '
+                       f"{int(hist[-1])}")
+            out.append(f"ember_request_duration_seconds_sum{{{labels}}} {hist[-2]:.6f}")
+            out.append(f"ember_request_duration_seconds_count{{{labels}}} {int(hist[-1])}")
+        out += ["# HELP ember_requests_in_flight Requests being handled now.",
+                "# TYPE ember_requests_in_flight gauge",
+                f"ember_requests_in_flight {in_flight}",
+                "# HELP ember_model_tokens_total Model tokens by model and kind.",
+                "# TYPE ember_model_tokens_total counter"]
+        for (model, kind), n in sorted(model_tokens.items()):
+            out.append(f'ember_model_tokens_total{{model="{_escape(model)}",kind="{kind}"}} '
+                       f"{n}")
+        out += ["# HELP ember_model_cost_usd_total Model cost in USD.",
+                "# TYPE ember_model_cost_usd_total counter"]
+        for model, cost in sorted(model_cost.items()):
+            out.append(f'ember_model_cost_usd_total{{model="{_escape(model)}"}} {cost:.8f}')
         return "\n".join(out) + "\n"
 
     def mount(self, app: Any) -> None:

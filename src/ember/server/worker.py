@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from ember.http.protocol import HttpProtocol, ServerState
@@ -30,12 +32,33 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run_worker(app: Any, config: ServerConfig, sock: socket.socket) -> None:
-    """Serve on ``sock`` until SIGINT/SIGTERM, in this process."""
+def run_worker(app: Any, config: ServerConfig, sock: socket.socket, *,
+               stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
+               on_ready: Callable[[], None] | None = None,
+               parent_pid: int | None = None) -> None:
+    """Serve on ``sock`` until one of ``stop_signals``, in this process.
+
+    ``on_ready`` is called once listening; with ``parent_pid`` the worker stops
+    gracefully when that process is gone (a supervisor that was SIGKILLed).
+    """
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
+    main = loop.create_task(serve_forever(app, config, sock, stop_signals=stop_signals,
+                                          on_ready=on_ready, parent_pid=parent_pid))
     try:
-        loop.run_until_complete(serve_forever(app, config, sock))
+        while True:
+            try:
+                loop.run_until_complete(main)
+                break
+            except (SystemExit, KeyboardInterrupt) as exc:
+                # NOTE: asyncio re-raises SystemExit/KeyboardInterrupt from *any* task out
+                # of run_until_complete; one raised by a handler (the protocol answers its
+                # request with 500) must not stop the server, so keep running the loop.
+                # Real Ctrl-C arrives as a loop signal handler, never as an exception here.
+                if main.done():
+                    raise
+                logger.error("a handler raised %s; the server keeps serving",
+                             type(exc).__name__)
     finally:
         try:
             loop.run_until_complete(loop.shutdown_asyncgens())
@@ -47,8 +70,9 @@ def run_worker(app: Any, config: ServerConfig, sock: socket.socket) -> None:
 class Worker:
     """A running worker; ``stop()`` begins the graceful shutdown."""
 
-    def __init__(self, app: Any, config: ServerConfig) -> None:
+    def __init__(self, app: Any, config: ServerConfig, parent_pid: int | None = None) -> None:
         self.app = app
+        self.parent_pid = parent_pid
         self.config = config
         self.state = ServerState(access_log=config.access_log)
         self.server: asyncio.base_events.Server | None = None
@@ -79,6 +103,11 @@ class Worker:
 
     def _tick(self) -> None:
         self.state.refresh_date()
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            # NOTE: the supervisor died without telling us (SIGKILL, OOM killer); on Linux
+            # PR_SET_PDEATHSIG already sent SIGTERM, this poll covers other platforms.
+            logger.warning("supervisor %d is gone; stopping", self.parent_pid)
+            self.stop()
         self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
 
     def stop(self) -> None:
@@ -110,12 +139,15 @@ class Worker:
         await self.app.shutdown()
 
 
-async def serve_forever(app: Any, config: ServerConfig, sock: socket.socket) -> None:
+async def serve_forever(app: Any, config: ServerConfig, sock: socket.socket, *,
+                        stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
+                        on_ready: Callable[[], None] | None = None,
+                        parent_pid: int | None = None) -> None:
     """Start a :class:`Worker`, wait for a stop signal, shut down gracefully."""
     loop = asyncio.get_running_loop()
-    worker = Worker(app, config)
+    worker = Worker(app, config, parent_pid)
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in stop_signals:
         try:
             loop.add_signal_handler(sig, worker.stop)
             installed.append(sig)
@@ -127,6 +159,8 @@ async def serve_forever(app: Any, config: ServerConfig, sock: socket.socket) -> 
                     f"[{host}]" if ":" in host else host, port)
         if callable(config.on_listen):
             config.on_listen(worker, host, port)
+        if on_ready is not None:
+            on_ready()
         await worker.stopping.wait()
         await worker.shutdown()
     finally:
