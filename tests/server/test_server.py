@@ -83,32 +83,7 @@ def test_single_worker_runs_in_process(tmp_path):
         _stop(proc)
 
 
-def test_idle_server_stops_in_under_a_second(tmp_path):
-    proc, _url = _start(tmp_path, 1)
-    started = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(10)
-    assert time.monotonic() - started < 1.0
-    _stop(proc)
-
-
-def test_sigterm_lets_in_flight_request_finish(tmp_path):
-    proc, url = _start(tmp_path, 1)
-    import threading
-
-    result = {}
-
-    def call():
-        result["r"] = httpx.get(url + "/slow", timeout=10)
-
-    t = threading.Thread(target=call)
-    t.start()
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    t.join(10)
-    proc.wait(10)
-    assert result["r"].status_code == 200 and result["r"].text == "finished"
-    _stop(proc)
+# NOTE: stopping (idle and in-flight) is tested event-based in test_process_model.py.
 
 
 def test_workers_fork_and_share_the_port(tmp_path):
@@ -153,10 +128,8 @@ def test_supervisor_sigterm_stops_everything(tmp_path):
     for _ in range(10):
         with httpx.Client() as c:
             children.add(c.get(url + "/pid").json()["pid"])
-    started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    proc.wait(10)
-    assert time.monotonic() - started < 3
+    assert proc.wait(30) == 0  # hang guard only
     _stop(proc)
     for pid in children:
         with pytest.raises(ProcessLookupError):
@@ -211,5 +184,6 @@ def test_port_in_use_is_a_clear_error(tmp_path):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(OSError, match=r"cannot listen on 127\.0\.0\.1"):
+        with pytest.raises(OSError, match=rf"cannot listen on 127\.0\.0\.1:{port}: address "
+                           r"already in use.*--port"):
             bind(ServerConfig(port=port))

@@ -1,0 +1,194 @@
+"""Process model over real processes: handler exits, SIGHUP, orphans, binding, stopping.
+
+Every wait is on an event (a response, a file, a process exit); the timeouts are
+hang guards only (see tests/server/_proc.py). Regression tests for issue #8 item 6
+and for peers' bugs: gunicorn #1663/#2215 (orphaned workers after the arbiter is
+killed), uvicorn #1421 (SystemExit in the app stops the server), gunicorn's
+"address already in use" restart loop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+
+import httpx
+import pytest
+
+from tests.server._proc import AppProcess, alive, wait_for
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_handler_systemexit_and_keyboardinterrupt_never_stop_the_server(tmp_path, workers):
+    server = AppProcess(tmp_path, workers)
+    try:
+        pids = server.worker_pids(workers)
+        for path in ("/exit", "/interrupt", "/exit", "/interrupt"):
+            assert server.get(path).status_code == 500
+        try:  # the protocol answers this one too; here only the survival matters
+            server.get("/exit-now")
+        except httpx.HTTPError:
+            pass
+        assert server.proc.poll() is None
+        assert server.get("/pid").status_code == 200
+        # the very same worker processes are still serving (none died and restarted)
+        assert server.worker_pids(workers) == pids
+    finally:
+        out = server.stop()
+    assert "keeps serving" in out
+
+
+def test_sighup_gracefully_replaces_the_workers(tmp_path):
+    server = AppProcess(tmp_path, 2, graceful_timeout=600)
+    try:
+        old = server.worker_pids(2)
+        result: dict[str, httpx.Response] = {}
+        held = threading.Thread(target=lambda: result.update(r=server.get("/hold", timeout=60)))
+        held.start()
+        wait_for(server.started_holds, "the held request to start")
+        server.signal(signal.SIGHUP)
+        # new workers take over; the old ones stop accepting once they listen
+        new: set[int] = set()
+        wait_for(lambda: new.add(server.get("/pid").json()["pid"]) or len(new - old) >= 2,
+                 "two new workers")
+        # the old worker holding a request is still draining it: release, it completes
+        server.release()
+        held.join(60)
+        assert result["r"].status_code == 200 and result["r"].text == "released"
+        wait_for(lambda: not any(alive(pid) for pid in old), "old workers to exit")
+        assert server.proc.poll() is None
+        assert server.worker_pids(2) <= new - old
+    finally:
+        out = server.stop()
+    assert "SIGHUP" in out
+    assert "restarting" not in out  # drained workers are not "restarted" crashes
+
+
+def test_sighup_stops_a_single_worker_server_cleanly(tmp_path):
+    server = AppProcess(tmp_path, 1)
+    server.signal(signal.SIGHUP)
+    assert server.wait_exit() == 0
+    assert "Ember stopped" in server.output()
+
+
+def test_workers_exit_when_the_supervisor_is_sigkilled(tmp_path):
+    server = AppProcess(tmp_path, 2)
+    pids = server.worker_pids(2)
+    server.signal(signal.SIGKILL)
+    server.wait_exit()
+    wait_for(lambda: not any(alive(pid) for pid in pids), "orphaned workers to exit")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_port_in_use_fails_fast_with_one_line(tmp_path, workers):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = AppProcess(tmp_path, workers, port, wait=False)
+        assert server.wait_exit() == 1
+    lines = server.output().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"127.0.0.1:{port}" in lines[0] and "already in use" in lines[0]
+    assert "--port" in lines[0] and "port=" in lines[0]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_port_held_by_another_embers_reuseport_workers_is_refused(tmp_path, workers):
+    first = AppProcess(tmp_path, 2)
+    try:
+        second = AppProcess(tmp_path, workers, first.port, wait=False)
+        assert second.wait_exit() == 1
+        lines = second.output().strip().splitlines()
+        assert len(lines) == 1 and f"127.0.0.1:{first.port}" in lines[0], lines
+        # and the first server still gets all the traffic
+        assert first.get("/pid").status_code == 200
+    finally:
+        first.stop()
+
+
+def test_worker_that_keeps_failing_at_startup_stops_the_supervisor(tmp_path):
+    server = AppProcess(tmp_path, 2, wait=False, fail_startup=True)
+    assert server.wait_exit() == 1
+    out = server.output()
+    last = out.strip().splitlines()[-1]
+    assert last == ("error: a worker failed to start 3 times in a row: RuntimeError: "
+                    "database unreachable"), out
+    assert out.count("Traceback") <= 2  # the first attempt of each slot, not a flood
+    assert "exited after" not in out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_idle_server_stops_without_waiting_for_any_timeout(tmp_path, workers, signum):
+    # NOTE: keep-alive and grace periods of 10 minutes: a stop that waited for any of
+    # them would hit the hang guard. Measured stop times: bench/process_stop.py.
+    server = AppProcess(tmp_path, workers, keep_alive_timeout=600, graceful_timeout=600)
+    with httpx.Client() as keep_alive, socket.create_connection(("127.0.0.1", server.port)):
+        assert keep_alive.get(server.url + "/pid").status_code == 200
+        server.signal(signum)
+        assert server.wait_exit() == 0
+    assert server.output().count("Ember stopped") == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stop_waits_for_the_in_flight_request_then_exits(tmp_path, workers):
+    server = AppProcess(tmp_path, workers, graceful_timeout=600)
+    result: dict[str, httpx.Response] = {}
+    held = threading.Thread(target=lambda: result.update(r=server.get("/hold", timeout=60)))
+    held.start()
+    wait_for(server.started_holds, "the held request to start")
+    server.signal(signal.SIGTERM)
+    # a stopping server refuses new connections but keeps the held request's
+    wait_for(lambda: _refused(server.port), "the listener to close")
+    assert server.proc.poll() is None
+    server.release()
+    held.join(60)
+    assert result["r"].status_code == 200 and result["r"].text == "released"
+    assert server.wait_exit() == 0
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_metrics_are_summed_over_workers(tmp_path):
+    server = AppProcess(tmp_path, 2)
+    line = 'ember_requests_total{method="GET",route="/hit",status="200"}'
+    try:
+        pids = server.worker_pids(2)
+        metrics_dir = server.get("/pid").json()["metrics_dir"]
+        for _ in range(40):
+            assert server.get("/hit").text == "hit"
+        # whichever worker renders /metrics, it counts all 40
+        by_worker: dict[int, str] = {}
+        wait_for(lambda: by_worker.update([server.get("/metrics-of").json().values()])
+                 or len(by_worker) == 2, "/metrics from both workers")
+        assert set(by_worker) == pids
+        assert [_value(text, line) for text in by_worker.values()] == [40, 40]
+        assert _value(server.get("/metrics").text, line) == 40
+        # a killed worker's counts stay, its live gauge goes; the replacement adds on
+        victim = next(iter(pids))
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(server.worker_pids(2) - pids) == 1, "a replacement worker")
+        assert not os.path.exists(os.path.join(metrics_dir, f"live_{victim}.db"))
+        assert server.get("/hit").text == "hit"
+        text = server.get("/metrics").text
+        assert _value(text, line) == 41
+        assert "ember_requests_in_flight 0" in text
+    finally:
+        server.stop()
+    assert metrics_dir and not os.path.exists(metrics_dir)  # removed at exit
+
+
+def _value(text: str, prefix: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{prefix} not in {text}")
