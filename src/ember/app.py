@@ -395,7 +395,8 @@ class Ember(RouteDecorators):
 
         config = ServerConfig(host=host, port=port, workers=workers, ssl_certfile=ssl_certfile,
                               ssl_keyfile=ssl_keyfile, http2=http2, access_log=access_log,
-                              log_level=log_level, limits=self.server_limits.replace(**limits)
+                              log_level=log_level, reload=reload,
+                              limits=self.server_limits.replace(**limits)
                               if limits else self.server_limits)
         serve(self, config)
 

@@ -1,51 +1,85 @@
-"""``ember run module:app`` and ``ember routes module:app``."""
+"""``ember run module:app``, ``ember routes module:app``, ``ember --version``."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
+#: what a module-level ``app.run()`` logs while the CLI imports the app
+CLI_WINS = "the ember command's options win (--host/--port/--workers)"
+
+
+def _module_form(spec: str) -> str | None:
+    """``examples/demo.py[:attr]`` → ``examples.demo:attr`` (None if not a file path)."""
+    path, _, attr = spec.partition(":") if not spec.endswith(".py") else (spec, "", "")
+    if not (path.endswith(".py") or os.sep in path or "/" in path):
+        return None
+    module = path.removesuffix(".py").replace(os.sep, ".").replace("/", ".").strip(".")
+    return f"{module}:{attr or 'app'}"
+
 
 def load_app(spec: str) -> Any:
-    """Import ``module:attribute`` (attribute defaults to ``app``) from the working directory."""
+    """Import ``module:attribute`` (attribute defaults to ``app``) from the working directory.
+
+    A module-level ``app.run()`` in that module does not serve while it is imported
+    (:func:`ember.server.run.no_serve`). Raises ``SystemExit`` with one line on a bad spec.
+    """
+    from ember.server.run import no_serve
+
+    suggestion = _module_form(spec)
+    if suggestion is not None:
+        raise SystemExit(f"error: {spec!r} is a file path; name the app as module:attribute, "
+                         f"here {suggestion!r}")
     module_name, _, attr = spec.partition(":")
     attr = attr or "app"
     if not module_name:
         raise SystemExit(f"error: expected 'module:app', got {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SystemExit(f"error: cannot import module {module_name!r}: {exc}") from None
-    app = module
-    for part in attr.split("."):
+    with no_serve(CLI_WINS):
         try:
-            app = getattr(app, part)
-        except AttributeError:
-            raise SystemExit(f"error: module {module_name!r} has no attribute {attr!r}") from None
-    if callable(app) and not hasattr(app, "_handle"):
-        app = app()  # an app factory
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                raise SystemExit(f"error: cannot import module {module_name!r}: {exc} (run "
+                                 f"ember from the folder that contains it)") from None
+            raise SystemExit(f"error: cannot import module {module_name!r}: {exc}") from None
+        app = module
+        for part in attr.split("."):
+            try:
+                app = getattr(app, part)
+            except AttributeError:
+                raise SystemExit(f"error: module {module_name!r} has no attribute "
+                                 f"{attr!r}") from None
+        if callable(app) and not hasattr(app, "_handle"):
+            app = app()  # an app factory
     if not hasattr(app, "_handle"):
         raise SystemExit(f"error: {spec!r} is not an Ember app (got {type(app).__name__})")
     return app
 
 
+def _version() -> str:
+    import ember
+
+    return ember.__version__
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ember", description="Ember command line")
+    parser.add_argument("--version", action="version",
+                        version=f"ember {_version()} (Python {sys.version.split()[0]})")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve an app")
     run.add_argument("app", help="module:attribute, e.g. main:app")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--workers", type=int, default=1, help="0 = one per CPU")
-    run.add_argument("--reload", action="store_true", help="restart when source files change")
+    run.add_argument("--reload", action="store_true",
+                     help="restart when .py files change (needs ember-api[reload])")
     run.add_argument("--access-log", action="store_true")
     run.add_argument("--log-level", default="info",
                      choices=["critical", "error", "warning", "info", "debug", "trace"])
@@ -58,16 +92,27 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ember`` script."""
+    from ember.exceptions import ConfigError
+    from ember.server.reload import in_reload_child, run_with_reload
+
+    argv = list(argv if argv is not None else sys.argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "routes":
         print_routes(load_app(args.app))
         return 0
-    if args.reload and not os.environ.get("EMBER_RELOAD_CHILD"):
-        return _reload_loop(list(argv if argv is not None else sys.argv[1:]))
-    app = load_app(args.app)
-    app.run(host=args.host, port=args.port, workers=args.workers, access_log=args.access_log,
-            log_level=args.log_level, ssl_certfile=args.ssl_certfile,
-            ssl_keyfile=args.ssl_keyfile)
+    try:
+        if args.reload and not in_reload_child():
+            return run_with_reload(argv)
+        if in_reload_child() and hasattr(os, "fork"):
+            from ember.server.supervisor import die_with_parent
+
+            die_with_parent(os.getppid())
+        app = load_app(args.app)
+        app.run(host=args.host, port=args.port, workers=args.workers,
+                access_log=args.access_log, log_level=args.log_level,
+                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
     return 0
 
 
@@ -89,66 +134,6 @@ def print_routes(app: Any) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
         print("  ".join(col.ljust(w) for col, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _snapshot(root: str) -> dict[str, float]:
-    mtimes = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith((".", "__pycache__"))
-                       and d not in ("node_modules", "build", "dist")]
-        for name in filenames:
-            if name.endswith(".py"):
-                path = os.path.join(dirpath, name)
-                try:
-                    mtimes[path] = os.stat(path).st_mtime
-                except OSError:
-                    pass
-    return mtimes
-
-
-def _reload_loop(argv: list[str]) -> int:
-    """Run the server in a child process; restart it when a .py file changes."""
-    import signal
-
-    env = dict(os.environ, EMBER_RELOAD_CHILD="1")
-    root = os.getcwd()
-    cmd = [sys.executable, "-m", "ember.cli", *argv]
-    current: list[subprocess.Popen[bytes]] = []
-
-    def stop(signum: int, frame: object) -> None:
-        # NOTE: forward the stop to the server, never leave it orphaned
-        for proc in current:
-            if proc.poll() is None:
-                proc.send_signal(signum)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    while True:
-        before = _snapshot(root)
-        child = subprocess.Popen(cmd, env=env)
-        current[:] = [child]
-        try:
-            while child.poll() is None:
-                time.sleep(0.5)
-                if _snapshot(root) != before:
-                    print("ember: change detected, restarting", file=sys.stderr)
-                    child.terminate()
-                    try:
-                        child.wait(10)
-                    except subprocess.TimeoutExpired:
-                        child.kill()
-                    break
-            else:
-                return child.returncode
-        except KeyboardInterrupt:
-            child.terminate()
-            child.wait()
-            return 0
 
 
 if __name__ == "__main__":

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -69,30 +73,173 @@ def test_run_serves_the_app(tmp_path):
     assert '"GET /hello HTTP/1.1" 200' in out  # one access-log line per request
 
 
-def test_reload_restarts_on_change(tmp_path):
-    (tmp_path / "cliapp.py").write_text(APP)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ember.cli", "run", "cliapp:app", "--port",
-                             str(port), "--reload"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/hello"
+def _wait(predicate, what: str, guard: float = 30.0):
+    """Poll until ``predicate()`` is truthy; the guard only catches hangs."""
+    deadline = time.monotonic() + guard
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
 
-    def wait_for(text: str) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url, timeout=1).text == text:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"never saw {text!r}")
 
+def _text(url: str) -> str | None:
     try:
-        wait_for("Hello from CLI")
-        time.sleep(1.1)  # mtime granularity
-        (tmp_path / "cliapp.py").write_text(APP.replace("Hello from CLI", "Reloaded"))
-        wait_for("Reloaded")
+        return httpx.get(url, timeout=2).text
+    except httpx.HTTPError:
+        return None
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+SEED_STYLE = textwrap.dedent('''
+    from ember import Ember
+    app = Ember()
+
+    @app.get("/hello")
+    async def hello():
+        return "VERSION"
+
+    app.run(host="127.0.0.1", port=MODULE_PORT, workers=4)
+''')
+
+
+def _ember(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+    # NOTE: its own process group, so killpg(SIGINT) is what a terminal's Ctrl-C does
+    with log.open("wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "ember.cli", *args], cwd=cwd,
+                                stdout=out, stderr=subprocess.STDOUT, process_group=0)
+
+
+def test_version(capsys):
+    import ember
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith(f"ember {ember.__version__} ")
+
+
+@pytest.mark.parametrize("spec", ["examples/demo.py", "examples/demo.py:app", "demo.py"])
+def test_a_file_path_is_answered_with_the_module_form(spec):
+    with pytest.raises(SystemExit, match=r"file path.*module:attribute") as exc:
+        main(["routes", spec])
+    assert spec.removesuffix(":app").removesuffix(".py").replace("/", ".") + ":app" in str(
+        exc.value)
+
+
+def test_routes_does_not_start_a_module_level_server(tmp_path):
+    module_port = free_port()
+    (tmp_path / "seedapp.py").write_text(SEED_STYLE.replace("MODULE_PORT", str(module_port)))
+    done = subprocess.run([sys.executable, "-m", "ember.cli", "routes", "seedapp:app"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "/hello" in done.stdout
+    assert "not serving: the ember command's options win" in done.stderr
+
+
+def test_run_serves_once_with_the_cli_options_and_ctrl_c_stops_it(tmp_path):
+    module_port, cli_port = free_port(), free_port()
+    (tmp_path / "seedapp.py").write_text(SEED_STYLE.replace("MODULE_PORT", str(module_port)))
+    log = tmp_path / "out.log"
+    proc = _ember(["run", "seedapp:app", "--port", str(cli_port)], tmp_path, log)
+    try:
+        assert _wait(lambda: _text(f"http://127.0.0.1:{cli_port}/hello"), "the CLI port") == (
+            "VERSION")
+        assert _refused(module_port)  # the module's own app.run did not serve
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0  # no second server after Ctrl-C (hang guard)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        if proc.poll() is None:
+            proc.kill()
+    out = log.read_text()
+    assert out.count("listening on") == 1, out  # one worker, the CLI's --workers 1
+    assert out.count("not serving: the ember command's options win") == 1, out
+    assert out.count("Ember stopped") == 1, out
+
+
+def test_no_serve_and_env_switch(monkeypatch, caplog):
+    from ember import Ember
+    from ember.server.run import no_serve
+
+    app = Ember()
+    with no_serve("a doc test"), caplog.at_level("INFO", "ember.server"):
+        app.run(port=free_port())  # returns at once instead of serving
+    assert "not serving: a doc test" in caplog.text
+    monkeypatch.setenv("EMBER_NO_SERVE", "1")
+    app.run(port=free_port(), workers=2)
+
+
+def test_reload_survives_a_syntax_error_and_restarts_when_fixed(tmp_path):
+    port = free_port()
+    source = SEED_STYLE.replace("MODULE_PORT", "8000")
+    (tmp_path / "seedapp.py").write_text(source.replace("VERSION", "v1"))
+    log = tmp_path / "out.log"
+    proc = _ember(["run", "seedapp:app", "--port", str(port), "--reload"], tmp_path, log)
+    url = f"http://127.0.0.1:{port}/hello"
+    try:
+        _wait(lambda: _text(url) == "v1", "v1")
+        (tmp_path / "seedapp.py").write_text(source + "\ndef broken(:\n")
+        _wait(lambda: "fix the error and save" in log.read_text(), "the reloader to wait")
+        assert "SyntaxError" in log.read_text()
+        assert proc.poll() is None and _refused(port)
+        (tmp_path / "seedapp.py").write_text(source.replace("VERSION", "v2"))
+        _wait(lambda: _text(url) == "v2", "v2 after the fix")
+        (tmp_path / "helper.py").write_text("import nonexistent_module_xyz\n")
+        (tmp_path / "seedapp.py").write_text("import helper\n" + source)
+        _wait(lambda: log.read_text().count("fix the error and save") == 2, "import error")
+        assert "nonexistent_module_xyz" in log.read_text()
+        (tmp_path / "seedapp.py").write_text(source.replace("VERSION", "v3"))
+        _wait(lambda: _text(url) == "v3", "v3 after the fix")
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _refused(port)  # the server child is gone too
+
+
+def test_app_run_reload_true_reloads_the_script(tmp_path):
+    port = free_port()
+    source = textwrap.dedent(f'''
+        from ember import Ember
+        app = Ember()
+
+        @app.get("/hello")
+        async def hello():
+            return "VERSION"
+
+        app.run(port={port}, reload=True)
+    ''')
+    script = tmp_path / "scriptapp.py"
+    script.write_text(source.replace("VERSION", "s1"))
+    log = tmp_path / "out.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path.parent,
+                                stdout=out, stderr=subprocess.STDOUT, process_group=0)
+    url = f"http://127.0.0.1:{port}/hello"
+    try:
+        _wait(lambda: _text(url) == "s1", "s1")
+        script.write_text(source.replace("VERSION", "s2"))
+        _wait(lambda: _text(url) == "s2", "s2 after the change")
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert log.read_text().count("listening on") == 2
+
+
+def test_app_run_reload_true_without_a_script_is_a_config_error():
+    done = subprocess.run([sys.executable, "-c", "from ember import Ember\n"
+                           "Ember().run(reload=True)"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1
+    assert "ConfigError" in done.stderr and "ember run module:app --reload" in done.stderr

@@ -27,6 +27,8 @@ class ServerConfig:
     log_level: str = "info"
     limits: ServerLimits = field(default_factory=ServerLimits)
     backlog: int = 2048
+    #: serve in a child process restarted on source changes (ember.server.reload)
+    reload: bool = False
     #: called with the bound (host, port) once listening (tests, port 0)
     on_listen: object = None
 
@@ -51,6 +53,8 @@ class ServerConfig:
             raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got "
                               f"{self.log_level!r}")
         self.log_level = self.log_level.lower()
+        if not isinstance(self.reload, bool):
+            raise ConfigError(f"reload must be True or False, got {self.reload!r}")
         if not isinstance(self.limits, ServerLimits):
             raise ConfigError(f"limits must be a ServerLimits, got {self.limits!r}")
         if self.http2:

@@ -62,6 +62,12 @@ def serve(app: Any, config: ServerConfig) -> None:
                     config.workers, reason)
         return
     config.apply_log_level()
+    if config.reload:
+        from ember.server.reload import in_reload_child, reload_main_script
+
+        if not in_reload_child():
+            reload_main_script(app, config)
+            return
     workers = config.workers
     if workers > 1 and not (hasattr(os, "fork") and has_reuseport()):
         warnings.warn(

@@ -5,7 +5,7 @@ connections; the supervisor holds no socket and runs no event loop. It sleeps
 in ``select`` on a self-pipe woken by signals (SIGCHLD included) and by the
 children's readiness pipes, so it reacts at once and never polls.
 
-* SIGINT/SIGTERM: forwarded; the workers drain (``graceful_timeout``) and exit.
+* SIGINT/SIGTERM: each worker gets one SIGTERM, drains (``graceful_timeout``), exits.
 * SIGHUP: a new generation of workers starts; once it listens, the old one is
   sent SIGTERM and drains (gunicorn's graceful reload).
 * A worker that dies before it listens is a startup failure: after
@@ -86,12 +86,14 @@ class Supervisor:
             signal.set_wakeup_fd(-1)
             for fd in (self._wake_r, self._wake_w, *(c.ready_fd for c in self.children.values())):
                 os.close(fd)
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+            for sig in (signal.SIGTERM, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
-            # NOTE: a SIGHUP to the whole process group (terminal closed) is for the
-            # supervisor to act on; a worker leaves it alone.
+            # NOTE: Ctrl-C and a closed terminal signal the whole process group; those are
+            # for the supervisor, which tells each worker with one SIGTERM. A worker
+            # acting on them too would see two signals and could die mid-shutdown.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            _die_with_parent(self.pid)
+            die_with_parent(self.pid)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             from ember.server.worker import run_worker
 
@@ -100,7 +102,8 @@ class Supervisor:
 
             try:
                 sock = bind(self.config, self.port, reuse_port=True)
-                run_worker(self.app, self.config, sock, on_ready=on_ready, parent_pid=self.pid)
+                run_worker(self.app, self.config, sock, stop_signals=(signal.SIGTERM,),
+                           on_ready=on_ready, parent_pid=self.pid)
             except BaseException as exc:
                 line = str(exc.strerror) if isinstance(exc, BindError) else (
                     f"{type(exc).__name__}: {exc}".splitlines()[0])
@@ -135,7 +138,7 @@ class Supervisor:
             logger.info("Ember supervisor %d: %d workers on %s://%s:%d", self.pid,
                         self.config.workers, self.config.scheme, self.config.host, self.port)
             error = self._supervise()
-            self._stop(signal.SIGTERM if error else self._stop_signal())
+            self._stop()
             if error:
                 raise SystemExit(f"error: {error}")
         finally:
@@ -152,10 +155,6 @@ class Supervisor:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
-
-    def _stop_signal(self) -> int:
-        stops = [s for s in self.signals if s in (signal.SIGINT, signal.SIGTERM)]
-        return stops[0] if stops else signal.SIGTERM
 
     def _supervise(self) -> str | None:
         """Run until a stop signal (→ None) or repeated startup failures (→ the error)."""
@@ -256,11 +255,11 @@ class Supervisor:
             # a crash loop in a request-independent task cannot spin the CPU.
             self.respawn_at[child.slot] = time.monotonic() + (1.0 if lived < 1.0 else 0.0)
 
-    def _stop(self, signum: int) -> None:
-        """Forward ``signum`` to every worker and wait for them (graceful_timeout + 5 s)."""
+    def _stop(self) -> None:
+        """SIGTERM every worker and wait for them (graceful_timeout + 5 s), then SIGKILL."""
         self.respawn_at.clear()
         for pid in list(self.children):
-            _kill(pid, signum)
+            _kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.config.limits.graceful_timeout + 5
         while self.children:
             self._reap_quietly()
@@ -299,7 +298,7 @@ class Supervisor:
                 _forget_metrics(pid)
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Ask the kernel to SIGTERM this process when ``parent`` dies (Linux)."""
     if sys.platform.startswith("linux"):
         try:
