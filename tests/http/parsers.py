@@ -5,12 +5,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+import pytest
+
 from ember._compat import is_compiled
 from ember.http.errors import HttpParserError
+from tests._compiled import BUILD_HINT, extensions_expected
 
 
 def parser_twins() -> list[Any]:
-    """The pure module, plus the compiled one when it was built."""
+    """The pure module, plus the compiled one when it was built.
+
+    Raises ``RuntimeError`` (a collection error, loud) when a C compiler and Cython
+    are present but the compiled twin is missing or interpreted: a failed build.
+    """
     twins = [importlib.import_module("ember.http._parser_py")]
     try:
         compiled = importlib.import_module("ember.http._parser_c")
@@ -18,7 +25,16 @@ def parser_twins() -> list[Any]:
         compiled = None
     if compiled is not None and is_compiled(compiled):
         twins.append(compiled)
+    elif extensions_expected():
+        raise RuntimeError("ember.http._parser_c was not built although Cython and a C "
+                           f"compiler are present; {BUILD_HINT} (or set EMBER_NO_EXTENSIONS=1)")
     return twins
+
+
+def twin_params() -> list[Any]:
+    """``parser_twins()`` as pytest params: ids ``py``/``c``, the compiled one marked."""
+    return [pytest.param(m, id="c", marks=pytest.mark.compiled) if is_compiled(m)
+            else pytest.param(m, id="py") for m in parser_twins()]
 
 
 class Recorder:

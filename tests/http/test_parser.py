@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.http.parsers import parser_twins, run_ember
+from tests.http.parsers import run_ember, twin_params
 
-TWINS = parser_twins()
-IDS = [m.__name__.rsplit(".", 1)[-1] for m in TWINS]
 HEAD = b"POST /p HTTP/1.1\r\nHost: h\r\n"
 
 
-@pytest.fixture(params=TWINS, ids=IDS)
+@pytest.fixture(params=twin_params())
 def parser(request):
     return request.param
 

@@ -23,10 +23,9 @@ httptools = pytest.importorskip("httptools", reason="httptools (llhttp) is the t
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tests.http.parsers import parser_twins, run_ember, run_llhttp  # noqa: E402
+from tests.http.parsers import run_ember, run_llhttp, twin_params  # noqa: E402
 
-TWINS = parser_twins()
-IDS = [m.__name__.rsplit(".", 1)[-1] for m in TWINS]
+TWINS = twin_params()
 
 METHODS = st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"HEAD", b"OPTIONS",
                            b"get", b"FOO", b"G ET", b"PROPFIND", b"PURGE"])
@@ -103,7 +102,7 @@ def _norm(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [(n.lower(), v.strip(b" \t")) for n, v in headers]
 
 
-@pytest.mark.parametrize("module", TWINS, ids=IDS)
+@pytest.mark.parametrize("module", TWINS)
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=requests(), splits=st.lists(st.integers(0, 400), max_size=4))
 def test_agrees_with_llhttp(module, data: bytes, splits: list[int]) -> None:
@@ -127,7 +126,7 @@ def test_agrees_with_llhttp(module, data: bytes, splits: list[int]) -> None:
         assert mine["complete"] == other["complete"]
 
 
-@pytest.mark.parametrize("module", TWINS, ids=IDS)
+@pytest.mark.parametrize("module", TWINS)
 @given(data=requests(), splits=st.lists(st.integers(0, 400), max_size=6))
 @settings(max_examples=300, deadline=None)
 def test_any_split_gives_the_same_result(module, data: bytes, splits: list[int]) -> None:
@@ -140,7 +139,7 @@ def test_any_split_gives_the_same_result(module, data: bytes, splits: list[int])
         assert err_whole.status == err_parts.status
 
 
-@pytest.mark.parametrize("module", TWINS, ids=IDS)
+@pytest.mark.parametrize("module", TWINS)
 @pytest.mark.parametrize("line,status", [
     (b"GET / HTTP/0.9", 505), (b"GET / HTTP/2.0", 505), (b"GET /", 400),
     (b"GET  / HTTP/1.1", 400), (b"GET /  HTTP/1.1", 400), (b"GET * HTTP/1.1", 400),
