@@ -171,16 +171,36 @@ def closed_port() -> int:
     return _free_port()
 
 
+class BlackholePort(int):
+    """The port number, plus what the hung backend saw (``connections``, ``received()``)."""
+
+    connections: list[socket.socket]
+
+    def received(self) -> bytes:
+        """Every byte clients sent so far (read without blocking)."""
+        data = []
+        for conn in list(self.connections):
+            conn.setblocking(False)
+            try:
+                while chunk := conn.recv(65536):
+                    data.append(chunk)
+            except (BlockingIOError, OSError):
+                pass
+        self._seen = getattr(self, "_seen", b"") + b"".join(data)
+        return self._seen
+
+
 @pytest.fixture
-def blackhole_port() -> Iterator[int]:
+def blackhole_port() -> Iterator[BlackholePort]:
     """A port that accepts connections and never answers (a hung backend)."""
     import threading
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(64)
-    port = server.getsockname()[1]
     conns: list[socket.socket] = []
+    port = BlackholePort(server.getsockname()[1])
+    port.connections = conns
     stop = threading.Event()
 
     def accept() -> None:

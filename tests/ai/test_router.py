@@ -84,12 +84,12 @@ def test_all_failing_raises_the_last_provider_error(fake, registry):
 
 
 def test_timeouts_fall_back(fake, registry):
-    fake.queue("openai", Reply(delay=2.0))
+    # NOTE: an upstream hung for a minute; only the 0.3 s timeout can end this in time
+    # (the wait_for is a hang guard, never reached when the timeout works)
+    fake.queue("openai", Reply(delay=60.0))
     router = ModelRouter(["gpt-4o", "offline/echo"], max_retries=0, registry=registry)
-    started = time.monotonic()
-    response = asyncio.run(router.acomplete("slow?", timeout=0.3))
+    response = asyncio.run(asyncio.wait_for(router.acomplete("slow?", timeout=0.3), 30))
     assert response.text.startswith("[offline echo]")
-    assert time.monotonic() - started < 1.5
 
 
 def test_streaming_falls_back_before_the_first_token(fake, registry):

@@ -154,12 +154,11 @@ def test_truncated_stream(registry: ModelRegistry, fake: FakeProvider, how: str,
 
 
 def test_hung_upstream_times_out(registry: ModelRegistry, fake: FakeProvider) -> None:
-    fake.queue("openai", Reply(delay=5))
-    started = time.perf_counter()
+    # NOTE: hung for a minute: only the 0.2 s timeout ends it before pytest's hang guard
+    fake.queue("openai", Reply(delay=60))
     with pytest.raises(ProviderAPIError) as info:
         registry.invoke_model("gpt-4", "x", timeout=0.2, max_retries=0)
     assert info.value.error_type == "timeout"
-    assert time.perf_counter() - started < 2
 
 
 def test_slow_stream_times_out_between_chunks(registry: ModelRegistry, fake: FakeProvider
