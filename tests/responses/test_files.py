@@ -252,7 +252,7 @@ def test_if_range(url):
 ])
 def test_path_traversal_is_impossible(url, path):
     r = httpx.get(url + "/files/" + path)
-    assert r.status_code in (404, 400), path
+    assert r.status_code == 404, path  # never a hint that something is outside
     assert b"secret" not in r.content and b"root:" not in r.content
 
 
@@ -282,7 +282,7 @@ def test_fifo_loop_and_long_names_are_404_without_hanging(url, tree):
     (tree / "loop").symlink_to(tree / "loop")
     for path in ("pipe", "loop", "x" * 5000):
         r = httpx.get(url + "/files/" + path, timeout=5)
-        assert r.status_code in (404, 414), path
+        assert r.status_code == 404, path
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
