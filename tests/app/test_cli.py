@@ -206,6 +206,21 @@ def test_reload_survives_a_syntax_error_and_restarts_when_fixed(tmp_path):
     assert _refused(port)  # the server child is gone too
 
 
+def test_ctrl_c_stops_the_reloader_while_the_app_is_broken(tmp_path):
+    # uvicorn #2363: with the app in error, the reloader process never finished
+    port = free_port()
+    (tmp_path / "seedapp.py").write_text("def broken(:\n")
+    log = tmp_path / "out.log"
+    proc = _ember(["run", "seedapp:app", "--port", str(port), "--reload"], tmp_path, log)
+    try:
+        _wait(lambda: "fix the error and save" in log.read_text(), "the reloader to wait")
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_app_run_reload_true_reloads_the_script(tmp_path):
     port = free_port()
     source = textwrap.dedent(f'''

@@ -120,7 +120,7 @@ class AppProcess:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, str(script), str(self.port), str(workers), json.dumps(extra)],
-                stdout=out, stderr=subprocess.STDOUT)
+                stdout=out, stderr=subprocess.STDOUT, process_group=0)
         if wait:
             wait_for(self._up, f"server on {self.url}")
 
@@ -152,6 +152,10 @@ class AppProcess:
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
+
+    def signal_group(self, signum: int) -> None:
+        """What a terminal (Ctrl-C, hang-up) or ``pkill`` does: signal every process."""
+        os.killpg(self.proc.pid, signum)
 
     def wait_exit(self, guard: float = HANG_GUARD) -> int:
         return self.proc.wait(guard)

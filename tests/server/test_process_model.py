@@ -66,6 +66,36 @@ def test_sighup_gracefully_replaces_the_workers(tmp_path):
     assert "restarting" not in out  # drained workers are not "restarted" crashes
 
 
+def test_sighup_to_the_whole_group_reloads_once_without_downtime(tmp_path):
+    # gunicorn PR #1868: `pkill -HUP` also hit the workers, which died at once
+    server = AppProcess(tmp_path, 2)
+    try:
+        old = server.worker_pids(2)
+        server.signal_group(signal.SIGHUP)
+        new: set[int] = set()
+        wait_for(lambda: new.add(server.get("/pid").json()["pid"]) or len(new - old) >= 2,
+                 "two new workers")
+        wait_for(lambda: not any(alive(pid) for pid in old), "old workers to drain")
+    finally:
+        out = server.stop()
+    assert out.count("SIGHUP: starting 2 new workers") == 1
+    assert "restarting" not in out and "crashed" not in out
+
+
+def test_ctrl_c_after_sighup_leaves_no_process_behind(tmp_path):
+    # gunicorn #67 / #3: after a HUP, stopping left the arbiter and a worker running
+    server = AppProcess(tmp_path, 2)
+    old = server.worker_pids(2)
+    server.signal(signal.SIGHUP)
+    new: set[int] = set()
+    wait_for(lambda: new.add(server.get("/pid").json()["pid"]) or len(new - old) >= 2,
+             "two new workers")
+    server.signal_group(signal.SIGINT)
+    assert server.wait_exit() == 0
+    wait_for(lambda: not any(alive(pid) for pid in old | new), "every worker to exit")
+    assert server.output().count("Ember stopped") == 1
+
+
 def test_sighup_stops_a_single_worker_server_cleanly(tmp_path):
     server = AppProcess(tmp_path, 1)
     server.signal(signal.SIGHUP)
