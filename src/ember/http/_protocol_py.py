@@ -550,9 +550,8 @@ class HttpProtocol(asyncio.Protocol):
         out = BodyWriter(self, req)
         try:
             await response.stream_to(out)
-        except ClientDisconnect:
-            return
-        except asyncio.CancelledError:
+        except (ClientDisconnect, asyncio.CancelledError):
+            self._log_cut_short(req, out)
             return
         except Exception:
             logger.exception("error while streaming the response to %s %s", req.method, req.path)
@@ -569,10 +568,20 @@ class HttpProtocol(asyncio.Protocol):
         finally:
             self._task = None
         if self._closed:
+            self._log_cut_short(req, out)
             return
         self._flush()
         self._finish(req, out.status, out.sent, response)
         self._flush()
+
+    def _log_cut_short(self, req: Request, out: BodyWriter) -> None:
+        """The access-log line of a stream the client left: status as sent, a marker."""
+        if self._state.access_log:
+            peer = self._peer[0] if self._peer else "-"
+            access_logger.info(
+                '%s - "%s %s HTTP/1.%d" %d %d client disconnected', peer, req.method,
+                req.raw_path.decode("latin-1"), req.http_minor, out.status or 499, out.sent,
+            )
 
     def _finish(self, req: Request, status: int, size: int, response: Any) -> None:
         state = self._state
