@@ -49,4 +49,5 @@ def test_a_stream_the_client_closed_gets_a_line_with_a_marker(server_factory, ca
         while s.recv(4096):
             pass
     _wait(lambda: any("/done" in line for line in lines()), "the /done line")
-    assert [line for line in lines() if "/done" in line][0].endswith('"GET /done HTTP/1.1" 200 2')
+    [done_line] = [line for line in lines() if "/done" in line]
+    assert done_line.endswith('"GET /done HTTP/1.1" 200 2')
