@@ -165,6 +165,24 @@ def test_run_serves_once_with_the_cli_options_and_ctrl_c_stops_it(tmp_path):
     assert out.count("Ember stopped") == 1, out
 
 
+def test_run_on_the_real_seed_example_serves_the_cli_port_once(tmp_path):
+    # examples/hello_world.py ends with app.run(host="0.0.0.0", port=8000, workers=4)
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    log = tmp_path / "out.log"
+    proc = _ember(["run", "examples.hello_world:app", "--port", str(port)], root, log)
+    try:
+        assert _wait(lambda: _text(f"http://127.0.0.1:{port}/"), "the CLI port")
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = log.read_text()
+    assert out.count("listening on") == 1 and out.count("Ember stopped") == 1, out
+    assert "app.run(port=8000, workers=4) not serving" in out
+
+
 def test_no_serve_and_env_switch(monkeypatch, caplog):
     from ember import Ember
     from ember.server.run import no_serve
