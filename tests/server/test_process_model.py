@@ -126,6 +126,21 @@ def test_port_in_use_fails_fast_with_one_line(tmp_path, workers):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+def test_restart_on_the_same_port_right_after_a_stop(tmp_path, workers):
+    # the probe must not mistake the last run's TIME_WAIT connections for a live server
+    first = AppProcess(tmp_path, workers)
+    for _ in range(5):
+        assert first.get("/pid", headers={"connection": "close"}).status_code == 200
+    first.signal(signal.SIGTERM)
+    assert first.wait_exit() == 0
+    second = AppProcess(tmp_path, workers, first.port)
+    try:
+        assert second.get("/pid").status_code == 200
+    finally:
+        second.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_port_held_by_another_embers_reuseport_workers_is_refused(tmp_path, workers):
     first = AppProcess(tmp_path, 2)
     try:

@@ -170,6 +170,7 @@ def test_tls(tmp_path):
     ({"host": ""}, "host"), ({"log_level": "loud"}, "log_level"),
     ({"ssl_certfile": "/nope.pem"}, "ssl_keyfile"),
     ({"ssl_certfile": "/nope.pem", "ssl_keyfile": "/nope.key"}, "not found"),
+    ({"reload": "yes"}, "reload"),
 ])
 def test_bad_run_options_fail_clearly(kwargs, message):
     with pytest.raises(ConfigError, match=message):

@@ -90,6 +90,8 @@ def run_with_reload(cli_args: list[str], watch_dir: str | None = None,
 def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     # NOTE: its own process group, so Ctrl-C reaches the server once (forwarded by us),
     # not twice; the child exits if we die (it calls die_with_parent itself).
+    if os.name != "posix":
+        return subprocess.Popen(cmd, env=env)
     return subprocess.Popen(cmd, env=env, process_group=0)
 
 
