@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import orjson
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from ember import ModelRouter
 from ember.ai.router import RouterStream
 from ember.api.exceptions import ModelProviderError, ProviderAPIError
+from tests._clock import FakeClock
 from tests.models import _wire
 from tests.models._fake import Reply
 
@@ -177,9 +177,12 @@ def test_bad_configuration(kwargs):
         ModelRouter(**kwargs)
 
 
-def test_cooldown_expires(registry):
+def test_cooldown_expires(registry, monkeypatch):
+    clock = FakeClock.install(monkeypatch, "ember.ai.router")
     router = ModelRouter(["gpt-4o", "offline/echo"], cooldown=0.1, registry=registry)
     router._failed("gpt-4o")
     assert router.order()[0] == "offline/echo"
-    time.sleep(0.15)
+    clock.advance(0.05)
+    assert router.order()[0] == "offline/echo"
+    clock.advance(0.051)
     assert router.order()[0] == "gpt-4o"

@@ -19,6 +19,7 @@ from ember import (
     StreamingResponse,
 )
 from ember.exceptions import ConfigError
+from tests._clock import FakeClock
 
 
 def _run(cache, op):
@@ -300,13 +301,15 @@ def test_vary_and_authorized_caching(cache_kind, request):
         assert c.get("/items", headers={"accept-language": "authorization=x"}).json()["n"] == 4
 
 
-def test_ttl_expires(request):
+def test_ttl_expires(monkeypatch):
+    clock = FakeClock.install(monkeypatch, "ember.cache.static")
     counter: dict = {}
     app = _app(StaticCache(ttl=0.2), counter)
     with app.test_client() as c:
         c.get("/items")
+        clock.advance(0.2)  # exactly the TTL: still fresh
         assert c.get("/items").headers["x-cache"] == "HIT"
-        time.sleep(0.3)
+        clock.advance(0.001)
         assert c.get("/items").headers["x-cache"] == "MISS"
 
 

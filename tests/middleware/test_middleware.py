@@ -17,6 +17,7 @@ from ember import (
     TokenBucket,
 )
 from ember.exceptions import ConfigError
+from tests._clock import FakeClock
 
 
 def _app(*middleware) -> Ember:
@@ -247,16 +248,17 @@ def test_api_key_bearer_option_and_exclusions():
         assert c.get("/data", headers={"authorization": "Bearer k1"}).status_code == 401
 
 
-def test_rate_limit_headers_and_refill():
+def test_rate_limit_headers_and_refill(monkeypatch):
+    clock = FakeClock.install(monkeypatch, "ember.middleware.ratelimit")
     app = _app(RateLimitMiddleware(TokenBucket(rate=20, capacity=1), exclude_paths=["/public/*"]))
     with app.test_client() as c:
         assert c.get("/data").status_code == 200
         r = c.get("/data")
         assert r.status_code == 429 and r.headers["retry-after"] == "1"
         assert r.headers["ratelimit-remaining"] == "0" and "rate limit" in r.json()["detail"]
-        import time
-
-        time.sleep(0.1)
+        clock.advance(0.04)
+        assert c.get("/data").status_code == 429  # 0.8 of a token so far
+        clock.advance(0.01)
         assert c.get("/data").status_code == 200  # refilled at 20 tokens/s
         for _ in range(3):
             assert c.get("/public/info").status_code == 200
