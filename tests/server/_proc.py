@@ -137,12 +137,30 @@ class AppProcess:
         with httpx.Client(timeout=kw.pop("timeout", 10)) as client:  # type: ignore[arg-type]
             return client.get(self.url + path, **kw)  # type: ignore[arg-type]
 
+    def pid(self) -> int | None:
+        """The pid of the worker answering a new connection; None if the connection failed.
+
+        NOTE: a connection queued on a listening socket at the moment its worker closes
+        it (SIGHUP retiring, a killed worker) is reset by the kernel; callers retry.
+        """
+        try:
+            return self.get("/pid").json()["pid"]
+        except httpx.TransportError:
+            return None
+
     def worker_pids(self, n: int) -> set[int]:
         """Connect until ``n`` distinct worker pids answered."""
         pids: set[int] = set()
-        wait_for(lambda: pids.add(self.get("/pid").json()["pid"]) or len(pids) >= n,
+        wait_for(lambda: pids.add(self.pid()) or len(pids - {None}) >= n,
                  f"{n} workers answering")
-        return pids
+        return pids - {None}  # type: ignore[return-value]
+
+    def new_pids(self, old: set[int], n: int) -> set[int]:
+        """Connect until ``n`` pids not in ``old`` answered (workers replaced)."""
+        new: set[int] = set()
+        wait_for(lambda: new.add(self.pid()) or len(new - old - {None}) >= n,
+                 f"{n} new workers answering")
+        return new - old - {None}  # type: ignore[operator]
 
     def release(self) -> None:
         (self.flags / "release").touch()

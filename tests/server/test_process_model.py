@@ -50,16 +50,14 @@ def test_sighup_gracefully_replaces_the_workers(tmp_path):
         wait_for(server.started_holds, "the held request to start")
         server.signal(signal.SIGHUP)
         # new workers take over; the old ones stop accepting once they listen
-        new: set[int] = set()
-        wait_for(lambda: new.add(server.get("/pid").json()["pid"]) or len(new - old) >= 2,
-                 "two new workers")
+        new = server.new_pids(old, 2)
         # the old worker holding a request is still draining it: release, it completes
         server.release()
         held.join(60)
         assert result["r"].status_code == 200 and result["r"].text == "released"
         wait_for(lambda: not any(alive(pid) for pid in old), "old workers to exit")
         assert server.proc.poll() is None
-        assert server.worker_pids(2) <= new - old
+        assert server.worker_pids(2) <= new
     finally:
         out = server.stop()
     assert "SIGHUP" in out
@@ -72,9 +70,7 @@ def test_sighup_to_the_whole_group_reloads_once_without_downtime(tmp_path):
     try:
         old = server.worker_pids(2)
         server.signal_group(signal.SIGHUP)
-        new: set[int] = set()
-        wait_for(lambda: new.add(server.get("/pid").json()["pid"]) or len(new - old) >= 2,
-                 "two new workers")
+        server.new_pids(old, 2)
         wait_for(lambda: not any(alive(pid) for pid in old), "old workers to drain")
     finally:
         out = server.stop()
@@ -87,9 +83,7 @@ def test_ctrl_c_after_sighup_leaves_no_process_behind(tmp_path):
     server = AppProcess(tmp_path, 2)
     old = server.worker_pids(2)
     server.signal(signal.SIGHUP)
-    new: set[int] = set()
-    wait_for(lambda: new.add(server.get("/pid").json()["pid"]) or len(new - old) >= 2,
-             "two new workers")
+    new = server.new_pids(old, 2)
     server.signal_group(signal.SIGINT)
     assert server.wait_exit() == 0
     wait_for(lambda: not any(alive(pid) for pid in old | new), "every worker to exit")
@@ -214,14 +208,14 @@ def test_metrics_are_summed_over_workers(tmp_path):
         # whichever worker renders /metrics, it counts all 40
         by_worker: dict[int, str] = {}
         wait_for(lambda: by_worker.update([server.get("/metrics-of").json().values()])
-                 or len(by_worker) == 2, "/metrics from both workers")
+                 or len(by_worker) == 2, "/metrics from both workers")  # no worker changes here
         assert set(by_worker) == pids
         assert [_value(text, line) for text in by_worker.values()] == [40, 40]
         assert _value(server.get("/metrics").text, line) == 40
         # a killed worker's counts stay, its live gauge goes; the replacement adds on
         victim = next(iter(pids))
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: len(server.worker_pids(2) - pids) == 1, "a replacement worker")
+        server.new_pids(pids, 1)  # the replacement
         assert not os.path.exists(os.path.join(metrics_dir, f"live_{victim}.db"))
         assert server.get("/hit").text == "hit"
         text = server.get("/metrics").text
