@@ -142,6 +142,8 @@ class Supervisor:
             if error:
                 raise SystemExit(f"error: {error}")
         finally:
+            if self.children:  # NOTE: never leave workers behind, whatever went wrong
+                self._stop()
             signal.set_wakeup_fd(old_wakeup)
             for s, handler in old.items():
                 signal.signal(s, handler)
