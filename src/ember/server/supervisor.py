@@ -98,7 +98,10 @@ class Supervisor:
             from ember.server.worker import run_worker
 
             def on_ready() -> None:
-                os.write(ready_w, b"ok\n")
+                try:
+                    os.write(ready_w, b"ok\n")
+                except OSError:  # the supervisor is gone; the parent check stops us
+                    pass
 
             try:
                 sock = bind(self.config, self.port, reuse_port=True)
