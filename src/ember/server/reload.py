@@ -72,8 +72,9 @@ def run_with_reload(cli_args: list[str], watch_dir: str | None = None,
             if not changes:
                 if child.poll() is not None and not reported:
                     reported = True
-                    print(f"ember: the app exited (code {child.returncode}); fix the error "
-                          f"and save: it restarts on the next change", file=sys.stderr)
+                    hint = "fix the error and save" if child.returncode else "save a file"
+                    print(f"ember: the app exited (code {child.returncode}); {hint}: it "
+                          f"restarts on the next change", file=sys.stderr)
                 continue
             names = sorted({os.path.relpath(path, watch_dir) for _, path in changes})
             print(f"ember: {', '.join(names[:3])} changed; restarting", file=sys.stderr)
