@@ -25,11 +25,11 @@ import pytest
 from ember import Ember, Request, ServerLimits, StreamingResponse
 
 pytest.importorskip("h2", reason="HTTP/2 needs the h2 package")
-import h2.config  # noqa: E402
-import h2.connection  # noqa: E402
-import h2.errors  # noqa: E402
-import h2.events  # noqa: E402
-import h2.settings  # noqa: E402
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.settings
 
 HANG_GUARD = 20.0  # seconds; only guards against a hang, never asserts speed
 
