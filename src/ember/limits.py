@@ -22,10 +22,23 @@ def _check_positive(owner: object, *names: str, allow_none: bool = True) -> None
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """Connection-level limits and timeouts (seconds, bytes)."""
+    """Connection-level limits and timeouts (seconds, bytes).
+
+    ``send_timeout``: how long a response may wait for an HTTP/2 peer to open its
+    flow-control window, or for a WebSocket peer to drain what was sent, before the
+    stream is reset / the WebSocket closed (1008). ``http2_max_concurrent_streams``:
+    advertised as ``SETTINGS_MAX_CONCURRENT_STREAMS`` and enforced by refusing each
+    extra stream with ``RST_STREAM(REFUSED_STREAM)`` (RFC 9113 §5.1.2).
+    ``http2_reset_burst``/``http2_reset_rate``: a token bucket of streams a client may
+    reset (or get refused) — a burst, then so many per second; past it the connection
+    gets ``GOAWAY(ENHANCE_YOUR_CALM)`` (Rapid Reset, CVE-2023-44487).
+    ``max_pending_control_frames``: control replies (PING/SETTINGS ACKs, RST_STREAM)
+    queued while the peer does not read; past it the connection is closed.
+    """
 
     keep_alive_timeout: float = 5
     header_timeout: float = 10
+    body_timeout: float | None = 60
     max_header_size: int = 16384
     max_headers: int = 100
     max_url_size: int = 8192
@@ -33,10 +46,25 @@ class ServerLimits:
     request_timeout: float | None = None
     max_connections: int | None = None
     graceful_timeout: float = 30
+    # NOTE: HTTP/2 and WebSocket abuse bounds (docs/http2.md, docs/websocket.md); the
+    # defaults follow nghttp2 1.57+ (CVE-2023-44487) and netty/Go (CVE-2019-9512/9514/9515).
+    send_timeout: float | None = 60
+    http2_max_concurrent_streams: int = 100
+    http2_reset_burst: int = 1000
+    http2_reset_rate: float = 33
+    max_pending_control_frames: int = 1000
 
     def __post_init__(self) -> None:
         _check_positive(self, "keep_alive_timeout", "header_timeout", "max_header_size",
-                        "max_headers", "max_url_size", "graceful_timeout", allow_none=False)
+                        "max_headers", "max_url_size", "graceful_timeout",
+                        "http2_max_concurrent_streams", "http2_reset_burst", "http2_reset_rate",
+                        "max_pending_control_frames", allow_none=False)
+        _check_positive(self, "send_timeout", "body_timeout")
+        for name in ("http2_max_concurrent_streams", "http2_reset_burst",
+                     "max_pending_control_frames"):
+            if not isinstance(getattr(self, name), int):
+                raise ConfigError(f"ServerLimits.{name} must be an integer, "
+                                  f"got {getattr(self, name)!r}")
         _check_positive(self, "max_body_size", "request_timeout", "max_connections")
         for name in ("max_header_size", "max_headers", "max_url_size", "max_body_size",
                      "max_connections"):

@@ -231,14 +231,34 @@ class RouteDecorators:
 
     def websocket(self, path: str, *, name: str | None = None, max_size: int = 1 << 20,
                   ping_interval: float | None = 20, ping_timeout: float = 20,
-                  compression: bool = True) -> Callable[[Handler], Handler]:
-        """A WebSocket endpoint: ``async def handler(ws: WebSocket, <path params>)``."""
+                  compression: bool = True, send_timeout: float | None = 60,
+                  allowed_origins: Iterable[str] | None = None,
+                  ) -> Callable[[Handler], Handler]:
+        """A WebSocket endpoint: ``async def handler(ws: WebSocket, <path params>)``.
+
+        ``max_size``: bytes per message (1009 past it); ``ping_interval``/``ping_timeout``:
+        seconds; ``send_timeout``: seconds a send may wait for a peer that does not read
+        (then 1008); ``allowed_origins``: browser origins allowed to connect (``["*"]``
+        for any; default: the app's own origin and those a ``CORSMiddleware`` allows) —
+        others get 403 before the upgrade (RFC 6455 §10.2).
+        """
         if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigError(f"route path must be a string starting with '/', got {path!r}")
-        if max_size <= 0:
-            raise ConfigError(f"max_size must be positive, got {max_size!r}")
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= 0:
+            raise ConfigError(f"max_size must be a positive int, got {max_size!r}")
+        if send_timeout is not None and not send_timeout > 0:
+            raise ConfigError(f"send_timeout must be positive or None, got {send_timeout!r}")
+        if isinstance(allowed_origins, str):
+            raise ConfigError("allowed_origins must be a list of origins, e.g. "
+                              "['https://myapp.com'], not a string")
+        origins = None if allowed_origins is None else list(allowed_origins)
+        for origin in origins or ():
+            if origin != "*" and ("://" not in origin or origin.rstrip("/").count("/") > 2):
+                raise ConfigError(f"invalid origin {origin!r}: use scheme://host[:port] "
+                                  "without a path, or '*'")
         options = {"max_size": max_size, "ping_interval": ping_interval,
-                   "ping_timeout": ping_timeout, "compression": compression}
+                   "ping_timeout": ping_timeout, "compression": compression,
+                   "send_timeout": send_timeout, "allowed_origins": origins}
 
         def decorator(fn: Handler) -> Handler:
             self._register(path, ("GET",), fn, name=name, websocket=True,

@@ -35,7 +35,8 @@ logger = logging.getLogger("ember.websocket")
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"
-_QUEUE_HIGH = 32  # queued messages before reading pauses
+_QUEUE_HIGH = 32  # queued messages before reading pauses (also paused past max_size bytes)
+CLOSE_TIMEOUT = 5.0  # seconds to wait for the peer's close frame / EOF after ours
 
 
 class WebSocketDisconnect(Exception):
@@ -185,19 +186,26 @@ class WebSocketProtocol(asyncio.Protocol):
         self.http = http
         self.buffer = bytearray()
         self.frag_opcode: int | None = None
-        self.frag_parts: list[bytes] = []
-        self.frag_size = 0
+        # NOTE: one growing buffer, not a list of parts: memory per message is max_size
+        # plus a constant however finely the peer fragments it.
+        self.frag_data = bytearray()
         self.frag_compressed = False
         self.utf8: Any = None
         self.closed = False
         self.paused = False
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
+        # RFC 6455 §5.5.3: while the peer does not read, only the latest ping is answered.
+        self.pending_pong: bytes | None = None
+        # After a failure close: read and discard until the peer's EOF, then close, so
+        # the kernel never answers unread input with a RST that destroys our close frame.
+        self.draining = False
+        self._drain_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
+        if self.closed or self.draining:
             return
         self.buffer += data
         try:
@@ -210,6 +218,11 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+        self.buffer.clear()
+        self.frag_data = bytearray()
         self.ws._lost()
         for waiter in self.drain_waiters:
             if not waiter.done():
@@ -222,17 +235,34 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        pong, self.pending_pong = self.pending_pong, None
+        if pong is not None and not self.closed:
+            self.transport.write(encode_frame(OP_PONG, pong))
         for waiter in self.drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
         self.drain_waiters.clear()
 
-    async def drain(self) -> None:
-        """Wait while the transport's write buffer is full."""
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait while the transport's write buffer is full (TimeoutError past ``timeout``)."""
         if self.write_paused and not self.closed:
             waiter = asyncio.get_running_loop().create_future()
             self.drain_waiters.append(waiter)
-            await waiter
+            if timeout is None:
+                await waiter
+            else:
+                await asyncio.wait_for(waiter, timeout)
+
+    def close_after_drain(self) -> None:
+        """Stop reading frames; close once the peer closes or after CLOSE_TIMEOUT."""
+        if self.closed or self.draining:
+            return
+        self.draining = True
+        self.buffer.clear()
+        self.frag_data = bytearray()
+        self.resume_reading()
+        loop = asyncio.get_running_loop()
+        self._drain_timer = loop.call_later(CLOSE_TIMEOUT, self.transport.close)
 
     def pause_reading(self) -> None:
         if not self.paused and not self.closed:
@@ -295,7 +325,10 @@ class WebSocketProtocol(asyncio.Protocol):
     def _frame(self, fin: bool, rsv1: bool, opcode: int, payload: bytes) -> None:
         ws = self.ws
         if opcode == OP_PING:
-            ws._send_frame(OP_PONG, payload)
+            if self.write_paused:
+                self.pending_pong = payload  # answered on resume_writing
+            else:
+                ws._send_frame(OP_PONG, payload)
             return
         if opcode == OP_PONG:
             ws._pong(payload)
@@ -313,26 +346,28 @@ class WebSocketProtocol(asyncio.Protocol):
                 raise WebSocketError(1002, "new message before the previous one ended")
             self.frag_opcode = opcode
             self.frag_compressed = rsv1
-            self.frag_parts = []
-            self.frag_size = 0
+            self.frag_data = bytearray()
             if opcode == OP_TEXT and not rsv1:
                 self.utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-        self.frag_size += len(payload)
-        if self.frag_size > ws.max_size:
+        if len(self.frag_data) + len(payload) > ws.max_size:
             raise WebSocketError(1009, "message too big")
         if self.utf8 is not None and self.frag_opcode == OP_TEXT and not self.frag_compressed:
             try:
                 self.utf8.decode(payload, final=fin)  # NOTE: fail fast on bad UTF-8
             except UnicodeDecodeError:
                 raise WebSocketError(1007, "invalid UTF-8 in text message") from None
-        self.frag_parts.append(payload)
         if not fin:
+            self.frag_data += payload
             return
-        data = b"".join(self.frag_parts)
+        if self.frag_data:
+            self.frag_data += payload
+            data = bytes(self.frag_data)
+        else:
+            data = payload
         kind = self.frag_opcode
         compressed = self.frag_compressed
         self.frag_opcode = None
-        self.frag_parts = []
+        self.frag_data = bytearray()
         self.utf8 = None
         if compressed:
             data = ws._deflate.decompress(data, ws.max_size)
@@ -344,7 +379,7 @@ class WebSocketProtocol(asyncio.Protocol):
         else:
             message = data
         ws._deliver(message)
-        if len(ws._messages) >= _QUEUE_HIGH:
+        if len(ws._messages) >= _QUEUE_HIGH or ws._queued_bytes >= ws.max_size:
             self.pause_reading()
 
 
@@ -352,12 +387,15 @@ class WebSocket:
     """One WebSocket connection as the handler sees it."""
 
     def __init__(self, request: Any, *, max_size: int = 1 << 20, ping_interval: float | None = 20,
-                 ping_timeout: float = 20, compression: bool = True) -> None:
+                 ping_timeout: float = 20, compression: bool = True,
+                 send_timeout: float | None = 60) -> None:
         self.request = request
         self.max_size = max_size
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.compression = compression
+        self.send_timeout = send_timeout
+        self._queued_bytes = 0
         self.state = "connecting"  # connecting | open | closing | closed
         self.close_code: int | None = None
         self.close_reason = ""
@@ -431,6 +469,7 @@ class WebSocket:
 
     def _deliver(self, message: str | bytes) -> None:
         self._messages.append(message)
+        self._queued_bytes += len(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -448,8 +487,10 @@ class WebSocket:
             finally:
                 self._waiter = None
         message = self._messages.popleft()
+        self._queued_bytes -= len(message)
         proto = self._proto
-        if proto is not None and proto.paused and len(self._messages) < _QUEUE_HIGH // 2:
+        if proto is not None and proto.paused and len(self._messages) < _QUEUE_HIGH // 2 \
+                and self._queued_bytes < self.max_size // 2:
             proto.resume_reading()
         return message
 
@@ -498,7 +539,12 @@ class WebSocket:
             rsv1 = True
         self._send_frame(opcode, payload, rsv1)
         if self._proto is not None:
-            await self._proto.drain()
+            try:
+                await self._proto.drain(self.send_timeout)
+            except TimeoutError:
+                # NOTE: a peer that stops reading cannot hold our memory or this task.
+                self._fail(1008, "the peer did not read for send_timeout")
+                raise WebSocketDisconnect(1008, "the peer stopped reading") from None
 
     async def send_text(self, data: str) -> None:
         """Send a text message."""
@@ -525,6 +571,10 @@ class WebSocket:
         """Start (or finish) the close handshake and wait for the peer, briefly."""
         if self.state == "connecting":
             raise RuntimeError("close() before accept(); return an HTTP response instead")
+        if isinstance(code, bool) or not isinstance(code, int) or not valid_close_code(code):
+            raise ValueError(
+                f"close code {code!r} may not be sent (RFC 6455 §7.4): use 1000-1003, "
+                "1007-1014 or an application code 3000-4999")
         encoded = reason.encode("utf-8")
         if len(encoded) > 123:
             raise ValueError("close reason must be at most 123 bytes of UTF-8")
@@ -570,7 +620,13 @@ class WebSocket:
         self._wake()
 
     def _fail(self, code: int, reason: str) -> None:
-        """Protocol error: send a close frame and drop the connection."""
+        """Protocol error: send a close frame, then close once the peer has seen it.
+
+        NOTE: closing the socket at once while the peer is still sending (the rest of
+        an oversized fragmented message, say) makes the kernel answer with a RST that
+        can destroy our close frame before the peer reads it; so the rest of the input
+        is read and discarded until the peer closes, for at most CLOSE_TIMEOUT.
+        """
         logger.debug("closing WebSocket: %d %s", code, reason)
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
@@ -578,7 +634,11 @@ class WebSocket:
             self._close_sent = True
             self._send_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode()[:123])
         self._close_received = True
-        self._abort()
+        proto = self._proto
+        if proto is not None and not proto.closed:
+            proto.close_after_drain()
+        self.state = "closing" if self.state == "open" else self.state
+        self._wake()
 
     def _abort(self) -> None:
         proto = self._proto
@@ -653,11 +713,71 @@ def handshake_error(request: Any) -> str | None:
     return None
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _host_port(authority: str, scheme: str) -> tuple[str, int] | None:
+    """``("example.com", 443)`` for ``example.com`` under https; None when malformed."""
+    authority = authority.strip().lower()
+    if not authority or "@" in authority or "/" in authority:
+        return None
+    if authority.startswith("["):
+        host, _, rest = authority.partition("]")
+        host += "]"
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port_text = authority.partition(":")
+    if port_text:
+        if not port_text.isdigit():
+            return None
+        return host, int(port_text)
+    default = _DEFAULT_PORTS.get(scheme)
+    return (host, default) if default is not None else None
+
+
+def origin_allowed(request: Any, allowed: Any) -> bool:
+    """Whether the handshake's ``Origin`` may open this WebSocket (RFC 6455 §10.2).
+
+    ``allowed`` is the route's ``allowed_origins``: ``["*"]`` allows any origin, a list
+    allows those origins (``scheme://host[:port]``) and the app's own; ``None`` (the
+    default) allows the app's own origin (Origin's host and port equal ``Host``), the
+    origins a ``CORSMiddleware`` on the app allows, and clients that send no Origin
+    (non-browser clients; browsers always send one). Anything else — another site's
+    page using the victim's cookies (cross-site WebSocket hijacking), ``Origin: null``
+    — is refused with 403 before the upgrade.
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    origin = origin.strip().lower()
+    if allowed is not None and "*" in allowed:
+        return True
+    if allowed is not None and origin in allowed:
+        return True
+    scheme, sep, authority = origin.partition("://")
+    if sep and scheme in _DEFAULT_PORTS:
+        own = _host_port(request.headers.get("host", ""), request.scheme)
+        theirs = _host_port(authority, scheme)
+        if own is not None and own == theirs:
+            return True
+    if allowed is None:
+        from ember.middleware.cors import CORSMiddleware
+
+        app = getattr(request, "app", None)
+        for mw in getattr(app, "middleware", ()):
+            if isinstance(mw, CORSMiddleware) and mw._origin_allowed(origin):
+                return True
+    return False
+
+
 def websocket_call(route: Any, invoke: Any) -> Any:
     """The route call of ``@app.websocket``: handshake checks, run, close, clean up."""
     from ember.responses import JSONResponse, Response
 
-    options = route.websocket_options or {}
+    options = dict(route.websocket_options or {})
+    allowed = options.pop("allowed_origins", None)
+    if allowed is not None:
+        allowed = frozenset(o.lower().rstrip("/") for o in allowed)
 
     async def call(request: Any) -> Any:
         problem = handshake_error(request)
@@ -666,6 +786,9 @@ def websocket_call(route: Any, invoke: Any) -> Any:
                 return JSONResponse({"detail": f"this is a WebSocket endpoint: {problem}"}, 426,
                                     headers={"upgrade": "websocket", "connection": "Upgrade"})
             return JSONResponse({"detail": problem}, 400)
+        if not origin_allowed(request, allowed):
+            return JSONResponse({"detail": "origin not allowed for this WebSocket endpoint"},
+                                403)
         ws = WebSocket(request, **options)
         try:
             await invoke(request, ws)

@@ -359,10 +359,12 @@ class HttpProtocol(asyncio.Protocol):
             raise HttpParserError(-413, "")
         if upgrade is not None and self._http2 and upgrade.strip().lower() == b"h2c" \
                 and req._complete and len(self._queue) == 1 and self._current is None:
-            settings = req.headers.get("http2-settings")
-            if settings is not None:
+            from ember.http.h2 import h2c_settings
+
+            settings = h2c_settings(req.headers, self._scheme)
+            if settings is not None:  # NOTE: otherwise served as HTTP/1.1 (RFC 9113 §3.1)
                 self._queue.pop()
-                self._upgrade_h2c(req, settings.encode("latin-1"))
+                self._upgrade_h2c(req, settings)
                 return True
         if upgrade is not None and hasattr(app, "_upgrade"):
             return bool(app._upgrade(self, req, upgrade))

@@ -13,10 +13,14 @@ peer's flow-control window allows.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 from typing import Any
 
+import h2.errors
 import h2.exceptions
+import h2.settings
 
 from ember.exceptions import ClientDisconnect
 from ember.requests import Request
@@ -31,16 +35,62 @@ _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"tr
                          b"upgrade", b"content-length"))
 
 
+class _ServerSettings(h2.settings.Settings):
+    """Our local settings, as sent on the wire, without h2's own stream-count check.
+
+    NOTE: h2 turns the (N+1)th concurrent stream into a connection error
+    (``TooManyStreamsError``) that cancels every running stream.  RFC 9113 §5.1.2 lets
+    a server refuse just the extra stream with ``RST_STREAM(REFUSED_STREAM)``, which
+    clients retry; :meth:`H2Protocol._request` does that, so h2's check is lifted here.
+    """
+
+    @property
+    def max_concurrent_streams(self) -> int:
+        return 2**31 - 1
+
+
+def h2c_settings(headers: Any, scheme: str) -> bytes | None:
+    """The ``HTTP2-Settings`` payload of a valid ``Upgrade: h2c`` request, or None.
+
+    None — serve the request as HTTP/1.1 and ignore the upgrade — when the request
+    came over TLS (h2c is cleartext only: RFC 9113 §3.1; an upgrade honoured over TLS
+    is how h2c smuggling gets past proxies), when there is not exactly one
+    ``HTTP2-Settings`` field (RFC 7540 §3.2.1), or when its value is not base64url
+    (token68, padding optional) of a whole number of 6-byte settings.
+    """
+    if scheme != "http":
+        return None
+    values = headers.getall("http2-settings", [])
+    if len(values) != 1:
+        return None
+    value = values[0].strip()
+    if not value or any(c not in _BASE64URL for c in value.rstrip("=")):
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(value.rstrip("=") + "=" * (-len(value.rstrip("=")) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if len(payload) % 6:
+        return None
+    return value.encode("ascii")
+
+
+_BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
 class H2Stream:
     """One stream: its request, handler task and flow-control bookkeeping."""
 
     __slots__ = (
+        "body_deadline",
+        "body_timer",
         "closed",
         "id",
         "limit",
         "proto",
         "received",
         "request",
+        "responded",
         "task",
         "unacked",
         "window_waiter",
@@ -56,6 +106,9 @@ class H2Stream:
         self.closed = False
         self.limit: int | None = None
         self.received = 0
+        self.responded = False
+        self.body_deadline = 0.0
+        self.body_timer: asyncio.TimerHandle | None = None
 
     # -- what Request expects of its connection --------------------------------------
 
@@ -150,9 +203,13 @@ class H2Protocol(asyncio.Protocol):
         config = h2.config.H2Configuration(client_side=False, header_encoding=None,
                                            validate_inbound_headers=True)
         self.conn = h2.connection.H2Connection(config=config)
-        self.conn.local_settings = h2.settings.Settings(
+        # NOTE: every value advertised here is enforced: stream count in _request
+        # (REFUSED_STREAM), header list size by hpack and in _request (431), the
+        # window by h2's inbound flow control.
+        self.conn.local_settings = _ServerSettings(
             client=False, initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
+                    limits.http2_max_concurrent_streams,
                 h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_size,
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: HIGH_WATER,
             })
@@ -163,6 +220,11 @@ class H2Protocol(asyncio.Protocol):
         self.drain_waiters: list[asyncio.Future[None]] = []
         self.loop = asyncio.get_event_loop()
         self._idle_timer: asyncio.TimerHandle | None = None
+        # Rapid Reset guard: a token bucket of resets/refusals (see ServerLimits).
+        self._reset_tokens = float(limits.http2_reset_burst)
+        self._reset_stamp = self.loop.time()
+        # Control replies (PING/SETTINGS ACK, RST_STREAM) queued while writing is paused.
+        self._pending_control = 0
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -191,14 +253,18 @@ class H2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         import h2.events
 
+        if self.closed:
+            return
         try:
             events = self.conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             logger.debug("HTTP/2 protocol error: %s", exc)
-            self.flush()
-            self._close()
+            code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+            self._goaway(code)
             return
         for event in events:
+            if self.closed:
+                return
             if isinstance(event, h2.events.RequestReceived):
                 self._request(event)
             elif isinstance(event, h2.events.DataReceived):
@@ -206,13 +272,19 @@ class H2Protocol(asyncio.Protocol):
             elif isinstance(event, h2.events.StreamEnded):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
+                    self._body_done(stream)
                     stream.request._finish()
             elif isinstance(event, h2.events.StreamReset):
                 self._reset(event.stream_id)
+                self._control_reply()
+                self._charge_reset()
             elif isinstance(event, h2.events.WindowUpdated):
                 self._window_opened(event.stream_id)
             elif isinstance(event, h2.events.RemoteSettingsChanged):
+                self._control_reply()
                 self._window_opened(0)
+            elif isinstance(event, h2.events.PingReceived):
+                self._control_reply()
             elif isinstance(event, h2.events.ConnectionTerminated):
                 self.flush()
                 self._close()
@@ -236,6 +308,7 @@ class H2Protocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self._pending_control = 0
         for waiter in self.drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -262,13 +335,20 @@ class H2Protocol(asyncio.Protocol):
         if authority is not None and not any(n == b"host" for n, _ in headers):
             headers.insert(0, (b"host", authority))
         sid = event.stream_id
+        if len(self.streams) >= self.limits.http2_max_concurrent_streams:
+            # RFC 9113 §5.1.2: refuse only this stream; the client may retry it.
+            self._rst(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self._charge_reset()
+            return
         if method is None or path is None or (not path.startswith(b"/") and path != b"*"):
             self._refuse(sid, 400)
             return
         if len(path) > self.limits.max_url_size:
             self._refuse(sid, 414)
             return
-        if len(headers) > self.limits.max_headers:
+        # RFC 9113 §6.5.2: the size of a header list is each field's name + value + 32.
+        size = sum(len(n) + len(v) + 32 for n, v in event.headers)
+        if len(headers) > self.limits.max_headers or size > self.limits.max_header_size:
             self._refuse(sid, 431)
             return
         request = Request(method, path, headers, 2, None, self.peer, scheme)
@@ -287,6 +367,8 @@ class H2Protocol(asyncio.Protocol):
             return
         if event.stream_ended is not None:
             request._complete = True
+        else:
+            self._body_progress(stream)
         self._run(stream)
 
     def _data(self, event: Any) -> None:
@@ -297,11 +379,12 @@ class H2Protocol(asyncio.Protocol):
         stream.received += len(event.data)
         if stream.limit is not None and stream.received > stream.limit:
             stream.request._too_large = stream.limit
-            stream.request._lost()
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            if stream.task is None or stream.request._stream_used is False:
-                self._refuse(stream.id, 413)
+            # NOTE: the stream ends here, so its handler is cancelled (MadeYouReset,
+            # CVE-2025-8671: an ended stream must stop counting *and* stop working).
+            self._refuse(stream.id, 413)
             return
+        self._body_progress(stream)
         stream.request._feed(event.data)
         stream.unacked += event.flow_controlled_length
         if stream.request._buffered < HIGH_WATER // 2:
@@ -372,15 +455,29 @@ class H2Protocol(asyncio.Protocol):
                                request.raw_path.decode("latin-1"), status, size)
 
     def _refuse(self, stream_id: int, status: int) -> None:
-        try:
-            self.conn.send_headers(stream_id, [(b":status", str(status).encode()),
-                                               (b"content-length", b"0")], end_stream=True)
-        except h2.exceptions.ProtocolError:  # the stream is already closed or reset
-            pass
+        """Answer ``status`` with no body and end the stream (its handler is cancelled).
+
+        A stream whose response head already went out is reset instead.
+        """
         stream = self.streams.pop(stream_id, None)
+        if stream is not None and stream.responded:
+            self._rst(stream_id, h2.errors.ErrorCodes.CANCEL)
+        else:
+            try:
+                self.conn.send_headers(stream_id, [(b":status", str(status).encode()),
+                                                   (b"content-length", b"0")], end_stream=True)
+            except h2.exceptions.ProtocolError:  # the stream is already closed or reset
+                pass
         if stream is not None:
-            stream.closed = True
+            self._cancel(stream)
         self.flush()
+
+    def _rst(self, stream_id: int, code: int) -> None:
+        try:
+            self.conn.reset_stream(stream_id, code)
+        except h2.exceptions.ProtocolError:  # already closed
+            pass
+        self._control_reply()
 
     def _reset(self, stream_id: int) -> None:
         stream = self.streams.pop(stream_id, None)
@@ -388,13 +485,84 @@ class H2Protocol(asyncio.Protocol):
             self._cancel(stream)
 
     def _cancel(self, stream: H2Stream) -> None:
+        """The stream ended (either side): its handler stops and its memory goes."""
         stream.closed = True
+        self._body_done(stream)
         stream.request._lost()
-        if stream.task is not None and not stream.task.done():
-            stream.task.cancel()
+        task = stream.task
+        if task is not None and not task.done():
+            try:
+                current = asyncio.current_task(self.loop)
+            except RuntimeError:  # no running loop (called from connection_lost at close)
+                current = None
+            if task is not current:
+                task.cancel()
         waiter = stream.window_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    # -- abuse bounds ------------------------------------------------------------------
+
+    def _charge_reset(self) -> None:
+        """One stream reset by the client or refused by us: spend a token (Rapid Reset)."""
+        now = self.loop.time()
+        tokens = min(float(self.limits.http2_reset_burst),
+                     self._reset_tokens + (now - self._reset_stamp) * self.limits.http2_reset_rate)
+        self._reset_stamp = now
+        if tokens < 1:
+            logger.warning("HTTP/2 client %s reset or opened too many streams; GOAWAY "
+                           "ENHANCE_YOUR_CALM", self.peer[0] if self.peer else "-")
+            self._goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            return
+        self._reset_tokens = tokens - 1
+
+    def _control_reply(self) -> None:
+        """A control frame was queued for a peer; bound them while it does not read."""
+        if self.write_paused:
+            self._pending_control += 1
+            if self._pending_control > self.limits.max_pending_control_frames:
+                logger.warning("HTTP/2 client %s does not read its control replies; closing",
+                               self.peer[0] if self.peer else "-")
+                self.abort()
+
+    def _goaway(self, code: int) -> None:
+        """Send GOAWAY(code), cancel every stream and close the connection."""
+        try:
+            self.conn.close_connection(code)
+        except h2.exceptions.ProtocolError:  # already closing
+            pass
+        self.flush()
+        for stream in list(self.streams.values()):
+            self._cancel(stream)
+        self.streams.clear()
+        self._close()
+
+    def _body_progress(self, stream: H2Stream) -> None:
+        """Body bytes arrived (or are awaited): push back the body deadline."""
+        timeout = getattr(self.limits, "body_timeout", None)
+        if timeout is None:
+            return
+        stream.body_deadline = self.loop.time() + timeout
+        if stream.body_timer is None:
+            stream.body_timer = self.loop.call_at(stream.body_deadline, self._body_check,
+                                                  stream)
+
+    def _body_check(self, stream: H2Stream) -> None:
+        stream.body_timer = None
+        if stream.closed or stream.request._complete:
+            return
+        if self.loop.time() < stream.body_deadline:  # NOTE: re-armed lazily, not per frame
+            stream.body_timer = self.loop.call_at(stream.body_deadline, self._body_check,
+                                                  stream)
+            return
+        if self.streams.get(stream.id) is stream:
+            self._refuse(stream.id, 408)
+
+    @staticmethod
+    def _body_done(stream: H2Stream) -> None:
+        if stream.body_timer is not None:
+            stream.body_timer.cancel()
+            stream.body_timer = None
 
     # -- sending ---------------------------------------------------------------------
 
@@ -408,6 +576,7 @@ class H2Protocol(asyncio.Protocol):
                 headers.append((name, value))
         if content_length >= 0 and body_allowed(status):
             headers.append((b"content-length", str(content_length).encode()))
+        stream.responded = True
         self.conn.send_headers(stream.id, headers, end_stream=end)
         self.flush()
 
@@ -421,8 +590,10 @@ class H2Protocol(asyncio.Protocol):
                          self.conn.max_outbound_frame_size)
             if window <= 0:
                 stream.window_waiter = self.loop.create_future()
-                await stream.window_waiter
-                stream.window_waiter = None
+                try:
+                    await self._wait_send(stream, stream.window_waiter)
+                finally:
+                    stream.window_waiter = None
                 continue
             piece = view[:window]
             self.conn.send_data(stream.id, piece.tobytes())
@@ -431,7 +602,24 @@ class H2Protocol(asyncio.Protocol):
             if self.write_paused:
                 waiter = self.loop.create_future()
                 self.drain_waiters.append(waiter)
-                await waiter
+                await self._wait_send(stream, waiter)
+
+    async def _wait_send(self, stream: H2Stream, waiter: asyncio.Future[None]) -> None:
+        """Wait for window or drain, at most ``send_timeout``; then reset the stream."""
+        timeout = self.limits.send_timeout
+        if timeout is None:
+            await waiter
+            return
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            logger.info("HTTP/2 stream %d: the peer did not accept data for %ss; reset",
+                        stream.id, timeout)
+            self.streams.pop(stream.id, None)
+            stream.closed = True
+            self._rst(stream.id, h2.errors.ErrorCodes.CANCEL)
+            self.flush()
+            raise ClientDisconnect("the peer stopped reading") from None
 
     def end_stream(self, stream: H2Stream) -> None:
         """Close our side of ``stream``."""
@@ -491,8 +679,9 @@ class H2Protocol(asyncio.Protocol):
 
     def abort(self) -> None:
         """Hard stop."""
+        self.closed = True
         for stream in list(self.streams.values()):
             self._cancel(stream)
+        self.streams.clear()
         if self.transport is not None:
             self.transport.abort()
-        self.closed = True
