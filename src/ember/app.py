@@ -402,7 +402,16 @@ class Ember(RouteDecorators):
         reload: bool = False,
         **limits: Any,
     ) -> None:
-        """Serve until SIGINT/SIGTERM (SPEC §2).  Extra keywords override ServerLimits."""
+        """Serve until SIGINT/SIGTERM (SPEC §2).  Extra keywords override ServerLimits.
+
+        With ``EMBER_NO_SERVE=1`` in the environment (the doc tests, tools importing a
+        module that calls ``app.run()`` at import time) it logs one line and returns.
+        """
+        import os
+
+        if os.environ.get("EMBER_NO_SERVE", "") not in ("", "0"):
+            logger.info("EMBER_NO_SERVE is set: app.run(port=%s) does not serve", port)
+            return
         from ember.server.config import ServerConfig
         from ember.server.run import serve
 
