@@ -45,8 +45,7 @@ def test_trigram_embedder_is_deterministic_and_normalised():
 
 
 def test_default_embedder_choice(monkeypatch, caplog):
-    from ember.ai import SentenceTransformerEmbedder
-    from ember.ai import semantic_cache
+    from ember.ai import SentenceTransformerEmbedder, semantic_cache
 
     monkeypatch.setattr(semantic_cache, "_announced", set())
     monkeypatch.setattr(SentenceTransformerEmbedder, "available", staticmethod(lambda: False))

@@ -75,3 +75,14 @@ def test_doc_block_runs(where: str, source: str, tmp_path: Path,
     assert proc.returncode == 0, (
         f"{where} failed (exit {proc.returncode}):\n--- stdout\n{proc.stdout[-3000:]}"
         f"\n--- stderr\n{proc.stderr[-5000:]}")
+
+
+def test_module_level_run_does_not_serve_under_ember_no_serve(tmp_path: Path) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text("import logging\nlogging.basicConfig(level=logging.INFO)\n"
+                      "from ember import Ember\napp = Ember()\napp.run(port=1)\n"
+                      "print('returned')\n")
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "EMBER_NO_SERVE": "1"})
+    assert proc.returncode == 0 and proc.stdout == "returned\n", proc.stderr
+    assert proc.stderr.count("EMBER_NO_SERVE is set") == 1
