@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 # NOTE: real redis/memcached/postgres processes, started on demand (tests/_services.py)
-pytest_plugins = (
-    ["tests._services"] if os.path.exists(os.path.join(os.path.dirname(__file__), "_services.py"))
-    else []
-)
+pytest_plugins = [
+    f"tests.{name}" for name in ("_services", "_browser")
+    if os.path.exists(os.path.join(os.path.dirname(__file__), f"{name}.py"))
+]
 
 
 class RunningServer:

@@ -86,13 +86,26 @@ class Ember(RouteDecorators):
 
         self._register(openapi_url, ("GET",), openapi, name="openapi", include_in_schema=False)
         if docs_url:
+            assets_url = docs_url.rstrip("/") + "/assets"
+
             async def docs() -> Response:
-                from ember.openapi import DOCS_HTML
+                from ember.openapi import docs_page
                 from ember.responses import HTMLResponse
 
-                return HTMLResponse(DOCS_HTML.format(title=self.title, url=openapi_url))
+                return HTMLResponse(docs_page(self.title, openapi_url, assets_url))
+
+            async def docs_asset(name: str) -> Response:
+                from ember.openapi import docs_asset
+
+                found = docs_asset(name)
+                if found is None:
+                    return JSONResponse({"detail": "Not Found"}, 404)
+                return Response(found[0], media_type=found[1],
+                                headers={"cache-control": "public, max-age=86400"})
 
             self._register(docs_url, ("GET",), docs, name="docs", include_in_schema=False)
+            self._register(assets_url + "/{name}", ("GET",), docs_asset, name="docs_asset",
+                           include_in_schema=False)
 
     # -- registration --------------------------------------------------------
 
@@ -389,7 +402,12 @@ class Ember(RouteDecorators):
         reload: bool = False,
         **limits: Any,
     ) -> None:
-        """Serve until SIGINT/SIGTERM (SPEC §2).  Extra keywords override ServerLimits."""
+        """Serve until SIGINT/SIGTERM (SPEC §2).  Extra keywords override ServerLimits.
+
+        Inside ``ember.server.run.no_serve()`` (the ``ember`` CLI importing the app) or
+        with ``EMBER_NO_SERVE=1`` in the environment (the doc tests) it logs one line and
+        returns without serving.
+        """
         from ember.server.config import ServerConfig
         from ember.server.run import serve
 

@@ -1,4 +1,4 @@
-"""``ember run module:app``, ``ember routes module:app``, ``ember --version``."""
+"""``ember run module:app``, ``ember routes module:app``, ``ember new NAME``, ``ember --version``."""
 
 from __future__ import annotations
 
@@ -87,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--ssl-keyfile")
     routes = sub.add_parser("routes", help="list an app's routes")
     routes.add_argument("app", help="module:attribute, e.g. main:app")
+    new = sub.add_parser("new", help="create a project skeleton that passes its own test")
+    new.add_argument("name", help="project directory to create")
     return parser
 
 
@@ -97,6 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     argv = list(argv if argv is not None else sys.argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "new":
+        from ember.scaffold import new_project
+
+        try:
+            root = new_project(args.name)
+        except (ValueError, OSError) as exc:
+            raise SystemExit(f"error: {exc}") from None
+        print(f"created {root}/: cd {root} && python -m pytest  (python app.py serves it)")
+        return 0
     if args.command == "routes":
         print_routes(load_app(args.app))
         return 0

@@ -145,11 +145,60 @@ def build_openapi(app: Any) -> dict[str, Any]:
     return doc
 
 
+# NOTE: Swagger UI's assets come from the installed ``flask-swagger-ui`` wheel (the
+# ``docs`` extra): a maintained package that ships swagger-ui-dist 5.x (OpenAPI 3.1);
+# only its files are read, Flask is never imported. No CDN: /docs works offline.
+DOCS_ASSETS = {"swagger-ui.css": "text/css; charset=utf-8",
+               "swagger-ui-bundle.js": "text/javascript; charset=utf-8"}
+
 DOCS_HTML = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title} — API docs</title>
-<link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"></head>
+<link rel="stylesheet" href="{assets}/swagger-ui.css"></head>
 <body><div id="ui"></div>
-<script src="https://unpkg.com/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="{assets}/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({{url: "{url}", dom_id: "#ui"}});</script>
 <noscript>The OpenAPI document is at <a href="{url}">{url}</a>.</noscript>
 </body></html>"""
+
+DOCS_MISSING_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title} — API docs</title></head>
+<body><h1>{title}: API docs</h1>
+<p>The interactive docs page needs Swagger UI's files, which the <code>docs</code> extra
+installs: <code>pip install 'ember-api[docs]'</code>.</p>
+<p>The OpenAPI document is at <a href="{url}">{url}</a>.</p>
+</body></html>"""
+
+
+def _assets_dir() -> str | None:
+    """Where the installed Swagger UI files are, or None (``docs`` extra missing)."""
+    import importlib.util
+    import os
+
+    try:
+        spec = importlib.util.find_spec("flask_swagger_ui")  # NOTE: locates, never imports
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "dist")
+    return path if os.path.isfile(os.path.join(path, "swagger-ui-bundle.js")) else None
+
+
+def docs_page(title: str, openapi_url: str, assets_url: str) -> str:
+    """The HTML of the docs page; names the ``docs`` extra when Swagger UI is not installed."""
+    from html import escape
+
+    page = DOCS_HTML if _assets_dir() is not None else DOCS_MISSING_HTML
+    return page.format(title=escape(title), url=escape(openapi_url), assets=escape(assets_url))
+
+
+def docs_asset(name: str) -> tuple[bytes, str] | None:
+    """``(content, media type)`` of one Swagger UI file, or None (unknown name, not installed)."""
+    import os
+
+    media_type = DOCS_ASSETS.get(name)
+    folder = _assets_dir()
+    if media_type is None or folder is None:
+        return None
+    with open(os.path.join(folder, name), "rb") as f:
+        return f.read(), media_type

