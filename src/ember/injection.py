@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from ember import _json
 from ember.exceptions import ConfigError, HTTPException, RequestValidationError
 
 _MISSING = object()
@@ -209,7 +210,7 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
 
 def _loads(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
+        return _json.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise RequestValidationError([{"loc": ["body"], "msg": f"invalid JSON: {exc}",
                                        "type": "json_invalid"}]) from None

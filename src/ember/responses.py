@@ -17,8 +17,7 @@ from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import orjson
-
+from ember import _json
 from ember.datastructures import MutableHeaders, encode_header
 
 if TYPE_CHECKING:
@@ -27,25 +26,16 @@ if TYPE_CHECKING:
 _CT_JSON = (b"content-type", b"application/json")
 
 
-def _default(obj: Any) -> Any:
-    """JSON fallbacks orjson lacks: pydantic models, msgspec structs, sets, objects."""
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None:
-        return dump(mode="json")
-    if type(obj).__module__ != "builtins" and hasattr(type(obj), "__struct_fields__"):
-        import msgspec
-
-        return msgspec.to_builtins(obj)
-    if isinstance(obj, (set, frozenset)):
-        return list(obj)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+_default = _json.default
 
 
 def json_dumps(content: Any) -> bytes:
-    """Serialise with orjson (dataclasses, datetimes, UUIDs, numpy natively)."""
-    return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    """Serialise with orjson (dataclasses, datetimes, UUIDs, numpy natively).
+
+    Integers beyond 64 bits are written exactly (see :mod:`ember._json`); raises
+    ``TypeError`` only for objects that have no JSON form.
+    """
+    return _json.dumps(content)
 
 
 class Response:
@@ -255,6 +245,8 @@ def to_response(result: Any) -> Response:
         return JSONResponse(result)
     if isinstance(result, str):
         return PlainTextResponse(result)
+    if isinstance(result, (int, float)):  # bool is an int: any JSON value is a response
+        return JSONResponse(result)
     if isinstance(result, (bytes, bytearray, memoryview)):
         return Response(bytes(result), media_type="application/octet-stream")
     if result is None or result is Ellipsis:  # NOTE: `...` placeholder bodies, as in the seed
@@ -271,5 +263,5 @@ def to_response(result: Any) -> Response:
         return StreamingResponse(result)
     raise TypeError(
         f"handler returned {type(result).__name__}; return a Response, dict, list, str, "
-        "bytes or None"
+        "int, float, bool, bytes, a dataclass/model or None"
     )
