@@ -434,6 +434,12 @@ def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 _ROUTER_TYPES = {"int": int, "float": float, "uuid": uuid.UUID, "str": str, "path": str}
+#: annotations that cannot hold what a typed converter produced
+_CONTRADICTS: dict[str, tuple[Any, ...]] = {
+    "int": (str, bytes, bool, uuid.UUID),
+    "float": (str, bytes, bool, int, uuid.UUID),
+    "uuid": (str, bytes, bool, int, float),
+}
 
 
 def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
@@ -469,6 +475,12 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
         if name in path_params:
             kind = path_params.get(name) if isinstance(path_params, dict) else None
             routed = _ROUTER_TYPES.get(kind or "str")
+            if kind in _CONTRADICTS and inner in _CONTRADICTS[kind]:
+                raise ConfigError(
+                    f"{where}: path parameter {name!r} is converted by '{{{name}:{kind}}}' "
+                    f"but annotated {getattr(inner, '__name__', inner)}; annotate it "
+                    f"{routed.__name__} or drop ':{kind}' from the path"
+                )
             if routed is not None and (inner is routed or (
                     routed is str and inner in (inspect.Parameter.empty, Any))):
                 conv = None  # the router's convertor already produced this type
