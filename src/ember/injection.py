@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import math
+import re
 import types
 import typing
 import uuid
@@ -85,18 +87,27 @@ def _conv_bool(raw: str) -> bool:
     raise ValueError("value is not a valid boolean (use true/false, 1/0, yes/no, on/off)")
 
 
+_INT = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _conv_int(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError("value is not a valid integer") from None
+    # NOTE: decimal digits only, as JSON writes integers: int() would also take
+    # "1_000", " 5", "+5" and non-ASCII digits, which the document's "integer" does not.
+    if _INT.fullmatch(raw):
+        try:
+            return int(raw)
+        except ValueError:  # past Python's 4300-digit conversion limit
+            pass
+    raise ValueError("value is not a valid integer")
 
 
 def _conv_float(raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError("value is not a valid number") from None
+    if _NUMBER.fullmatch(raw):
+        value = float(raw)
+        if math.isfinite(value):
+            return value
+    raise ValueError("value is not a valid number")
 
 
 def _conv_uuid(raw: str) -> uuid.UUID:
@@ -143,6 +154,45 @@ def scalar_converter(tp: Any, where: str) -> Callable[[Any], Any]:
     )
 
 
+def _constrained(tp: Any) -> bool:
+    """``Annotated[int, msgspec.Meta(ge=1)]`` or ``Annotated[int, Field(le=9)]``."""
+    if typing.get_origin(tp) is not typing.Annotated:
+        return False
+    return any(type(m).__module__.startswith(("msgspec", "pydantic", "annotated_types"))
+               for m in typing.get_args(tp)[1:])
+
+
+def _checked(conv: Callable[[Any], Any], tp: Any, where: str) -> Callable[[Any], Any]:
+    """``conv`` followed by the annotation's constraints (the document's minimum/maximum...)."""
+    inner = typing.get_args(tp)[0]
+    if any(type(m).__module__.startswith(("pydantic", "annotated_types"))
+           for m in typing.get_args(tp)[1:]):
+        from pydantic import TypeAdapter, ValidationError
+
+        adapter = TypeAdapter(tp)
+
+        def check_pydantic(raw: Any) -> Any:
+            value = conv(raw)
+            try:
+                return adapter.validate_python(value)
+            except ValidationError as exc:
+                raise ValueError("; ".join(e["msg"] for e in exc.errors())) from None
+        return check_pydantic
+    msgspec = _msgspec()
+    if msgspec is None:
+        return conv
+    if isinstance(inner, type) and issubclass(inner, (enum.Enum, uuid.UUID)):
+        return conv
+
+    def check(raw: Any) -> Any:
+        value = conv(raw)
+        try:
+            return msgspec.convert(value, tp)
+        except msgspec.ValidationError as exc:
+            raise ValueError(str(exc)) from None
+    return check
+
+
 # -- body decoding -------------------------------------------------------------
 
 
@@ -162,8 +212,14 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
             from pydantic import ValidationError
 
             try:
-                return tp.model_validate_json(raw)
+                return tp.model_validate_json(raw, strict=True)
             except ValidationError as exc:
+                retry = _whole_floats(raw)
+                if retry is not None:
+                    try:
+                        return tp.model_validate_json(retry, strict=True)
+                    except ValidationError:
+                        pass
                 raise RequestValidationError([
                     {"loc": ["body", *err.get("loc", ())], "msg": err.get("msg", "invalid"),
                      "type": err.get("type", "value_error")}
@@ -179,6 +235,12 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
             try:
                 return decoder.decode(raw)
             except msgspec.ValidationError as exc:
+                retry = _whole_floats(raw)
+                if retry is not None:
+                    try:
+                        return decoder.decode(retry)
+                    except msgspec.ValidationError:
+                        pass
                 msg = str(exc)
                 loc: list[Any] = ["body"]
                 if " - at `$" in msg:
@@ -206,6 +268,33 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
             return value
         return decode_plain
     raise ConfigError(f"{where}: unsupported body type {tp!r}")
+
+
+def _whole_floats(raw: bytes) -> bytes | None:
+    """``raw`` with whole-number floats (``5.0``, ``1e2``) written as integers, or None.
+
+    NOTE: JSON Schema counts 5.0 as an integer, and the document says ``integer``
+    for ``int`` fields; so after a failed validation the body is tried once more
+    with such numbers as ints (float fields still accept them). Bools stay bools.
+    """
+    try:
+        data = _json.loads(raw)
+    except ValueError:
+        return None
+    changed = False
+
+    def walk(value: Any) -> Any:
+        nonlocal changed
+        if type(value) is float and value.is_integer():
+            changed = True
+            return int(value)
+        if type(value) is dict:
+            return {k: walk(v) for k, v in value.items()}
+        if type(value) is list:
+            return [walk(v) for v in value]
+        return value
+    data = walk(data)
+    return _json.dumps(data) if changed else None
 
 
 def _loads(raw: bytes) -> Any:
@@ -486,6 +575,8 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
                 conv = None  # the router's convertor already produced this type
             else:
                 conv = scalar_converter(inner, where)
+            if _constrained(hints.get(name)):
+                conv = _checked(conv or routed or str, hints[name], where)
             params.append(Param(name, PATH, name, conv, default))
             continue
         if is_model(inner) or inner in (dict, list) or typing.get_origin(inner) is dict:
@@ -510,6 +601,8 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
                 "Use Request, a path or query parameter of a scalar type, or a dataclass / "
                 "msgspec.Struct / pydantic model for the JSON body"
             ) from None
+        if _constrained(hints.get(name)):
+            conv = _checked(conv, hints[name], where)
         params.append(Param(name, QUERY, name, conv, default))
     plan = Plan(params, inspect.iscoroutinefunction(fn))
     plan.hints = hints
