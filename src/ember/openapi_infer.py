@@ -60,7 +60,7 @@ def from_annotation(tp: Any) -> list[Outcome] | None:
             return [Outcome(media, str if media.startswith("text/") else bytes)]
         if issubclass(tp, StreamingResponse):
             return [Outcome(BINARY, bytes)]
-        return [Outcome("*/*", bytes)]
+        return [Outcome("*/*", Any)]  # NOTE: a bare Response may carry any media type
     if tp is str:
         return [Outcome(TEXT, str)]
     if tp in (bytes, bytearray):
