@@ -160,7 +160,8 @@ def _inputs(route: Any, hints: dict[str, Any], kinds: dict[str, str],
                 parameters += _query_model(_inner(tp), schemas)
                 continue
             param = {"name": p.key, "in": "query", "required": p.default is _MISSING,
-                     "schema": schemas.of(tp if not p.multi else _listed(tp))}
+                     "schema": _default(schemas.of(tp if not p.multi else _listed(tp)),
+                                        p.default)}
             if p.multi:
                 param.update(style="form", explode=True)
             parameters.append(param)
@@ -195,6 +196,18 @@ def _read_body(route: Any) -> dict[str, Any] | None:
     return None
 
 
+def _default(schema: dict[str, Any], default: Any) -> dict[str, Any]:
+    """``schema`` with ``default`` when it is a plain JSON value (FastAPI shows them too)."""
+    import enum
+
+    if isinstance(default, enum.Enum):
+        default = default.value
+    if default is not None and default is not _MISSING and (
+            type(default) in (str, int, float, bool)):
+        schema["default"] = default
+    return schema
+
+
 def _inner(tp: Any) -> Any:
     from ember.injection import _strip_annotated, _unwrap_optional
 
@@ -214,7 +227,8 @@ def _query_model(model: Any, schemas: Schemas) -> list[dict[str, Any]]:
             tp = field.annotation
             if field.metadata:
                 tp = typing.Annotated[(tp, *field.metadata)]
-            out.append(_query_field(field.alias or name, tp, field.is_required(), schemas))
+            out.append(_query_field(field.alias or name, tp, field.is_required(), schemas,
+                                    None if field.is_required() else field.default))
         return out
     try:
         import msgspec
@@ -222,7 +236,8 @@ def _query_model(model: Any, schemas: Schemas) -> list[dict[str, Any]]:
         info = msgspec.inspect.type_info(model)
         hints = typing.get_type_hints(model, include_extras=True)
         for f in info.fields:
-            out.append(_query_field(f.encode_name, hints.get(f.name, Any), f.required, schemas))
+            out.append(_query_field(f.encode_name, hints.get(f.name, Any), f.required, schemas,
+                                    None if f.required else f.default))
         return out
     except (ImportError, TypeError):
         import dataclasses
@@ -236,8 +251,10 @@ def _query_model(model: Any, schemas: Schemas) -> list[dict[str, Any]]:
     return out
 
 
-def _query_field(name: str, tp: Any, required: bool, schemas: Schemas) -> dict[str, Any]:
-    param = {"name": name, "in": "query", "required": required, "schema": schemas.of(tp)}
+def _query_field(name: str, tp: Any, required: bool, schemas: Schemas,
+                 default: Any = None) -> dict[str, Any]:
+    param = {"name": name, "in": "query", "required": required,
+             "schema": _default(schemas.of(tp), default)}
     if typing.get_origin(_inner(tp)) is list:
         param.update(style="form", explode=True)
     return param

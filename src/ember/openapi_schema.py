@@ -127,36 +127,38 @@ class Schemas:
 
         keymap, top = models_json_schema([(m, "validation") for m in models],
                                          ref_template=REF.format(name="{model}"))
-        rename: dict[str, str] = {}
-        for key in top.get("$defs", {}):
+        defs = top.get("$defs", {})
+        renamed: dict[str, str] = {}  # pydantic's names that clash with msgspec's
+        for key in defs:
             new = key
             if key in self.components:
                 cls = next((m for m in models if m.__name__ == key), None)
                 base = f"{cls.__module__}.{cls.__qualname__}" if cls else key
                 new, n = base, 2
-                while new in self.components:
+                while new in self.components or new in defs:
                     new, n = f"{base}_{n}", n + 1
-            rename[REF.format(name=key)] = REF.format(name=new)
-        for (model, _), ref in keymap.items():
-            rename[REF.format(name=models[model])] = rename.get(ref["$ref"], ref["$ref"])
-        for key, sub in top.get("$defs", {}).items():
-            self.components[rename[REF.format(name=key)].rsplit("/", 1)[1]] = sub
-        _rewrite_refs(self.components, rename)
-        self.rename = rename
+            renamed[REF.format(name=key)] = REF.format(name=new)
+        _rewrite_refs(defs, renamed)  # NOTE: only pydantic's own refs point at its names
+        for key, sub in defs.items():
+            self.components[renamed[REF.format(name=key)].rsplit("/", 1)[1]] = sub
+        placeholders = {REF.format(name=models[model]): renamed.get(ref["$ref"], ref["$ref"])
+                        for (model, _), ref in keymap.items()}
+        _rewrite_refs(self.components, placeholders)
+        self.placeholders = placeholders
 
     def rewrite(self, document: Any) -> None:
         """Point pydantic placeholders in ``document`` at their final components."""
-        rename = getattr(self, "rename", None)
-        if rename:
-            _rewrite_refs(document, rename)
+        placeholders = getattr(self, "placeholders", None)
+        if placeholders:
+            _rewrite_refs(document, placeholders)
 
 
 #: NOTE: JSON Schema 2020-12 treats "format" as an annotation, so fuzzers send "" for a
 #: date-time; a pattern states what the validators (msgspec, pydantic) really accept.
 _FORMAT_PATTERNS = {
-    "date-time": (r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])[Tt ]([01][0-9]|2[0-3])"
+    "date-time": (r"^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3])"
                   r":[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$"),
-    "date": r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$",
+    "date": r"^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
     "uuid": r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
 }
 
