@@ -154,8 +154,14 @@ def scalar_converter(tp: Any, where: str) -> Callable[[Any], Any]:
     )
 
 
+def _constrained_top(tp: Any) -> bool:
+    return typing.get_origin(tp) is typing.Annotated
+
+
 def _constrained(tp: Any) -> bool:
     """``Annotated[int, msgspec.Meta(ge=1)]`` or ``Annotated[int, Field(le=9)]``."""
+    if not _constrained_top(tp):
+        tp = _unwrap_optional(tp)[0]  # Optional[Annotated[...]]
     if typing.get_origin(tp) is not typing.Annotated:
         return False
     return any(type(m).__module__.startswith(("msgspec", "pydantic", "annotated_types"))
@@ -164,9 +170,10 @@ def _constrained(tp: Any) -> bool:
 
 def _checked(conv: Callable[[Any], Any], tp: Any, where: str) -> Callable[[Any], Any]:
     """``conv`` followed by the annotation's constraints (the document's minimum/maximum...)."""
-    inner = typing.get_args(tp)[0]
+    annotated = tp if _constrained_top(tp) else _unwrap_optional(tp)[0]
+    inner = typing.get_args(annotated)[0]
     if any(type(m).__module__.startswith(("pydantic", "annotated_types"))
-           for m in typing.get_args(tp)[1:]):
+           for m in typing.get_args(annotated)[1:]):
         from pydantic import TypeAdapter, ValidationError
 
         adapter = TypeAdapter(tp)
@@ -546,6 +553,7 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
         tp = _strip_annotated(hints.get(name, prm.annotation))
         default = _MISSING if prm.default is prm.empty else prm.default
         inner, optional = _unwrap_optional(tp)
+        inner = _strip_annotated(inner)  # Optional[Annotated[int, Meta(ge=1)]]
         if optional and default is _MISSING:
             default = None
         if _is_request_type(inner) or (name == "request" and tp in (prm.empty, Any)):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import inspect
 import re
+import types
 import typing
 from typing import Any
 
@@ -160,7 +161,7 @@ def _inputs(route: Any, hints: dict[str, Any], kinds: dict[str, str],
                 parameters += _query_model(_inner(tp), schemas)
                 continue
             param = {"name": p.key, "in": "query", "required": p.default is _MISSING,
-                     "schema": _default(schemas.of(tp if not p.multi else _listed(tp)),
+                     "schema": _default(schemas.of(_listed(tp) if p.multi else _no_null(tp)),
                                         p.default)}
             if p.multi:
                 param.update(style="form", explode=True)
@@ -206,6 +207,23 @@ def _default(schema: dict[str, Any], default: Any) -> dict[str, Any]:
             type(default) in (str, int, float, bool)):
         schema["default"] = default
     return schema
+
+
+def _no_null(tp: Any) -> Any:
+    """``T | None`` → ``T`` for a query parameter: a query string cannot carry null.
+
+    NOTE: FastAPI documented ``anyOf: [T, null]`` here (fastapi#9709, #12419): clients
+    then believe they can send null; absence is the None.
+    """
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        args = typing.get_args(tp)
+        return typing.Annotated[(_no_null(args[0]), *args[1:])]
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(tp) if a is not type(None)]
+        if rest and len(rest) < len(typing.get_args(tp)):
+            return typing.Union[tuple(rest)] if len(rest) > 1 else rest[0]
+    return tp
 
 
 def _inner(tp: Any) -> Any:
@@ -254,7 +272,7 @@ def _query_model(model: Any, schemas: Schemas) -> list[dict[str, Any]]:
 def _query_field(name: str, tp: Any, required: bool, schemas: Schemas,
                  default: Any = None) -> dict[str, Any]:
     param = {"name": name, "in": "query", "required": required,
-             "schema": _default(schemas.of(tp), default)}
+             "schema": _default(schemas.of(_no_null(tp)), default)}
     if typing.get_origin(_inner(tp)) is list:
         param.update(style="form", explode=True)
     return param

@@ -365,3 +365,48 @@ def test_datetime_naive_annotation_documented_as_date_time():
 
     schema = build_openapi(app)["components"]["schemas"]["Event"]["properties"]["at"]
     assert schema["format"] == "date-time"
+
+
+def test_optional_query_parameters_are_not_nullable():
+    """fastapi#9709 / #12419: a query string cannot carry null; absence is the None."""
+    app = Ember()
+
+    @app.get("/opt")
+    async def opt(q: str | None = None, n: Annotated[int, msgspec.Meta(ge=1)] | None = None,
+                  must: int | None = None) -> list[str]:
+        return []
+
+    doc = build_openapi(app)
+    validate(doc)
+    params = _params(_op(doc, "/opt"))
+    assert params["q"]["schema"] == {"type": "string"} and params["q"]["required"] is False
+    assert params["n"]["schema"] == {"type": "integer", "minimum": 1}
+    assert params["must"]["required"] is False  # Optional without default: None when absent
+    with app.test_client() as c:
+        assert c.get("/opt").status_code == 200
+
+
+def test_204_never_documents_or_sends_a_body():
+    """204 responses carry no content (next-openapi-gen#75, tsoa#702)."""
+    app = Ember()
+
+    @app.delete("/d", status_code=204)
+    async def d() -> dict[str, int]:
+        return {"x": 1}
+
+    @app.get("/t")
+    async def t():
+        return {"x": 1}, 204
+
+    doc = build_openapi(app)
+    validate(doc)
+    assert _op(doc, "/d", "delete")["responses"]["204"] == {"description": "No Content"}
+    assert _op(doc, "/t")["responses"]["204"] == {"description": "No Content"}
+    server = RunningServer(app)
+    try:
+        r = httpx.delete(f"{server.url}/d", timeout=10)
+        assert r.status_code == 204 and r.content == b""
+        r = httpx.get(f"{server.url}/t", timeout=10)
+        assert r.status_code == 204 and r.content == b""
+    finally:
+        server.stop()
