@@ -15,6 +15,7 @@ built-in mapping is used.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import enum
@@ -40,6 +41,18 @@ VALIDATION_ERROR = {
 #: the body of :class:`~ember.exceptions.HTTPException` answers
 HTTP_ERROR = {"title": "HTTPError", "type": "object", "required": ["detail"],
               "properties": {"detail": {}}}
+
+
+_DATE = r"(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+_OFFSET = r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+#: ``datetime`` without a tz requirement: RFC 3339, or a local time without offset
+#: (msgspec and pydantic accept both, and a naive datetime is written without one)
+NAIVE_DATETIME = {"anyOf": [
+    {"type": "string", "format": "date-time"},
+    {"type": "string", "pattern": f"^{_DATE}[Tt ]{_TIME}{_OFFSET}?$",
+     "description": "a local date-time without offset, or a space for the 'T'"},
+]}
 
 
 def _is_pydantic(tp: Any) -> bool:
@@ -156,9 +169,8 @@ class Schemas:
 #: NOTE: JSON Schema 2020-12 treats "format" as an annotation, so fuzzers send "" for a
 #: date-time; a pattern states what the validators (msgspec, pydantic) really accept.
 _FORMAT_PATTERNS = {
-    "date-time": (r"^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]([01][0-9]|2[0-3])"
-                  r":[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$"),
-    "date": r"^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+    "date-time": f"^{_DATE}[Tt]{_TIME}{_OFFSET}$",
+    "date": f"^{_DATE}$",
     "uuid": r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
 }
 
@@ -202,11 +214,11 @@ def _type_info(tp: Any) -> Any:
 
 
 def _msgspec_components(tps: list[Any], hook: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """``msgspec.json.schema_components`` with naive datetimes documented as date-time.
+    """``msgspec.json.schema_components`` with ``datetime`` documented as a date-time.
 
-    NOTE: msgspec gives a ``datetime`` without tz requirement a bare string schema,
-    while it accepts RFC 3339 date-times (what ``format: date-time`` names) like
-    pydantic and FastAPI document it; the type tree is adjusted before generation.
+    NOTE: msgspec documents a ``datetime`` without a tz requirement as a bare string;
+    it accepts RFC 3339 date-times and offset-less local ones, which is what
+    :data:`NAIVE_DATETIME` says (falls back to msgspec's output if its internals move).
     """
     import msgspec
     import msgspec.inspect as mi
@@ -214,37 +226,21 @@ def _msgspec_components(tps: list[Any], hook: Any) -> tuple[tuple[Any, ...], dic
     try:
         from msgspec import _json_schema as js
 
+        class Generator(js._SchemaGenerator):  # type: ignore[name-defined,misc]
+            def to_schema(self, t: Any, check_ref: bool = True) -> dict[str, Any]:
+                if isinstance(t, mi.DateTimeType) and t.tz is None:
+                    return copy.deepcopy(NAIVE_DATETIME)
+                return super().to_schema(t, check_ref)
+
         infos = mi.multi_type_info(tps)
-        _mark_datetimes(infos, set())
         components = js._collect_component_types(infos)
         names = js._build_name_map(components)
-        gen = js._SchemaGenerator(names, hook, REF)
+        gen = Generator(names, hook, REF)
         schemas = tuple(gen.to_schema(t) for t in infos)
         defs = {names[cls]: gen.to_schema(t, False) for cls, t in components.items()}
         return schemas, defs
     except (ImportError, AttributeError, TypeError):  # msgspec internals moved: plain output
         return msgspec.json.schema_components(tps, schema_hook=hook, ref_template=REF)
-
-
-def _mark_datetimes(node: Any, seen: set[int]) -> None:
-    import msgspec.inspect as mi
-
-    if id(node) in seen:
-        return
-    seen.add(id(node))
-    if isinstance(node, (list, tuple)):
-        for item in node:
-            _mark_datetimes(item, seen)
-        return
-    if isinstance(node, mi.DateTimeType) and node.tz is None:
-        node.tz = True
-        return
-    if not isinstance(node, (mi.Type, mi.Field)):
-        return
-    for name in node.__struct_fields__:
-        value = getattr(node, name, None)
-        if isinstance(value, (list, tuple, mi.Type, mi.Field)):
-            _mark_datetimes(value, seen)
 
 
 def fallback_schema(tp: Any) -> dict[str, Any]:

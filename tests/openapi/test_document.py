@@ -58,8 +58,10 @@ def test_types_are_exact(doc):
     props = note_in["properties"]
     assert props["counts"] == {"type": "object", "additionalProperties": {"type": "integer"},
                                "default": {}}
-    due = props["due"]["anyOf"][0]
-    assert due["type"] == "string" and due["format"] == "date-time" and "pattern" in due
+    aware, local = props["due"]["anyOf"][0]["anyOf"]  # datetime | None
+    assert props["due"]["anyOf"][1] == {"type": "null"}
+    assert aware["type"] == "string" and aware["format"] == "date-time" and "pattern" in aware
+    assert local["type"] == "string" and "format" not in local
     assert props["title"]["minLength"] == 1 and props["title"]["maxLength"] == 80
     assert note_in["required"] == ["title"]
     place = _component(doc, _op(doc, "/places", "post")["requestBody"]["content"][
@@ -132,7 +134,7 @@ def test_statuses_and_media_types(doc):
     stats = _op(doc, "/big")["responses"]["200"]["content"]["application/json"]["schema"]
     assert stats == {"type": "object", "additionalProperties": {"type": "integer"}}
     now = _op(doc, "/now")["responses"]["200"]["content"]["application/json"]["schema"]
-    assert now["additionalProperties"]["format"] == "date-time"
+    assert now["additionalProperties"]["anyOf"][0]["format"] == "date-time"
 
 
 def test_validation_errors_documented_wherever_input_is_validated(doc):
@@ -364,7 +366,25 @@ def test_datetime_naive_annotation_documented_as_date_time():
         return event
 
     schema = build_openapi(app)["components"]["schemas"]["Event"]["properties"]["at"]
-    assert schema["format"] == "date-time"
+    # a naive datetime: an RFC 3339 date-time, or a local one without offset
+    assert schema["anyOf"][0] == {"type": "string", "format": "date-time",
+                                  "pattern": schema["anyOf"][0]["pattern"]}
+    assert "pattern" in schema["anyOf"][1]
+
+
+def test_tz_aware_datetime_is_exactly_date_time():
+    @dataclasses.dataclass
+    class Stamp:
+        at: Annotated[datetime.datetime, msgspec.Meta(tz=True)]
+
+    app = Ember()
+
+    @app.post("/s")
+    async def s(stamp: Stamp) -> dict[str, int]:
+        return {}
+
+    schema = build_openapi(app)["components"]["schemas"]["Stamp"]["properties"]["at"]
+    assert schema["type"] == "string" and schema["format"] == "date-time"
 
 
 def test_optional_query_parameters_are_not_nullable():
