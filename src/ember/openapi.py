@@ -17,7 +17,9 @@ injector runs, so the document can never disagree with what the handlers accept:
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
+import operator
 import re
 import types
 import typing
@@ -105,6 +107,9 @@ def _operation(route: Any, method: str, schemas: Schemas, op_ids: set[str]) -> d
                             "not fit the handler's parameters",
                             "content": {JSON: {"schema": schemas.named(
                                 "HTTPValidationError", VALIDATION_ERROR)}}}
+    if parameters:  # NOTE: the server refuses request targets past ServerLimits.max_url_size
+        responses["414"] = {"description": "URI Too Long: the request target exceeds the "
+                            "server's max_url_size"}
     if route.ai or route.limits is not None or route.token_limits is not None:
         _limits_responses(route, responses, schemas)
     if body is not None and "json" in request_reads(route.endpoint) and not route.ai:
@@ -222,7 +227,7 @@ def _no_null(tp: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         rest = [a for a in typing.get_args(tp) if a is not type(None)]
         if rest and len(rest) < len(typing.get_args(tp)):
-            return typing.Union[tuple(rest)] if len(rest) > 1 else rest[0]
+            return functools.reduce(operator.or_, rest)
     return tp
 
 

@@ -43,7 +43,11 @@ HTTP_ERROR = {"title": "HTTPError", "type": "object", "required": ["detail"],
               "properties": {"detail": {}}}
 
 
-_DATE = r"(?!0000)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+# NOTE: a calendar-exact date (month lengths, leap years), since validators refuse
+# 06-31 and a pattern, unlike "format", is checked by every client and fuzzer.
+_DATE = (r"((?!0000)[0-9]{4}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])"
+         r"|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
+         r"|([0-9]{2}(0[48]|[2468][048]|[13579][26])|([02468][048]|[13579][26])00)-02-29)")
 _TIME = r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
 _OFFSET = r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 #: ``datetime`` without a tz requirement: RFC 3339, or a local time without offset

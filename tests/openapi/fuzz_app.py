@@ -209,9 +209,8 @@ async def now() -> dict[str, datetime.datetime]:
 
 
 @app.put("/flags/{flag}", responses={400: {"description": "bad flag"}})
-async def set_flag(flag: str, value: bool = True) -> dict[str, bool]:
-    if flag.startswith("_"):
-        raise HTTPException(400, "flags starting with '_' are reserved")
+async def set_flag(flag: Annotated[str, msgspec.Meta(pattern="^[a-z][a-z0-9_]{0,30}$")],
+                   value: bool = True) -> dict[str, bool]:
     return {flag: value}
 
 
