@@ -430,3 +430,22 @@ def test_204_never_documents_or_sends_a_body():
         assert r.status_code == 204 and r.content == b""
     finally:
         server.stop()
+
+
+def test_add_route_documents_a_hand_written_request_body():
+    """How the gateway's routes get their request schema: openapi_extra on add_route."""
+    app = Ember()
+
+    async def completions(request: Request) -> dict[str, str]:
+        return {}
+
+    body = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["model"], "properties": {"model": {"type": "string"}}}}}}
+    app.add_route("/v1/chat/completions", completions, ["POST"],
+                  openapi_extra={"requestBody": body},
+                  responses={400: {"description": "invalid request"}})
+    doc = build_openapi(app)
+    validate(doc)
+    op = _op(doc, "/v1/chat/completions", "post")
+    assert op["requestBody"] == body
+    assert op["responses"]["400"]["description"] == "invalid request"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
+from typing import Annotated
 
+import msgspec
 import pytest
 
 from tests.openapi._fuzz import fuzz
@@ -54,8 +56,8 @@ def test_the_harness_fails_on_a_server_error(tmp_path):
     app = Ember()
 
     @app.get("/div")
-    async def div(n: int = 1) -> dict[str, float]:
-        return {"inverse": 1 / n}  # ZeroDivisionError for n=0: a 500
+    async def div(n: Annotated[int, msgspec.Meta(ge=0, le=10)]) -> dict[str, float]:
+        return {"inverse": 1 / n}  # ZeroDivisionError for the boundary n=0: a 500
 
     code, output, errors = fuzz(app, tmp_path, max_examples=5)
     assert code != 0
