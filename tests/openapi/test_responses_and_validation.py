@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 import httpx
 import msgspec
@@ -161,6 +161,10 @@ def _app() -> Ember:
     @app.get("/ratio")
     async def ratio(r: float = 1.0):
         return {"r": r}
+
+    @app.get("/metric")
+    async def metric(m: Literal[1, 2, "all"] = "all"):
+        return {"m": m}
 
     return app
 
@@ -316,3 +320,24 @@ def test_untyped_path_param_with_an_annotation_is_validated_422(url):
     r = _get(url, "/annotated/abc")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "x"]
     assert _get(url, "/annotated/12").json() == {"x": 12}
+
+
+# -- what Ember keeps doing better than FastAPI on the same inputs (issue #14) ----------
+
+
+def test_literal_mixing_ints_and_strings_takes_the_int(url):
+    assert _get(url, "/metric?m=1").json() == {"m": 1}
+    assert _get(url, "/metric?m=all").json() == {"m": "all"}
+    assert _get(url, "/metric?m=3").status_code == 422
+
+
+def test_options_is_answered_with_allow(url):
+    r = httpx.options(url + "/notes", timeout=10)
+    assert r.status_code == 204
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+
+
+def test_non_utf8_body_is_a_422(url):
+    r = _post(url, "/sitem", content=b'{"count": "\xff"}',
+              headers={"content-type": "application/json"})
+    assert r.status_code == 422

@@ -25,12 +25,15 @@ def _check(app, tmp_path, max_examples):
     assert errors == [], f"the server logged errors during the run: {errors}\n{output[-4000:]}"
     assert code == 0, output[-8000:]
     assert "generated" in output and " passed" in output  # it really ran
+    return output
 
 
 def test_fuzz_app_has_no_findings(tmp_path):
     from tests.openapi.fuzz_app import app
 
-    _check(app, tmp_path, 25)
+    output = _check(app, tmp_path, 25)
+    # the stateful phase ran on links schemathesis found (POST /notes → GET /notes/{note_id})
+    assert "✅ Stateful" in output
 
 
 def test_demo_has_no_findings(tmp_path):
