@@ -28,6 +28,9 @@ import orjson
 
 from ember import _json
 from ember.exceptions import ConfigError, HTTPException, RequestValidationError
+from ember.validation import checked as _checked
+from ember.validation import constrained as _constrained
+from ember.validation import whole_floats as _whole_floats
 
 _MISSING = object()
 
@@ -154,52 +157,6 @@ def scalar_converter(tp: Any, where: str) -> Callable[[Any], Any]:
     )
 
 
-def _constrained_top(tp: Any) -> bool:
-    return typing.get_origin(tp) is typing.Annotated
-
-
-def _constrained(tp: Any) -> bool:
-    """``Annotated[int, msgspec.Meta(ge=1)]`` or ``Annotated[int, Field(le=9)]``."""
-    if not _constrained_top(tp):
-        tp = _unwrap_optional(tp)[0]  # Optional[Annotated[...]]
-    if typing.get_origin(tp) is not typing.Annotated:
-        return False
-    return any(type(m).__module__.startswith(("msgspec", "pydantic", "annotated_types"))
-               for m in typing.get_args(tp)[1:])
-
-
-def _checked(conv: Callable[[Any], Any], tp: Any, where: str) -> Callable[[Any], Any]:
-    """``conv`` followed by the annotation's constraints (the document's minimum/maximum...)."""
-    annotated = tp if _constrained_top(tp) else _unwrap_optional(tp)[0]
-    inner = typing.get_args(annotated)[0]
-    if any(type(m).__module__.startswith(("pydantic", "annotated_types"))
-           for m in typing.get_args(annotated)[1:]):
-        from pydantic import TypeAdapter, ValidationError
-
-        adapter = TypeAdapter(tp)
-
-        def check_pydantic(raw: Any) -> Any:
-            value = conv(raw)
-            try:
-                return adapter.validate_python(value)
-            except ValidationError as exc:
-                raise ValueError("; ".join(e["msg"] for e in exc.errors())) from None
-        return check_pydantic
-    msgspec = _msgspec()
-    if msgspec is None:
-        return conv
-    if isinstance(inner, type) and issubclass(inner, (enum.Enum, uuid.UUID)):
-        return conv
-
-    def check(raw: Any) -> Any:
-        value = conv(raw)
-        try:
-            return msgspec.convert(value, tp)
-        except msgspec.ValidationError as exc:
-            raise ValueError(str(exc)) from None
-    return check
-
-
 # -- body decoding -------------------------------------------------------------
 
 
@@ -275,33 +232,6 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
             return value
         return decode_plain
     raise ConfigError(f"{where}: unsupported body type {tp!r}")
-
-
-def _whole_floats(raw: bytes) -> bytes | None:
-    """``raw`` with whole-number floats (``5.0``, ``1e2``) written as integers, or None.
-
-    NOTE: JSON Schema counts 5.0 as an integer, and the document says ``integer``
-    for ``int`` fields; so after a failed validation the body is tried once more
-    with such numbers as ints (float fields still accept them). Bools stay bools.
-    """
-    try:
-        data = _json.loads(raw)
-    except ValueError:
-        return None
-    changed = False
-
-    def walk(value: Any) -> Any:
-        nonlocal changed
-        if type(value) is float and value.is_integer():
-            changed = True
-            return int(value)
-        if type(value) is dict:
-            return {k: walk(v) for k, v in value.items()}
-        if type(value) is list:
-            return [walk(v) for v in value]
-        return value
-    data = walk(data)
-    return _json.dumps(data) if changed else None
 
 
 def _loads(raw: bytes) -> Any:

@@ -341,3 +341,11 @@ def test_non_utf8_body_is_a_422(url):
     r = _post(url, "/sitem", content=b'{"count": "\xff"}',
               headers={"content-type": "application/json"})
     assert r.status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/pitem", "/sitem"])
+@pytest.mark.parametrize("body", ["[" * 5000 + "]" * 5000, "[" * 900 + "1.0" + "]" * 900,
+                                  '{"count": 1e999}', '{"count": -0.0}', "{" * 3])
+def test_garbage_bodies_are_client_errors(url, path, body):
+    r = _post(url, path, content=body)
+    assert r.status_code in (200, 422), r.text  # -0.0 is the integer 0
