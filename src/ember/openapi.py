@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import logging
 import operator
 import re
 import types
@@ -38,6 +39,7 @@ from ember.openapi_schema import HTTP_ERROR, VALIDATION_ERROR, Schemas
 from ember.route_config import INFER, parse_path
 from ember.status import reason_phrase
 
+logger = logging.getLogger("ember.openapi")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_]+)?\}")
 _KIND_SCHEMA = {"int": {"type": "integer"}, "float": {"type": "number"},
                 "uuid": {"type": "string", "format": "uuid"},
@@ -57,7 +59,14 @@ def build_openapi(app: Any) -> dict[str, Any]:
         path = _PARAM.sub(r"{\1}", route.path)
         item = paths.setdefault(path, {})
         for method in route.methods:
-            item[method.lower()] = _operation(route, method, schemas, op_ids)
+            try:
+                item[method.lower()] = _operation(route, method, schemas, op_ids)
+            except Exception as exc:  # NOTE: /openapi.json must never be a 500
+                logger.warning("OpenAPI: cannot document %s %s (%s: %s); documented "
+                               "without details", method, route.path, type(exc).__name__, exc)
+                item[method.lower()] = {
+                    "operationId": _operation_id(route, method, op_ids),
+                    "responses": {"default": {"description": "undocumented"}}}
     schemas.resolve()
     document: dict[str, Any] = {"openapi": "3.1.0",
                                 "info": {"title": app.title, "version": app.version},

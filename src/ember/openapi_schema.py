@@ -120,7 +120,17 @@ class Schemas:
                 return {"$ref": REF.format(name=models[cls])}
             return {}
 
-        schemas, defs = _msgspec_components([t for _, t in supported], hook)
+        try:
+            schemas, defs = _msgspec_components([t for _, t in supported], hook)
+        except Exception:  # NOTE: one odd type must not blank the whole document
+            schemas, defs = [], {}
+            for _, tp in supported:
+                try:
+                    (one,), more = _msgspec_components([tp], hook)
+                except Exception:
+                    one, more = {}, {}
+                schemas.append(one)
+                defs.update(more)
         for (slot, _), schema in zip(supported, schemas, strict=True):
             slot.update(schema)
         self.components.update(defs)

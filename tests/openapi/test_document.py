@@ -449,3 +449,29 @@ def test_add_route_documents_a_hand_written_request_body():
     op = _op(doc, "/v1/chat/completions", "post")
     assert op["requestBody"] == body
     assert op["responses"]["400"]["description"] == "invalid request"
+
+
+class Opaque:
+    """Not a model: documented as anything."""
+
+
+def test_odd_annotations_never_break_the_document():
+    app = Ember()
+
+    @app.get("/opaque")
+    async def opaque() -> Opaque:
+        return Opaque()
+
+    @app.get("/complex")
+    async def cplx() -> set[complex]:
+        return set()
+
+    @app.get("/nested")
+    async def nested(request: Request) -> dict[str, list[tuple[int, ...]]]:
+        return {}
+
+    with app.test_client() as c:
+        r = c.get("/openapi.json")
+        assert r.status_code == 200
+        validate(r.json())
+        assert set(r.json()["paths"]) == {"/opaque", "/complex", "/nested"}
