@@ -136,8 +136,9 @@ def _operation(route: Any, method: str, schemas: Schemas, op_ids: set[str]) -> d
 
 
 def _operation_id(route: Any, method: str, taken: set[str]) -> str:
-    if route.doc.operation_id and len(route.methods) == 1:
-        base = route.doc.operation_id
+    if route.doc.operation_id:  # NOTE: one id per method (fastapi#13175 reused one)
+        base = route.doc.operation_id if len(route.methods) == 1 else (
+            f"{route.doc.operation_id}_{method.lower()}")
     else:
         base = re.sub(r"[^A-Za-z0-9_]", "_", f"{route.name}_{method.lower()}")
     candidate = base

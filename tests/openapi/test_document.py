@@ -475,3 +475,28 @@ def test_odd_annotations_never_break_the_document():
         assert r.status_code == 200
         validate(r.json())
         assert set(r.json()["paths"]) == {"/opaque", "/complex", "/nested"}
+
+
+def test_multi_method_routes_get_one_operation_id_per_method():
+    """fastapi#13175: a route with several methods reused one operationId."""
+    app = Ember()
+
+    @app.route("/items/{item_id:int}", ["GET", "PUT", "DELETE"])
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    @app.route("/named", ["GET", "POST"], operation_id="named")
+    async def named() -> None:
+        pass
+
+    doc = build_openapi(app)
+    validate(doc)
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids)) == 5
+    assert {"named_get", "named_post"} <= set(ids)
+
+
+def test_converters_never_leak_into_document_paths(doc):
+    """Starlette's schema generator kept '{name:path}' in the documented path."""
+    assert "/files/{name}" in doc["paths"] and "/users/{user_id}" in doc["paths"]
+    assert not any(":" in path for path in doc["paths"])
