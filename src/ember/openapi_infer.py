@@ -17,6 +17,7 @@ import ast
 import inspect
 import textwrap
 import typing
+import weakref
 from typing import Any
 
 JSON = "application/json"
@@ -93,13 +94,17 @@ def from_source(fn: Any) -> tuple[list[Outcome] | None, set[int]]:
 
 
 def _scan(fn: Any) -> tuple[list[Outcome] | None, set[int], set[str]]:
-    cached = _CACHE.get(fn)
+    try:
+        cached = _CACHE.get(fn)
+    except TypeError:  # not weak-referenceable
+        return _scan_source(fn)
     if cached is None:
         cached = _CACHE[fn] = _scan_source(fn)
     return cached
 
 
-_CACHE: dict[Any, Any] = {}
+#: NOTE: weak, so documenting an app never keeps its handlers alive
+_CACHE: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _scan_source(fn: Any) -> tuple[list[Outcome] | None, set[int], set[str]]:
