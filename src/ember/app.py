@@ -70,6 +70,7 @@ class Ember(RouteDecorators):
         self._lifespan_cm: Any = None
         self._started = False
         self._names: dict[str, Route] = {}
+        self._taken: dict[tuple[str, str], Route] = {}
         for mw in middleware or ():
             self.add_middleware(mw)
         self._openapi: dict[str, Any] | None = None
@@ -112,6 +113,20 @@ class Ember(RouteDecorators):
     def _register(self, path: str, methods: tuple[str, ...], endpoint: Handler,
                   **options: Any) -> None:
         route = Route(path, methods, endpoint, **options)
+        from ember.route_config import template_key
+
+        key = template_key(path)
+        for method in methods:
+            other = self._taken.get((method, key))
+            if other is not None:
+                raise ConfigError(
+                    f"route {method} {path!r} ({route.name}) is already registered by "
+                    f"{other.name} ({other.path!r}); give one of them another path or method"
+                    + ("; or pass openapi_url=None / docs_url=None to Ember()"
+                       if other.name in ("openapi", "docs") else "")
+                )
+        for method in methods:
+            self._taken[(method, key)] = route
         self.router.add(path, methods, route)
         self._openapi = None
         self.routes.append(route)

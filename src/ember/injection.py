@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import math
+import re
 import types
 import typing
 import uuid
@@ -24,7 +26,11 @@ from typing import Any
 
 import orjson
 
+from ember import _json
 from ember.exceptions import ConfigError, HTTPException, RequestValidationError
+from ember.validation import checked as _checked
+from ember.validation import constrained as _constrained
+from ember.validation import whole_floats as _whole_floats
 
 _MISSING = object()
 
@@ -84,18 +90,27 @@ def _conv_bool(raw: str) -> bool:
     raise ValueError("value is not a valid boolean (use true/false, 1/0, yes/no, on/off)")
 
 
+_INT = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _conv_int(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError("value is not a valid integer") from None
+    # NOTE: decimal digits only, as JSON writes integers: int() would also take
+    # "1_000", " 5", "+5" and non-ASCII digits, which the document's "integer" does not.
+    if _INT.fullmatch(raw):
+        try:
+            return int(raw)
+        except ValueError:  # past Python's 4300-digit conversion limit
+            pass
+    raise ValueError("value is not a valid integer")
 
 
 def _conv_float(raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError("value is not a valid number") from None
+    if _NUMBER.fullmatch(raw):
+        value = float(raw)
+        if math.isfinite(value):
+            return value
+    raise ValueError("value is not a valid number")
 
 
 def _conv_uuid(raw: str) -> uuid.UUID:
@@ -161,8 +176,14 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
             from pydantic import ValidationError
 
             try:
-                return tp.model_validate_json(raw)
+                return tp.model_validate_json(raw, strict=True)
             except ValidationError as exc:
+                retry = _whole_floats(raw)
+                if retry is not None:
+                    try:
+                        return tp.model_validate_json(retry, strict=True)
+                    except ValidationError:
+                        pass
                 raise RequestValidationError([
                     {"loc": ["body", *err.get("loc", ())], "msg": err.get("msg", "invalid"),
                      "type": err.get("type", "value_error")}
@@ -178,6 +199,12 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
             try:
                 return decoder.decode(raw)
             except msgspec.ValidationError as exc:
+                retry = _whole_floats(raw)
+                if retry is not None:
+                    try:
+                        return decoder.decode(retry)
+                    except msgspec.ValidationError:
+                        pass
                 msg = str(exc)
                 loc: list[Any] = ["body"]
                 if " - at `$" in msg:
@@ -209,7 +236,7 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
 
 def _loads(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
+        return _json.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise RequestValidationError([{"loc": ["body"], "msg": f"invalid JSON: {exc}",
                                        "type": "json_invalid"}]) from None
@@ -433,6 +460,12 @@ def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 _ROUTER_TYPES = {"int": int, "float": float, "uuid": uuid.UUID, "str": str, "path": str}
+#: annotations that cannot hold what a typed converter produced
+_CONTRADICTS: dict[str, tuple[Any, ...]] = {
+    "int": (str, bytes, bool, uuid.UUID),
+    "float": (str, bytes, bool, int, uuid.UUID),
+    "uuid": (str, bytes, bool, int, float),
+}
 
 
 def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
@@ -450,6 +483,7 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
         tp = _strip_annotated(hints.get(name, prm.annotation))
         default = _MISSING if prm.default is prm.empty else prm.default
         inner, optional = _unwrap_optional(tp)
+        inner = _strip_annotated(inner)  # Optional[Annotated[int, Meta(ge=1)]]
         if optional and default is _MISSING:
             default = None
         if _is_request_type(inner) or (name == "request" and tp in (prm.empty, Any)):
@@ -468,11 +502,19 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
         if name in path_params:
             kind = path_params.get(name) if isinstance(path_params, dict) else None
             routed = _ROUTER_TYPES.get(kind or "str")
+            if kind in _CONTRADICTS and inner in _CONTRADICTS[kind]:
+                raise ConfigError(
+                    f"{where}: path parameter {name!r} is converted by '{{{name}:{kind}}}' "
+                    f"but annotated {getattr(inner, '__name__', inner)}; annotate it "
+                    f"{routed.__name__} or drop ':{kind}' from the path"
+                )
             if routed is not None and (inner is routed or (
                     routed is str and inner in (inspect.Parameter.empty, Any))):
                 conv = None  # the router's convertor already produced this type
             else:
                 conv = scalar_converter(inner, where)
+            if _constrained(hints.get(name)):
+                conv = _checked(conv or routed or str, hints[name], where)
             params.append(Param(name, PATH, name, conv, default))
             continue
         if is_model(inner) or inner in (dict, list) or typing.get_origin(inner) is dict:
@@ -497,6 +539,8 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
                 "Use Request, a path or query parameter of a scalar type, or a dataclass / "
                 "msgspec.Struct / pydantic model for the JSON body"
             ) from None
+        if _constrained(hints.get(name)):
+            conv = _checked(conv, hints[name], where)
         params.append(Param(name, QUERY, name, conv, default))
     plan = Plan(params, inspect.iscoroutinefunction(fn))
     plan.hints = hints

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 import orjson
 
+from ember._json import loads as _json_loads
 from ember.datastructures import Address, Headers, QueryParams, State
 from ember.exceptions import ClientDisconnect, HTTPException
 
@@ -292,7 +293,7 @@ class Request:
         if self._json is None:
             body = await self.body()
             try:
-                self._json = orjson.loads(body)
+                self._json = _json_loads(body)
             except orjson.JSONDecodeError as exc:
                 raise HTTPException(400, f"invalid JSON body: {exc}") from None
         return self._json

@@ -12,9 +12,9 @@ from ember.exceptions import ConfigError
 from ember.injection import Plan, analyse
 from ember.limits import RouteLimits, TokenLimits
 from ember.responses import Response, to_response
+from ember.route_config import INFER, RouteDoc, check_path_params, output_shaper, parse_path
 
 _PARAM_NAMES = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_]+)?\}")
-_PARAM_KINDS = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?\}")
 _HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
                            "TRACE"))
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
@@ -47,8 +47,10 @@ class Route:
 
     __slots__ = (
         "_call",
+        "_shape",
         "ai",
         "cache",
+        "doc",
         "endpoint",
         "include_in_schema",
         "limits",
@@ -59,6 +61,8 @@ class Route:
         "name",
         "path",
         "plan",
+        "response_model",
+        "status_code",
         "streaming",
         "timeout",
         "token_limits",
@@ -85,6 +89,9 @@ class Route:
         include_in_schema: bool = True,
         websocket: bool = False,
         websocket_options: dict[str, Any] | None = None,
+        status_code: int | None = None,
+        response_model: Any = None,
+        doc: RouteDoc | None = None,
     ) -> None:
         if not callable(endpoint):
             raise ConfigError(f"route {path!r}: handler must be callable, got {endpoint!r}")
@@ -99,6 +106,11 @@ class Route:
                 f"route {path!r}: cache= must be a cache such as StaticCache(), RedisCache() or "
                 f"MemcachedCache(), got {cache!r}"
             )
+        params = parse_path(path)
+        if status_code is not None and (
+                type(status_code) is not int or not 100 <= status_code <= 599):
+            raise ConfigError(f"route {path!r}: status_code= must be an int in 100-599, got "
+                              f"{status_code!r}")
         self.path = path
         self.methods = methods
         self.endpoint = endpoint
@@ -116,9 +128,18 @@ class Route:
         self.include_in_schema = include_in_schema and not websocket
         self.websocket = websocket
         self.websocket_options = websocket_options
-        params = {name: kind or "str" for name, kind in _PARAM_KINDS.findall(path)}
+        self.status_code = status_code
+        self.doc = doc or RouteDoc()
         has_body = any(m in _BODY_METHODS for m in methods)
-        self.plan: Plan = analyse(endpoint, params, has_body, ai_route=ai, websocket=websocket)
+        try:
+            self.plan: Plan = analyse(endpoint, params, has_body, ai_route=ai,
+                                      websocket=websocket)
+        except ConfigError as exc:
+            raise ConfigError(f"route {path!r}: {exc}") from None
+        check_path_params(path, params, endpoint, self.plan)
+        self.response_model = response_model
+        self._shape = None if response_model in (None, INFER) else output_shaper(
+            response_model, f"route {path!r}")
         call = self._invoke
         if websocket:
             from ember.websockets import websocket_call
@@ -157,7 +178,28 @@ class Route:
             result = await loop.run_in_executor(None, functools.partial(fn, **kwargs))
         if type(result) is Response:
             return result
-        return to_response(result)
+        if self.status_code is None and self._shape is None:
+            return to_response(result)
+        return self._finish(result)
+
+    def _finish(self, result: Any) -> Response:
+        """``status_code=`` and ``response_model=`` applied to a non-Response result."""
+        if isinstance(result, Response):
+            return result
+        status = self.status_code
+        if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], int):
+            result, status = result
+        if self._shape is not None and result is not None:
+            from ember.responses import JSONResponse
+
+            response: Response = JSONResponse(self._shape(result))
+        elif result is None and status is not None:
+            response = Response(None, status)
+        else:
+            response = to_response(result)
+        if status is not None:
+            response.status_code = status
+        return response
 
     def __repr__(self) -> str:
         return f"Route({self.path!r}, methods={list(self.methods)}, name={self.name!r})"
@@ -182,17 +224,46 @@ class RouteDecorators:
                   **options: Any) -> None:
         raise NotImplementedError
 
-    def route(self, path: str, methods: Iterable[str] | str | None = None, *,
-              name: str | None = None, cache: Any = None, limits: RouteLimits | None = None,
-              include_in_schema: bool = True) -> Callable[[Handler], Handler]:
-        """Register the decorated handler for ``methods`` (default GET) on ``path``."""
+    def route(
+        self,
+        path: str,
+        methods: Iterable[str] | str | None = None,
+        *,
+        name: str | None = None,
+        cache: Any = None,
+        limits: RouteLimits | None = None,
+        status_code: int | None = None,
+        response_model: Any = INFER,
+        responses: dict[int | str, Any] | None = None,
+        summary: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        deprecated: bool = False,
+        operation_id: str | None = None,
+        openapi_extra: dict[str, Any] | None = None,
+        include_in_schema: bool = True,
+    ) -> Callable[[Handler], Handler]:
+        """Register the decorated handler for ``methods`` (default GET) on ``path``.
+
+        ``status_code`` is the status of a plain (non-Response) result;
+        ``response_model`` converts the result to that type (dropping other fields)
+        and documents it; ``responses``, ``summary``, ``description``, ``tags``,
+        ``deprecated``, ``operation_id`` and ``openapi_extra`` only shape the OpenAPI
+        document (same names as FastAPI's). ConfigError for a bad template or option.
+        """
         if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigError(f"route path must be a string starting with '/', got {path!r}")
         meths = normalise_methods(methods)
+        parse_path(path)
+        doc = RouteDoc(summary=summary, description=description, tags=tags,
+                       deprecated=deprecated, operation_id=operation_id, responses=responses,
+                       response_model=response_model, openapi_extra=openapi_extra,
+                       where=f"route {path!r}")
 
         def decorator(fn: Handler) -> Handler:
             self._register(path, meths, fn, name=name, cache=cache, limits=limits,
-                           include_in_schema=include_in_schema)
+                           include_in_schema=include_in_schema, status_code=status_code,
+                           response_model=response_model, doc=doc)
             return fn
         return decorator
 
@@ -269,16 +340,26 @@ class RouteDecorators:
     def ai_route(self, path: str, methods: Iterable[str] | str | None = ("POST",), *,
                  streaming: bool = False, token_limits: TokenLimits | None = None,
                  tools: Any = None, model: Any = None, name: str | None = None,
-                 limits: RouteLimits | None = None) -> Callable[[Handler], Handler]:
-        """An AI route: injects ``context: ConversationContext``; streams as SSE when asked."""
+                 limits: RouteLimits | None = None, include_in_schema: bool = True,
+                 **doc_options: Any) -> Callable[[Handler], Handler]:
+        """An AI route: injects ``context: ConversationContext``; streams as SSE when asked.
+
+        ``doc_options`` are :class:`~ember.route_config.RouteDoc`'s (``summary``,
+        ``responses``, ``openapi_extra``...).
+        """
         if not isinstance(path, str) or not path.startswith("/"):
             raise ConfigError(f"route path must be a string starting with '/', got {path!r}")
         meths = normalise_methods(methods, default="POST")
+        parse_path(path)
+        try:
+            doc = RouteDoc(**doc_options, where=f"route {path!r}")
+        except TypeError as exc:
+            raise ConfigError(f"ai_route {path!r}: {exc}") from None
 
         def decorator(fn: Handler) -> Handler:
             self._register(path, meths, fn, name=name, limits=limits, ai=True,
                            streaming=streaming, token_limits=token_limits, tools=tools,
-                           model=model)
+                           model=model, include_in_schema=include_in_schema, doc=doc)
             return fn
         return decorator
 

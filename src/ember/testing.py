@@ -231,8 +231,10 @@ class TestResponse:
         return self.content.decode(charset, errors="replace")
 
     def json(self) -> Any:
-        """The body parsed as JSON."""
-        return orjson.loads(self.content)
+        """The body parsed as JSON (integers of any size stay exact)."""
+        from ember._json import loads
+
+        return loads(self.content)
 
     def events(self) -> list[dict[str, Any]]:
         """All server-sent events of a fully read body."""

@@ -156,6 +156,9 @@ def wrap_ai_route(route: Any, invoke: Callable[..., Any]) -> Callable[[Any], Any
                 except orjson.JSONDecodeError as exc:
                     return JSONResponse({"detail": f"the request body is not valid JSON: {exc}"},
                                         400)
+                if not isinstance(body, dict):  # NOTE: as the OpenAPI document declares
+                    return JSONResponse({"detail": "the request body must be a JSON object"},
+                                        400)
         cid = request.headers.get("x-conversation-id")
         if cid is None and isinstance(body, dict):
             cid = body.get("conversation_id")
