@@ -179,12 +179,19 @@ class Ember(RouteDecorators):
     # -- AI surfaces --------------------------------------------------------------
 
     def add_mcp(self, path: str = "/mcp", tools: Any = None, name: str | None = None,
-                version: str | None = None, instructions: str | None = None) -> Any:
-        """Serve an MCP server (streamable HTTP) exposing ``tools``, resources and prompts."""
+                version: str | None = None, instructions: str | None = None, *,
+                allowed_hosts: list[str] | None = None,
+                allowed_origins: list[str] | None = None, **options: Any) -> Any:
+        """Serve an MCP server (streamable HTTP) exposing ``tools``, resources and prompts.
+
+        Only loopback ``Host`` names and ``allowed_hosts`` are served (421 otherwise);
+        a browser ``Origin`` must be loopback or in ``allowed_origins`` (403 otherwise).
+        """
         from ember.mcp import add_mcp
 
         return add_mcp(self, path=path, tools=tools, name=name or self.title,
-                       version=version or self.version, instructions=instructions)
+                       version=version or self.version, instructions=instructions,
+                       allowed_hosts=allowed_hosts, allowed_origins=allowed_origins, **options)
 
     def _mcp(self) -> Any:
         server = getattr(self, "_mcp_server", None)
