@@ -30,7 +30,9 @@ class Ember(RouteDecorators):
 
     ``server_limits`` bounds every connection (SPEC §2); ``debug`` puts tracebacks
     in 500 responses; ``trusted_proxies`` lists the addresses (or networks) whose
-    ``X-Forwarded-For``/``Forwarded`` headers are believed; ``lifespan`` is an
+    forwarding header is believed, and ``forwarded_header`` which one
+    (``"x-forwarded-for"``, ``"forwarded"`` or ``"x-real-ip"``; the others are
+    ignored, see :mod:`ember.proxies`); ``lifespan`` is an
     async context manager factory ``lifespan(app)`` run around the server.
     """
 
@@ -40,6 +42,7 @@ class Ember(RouteDecorators):
         server_limits: ServerLimits | None = None,
         debug: bool = False,
         trusted_proxies: list[str] | tuple[str, ...] | None = None,
+        forwarded_header: str = "x-forwarded-for",
         lifespan: Callable[[Ember], Any] | None = None,
         title: str = "Ember",
         version: str = "0.1.0",
@@ -51,11 +54,12 @@ class Ember(RouteDecorators):
             server_limits = ServerLimits()
         elif not isinstance(server_limits, ServerLimits):
             raise ConfigError(f"server_limits must be a ServerLimits, got {server_limits!r}")
-        from ember.proxies import parse_trusted
+        from ember.proxies import check_forwarded_header, parse_trusted
 
         self.server_limits = server_limits
         self.debug = bool(debug)
         self.trusted_proxies = parse_trusted(trusted_proxies)
+        self.forwarded_header = check_forwarded_header(forwarded_header)
         self.lifespan = lifespan
         self.title = title
         self.version = version
@@ -302,13 +306,24 @@ class Ember(RouteDecorators):
                     route = req.route
                     if route is not None:
                         try:
-                            return await route._call(req)
+                            response = await route._call(req)
                         except Exception as exc:
-                            return await self._error_response(req, exc)
-                    return await self._endpoint(req)
-            return await stack(req)
+                            response = await self._error_response(req, exc)
+                    else:
+                        response = await self._endpoint(req)
+            if stack is not None:
+                response = await stack(req)
         except Exception as exc:
-            return await self._error_response(req, exc)
+            response = await self._error_response(req, exc)
+        except BaseException:
+            if req._leaving is not None:  # cancelled: a cache releases its waiters
+                req._leaving.abandon()
+            raise
+        if req._leaving is not None:
+            # NOTE: a route cache decides on the response as it leaves (Set-Cookie
+            # added by middleware, ...): ember.cache.base
+            await req._leaving(response)
+        return response
 
     def _build_stack(self) -> Callable[[Any], Any] | None:
         if not self.middleware:
