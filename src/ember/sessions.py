@@ -19,10 +19,13 @@ request arrived over TLS or through a trusted proxy that said https
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import os
 import secrets
 import time
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -115,33 +118,62 @@ class MemorySessionStore:
 
 
 class RedisSessionStore:
-    """Sessions in Redis, shared by every worker and host (redis.asyncio, lazy)."""
+    """Sessions in Redis, shared by every worker and host (redis.asyncio, lazy).
 
-    def __init__(self, url: str = "redis://localhost:6379", prefix: str = "ember:session:"):
-        self.url = url
+    One client per event loop and process (never a parent's sockets after fork).
+    Errors propagate (a session that cannot be loaded is not silently replaced by an
+    empty one); their messages never carry the URL's password.
+    """
+
+    def __init__(self, url: str = "redis://localhost:6379", prefix: str = "ember:session:",
+                 timeout: float = 2.0):
+        from ember.cache.redis_cache import check_redis_url
+
+        self.url = check_redis_url(url)
         self.prefix = prefix
-        self._client: Any = None
+        self.timeout = timeout
+        self._clients: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = \
+            weakref.WeakKeyDictionary()
 
     def _redis(self) -> Any:
-        if self._client is None:
-            from ember.exceptions import require
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(loop)
+        if entry is None or entry[0] != os.getpid():
+            from ember.cache.redis_cache import redis_client
 
-            redis = require("redis.asyncio", "cache", "RedisSessionStore")
-            self._client = redis.from_url(self.url)
-        return self._client
+            entry = (os.getpid(), redis_client(self.url, self.timeout, "RedisSessionStore"))
+            self._clients[loop] = entry
+        return entry[1]
+
+    async def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        # NOTE: redis-py's messages name host and port, never the password.  wait_for
+        # bounds the call and gives redis-py the Task its own timeouts need.
+        return await asyncio.wait_for(getattr(self._redis(), op)(*args, **kwargs),
+                                      self.timeout)
 
     async def load(self, sid: str) -> dict[str, Any] | None:
         """The data of ``sid``, or None."""
-        raw = await self._redis().get(self.prefix + sid)
+        raw = await self._call("get", self.prefix + sid)
         return orjson.loads(raw) if raw else None
 
     async def save(self, sid: str, data: dict[str, Any], max_age: int) -> None:
         """Store ``data`` with a TTL."""
-        await self._redis().set(self.prefix + sid, orjson.dumps(data), ex=max_age)
+        await self._call("set", self.prefix + sid, orjson.dumps(data), ex=max_age)
 
     async def delete(self, sid: str) -> None:
         """Forget ``sid``."""
-        await self._redis().delete(self.prefix + sid)
+        await self._call("delete", self.prefix + sid)
+
+    async def close(self) -> None:
+        """Close this loop's connections (idempotent)."""
+        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None and entry[0] == os.getpid():
+            await entry[1].aclose()
+
+    def __repr__(self) -> str:
+        from ember._redact import redact_url
+
+        return f"RedisSessionStore({redact_url(self.url)!r})"
 
 
 class SessionMiddleware:
@@ -189,6 +221,12 @@ class SessionMiddleware:
         if not sid or not hmac.compare_digest(self._sign(sid), value):
             return None
         return sid
+
+    async def shutdown(self) -> None:
+        """Close the store's connections (the app calls this on stop)."""
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            await close()
 
     def _secure(self, request: Any) -> bool:
         if self.https_only is not None:
