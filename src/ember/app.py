@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ember._redact import redact
 from ember.blueprints import Blueprint, check_prefixes, prefix_for
 from ember.datastructures import State
 from ember.exceptions import ConfigError, HTTPException, RequestValidationError
@@ -388,8 +389,10 @@ class Ember(RouteDecorators):
         return None
 
     def _internal_error(self, req: Any, exc: Exception) -> Response:
-        logger.error("unhandled %s in %s %s: %s", type(exc).__name__, req.method, req.path,
-                     exc, exc_info=exc)
+        # NOTE: the traceback is formatted here so that a URL's password or a token in
+        # the exception text is masked there too (ember._redact)
+        logger.error("unhandled %s in %s %s: %s\n%s", type(exc).__name__, req.method, req.path,
+                     redact(exc), redact("".join(traceback.format_exception(exc))).rstrip())
         if self.debug:
             text = "".join(traceback.format_exception(exc))
             return PlainTextResponse(f"Internal Server Error\n\n{text}", 500)

@@ -42,6 +42,7 @@ from typing import Any
 
 import orjson
 
+from ember._redact import redact
 from ember.cache.credentials import request_credentials
 from ember.cache.keys import CacheKey, canonical_path, canonical_query, request_key
 from ember.exceptions import ConfigError
@@ -187,7 +188,8 @@ class RouteCache:
         if not self._down:
             self._down = True
             logger.warning("%s %s failed (%s: %s); serving uncached until it recovers",
-                           self.backend, what, type(exc).__name__, exc or "timed out")
+                           self.backend, what, type(exc).__name__,
+                           redact(exc) if str(exc) else "timed out")
 
     def _ok(self) -> None:
         if self._down:
@@ -288,7 +290,7 @@ class _Leave:
     response is still shareable, and releases the requests waiting on the same key.
     """
 
-    __slots__ = ("cache", "flight", "handle", "snapshot", "future", "outer")
+    __slots__ = ("cache", "flight", "future", "handle", "outer", "snapshot")
 
     def __init__(self, cache: RouteCache, flight: str, handle: Any, snapshot: Response,
                  future: asyncio.Future[Response | None], outer: Any) -> None:

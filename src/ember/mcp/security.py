@@ -119,7 +119,7 @@ class HostOriginGuard:
             return True
         try:
             parts = urlsplit(text)
-            parts.port  # NOTE: raises for a malformed or out-of-range port
+            _ = parts.port  # NOTE: raises for a malformed or out-of-range port
         except ValueError:  # e.g. "http://[::1" or a port out of range
             return False
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path \

@@ -28,7 +28,6 @@ from typing import Any
 import orjson
 
 from ember.mcp.features import Prompt, Resource
-from ember.mcp.security import HostOriginGuard
 from ember.mcp.protocol import (
     CACHEABLE_METHODS,
     CLIENT_CAPABILITIES_META_KEY,
@@ -55,6 +54,7 @@ from ember.mcp.protocol import (
     MCPError,
     version_at_least,
 )
+from ember.mcp.security import HostOriginGuard
 from ember.requests import Request
 from ember.responses import Response
 
