@@ -247,7 +247,8 @@ def test_cache_control_no_store_private_honoured(kind: str,
 
     cache = make_cache(kind, request, ttl=30)
     app = Ember()
-    for cc in ("no-store", "private", "private, max-age=60", "No-Store"):
+    for cc in ("no-store", "private", "private, max-age=60", "No-Store", "no-cache",
+               'private="set-cookie"'):
         app.get(f"/cc/{cc.split(',')[0].lower()}{len(cc)}", cache=cache)(
             lambda cc=cc: JSONResponse({"cc": cc}, headers={"cache-control": cc}))
     with app.test_client() as c:

@@ -99,3 +99,20 @@ def test_memcached_down_fails_open(closed_port: int) -> None:
     with app.test_client() as c:
         for _ in range(3):
             assert c.get("/m").text == "fine"
+
+
+def test_response_header_injection_never_splits_the_response(serve: Any) -> None:
+    from ember import Response
+
+    app = Ember()
+
+    @app.get("/echo")
+    async def echo(request: Request) -> Response:
+        return Response(b"ok", headers={"x-echo": request.query_params.get("v", "")})
+
+    base = serve(app)
+    for v in ("%0d%0aSet-Cookie:%20x=1", "%0aSet-Cookie:%20x=1", "%0d", "a%00b"):
+        reply = raw_exchange(base, f"GET /echo?v={v} HTTP/1.1\r\nHost: t\r\n"
+                                   "Connection: close\r\n\r\n".encode())
+        head = reply.partition(b"\r\n\r\n")[0].lower()
+        assert b"set-cookie" not in head and reply.startswith(b"HTTP/1.1 500"), v

@@ -10,8 +10,8 @@ The rules (SPEC §5), in the order :meth:`RouteCache.serve` applies them:
   with ``per_credential=True``; then a hash of the credentials is part of the key.
 * A request with ``Cache-Control: no-store`` bypasses the cache.
 * Only complete (non-streaming) responses with status 200, 203 or 204 are stored;
-  never one with ``Set-Cookie``, ``Cache-Control: no-store`` or ``private``, or a
-  ``Vary`` naming a header the cache does not vary on (``vary=[...]``).
+  never one with ``Set-Cookie``, ``Cache-Control: no-store``, ``private`` or
+  ``no-cache``, or a ``Vary`` naming a header the cache does not vary on (``vary=[...]``).
 * The store decision is taken twice: on the handler's response, and again on the
   response as it leaves the app, after every middleware ran (a session cookie set by
   ``SessionMiddleware``, a ``Cache-Control: private`` or an error added outside the
@@ -160,7 +160,8 @@ class RouteCache:
         if "set-cookie" in headers:
             return False
         cc = headers.get("cache-control", "").lower()
-        return "no-store" not in cc and "private" not in cc
+        # NOTE: no-cache forbids reuse without revalidation, which this cache never does
+        return "no-store" not in cc and "private" not in cc and "no-cache" not in cc
 
     def storable(self, response: Response) -> bool:
         """Whether ``response`` (the handler's) may be stored and shared with other clients."""
