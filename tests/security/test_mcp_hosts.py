@@ -205,3 +205,23 @@ def test_official_sdk_client_still_works(serve: Any) -> None:
         async with Client(base.replace("127.0.0.1", "localhost") + "/mcp") as client:
             assert [t.name for t in (await client.list_tools()).tools] == ["touch"]
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.2", "0.0.0.0"])
+def test_the_address_the_connection_arrived_on_is_served(serve: Any, bind: str) -> None:
+    """The bound address as Host (an IP literal cannot be rebound); other IPs are not."""
+    base = serve(make_app(), host=bind).replace("0.0.0.0", "127.0.0.2")
+    p = port_of(base)
+    assert post(base, f"127.0.0.2:{p}", None).status_code == 200
+    assert post(base, "127.0.0.2", None).status_code == 200
+    assert post(base, f"127.0.0.3:{p}", None).status_code == 421
+    assert post(base, f"192.0.2.99:{p}", None).status_code == 421
+
+
+def test_local_ip_literal_forms() -> None:
+    from ember.mcp.security import _ip_literal
+
+    assert _ip_literal("::1") == "[::1]" and _ip_literal("::ffff:10.0.0.1") == "10.0.0.1"
+    assert _ip_literal("fe80::1%eth0") == "[fe80::1]" and _ip_literal("name") is None
+    g = HostOriginGuard()
+    assert g.host_ok("[fe80::1]:80", "fe80::1%eth0") and not g.host_ok("evil", "10.0.0.1")

@@ -6,8 +6,9 @@ local MCP server with ``Host: evil.example:PORT`` and ``Origin: http://evil.exam
 nothing.  What the page cannot control is that its host name is its own, so (like the
 official SDK's ``TransportSecuritySettings``):
 
-* ``Host`` must be a loopback name (``localhost``, ``127.0.0.1``, ``[::1]``, any port) or
-  one of ``allowed_hosts``; anything else gets **421 Misdirected Request**;
+* ``Host`` must be a loopback name (``localhost``, ``127.0.0.1``, ``[::1]``, any port), the
+  IP address the connection arrived on (the bound address: an IP literal cannot be
+  rebound), or one of ``allowed_hosts``; anything else gets **421 Misdirected Request**;
 * ``Origin``, when present, must be in ``allowed_origins`` — by default the loopback origins
   (``http(s)://localhost|127.0.0.1|[::1]`` with any port); a configured list replaces that
   default; anything else gets **403**.  A request
@@ -21,7 +22,9 @@ check).  Origin patterns: ``"https://app.example.com"`` (exact, default port),
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from ember.exceptions import ConfigError
@@ -50,6 +53,27 @@ def split_host(value: str) -> tuple[str, str] | None:
     if not host or (port and not (port.isdigit() and len(port) <= 5)):
         return None
     return host, port
+
+
+def _ip_literal(ip: str) -> str | None:
+    """``ip`` as it appears in a Host header (IPv6 in brackets), None when not an IP."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return f"[{addr}]" if addr.version == 6 else str(addr)
+
+
+def local_ip(request: Any) -> str | None:
+    """The local address of the connection ``request`` arrived on (None if unknown)."""
+    transport = getattr(getattr(request, "_conn", None), "_transport", None)
+    try:
+        sockname = transport.get_extra_info("sockname") if transport is not None else None
+    except Exception:  # a transport that is already closing
+        return None
+    return sockname[0] if isinstance(sockname, tuple) and sockname else None
 
 
 def _host_patterns(hosts: Iterable[str] | None) -> tuple[frozenset[str], bool]:
@@ -99,16 +123,21 @@ class HostOriginGuard:
         self._origins, self._any_origin = _origin_patterns(allowed_origins)
         self._loopback_origins = allowed_origins is None
 
-    def host_ok(self, host: str | None) -> bool:
-        """Whether ``host`` (a ``Host`` header value) names this server."""
+    def host_ok(self, host: str | None, local_ip: str | None = None) -> bool:
+        """Whether ``host`` (a ``Host`` header value) names this server.
+
+        ``local_ip`` is the address the connection arrived on, if known.
+        """
         if self._any_host:
             return True
         parts = split_host(host) if host else None
         if parts is None:
             return False
         name, port = parts
-        return name in LOOPBACK_HOSTS or name in self._hosts or \
-            (bool(port) and f"{name}:{port}" in self._hosts)
+        if name in LOOPBACK_HOSTS or name in self._hosts or \
+                (bool(port) and f"{name}:{port}" in self._hosts):
+            return True
+        return local_ip is not None and name == _ip_literal(local_ip)
 
     def origin_ok(self, origin: str | None) -> bool:
         """Whether a browser page at ``origin`` may call the endpoint (None: not a browser)."""

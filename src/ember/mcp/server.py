@@ -54,7 +54,7 @@ from ember.mcp.protocol import (
     MCPError,
     version_at_least,
 )
-from ember.mcp.security import HostOriginGuard
+from ember.mcp.security import HostOriginGuard, local_ip
 from ember.requests import Request
 from ember.responses import Response
 
@@ -391,7 +391,7 @@ class MCPServer:
 
     def _check_origin(self, request: Request) -> Response | None:
         host = request.headers.get("host")
-        if not self._guard.host_ok(host):
+        if not self._guard.host_ok(host, local_ip(request)):
             logger.debug("MCP: refused Host %r (add it to allowed_hosts if it is this "
                            "server's public name)", host)
             return _error(None, INVALID_REQUEST, "Misdirected Request: invalid Host header "
