@@ -296,3 +296,31 @@ def test_fuzz_path_parameters(client: Any, segments: list[str]) -> None:
     from urllib.parse import quote
 
     check(client.get("/path/" + "/".join(quote(s, safe="") or "x" for s in segments)))
+
+
+MANY = 20_000
+
+
+@pytest.mark.parametrize("name,body,ctype,status", [
+    ("many urlencoded fields", "&".join(f"f{i}=1" for i in range(MANY)).encode(),
+     "application/x-www-form-urlencoded", 413),
+    ("many multipart fields", b"".join(b'--b\r\nContent-Disposition: form-data; name="f%d"'
+                                       b"\r\n\r\n1\r\n" % i for i in range(MANY)) + b"--b--\r\n",
+     "multipart/form-data; boundary=b", 413),
+    ("many files", b"".join(b'--b\r\nContent-Disposition: form-data; name="f%d"; '
+                            b'filename="a"\r\n\r\n1\r\n' % i for i in range(5000)) + b"--b--\r\n",
+     "multipart/form-data; boundary=b", 413),
+    ("huge part header", b'--b\r\nContent-Disposition: form-data; name="' + b"n" * 200_000
+     + b'"\r\n\r\n1\r\n--b--\r\n', "multipart/form-data; boundary=b", 413),
+    ("big field without filename", b'--b\r\nContent-Disposition: form-data; name="f"\r\n\r\n'
+     + b"x" * 900_000 + b"\r\n--b--\r\n", "multipart/form-data; boundary=b", 200),
+])
+def test_form_resource_limits(serve: Any, name: str, body: bytes, ctype: str,
+                              status: int) -> None:
+    """Peers' kinds (Starlette's multipart advisories): field/file counts, part headers,
+    big fields — bounded answers over a real socket, never a 500 or unbounded memory."""
+    import httpx
+
+    base = serve(make_app())
+    r = httpx.post(base + "/form", content=body, headers={"content-type": ctype}, timeout=60)
+    assert r.status_code == status, (name, r.text[:200])
