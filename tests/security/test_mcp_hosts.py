@@ -225,3 +225,14 @@ def test_local_ip_literal_forms() -> None:
     assert _ip_literal("fe80::1%eth0") == "[fe80::1]" and _ip_literal("name") is None
     g = HostOriginGuard()
     assert g.host_ok("[fe80::1]:80", "fe80::1%eth0") and not g.host_ok("evil", "10.0.0.1")
+
+
+def test_rejected_requests_issue_no_session(serve: Any) -> None:
+    """python-sdk #3228 kind: a request the server refuses must not leave a session."""
+    base = serve(make_app())
+    for headers, content in (({"Accept": "text/html"}, None), ({"Content-Type": "text/plain"},
+                                                               b"{}"),
+                             ({"Content-Type": "application/json"}, b"{not json")):
+        r = httpx.post(base + "/mcp", json=INIT if content is None else None, content=content,
+                       headers={"Accept": ACCEPT, **headers})
+        assert r.status_code in (400, 406, 415) and "mcp-session-id" not in r.headers

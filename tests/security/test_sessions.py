@@ -172,3 +172,15 @@ def test_regenerate_on_an_empty_session_is_harmless(store: Any) -> None:
     with app.test_client() as c:
         r = c.get("/r")
         assert r.status_code == 200
+
+
+@pytest.mark.parametrize("cookie", ["", ".", '""', "." + "0" * 32, " ", "a.b.c"])
+def test_empty_or_odd_session_keys_never_load_a_session(store: Any, cookie: str) -> None:
+    """Django GHSA-6wgp-fwfm-mxp3 kind: an empty session key must not reach a session."""
+    mw = SessionMiddleware(SECRET)
+    for value in (cookie, mw._sign(cookie.strip('"'))):
+        app = make_app(store)
+        with app.test_client(cookies={"ember_session": value}) as c:
+            assert c.get("/whoami").json() == {}
+            fresh = sid_of(c.get("/browse"))
+            assert fresh.rpartition(".")[0] not in ("", cookie)
