@@ -143,8 +143,11 @@ def test_provider_error_messages_mask_echoed_keys(serve: Any) -> None:
 
     base = serve(echo_upstream())
     provider = OpenAICompatibleProvider(KEY, name="echo", base_url=base + "/v1")
-    with pytest.raises(ProviderAPIError) as info:
-        provider.complete("hi", "m", max_retries=0)
+    try:
+        with pytest.raises(ProviderAPIError) as info:
+            provider.complete("hi", "m", max_retries=0)
+    finally:
+        provider.close()  # its pooled keep-alive connection
     err = info.value
     assert err.context["error_type"] == "authentication"
     for text in (str(err), repr(err), str(err.context)):
