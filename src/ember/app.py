@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ember._redact import redact
 from ember.blueprints import Blueprint, check_prefixes, prefix_for
 from ember.datastructures import State
 from ember.exceptions import ConfigError, HTTPException, RequestValidationError
@@ -30,7 +31,9 @@ class Ember(RouteDecorators):
 
     ``server_limits`` bounds every connection (SPEC §2); ``debug`` puts tracebacks
     in 500 responses; ``trusted_proxies`` lists the addresses (or networks) whose
-    ``X-Forwarded-For``/``Forwarded`` headers are believed; ``lifespan`` is an
+    forwarding header is believed, and ``forwarded_header`` which one
+    (``"x-forwarded-for"``, ``"forwarded"`` or ``"x-real-ip"``; the others are
+    ignored, see :mod:`ember.proxies`); ``lifespan`` is an
     async context manager factory ``lifespan(app)`` run around the server.
     """
 
@@ -40,6 +43,7 @@ class Ember(RouteDecorators):
         server_limits: ServerLimits | None = None,
         debug: bool = False,
         trusted_proxies: list[str] | tuple[str, ...] | None = None,
+        forwarded_header: str = "x-forwarded-for",
         lifespan: Callable[[Ember], Any] | None = None,
         title: str = "Ember",
         version: str = "0.1.0",
@@ -51,11 +55,12 @@ class Ember(RouteDecorators):
             server_limits = ServerLimits()
         elif not isinstance(server_limits, ServerLimits):
             raise ConfigError(f"server_limits must be a ServerLimits, got {server_limits!r}")
-        from ember.proxies import parse_trusted
+        from ember.proxies import check_forwarded_header, parse_trusted
 
         self.server_limits = server_limits
         self.debug = bool(debug)
         self.trusted_proxies = parse_trusted(trusted_proxies)
+        self.forwarded_header = check_forwarded_header(forwarded_header)
         self.lifespan = lifespan
         self.title = title
         self.version = version
@@ -207,12 +212,19 @@ class Ember(RouteDecorators):
     # -- AI surfaces --------------------------------------------------------------
 
     def add_mcp(self, path: str = "/mcp", tools: Any = None, name: str | None = None,
-                version: str | None = None, instructions: str | None = None) -> Any:
-        """Serve an MCP server (streamable HTTP) exposing ``tools``, resources and prompts."""
+                version: str | None = None, instructions: str | None = None, *,
+                allowed_hosts: list[str] | None = None,
+                allowed_origins: list[str] | None = None, **options: Any) -> Any:
+        """Serve an MCP server (streamable HTTP) exposing ``tools``, resources and prompts.
+
+        Only loopback ``Host`` names and ``allowed_hosts`` are served (421 otherwise);
+        a browser ``Origin`` must be loopback or in ``allowed_origins`` (403 otherwise).
+        """
         from ember.mcp import add_mcp
 
         return add_mcp(self, path=path, tools=tools, name=name or self.title,
-                       version=version or self.version, instructions=instructions)
+                       version=version or self.version, instructions=instructions,
+                       allowed_hosts=allowed_hosts, allowed_origins=allowed_origins, **options)
 
     def _mcp(self) -> Any:
         server = getattr(self, "_mcp_server", None)
@@ -323,13 +335,24 @@ class Ember(RouteDecorators):
                     route = req.route
                     if route is not None:
                         try:
-                            return await route._call(req)
+                            response = await route._call(req)
                         except Exception as exc:
-                            return await self._error_response(req, exc)
-                    return await self._endpoint(req)
-            return await stack(req)
+                            response = await self._error_response(req, exc)
+                    else:
+                        response = await self._endpoint(req)
+            if stack is not None:
+                response = await stack(req)
         except Exception as exc:
-            return await self._error_response(req, exc)
+            response = await self._error_response(req, exc)
+        except BaseException:
+            if req._leaving is not None:  # cancelled: a cache releases its waiters
+                req._leaving.abandon()
+            raise
+        if req._leaving is not None:
+            # NOTE: a route cache decides on the response as it leaves (Set-Cookie
+            # added by middleware, ...): ember.cache.base
+            await req._leaving(response)
+        return response
 
     def _build_stack(self) -> Callable[[Any], Any] | None:
         if not self.middleware:
@@ -394,8 +417,10 @@ class Ember(RouteDecorators):
         return None
 
     def _internal_error(self, req: Any, exc: Exception) -> Response:
-        logger.error("unhandled %s in %s %s: %s", type(exc).__name__, req.method, req.path,
-                     exc, exc_info=exc)
+        # NOTE: the traceback is formatted here so that a URL's password or a token in
+        # the exception text is masked there too (ember._redact)
+        logger.error("unhandled %s in %s %s: %s\n%s", type(exc).__name__, req.method, req.path,
+                     redact(exc), redact("".join(traceback.format_exception(exc))).rstrip())
         if self.debug:
             text = "".join(traceback.format_exception(exc))
             return PlainTextResponse(f"Internal Server Error\n\n{text}", 500)

@@ -177,6 +177,8 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
 
             try:
                 return tp.model_validate_json(raw, strict=True)
+            except RecursionError:
+                raise _too_deep() from None
             except ValidationError as exc:
                 retry = _whole_floats(raw)
                 if retry is not None:
@@ -216,6 +218,8 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
             except msgspec.DecodeError as exc:
                 raise RequestValidationError([{"loc": ["body"], "msg": f"invalid JSON: {exc}",
                                                 "type": "json_invalid"}]) from None
+            except RecursionError:  # NOTE: msgspec recurses per nesting level (issue #10)
+                raise _too_deep() from None
         return decode_msgspec
 
     if dataclasses.is_dataclass(tp):
@@ -232,6 +236,11 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
             return value
         return decode_plain
     raise ConfigError(f"{where}: unsupported body type {tp!r}")
+
+
+def _too_deep() -> RequestValidationError:
+    return RequestValidationError([{"loc": ["body"], "msg": "invalid JSON: nested too deeply",
+                                    "type": "json_invalid"}])
 
 
 def _loads(raw: bytes) -> Any:

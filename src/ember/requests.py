@@ -47,6 +47,7 @@ class Request:
         "_headers",
         "_json",
         "_keep_alive",
+        "_leaving",
         "_limit",
         "_path",
         "_peer",
@@ -122,6 +123,9 @@ class Request:
         self.session_data: Any = None
         self._session: Any = None
         self._keep_alive = True
+        # NOTE: a route cache's store decision, taken by the app once the response has
+        # left every middleware (ember.cache.base)
+        self._leaving: Any = None
         self._too_large: int | None = None
         self._limit: int | None = None
         self._expectation_failed = False
@@ -191,10 +195,15 @@ class Request:
     def client(self) -> Address | None:
         """The peer address; forwarding headers count only from trusted proxies."""
         if self._client is None and self._peer is not None:
-            from ember.proxies import client_address
+            app = self.app
+            trusted = getattr(app, "trusted_proxies", None) if app else None
+            if trusted:
+                from ember.proxies import client_address
 
-            trusted = getattr(self.app, "trusted_proxies", None) if self.app else None
-            self._client = client_address(self._peer, self.headers, trusted)
+                header = getattr(app, "forwarded_header", "x-forwarded-for")
+                self._client = client_address(self._peer, self.headers, trusted, header)
+            else:
+                self._client = Address(self._peer[0], self._peer[1])
         return self._client
 
     @property

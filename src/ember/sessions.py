@@ -3,14 +3,29 @@
 ``app.add_middleware(SessionMiddleware(secret_key="..."))`` gives every request a
 dict-like ``request.session``.  The default store is in memory (one process);
 use ``RedisSessionStore(url)`` when several workers or hosts serve the app.
+
+Session fixation (OWASP): an id the client brought is never promoted to carry data it
+did not have.  ``request.session.regenerate()`` (call it at login, and at any privilege
+change) moves the data to a new id and deletes the old one; the id is also renewed
+automatically when a session was ``clear()``-ed and then given data in the same request
+(the usual "log out whoever was there, log in the user" handler).  An id the store does
+not know is never reused either.
+
+Cookie flags: ``HttpOnly`` always; ``SameSite=Lax`` by default; ``Secure`` when the
+request arrived over TLS or through a trusted proxy that said https
+(``https_only=None``, the default), always (``True``) or never (``False``);
+``SameSite=None`` needs ``https_only=True`` (browsers drop it otherwise).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import os
 import secrets
 import time
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -26,6 +41,19 @@ class Session(dict):  # type: ignore[type-arg]
         super().__init__(data or {})
         self.sid = sid
         self.modified = False
+        #: clear() was called in this request: data set afterwards gets a new id
+        self.cleared = False
+        #: regenerate() was called: save under a new id, delete the old one
+        self.renew = False
+
+    def regenerate(self) -> None:
+        """Give this session a new id (same data) and delete the old one from the store.
+
+        Call it when the user logs in or changes privilege, so an id an attacker
+        planted in the victim's browser (session fixation) is worth nothing.
+        """
+        self.renew = True
+        self.modified = True
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.modified = True
@@ -36,8 +64,9 @@ class Session(dict):  # type: ignore[type-arg]
         super().__delitem__(key)
 
     def clear(self) -> None:
-        """Empty the session (the cookie is deleted)."""
+        """Empty the session (the cookie is deleted; data set afterwards gets a new id)."""
         self.modified = True
+        self.cleared = True
         super().clear()
 
     def pop(self, key: str, *default: Any) -> Any:
@@ -89,52 +118,98 @@ class MemorySessionStore:
 
 
 class RedisSessionStore:
-    """Sessions in Redis, shared by every worker and host (redis.asyncio, lazy)."""
+    """Sessions in Redis, shared by every worker and host (redis.asyncio, lazy).
 
-    def __init__(self, url: str = "redis://localhost:6379", prefix: str = "ember:session:"):
-        self.url = url
+    One client per event loop and process (never a parent's sockets after fork).
+    Errors propagate (a session that cannot be loaded is not silently replaced by an
+    empty one); their messages never carry the URL's password.
+    """
+
+    def __init__(self, url: str = "redis://localhost:6379", prefix: str = "ember:session:",
+                 timeout: float = 2.0):
+        from ember.cache.redis_cache import check_redis_url
+
+        self.url = check_redis_url(url)
         self.prefix = prefix
-        self._client: Any = None
+        self.timeout = timeout
+        self._clients: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = \
+            weakref.WeakKeyDictionary()
 
     def _redis(self) -> Any:
-        if self._client is None:
-            from ember.exceptions import require
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(loop)
+        if entry is None or entry[0] != os.getpid():
+            from ember.cache.redis_cache import redis_client
 
-            redis = require("redis.asyncio", "cache", "RedisSessionStore")
-            self._client = redis.from_url(self.url)
-        return self._client
+            entry = (os.getpid(), redis_client(self.url, self.timeout, "RedisSessionStore"))
+            self._clients[loop] = entry
+        return entry[1]
+
+    async def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        # NOTE: redis-py's messages name host and port, never the password.  wait_for
+        # bounds the call and gives redis-py the Task its own timeouts need.
+        return await asyncio.wait_for(getattr(self._redis(), op)(*args, **kwargs),
+                                      self.timeout)
 
     async def load(self, sid: str) -> dict[str, Any] | None:
         """The data of ``sid``, or None."""
-        raw = await self._redis().get(self.prefix + sid)
+        raw = await self._call("get", self.prefix + sid)
         return orjson.loads(raw) if raw else None
 
     async def save(self, sid: str, data: dict[str, Any], max_age: int) -> None:
         """Store ``data`` with a TTL."""
-        await self._redis().set(self.prefix + sid, orjson.dumps(data), ex=max_age)
+        await self._call("set", self.prefix + sid, orjson.dumps(data), ex=max_age)
 
     async def delete(self, sid: str) -> None:
         """Forget ``sid``."""
-        await self._redis().delete(self.prefix + sid)
+        await self._call("delete", self.prefix + sid)
+
+    async def close(self) -> None:
+        """Close this loop's connections (idempotent)."""
+        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None and entry[0] == os.getpid():
+            await entry[1].aclose()
+
+    def __repr__(self) -> str:
+        from ember._redact import redact_url
+
+        return f"RedisSessionStore({redact_url(self.url)!r})"
 
 
 class SessionMiddleware:
-    """Loads ``request.session`` before the handler and saves it after."""
+    """Loads ``request.session`` before the handler and saves it after.
+
+    ``secret_key`` (at least 16 characters) signs the cookie; ``store`` defaults to a
+    :class:`MemorySessionStore`; ``https_only`` None (default) sets ``Secure`` on
+    requests that came over https, True always, False never; ``same_site`` is
+    ``"lax"`` (default), ``"strict"`` or ``"none"`` (which needs ``https_only=True``).
+    Raises :class:`~ember.exceptions.ConfigError` for a bad combination.
+    """
+
+    #: the header the session id arrives in (route caches bypass requests carrying it)
+    credential_headers = ("cookie",)
 
     def __init__(self, secret_key: str, *, cookie_name: str = "ember_session",
-                 max_age: int = 14 * 24 * 3600, store: Any = None, https_only: bool = False,
-                 same_site: str = "lax", path: str = "/") -> None:
+                 max_age: int = 14 * 24 * 3600, store: Any = None,
+                 https_only: bool | None = None, same_site: str = "lax",
+                 path: str = "/") -> None:
         if not isinstance(secret_key, str) or len(secret_key) < 16:
             raise ConfigError("SessionMiddleware needs a secret_key of at least 16 characters "
                               "(e.g. secrets.token_urlsafe(32))")
-        if same_site.lower() not in ("lax", "strict", "none"):
+        if not isinstance(same_site, str) or same_site.lower() not in ("lax", "strict", "none"):
             raise ConfigError(f"same_site must be lax, strict or none, got {same_site!r}")
+        if https_only not in (None, True, False):
+            raise ConfigError(f"https_only must be None (automatic), True or False, "
+                              f"got {https_only!r}")
+        if same_site.lower() == "none" and https_only is not True:
+            raise ConfigError("same_site='none' needs https_only=True: browsers refuse "
+                              "SameSite=None cookies without Secure")
         self._key = secret_key.encode()
         self.cookie_name = cookie_name
         self.max_age = int(max_age)
         self.store = store if store is not None else MemorySessionStore()
         self.https_only = https_only
-        self.same_site = same_site
+        self.same_site = same_site.lower()
         self.path = path
 
     def _sign(self, sid: str) -> str:
@@ -147,6 +222,19 @@ class SessionMiddleware:
             return None
         return sid
 
+    async def shutdown(self) -> None:
+        """Close the store's connections (the app calls this on stop)."""
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            await close()
+
+    def _secure(self, request: Any) -> bool:
+        if self.https_only is not None:
+            return self.https_only
+        from ember.proxies import is_secure
+
+        return is_secure(request)
+
     async def __call__(self, request: Any, call_next: Any) -> Any:
         raw = request.cookies.get(self.cookie_name)
         sid = self._unsign(raw) if raw else None
@@ -155,14 +243,24 @@ class SessionMiddleware:
         request._session = session
         response = await call_next(request)
         if session.modified:
+            old = session.sid
             if not session:
-                if session.sid:
-                    await self.store.delete(session.sid)
+                if old:
+                    await self.store.delete(old)
                 response.delete_cookie(self.cookie_name, path=self.path)
             else:
-                sid = session.sid or secrets.token_urlsafe(24)
+                # NOTE: session fixation: a regenerate() or data set after clear() never
+                # keeps the id the client brought
+                if old is None or session.renew or session.cleared:
+                    sid = secrets.token_urlsafe(24)
+                    if old is not None:
+                        await self.store.delete(old)
+                else:
+                    sid = old
                 await self.store.save(sid, dict(session), self.max_age)
+                session.sid = sid
                 response.set_cookie(self.cookie_name, self._sign(sid), max_age=self.max_age,
-                                    path=self.path, httponly=True, secure=self.https_only,
-                                    samesite=self.same_site)
+                                    path=self.path, httponly=True,
+                                    secure=self._secure(request),
+                                    samesite=self.same_site.capitalize())
         return response

@@ -167,6 +167,9 @@ def test_cache_rules(cache_kind, request):
             assert second.headers.get("x-cache") != "HIT", path
         assert c.get("/cookie").headers["set-cookie"].startswith("session=")
         assert c.get("/stream").content == b"x"
+        # a request carrying a Cookie bypasses the cache (SPEC §5): drop the jar
+        assert c.get("/items?q=1&z=2").json()["n"] == 6 and c.cookies
+        c.cookies.clear()
         # the query is keyed as bytes: %ff and %fe never share an entry
         assert c.get("/items?q=%ff").headers["x-cache"] == "MISS"
         assert c.get("/items?q=%fe").headers["x-cache"] == "MISS"
@@ -336,7 +339,7 @@ def test_static_cache_is_bounded():
 
 def test_middleware_still_runs_before_the_cache():
     counter: dict = {}
-    app = _app(StaticCache(), counter)
+    app = _app(StaticCache(per_credential=True), counter)  # x-api-key is a credential
     app.add_middleware(APIKeyMiddleware(api_keys=["k"]))
     with app.test_client() as c:
         assert c.get("/items", headers={"x-api-key": "k"}).status_code == 200

@@ -278,7 +278,8 @@ def test_rate_limit_in_process():
 
 
 def test_rate_limit_by_api_key_and_custom_key():
-    app = _app(RateLimitMiddleware(TokenBucket(rate=0.01, capacity=1), key="api_key"))
+    app = _app(RateLimitMiddleware(TokenBucket(rate=0.01, capacity=1), key="api_key",
+                                   api_keys=["a", "b"]))
     with app.test_client() as c:
         assert c.get("/data", headers={"x-api-key": "a"}).status_code == 200
         assert c.get("/data", headers={"x-api-key": "a"}).status_code == 429
@@ -326,7 +327,8 @@ def test_global_rate_limit_through_the_server(serve, redis_server):
     import httpx
 
     bucket = GlobalTokenBucket(redis_server.url, rate=0.001, capacity=3, prefix="srv:")
-    apps = [_app(RateLimitMiddleware(bucket, key="api_key")) for _ in range(2)]
+    apps = [_app(RateLimitMiddleware(bucket, key="api_key", api_keys=["abc", "other"]))
+            for _ in range(2)]
     for app in apps:
         app.on_shutdown(bucket.close)  # closes that server loop's connections
     url_a, url_b = serve(apps[0]), serve(apps[1])  # two "workers" sharing one Redis

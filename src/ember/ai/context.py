@@ -87,6 +87,11 @@ class RedisConversationStore(ConversationStore):
         self.prefix = prefix
         self._client: Any = None
 
+    def __repr__(self) -> str:
+        from ember._redact import redact_url
+
+        return f"RedisConversationStore({redact_url(self.url)!r})"
+
     def _redis(self) -> Any:
         if self._client is None:
             from ember.exceptions import require

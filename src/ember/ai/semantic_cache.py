@@ -253,6 +253,11 @@ class RedisVectorBackend:
         self._local = MemoryVectorIndex(max_entries)
         self._last_id = "0-0"
 
+    def __repr__(self) -> str:
+        from ember._redact import redact_url
+
+        return f"RedisVectorBackend({redact_url(self.url)!r})"
+
     def _redis(self) -> Any:
         if self._client is None:
             from ember.exceptions import require

@@ -4,22 +4,31 @@ The rules (SPEC §5), in the order :meth:`RouteCache.serve` applies them:
 
 * Only GET and HEAD requests use the cache; HEAD reads GET's entry but never
   writes it (an explicit HEAD handler's empty body must not become GET's answer).
-* A request with ``Authorization`` bypasses the cache unless the cache was built
-  with ``cache_authorized=True``; then a hash of the credential is part of the key.
+* A request carrying a credential — ``Authorization``, ``Cookie`` or a header an
+  auth middleware on the route declares in ``credential_headers`` (see
+  :mod:`ember.cache.credentials`) — bypasses the cache unless the cache was built
+  with ``per_credential=True``; then a hash of the credentials is part of the key.
 * A request with ``Cache-Control: no-store`` bypasses the cache.
 * Only complete (non-streaming) responses with status 200, 203 or 204 are stored;
-  never one with ``Set-Cookie``, ``Cache-Control: no-store`` or ``private``, or a
-  ``Vary`` naming a header the cache does not vary on (``vary=[...]``).
+  never one with ``Set-Cookie``, ``Cache-Control: no-store``, ``private`` or
+  ``no-cache``, or a ``Vary`` naming a header the cache does not vary on (``vary=[...]``).
+* The store decision is taken twice: on the handler's response, and again on the
+  response as it leaves the app, after every middleware ran (a session cookie set by
+  ``SessionMiddleware``, a ``Cache-Control: private`` or an error added outside the
+  cache prevents storing).  What is stored is the handler's response, so headers that
+  outer middleware adds per request (rate-limit counters, CORS) are never replayed.
 * One computation per key at a time per worker: concurrent misses wait for the
-  first one and share its response (only when that response is storable —
-  a ``Set-Cookie`` or streaming response is never handed to another client).
+  first one and share its response (only when that response is storable, decided
+  as it leaves — a ``Set-Cookie`` or streaming response is never handed to another
+  client).
 * A backend that fails or is slow (short timeouts) makes the route serve
   uncached: the failure is logged once per outage on logger ``ember.cache``, the
   backend is skipped for ``retry_interval`` seconds, and never causes a 500.
 * Responses carry ``x-cache: HIT`` or ``MISS`` (``add_header=False`` turns it off).
 
 The cache runs inside the middleware chain: authentication middleware always runs
-before a cached answer is served.
+before a cached answer is served.  The app calls ``request._leaving(response)``
+(set by :meth:`RouteCache.serve`) once the response has left the chain.
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ from typing import Any
 
 import orjson
 
+from ember._redact import redact
+from ember.cache.credentials import request_credentials
 from ember.cache.keys import CacheKey, canonical_path, canonical_query, request_key
 from ember.exceptions import ConfigError
 from ember.responses import Response
@@ -89,8 +100,8 @@ class RouteCache:
     backend = "cache"
 
     def __init__(self, ttl: float | None = None, *, vary: Sequence[str] = (),
-                 cache_authorized: bool = False, add_header: bool = True,
-                 retry_interval: float = 2.0) -> None:
+                 per_credential: bool = False, add_header: bool = True,
+                 retry_interval: float = 2.0, cache_authorized: bool = False) -> None:
         _check_ttl(ttl)
         if isinstance(vary, str):
             raise ConfigError("vary must be a list of header names, e.g. ['accept-language'], "
@@ -101,7 +112,9 @@ class RouteCache:
             raise ConfigError(f"retry_interval must be >= 0 seconds, got {retry_interval!r}")
         self.ttl = ttl
         self.vary = tuple(dict.fromkeys(h.strip().lower() for h in vary))
-        self.cache_authorized = bool(cache_authorized)
+        #: cache requests that carry credentials, one entry per credential (hashed);
+        #: ``cache_authorized`` is the older name of the same switch
+        self.per_credential = bool(per_credential or cache_authorized)
         self.add_header = add_header
         self.retry_interval = float(retry_interval)
         self._inflight: dict[str, asyncio.Future[Response | None]] = {}
@@ -134,22 +147,27 @@ class RouteCache:
     def _bypass(self, request: Any) -> bool:
         if request.method not in ("GET", "HEAD"):
             return True
-        headers = request.headers
-        if "authorization" in headers and not self.cache_authorized:
+        if not self.per_credential and request_credentials(request):
             return True
-        return "no-store" in headers.get("cache-control", "").lower()
+        return "no-store" in request.headers.get("cache-control", "").lower()
 
-    def storable(self, response: Response) -> bool:
-        """Whether ``response`` may be stored and shared with other clients."""
+    @staticmethod
+    def shareable(response: Response) -> bool:
+        """Whether ``response``, as it leaves the app, may be shared with other clients."""
         if response.streaming or response.status_code not in CACHEABLE_STATUS:
             return False
         headers = response.headers
         if "set-cookie" in headers:
             return False
         cc = headers.get("cache-control", "").lower()
-        if "no-store" in cc or "private" in cc:
+        # NOTE: no-cache forbids reuse without revalidation, which this cache never does
+        return "no-store" not in cc and "private" not in cc and "no-cache" not in cc
+
+    def storable(self, response: Response) -> bool:
+        """Whether ``response`` (the handler's) may be stored and shared with other clients."""
+        if not self.shareable(response):
             return False
-        for value in headers.getall("vary", []):
+        for value in response.headers.getall("vary", []):
             for name in value.split(","):
                 name = name.strip().lower()
                 if name and name not in self.vary:
@@ -158,7 +176,10 @@ class RouteCache:
 
     def key(self, request: Any) -> CacheKey:
         """The key ``request`` is stored under."""
-        credential = request.headers.get("authorization") if self.cache_authorized else None
+        credential = None
+        if self.per_credential:
+            found = request_credentials(request)
+            credential = "\x00".join(found) if found else None
         return request_key(request, self.vary, credential)
 
     # -- failures ---------------------------------------------------------------------
@@ -168,7 +189,8 @@ class RouteCache:
         if not self._down:
             self._down = True
             logger.warning("%s %s failed (%s: %s); serving uncached until it recovers",
-                           self.backend, what, type(exc).__name__, exc or "timed out")
+                           self.backend, what, type(exc).__name__,
+                           redact(exc) if str(exc) else "timed out")
 
     def _ok(self) -> None:
         if self._down:
@@ -199,9 +221,9 @@ class RouteCache:
                 return response
         if request.method == "HEAD":
             return await call()
-        return await self._compute(key.full, handle, call)
+        return await self._compute(request, key.full, handle, call)
 
-    async def _compute(self, flight: str, handle: Any,
+    async def _compute(self, request: Any, flight: str, handle: Any,
                        call: Callable[[], Awaitable[Response]]) -> Response:
         waiting = self._inflight.get(flight)
         if waiting is not None:  # NOTE: stampede protection: share the first computation
@@ -217,20 +239,28 @@ class RouteCache:
         try:
             response = await call()
         except BaseException:
-            future.set_result(None)
+            self._settle(flight, future, None)
             raise
-        finally:
-            self._inflight.pop(flight, None)
-        storable = self.storable(response)
-        future.set_result(_copy(response) if storable else None)
-        if storable:
-            try:
-                await self._store(handle, encode_entry(response))
-            except Exception as exc:
-                self._failed("write", exc)
+        if not self.storable(response):
+            self._settle(flight, future, None)
+        else:
+            snapshot = _copy(response)  # NOTE: before outer middleware adds to it
+            if getattr(request, "app", None) is not None and hasattr(request, "_leaving"):
+                # NOTE: decide when the response leaves the app (see the module doc)
+                request._leaving = _Leave(self, flight, handle, snapshot, future,
+                                          request._leaving)
+            else:  # served outside an app (no middleware can follow): decide now
+                await _Leave(self, flight, handle, snapshot, future, None)(response)
         if self.add_header and not response.streaming:
             response.headers["x-cache"] = "MISS"
         return response
+
+    def _settle(self, flight: str, future: asyncio.Future[Response | None],
+                shared: Response | None) -> None:
+        if self._inflight.get(flight) is future:
+            del self._inflight[flight]
+        if not future.done():
+            future.set_result(shared)
 
     # -- invalidation -------------------------------------------------------------------
 
@@ -251,3 +281,42 @@ class RouteCache:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ttl={self.ttl!r})"
+
+
+class _Leave:
+    """The deferred store decision of one computed response (``request._leaving``).
+
+    Called with the response as it leaves the app (``None`` when the request ended in
+    an exception or was cancelled): stores the handler's snapshot only when that final
+    response is still shareable, and releases the requests waiting on the same key.
+    """
+
+    __slots__ = ("cache", "flight", "future", "handle", "outer", "snapshot")
+
+    def __init__(self, cache: RouteCache, flight: str, handle: Any, snapshot: Response,
+                 future: asyncio.Future[Response | None], outer: Any) -> None:
+        self.cache = cache
+        self.flight = flight
+        self.handle = handle
+        self.snapshot = snapshot
+        self.future = future
+        self.outer = outer
+
+    async def __call__(self, final: Response | None) -> None:
+        try:
+            ok = final is not None and self.cache.shareable(final)
+            self.cache._settle(self.flight, self.future, self.snapshot if ok else None)
+            if ok:
+                try:
+                    await self.cache._store(self.handle, encode_entry(self.snapshot))
+                except Exception as exc:
+                    self.cache._failed("write", exc)
+        finally:
+            if self.outer is not None:
+                await self.outer(final)
+
+    def abandon(self) -> None:
+        """Release waiters without storing (the request was cancelled)."""
+        self.cache._settle(self.flight, self.future, None)
+        if self.outer is not None:
+            self.outer.abandon()

@@ -14,6 +14,7 @@ import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
+from ember._redact import redact, redact_url
 from ember.cache._remote import RemoteCache
 from ember.cache.keys import CacheKey
 from ember.exceptions import ConfigError
@@ -29,26 +30,30 @@ return {k, redis.call('GET', k)}
 
 
 def check_redis_url(url: Any, what: str = "url") -> str:
-    """``url`` if it is a usable Redis URL, else a :class:`ConfigError` saying why."""
+    """``url`` if it is a usable Redis URL, else a :class:`ConfigError` saying why.
+
+    The message shows the URL with its password masked (``ember._redact``).
+    """
     if not isinstance(url, str) or not url:
-        raise ConfigError(f"{what} must be a redis:// URL string, got {url!r}")
+        raise ConfigError(f"{what} must be a redis:// URL string, got {type(url).__name__}")
+    shown = redact_url(url)
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"invalid Redis {what} {url!r}: {exc}") from None
+        raise ConfigError(f"invalid Redis {what} {shown!r}: {redact(exc, [url])}") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"Redis {what} must start with redis://, rediss:// or unix://, "
-                          f"got {url!r}")
+                          f"got {shown!r}")
     if parts.scheme != "unix" and not parts.hostname:
-        raise ConfigError(f"Redis {what} {url!r} has no host")
+        raise ConfigError(f"Redis {what} {shown!r} has no host")
     if parts.scheme == "unix" and not parts.path:
-        raise ConfigError(f"Redis {what} {url!r} has no socket path")
+        raise ConfigError(f"Redis {what} {shown!r} has no socket path")
     if port == 0:
-        raise ConfigError(f"Redis {what} {url!r} has port 0")
+        raise ConfigError(f"Redis {what} {shown!r} has port 0")
     db = parts.path.strip("/") if parts.scheme != "unix" else ""
     if db and not db.isdigit():
-        raise ConfigError(f"Redis {what} {url!r}: the path must be a database number")
+        raise ConfigError(f"Redis {what} {shown!r}: the path must be a database number")
     return url
 
 
@@ -126,4 +131,4 @@ class RedisCache(RemoteCache):
         await self._bump(self.gen_key())
 
     def __repr__(self) -> str:
-        return f"RedisCache(url={self.url!r}, ttl={self.ttl!r})"
+        return f"RedisCache(url={redact_url(self.url)!r}, ttl={self.ttl!r})"

@@ -24,7 +24,6 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -55,6 +54,7 @@ from ember.mcp.protocol import (
     MCPError,
     version_at_least,
 )
+from ember.mcp.security import HostOriginGuard, local_ip
 from ember.requests import Request
 from ember.responses import Response
 
@@ -178,6 +178,7 @@ class MCPServer:
 
     def __init__(self, tools: Any = None, name: str | None = None, version: str | None = None,
                  instructions: str | None = None, path: str = "/mcp", *,
+                 allowed_hosts: list[str] | None = None,
                  allowed_origins: list[str] | None = None,
                  session_secret: bytes | None = None) -> None:
         self.tools = tools
@@ -185,9 +186,13 @@ class MCPServer:
         self.version = version or "0.1.0"
         self.instructions = instructions
         self.path = path
-        #: ``Origin`` values accepted from browsers; None = same origin as ``Host`` only,
-        #: ``["*"]`` = any. Requests without an ``Origin`` header are always accepted.
+        #: ``Host`` names served besides loopback ones (421 for others; ``["*"]`` = any)
+        self.allowed_hosts = allowed_hosts
+        #: ``Origin`` values accepted from browsers (None = loopback origins; 403 for
+        #: others; ``["*"]`` = any); a request without ``Origin`` passes. Never compared
+        #: with ``Host`` (a DNS-rebinding page controls both). See ember.mcp.security.
         self.allowed_origins = allowed_origins
+        self._guard = HostOriginGuard(allowed_hosts, allowed_origins)
         self.resources: dict[str, Resource] = {}
         self.templates: dict[str, Resource] = {}
         self.prompts: dict[str, Prompt] = {}
@@ -385,20 +390,17 @@ class MCPServer:
         return Response(b"", 405, headers={"Allow": "POST, DELETE"})
 
     def _check_origin(self, request: Request) -> Response | None:
+        host = request.headers.get("host")
+        if not self._guard.host_ok(host, local_ip(request)):
+            logger.debug("MCP: refused Host %r (add it to allowed_hosts if it is this "
+                           "server's public name)", host)
+            return _error(None, INVALID_REQUEST, "Misdirected Request: invalid Host header "
+                          "(not in allowed_hosts)", 421)
         origin = request.headers.get("origin")
-        if origin is None or self.allowed_origins == ["*"]:
-            return None
-        if self.allowed_origins is not None:
-            ok = origin in self.allowed_origins
-        else:
-            try:
-                netloc = urlsplit(origin).netloc.lower()
-            except ValueError:  # e.g. "http://[::1"
-                netloc = ""
-            ok = bool(netloc) and netloc == (request.headers.get("host") or "").lower()
-        if ok:
-            return None
-        return _error(None, INVALID_REQUEST, f"Origin not allowed: {origin}", 403)
+        if not self._guard.origin_ok(origin):
+            return _error(None, INVALID_REQUEST, "Forbidden: Origin not allowed "
+                          "(not in allowed_origins)", 403)
+        return None
 
     def _delete(self, request: Request) -> Response:
         session_id = request.headers.get(SESSION_HEADER)
@@ -624,7 +626,8 @@ def add_mcp(app: Any, path: str = "/mcp", tools: Any = None, name: str | None = 
             **options: Any) -> MCPServer:
     """Serve an MCP server at ``path`` on ``app`` and return it (also as ``app._mcp_server``).
 
-    ``options`` go to :class:`MCPServer` (``allowed_origins``, ``session_secret``).
+    ``options`` go to :class:`MCPServer` (``allowed_hosts``, ``allowed_origins``,
+    ``session_secret``); see :mod:`ember.mcp.security` for the Host/Origin rules.
     """
     server = MCPServer(tools, name=name, version=version, instructions=instructions,
                        path=path, **options)

@@ -54,6 +54,9 @@ class BearerAuthMiddleware:
     The accepted token is available as ``request.state.token``.
     """
 
+    #: headers this middleware reads a credential from (route caches bypass or key on them)
+    credential_headers = ("authorization",)
+
     def __init__(self, verify_fn: Callable[[str], Any], exclude_paths: Sequence[str] = (),
                  realm: str = "api") -> None:
         if not callable(verify_fn):
@@ -115,6 +118,10 @@ class APIKeyMiddleware:
         self.header = header.lower()
         self.excluded = _excluder(exclude_paths)
         self.allow_bearer = allow_bearer
+        #: headers this middleware reads a credential from (route caches bypass or key
+        #: on them, see ember.cache.credentials)
+        self.credential_headers = (self.header, "authorization") if allow_bearer \
+            else (self.header,)
 
     def valid(self, candidate: str) -> bool:
         """Compare against every key without stopping early (no timing oracle)."""

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ember._redact import redact, redact_url
 from ember.exceptions import ConfigError
 from ember.middleware.auth import _excluder
 from ember.responses import JSONResponse, Response
@@ -164,13 +165,13 @@ class GlobalTokenBucket:
             if not self._down:
                 self._down = True
                 logger.warning("GlobalTokenBucket: Redis at %s unavailable (%s: %s); "
-                               "not limiting until it is back", self.redis_url,
-                               type(exc).__name__, exc or "timed out")
+                               "not limiting until it is back", redact_url(self.redis_url),
+                               type(exc).__name__, redact(exc or "timed out"))
             return True, self.capacity, 0.0
         if self._down:
             self._down = False
             logger.warning("GlobalTokenBucket: Redis at %s is back; limiting again",
-                           self.redis_url)
+                           redact_url(self.redis_url))
         allowed, tokens, wait = result
         return bool(int(allowed)), float(tokens), float(wait)
 
@@ -191,16 +192,67 @@ def _key_by_ip(request: Any) -> str:
     return "ip:" + (client.host if client else "unknown")
 
 
-def _key_by_api_key(header: str) -> Callable[[Any], str]:
-    def key(request: Any) -> str:
-        value = request.headers.get(header)
-        if not value:
-            auth = request.headers.get("authorization", "")
-            if auth.lower().startswith("bearer "):
-                value = auth[7:].strip()
-        if not value:
+def _presented_key(request: Any, header: str) -> str | None:
+    value = request.headers.get(header)
+    if not value:
+        auth = request.headers.get("authorization", "")
+        if auth[:7].lower() == "bearer ":
+            value = auth[7:].strip()
+    return value or None
+
+
+class _KnownKeys:
+    """Decides whether a presented API key is a real one (see RateLimitMiddleware).
+
+    From, in order: ``api_keys=`` (compared in constant time), ``validator=`` (sync or
+    async, only ``True`` counts), or the first :class:`~ember.middleware.auth.APIKeyMiddleware`
+    on the request's app.  With none of them every key is unknown (and a warning is
+    logged once): guessing keys must never buy fresh buckets.
+    """
+
+    def __init__(self, api_keys: Sequence[str] | None, validator: Callable[[str], Any] | None):
+        from ember.middleware.auth import APIKeyMiddleware
+
+        if api_keys is not None and validator is not None:
+            raise ConfigError("give api_keys= or validator=, not both")
+        if validator is not None and not callable(validator):
+            raise ConfigError(f"validator must be a function of the key, got {validator!r}")
+        self._fixed = APIKeyMiddleware(api_keys) if api_keys is not None else None
+        self._validator = validator
+        self._warned = False
+
+    async def known(self, request: Any, key: str) -> bool:
+        if self._fixed is not None:
+            return self._fixed.valid(key)
+        if self._validator is not None:
+            try:
+                result = self._validator(key)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception:
+                logger.exception("rate limit validator raised; treating the key as unknown")
+                return False
+            return result is True
+        from ember.middleware.auth import APIKeyMiddleware
+
+        for mw in getattr(getattr(request, "app", None), "middleware", ()):
+            if isinstance(mw, APIKeyMiddleware):
+                return mw.valid(key)
+        if not self._warned:
+            self._warned = True
+            logger.warning("RateLimitMiddleware(key='api_key') cannot tell real keys from "
+                           "guesses (no APIKeyMiddleware on the app, no api_keys= or "
+                           "validator=): every request is limited by client IP")
+        return False
+
+
+def _key_by_api_key(header: str, keys: _KnownKeys) -> Callable[[Any], Any]:
+    async def key(request: Any) -> str:
+        value = _presented_key(request, header)
+        # NOTE: unknown keys share the client's IP bucket, so guessing keys is limited
+        if value is None or not await keys.known(request, value):
             return _key_by_ip(request)
-        return "key:" + hashlib.sha256(value.encode()).hexdigest()[:24]
+        return "key:" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:24]
     return key
 
 
@@ -209,8 +261,12 @@ class RateLimitMiddleware:
 
     ``key`` picks the bucket: ``"ip"`` (the client address, proxy-aware per the app's
     trusted proxies), ``"api_key"`` (a hash of ``api_key_header`` or of a bearer
-    token, the IP when neither is sent) or a function of the request returning a
-    string (sync or async; ``None`` exempts the request).  Every response carries
+    token when that key is *known*, else the client IP) or a function of the request
+    returning a string (sync or async; ``None`` exempts the request).  A key is known
+    when it is in ``api_keys=``, when ``validator(key)`` returns True, or — with
+    neither — when the app's :class:`~ember.middleware.auth.APIKeyMiddleware` accepts
+    it; so a client trying random keys shares its IP's bucket instead of getting a
+    fresh one per guess.  Every response carries
     ``RateLimit-Limit`` (the capacity), ``RateLimit-Remaining`` and
     ``RateLimit-Reset`` (seconds until the bucket is full again, or until the
     request could succeed when refused).
@@ -218,13 +274,14 @@ class RateLimitMiddleware:
 
     def __init__(self, bucket: TokenBucket | GlobalTokenBucket, key: str | Callable[[Any], Any]
                  = "ip", cost: float = 1.0, api_key_header: str = "x-api-key",
-                 exclude_paths: Sequence[str] = ()) -> None:
+                 exclude_paths: Sequence[str] = (), *, api_keys: Sequence[str] | None = None,
+                 validator: Callable[[str], Any] | None = None) -> None:
         if not hasattr(bucket, "take"):
             raise ConfigError("bucket must be a TokenBucket or GlobalTokenBucket")
         if key == "ip":
             self.key_fn: Callable[[Any], Any] = _key_by_ip
         elif key == "api_key":
-            self.key_fn = _key_by_api_key(api_key_header.lower())
+            self.key_fn = _key_by_api_key(api_key_header.lower(), _KnownKeys(api_keys, validator))
         elif callable(key):
             self.key_fn = key
         else:

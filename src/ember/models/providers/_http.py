@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from ember._redact import redact
 from ember.models.exceptions import ProviderAPIError, error_type_for_status
 from ember.models.providers.base import BaseProvider, Prompt
 from ember.models.schemas import ChatResponse, StreamChunk
@@ -200,7 +201,11 @@ class HTTPProvider(BaseProvider):
         raise NotImplementedError
 
     def error_message(self, data: Any) -> str | None:
-        """The provider's error message inside an error body."""
+        """The provider's error message inside an error body (secrets masked)."""
+        message = self._raw_error_message(data)
+        return redact(message, [self.api_key]) if message else None  # NOTE: echoed keys
+
+    def _raw_error_message(self, data: Any) -> str | None:
         if isinstance(data, dict):
             err = data.get("error")
             if isinstance(err, dict):
@@ -293,6 +298,7 @@ class HTTPProvider(BaseProvider):
             message = self.error_message(orjson.loads(body)) if body else None
         except orjson.JSONDecodeError:
             message = body[:500].decode("utf-8", "replace").strip() or None
+        message = redact(message, [self.api_key]) if message else None  # echoed keys, URLs
         error_type = error_type_for_status(status)
         return ProviderAPIError(
             f"{self.name} API error {status} ({error_type}): {message or 'no message'}",
@@ -304,8 +310,9 @@ class HTTPProvider(BaseProvider):
         httpx = httpx_module()
         kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection"
         return ProviderAPIError(
-            f"{self.name} {kind} error: {type(exc).__name__}: {exc}".rstrip(": "),
-            error_type=kind, provider=self.name, model=model, provider_message=str(exc) or None,
+            f"{self.name} {kind} error: {type(exc).__name__}: {redact(exc, [self.api_key])}"
+            .rstrip(": "), error_type=kind, provider=self.name, model=model,
+            provider_message=redact(exc, [self.api_key]) or None,
         )
 
     def malformed(self, what: str, model: str, status: int | None = 200) -> ProviderAPIError:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from ember._redact import redact
 from ember.models.exceptions import ProviderAPIError
 from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
@@ -189,7 +190,7 @@ class AnthropicProvider(HTTPProvider):
     def _error_event(self, data: Any, model: str) -> ProviderAPIError:
         err = data.get("error") or {}
         kind = err.get("type", "api_error")
-        message = err.get("message") or kind
+        message = redact(err.get("message") or kind, [self.api_key])
         return ProviderAPIError(
             f"anthropic error ({kind}): {message}", error_type=ERROR_TYPES.get(kind, "server"),
             provider=self.name, model=model, provider_message=message,

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from ember._redact import redact
 from ember.models.exceptions import ProviderAPIError
 from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
@@ -174,7 +175,7 @@ class GoogleProvider(HTTPProvider):
     def _error(self, data: Any, model: str) -> ProviderAPIError:
         err = data.get("error") or {}
         status = err.get("status", "")
-        message = err.get("message") or status or "error"
+        message = redact(err.get("message") or status or "error", [self.api_key])
         code = err.get("code")
         return ProviderAPIError(
             f"google error ({status or code}): {message}",
