@@ -15,6 +15,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from typing import Any
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -53,6 +54,8 @@ class Metrics:
         self.model_tokens: dict[tuple[str, str], int] = {}
         self.model_cost: dict[str, float] = {}
         self.model_requests: dict[str, int] = {}
+        self.key_usage: dict[tuple[str, str, str], float] = {}  # (key name, model, kind)
+        _active.add(self)
 
     async def __call__(self, request: Any, call_next: Any) -> Any:
         if request.path == self.path:
@@ -90,6 +93,16 @@ class Metrics:
             self.model_cost[model] = self.model_cost.get(model, 0.0) + cost
             self.model_requests[model] = self.model_requests.get(model, 0) + 1
 
+    def record_key_usage(self, key: str, model: str, prompt_tokens: int,
+                         completion_tokens: int, cost: float = 0.0) -> None:
+        """Count a gateway key's tokens and cost (USD) on ``model`` (``key`` is a name,
+        never the secret)."""
+        with self._lock:
+            for kind, n in (("prompt", prompt_tokens), ("completion", completion_tokens),
+                            ("cost", cost)):
+                k = (key, model, kind)
+                self.key_usage[k] = self.key_usage.get(k, 0) + n
+
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
         out = ["# HELP ember_requests_total HTTP requests by method, route and status.",
@@ -121,6 +134,17 @@ class Metrics:
                     "# TYPE ember_model_cost_usd_total counter"]
             for model, cost in sorted(self.model_cost.items()):
                 out.append(f'ember_model_cost_usd_total{{model="{_escape(model)}"}} {cost:.8f}')
+            if self.key_usage:
+                out += ["# HELP ember_gateway_key_tokens_total Gateway tokens by key and model.",
+                        "# TYPE ember_gateway_key_tokens_total counter"]
+                out += [f'ember_gateway_key_tokens_total{{key="{_escape(k)}",model="'
+                        f'{_escape(m)}",kind="{kind}"}} {int(n)}'
+                        for (k, m, kind), n in sorted(self.key_usage.items()) if kind != "cost"]
+                out += ["# HELP ember_gateway_key_cost_usd_total Gateway cost by key and model.",
+                        "# TYPE ember_gateway_key_cost_usd_total counter"]
+                out += [f'ember_gateway_key_cost_usd_total{{key="{_escape(k)}",model="'
+                        f'{_escape(m)}"}} {n:.8f}'
+                        for (k, m, kind), n in sorted(self.key_usage.items()) if kind == "cost"]
         return "\n".join(out) + "\n"
 
     def mount(self, app: Any) -> None:
@@ -131,3 +155,22 @@ class Metrics:
             return Response(self.render(), media_type="text/plain; version=0.0.4")
 
         app.add_route(self.path, metrics, ["GET"], name="metrics", include_in_schema=False)
+
+
+# NOTE: every live Metrics instance; the model registry feeds them through
+# record_model_call() for each call (ember.api.models, the gateway, ai_route).
+_active: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+
+def record_model_call(model: str, prompt_tokens: int, completion_tokens: int,
+                      cost: float = 0.0) -> None:
+    """Count one model call's tokens and cost in every live :class:`Metrics`."""
+    for metrics in list(_active):
+        metrics.record_model_usage(model, prompt_tokens, completion_tokens, cost)
+
+
+def record_key_usage(key: str, model: str, prompt_tokens: int, completion_tokens: int,
+                     cost: float = 0.0) -> None:
+    """Count a gateway key's usage in every live :class:`Metrics`."""
+    for metrics in list(_active):
+        metrics.record_key_usage(key, model, prompt_tokens, completion_tokens, cost)

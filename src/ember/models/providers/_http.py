@@ -395,6 +395,45 @@ class HTTPProvider(BaseProvider):
                 attempt += 1
                 await asyncio.sleep(delay)
 
+    async def embed_async(self, inputs: list[str], model: str, **params: Any) -> Any:
+        """Embed ``inputs`` (providers with ``embeddings_request``/``parse_embeddings``)."""
+        build = getattr(self, "embeddings_request", None)
+        if build is None:
+            return await super().embed_async(inputs, model, **params)
+        timeout, max_retries = self._split(params)
+        path, body = build(inputs, model, params)
+        content = orjson.dumps(body)
+        client = await self.async_client()
+        retries = self.max_retries if max_retries is None else max_retries
+        httpx = httpx_module()
+        attempt = 0
+        while True:
+            try:
+                try:
+                    response = await client.post(
+                        path, content=content,
+                        timeout=self._timeout(timeout) if timeout is not None else
+                        httpx.USE_CLIENT_DEFAULT,
+                    )
+                except httpx.TransportError as exc:
+                    raise self._transport_error(exc, model) from exc
+                if response.status_code >= 400:
+                    raise self._status_error(
+                        response.status_code, response.headers, response.content, model
+                    )
+                try:
+                    return self.parse_embeddings(orjson.loads(response.content), model)
+                except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError,
+                        AttributeError) as exc:
+                    raise self.malformed(f"embeddings ({type(exc).__name__})", model) from exc
+            except ProviderAPIError as exc:
+                delay = self._delay(attempt, exc, retries)
+                if delay is None:
+                    exc.context["attempts"] = attempt + 1
+                    raise
+                attempt += 1
+                await asyncio.sleep(delay)
+
     def _parse_body(self, content: bytes, model: str) -> ChatResponse:
         try:
             data = orjson.loads(content)

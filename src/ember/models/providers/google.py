@@ -239,6 +239,25 @@ class GoogleProvider(HTTPProvider):
             return f"{prefix}/models/{model}:streamGenerateContent?alt=sse", body
         return f"{prefix}/models/{model}:generateContent", body
 
+    def embeddings_request(self, inputs: list[str], model: str,
+                           params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        prefix = "" if _VERSIONED.search(self.base_url) else f"/{self.api_version}"
+        extra = {}
+        if params.get("dimensions") is not None:
+            extra["outputDimensionality"] = params.pop("dimensions")
+        params.pop("user", None)  # NOTE: no end-user field (see PARAMS)
+        requests = [{"model": f"models/{model}", "content": {"parts": [{"text": t}]}, **extra}
+                    for t in inputs]
+        return f"{prefix}/models/{model}:batchEmbedContents", {"requests": requests}
+
+    def parse_embeddings(self, data: Any, model: str) -> Any:
+        from ember.models.schemas import EmbeddingResponse
+
+        if "error" in data:
+            raise self._error(data, model)
+        return EmbeddingResponse([list(map(float, e["values"])) for e in data["embeddings"]],
+                                 UsageStats(estimated=True), model)
+
     def _error(self, data: Any, model: str) -> ProviderAPIError:
         err = data.get("error") or {}
         status = err.get("status", "")
