@@ -261,6 +261,14 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
 
     app.on_startup(check_binding)
 
+    async def close_clients() -> None:
+        # NOTE: the providers' pooled connections of this worker's loop close with it
+        from ember.models.api import default_registry
+
+        await default_registry().aclose()
+
+    app.on_shutdown(close_clients)
+
     def authenticate(request: Any, rid: str) -> str | Response:
         """The key's name, or a 401."""
         if not keys:
