@@ -110,6 +110,12 @@ class RedisBudgetStore:
                            "budget checks until it is back", redact_url(self.url),
                            type(exc).__name__)
 
+    async def aclose(self) -> None:
+        """Close the connection pool (at worker shutdown)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
     async def used(self, key: str, window: int) -> tuple[float, float]:
         try:
             values = await self._redis().hmget(f"{self.prefix}{key}:{window}", "t", "c")
@@ -172,6 +178,12 @@ class Budgets:
         window, left = self._window(budget)
         tokens, cost = await self.store.used(key, window)
         return left if budget.exceeded(tokens, cost) else None
+
+    async def aclose(self) -> None:
+        """Release the store's connections."""
+        close = getattr(self.store, "aclose", None)
+        if close is not None:
+            await close()
 
     async def charge(self, key: str, tokens: int, cost: float) -> None:
         """Add a call's real usage to ``key``'s current window."""

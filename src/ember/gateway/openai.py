@@ -266,6 +266,8 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
         from ember.models.api import default_registry
 
         await default_registry().aclose()
+        if budgets is not None:
+            await budgets.aclose()
 
     app.on_shutdown(close_clients)
 

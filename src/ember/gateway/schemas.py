@@ -196,7 +196,7 @@ def error_param(message: str) -> str | None:
     path = None
     m = _PATH.search(message)
     if m:
-        path = m.group(1).lstrip(".") or None
+        path = m.group(1).replace("[...]", "").lstrip(".") or None
     unknown = _UNKNOWN.search(message)
     if unknown:
         path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
