@@ -1,10 +1,9 @@
 """The local fake provider servers (tests/models) serve the gateway's upstream calls."""
 
+import asyncio
+
+from ember import Ember
 from tests.models.conftest import fake, fake_server  # noqa: F401
-
-import asyncio  # noqa: E402
-
-from ember import Ember  # noqa: E402
 
 
 def gateway_app() -> Ember:

@@ -196,7 +196,7 @@ def test_token_budget_per_key_gives_openai_429(serve):
         list(alice.chat.completions.create(model="offline/echo", messages=USER, stream=True))
     bob.chat.completions.create(model="offline/echo", messages=USER)  # no budget for bob
     text = httpx.get(url + "/metrics").text
-    assert f'ember_gateway_key_tokens_total{{key="alice",model="offline/echo",kind="prompt"}}' \
+    assert 'ember_gateway_key_tokens_total{key="alice",model="offline/echo",kind="prompt"}' \
         in text
     assert 'key="bob"' in text and "sk-alice-key" not in text
     assert 'ember_model_tokens_total{model="offline/echo",kind="completion"}' in text

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from ember import Ember  # noqa: F401
-from tests.gateway.conftest import gateway_app
 from ember.models import params as P
+from tests.gateway.conftest import gateway_app
 from tests.models import _wire
 from tests.models._fake import Reply
 
@@ -256,10 +256,10 @@ SECRET_ECHO = (b'{"error": {"message": "Incorrect API key provided: sk-test-open
 @pytest.mark.parametrize("status", [401, 400, 500])
 def test_upstream_error_bodies_never_reach_the_client(client, fake, caplog, stream, status):
     fake.queue("openai", *[Reply(status=status, body=SECRET_ECHO)] * 3)
-    with caplog.at_level("WARNING", logger="ember.gateway"):
-        with pytest.raises(openai.APIStatusError) as info:
-            r = client.chat.completions.create(model="gpt-4o", messages=USER, stream=stream)
-            list(r) if stream else None
+    with caplog.at_level("WARNING", logger="ember.gateway"), \
+            pytest.raises(openai.APIStatusError) as info:
+        r = client.chat.completions.create(model="gpt-4o", messages=USER, stream=stream)
+        list(r) if stream else None
     exc = info.value
     raw = exc.response.text
     assert "sk-test-openai" not in raw and "internal-llm" not in raw and "corp" not in raw
@@ -271,9 +271,7 @@ def test_upstream_error_bodies_never_reach_the_client(client, fake, caplog, stre
 
 
 def test_mid_stream_upstream_error_is_an_openai_error_frame(client, fake):
-    frames = _wire.openai_sse(["a"], usage=None, done=False)[:2] + [
-        b'data: {"error": {"message": "boom at 10.0.0.7 with sk-test-openai", '
-        b'"type": "server_error"}}\n\n']
+    frames = [*_wire.openai_sse(["a"], usage=None, done=False)[:2], b'data: {"error": {"message": "boom at 10.0.0.7 with sk-test-openai", ' b'"type": "server_error"}}\n\n']
     fake.queue("openai", _sse(frames))
     got = []
     with pytest.raises(openai.APIError) as info:
@@ -304,3 +302,58 @@ def test_streaming_usage_with_cost_for_every_provider(client, fake, model, price
 def test_no_usage_chunk_unless_asked(client, fake):
     chunks = list(client.chat.completions.create(model="gpt-4o", messages=USER, stream=True))
     assert all(c.usage is None for c in chunks)
+
+
+# -- peers' bugs -------------------------------------------------------------------------------
+def test_every_streamed_choice_carries_finish_reason_null_until_the_end(client, fake):
+    # vLLM #19662, LocalAI #1194, liteLLM-proxy #19: finish_reason is required (nullable);
+    # Ollama #4357 / sglang #3912: upstreams that send "" must not leak it to clients.
+    frames = [_wire.sse(dict(_wire.openai_chunk({"content": p}), choices=[
+        {"index": 0, "delta": {"content": p}, "finish_reason": ""}])) for p in ("a", "b")]
+    frames += [_wire.sse(_wire.openai_chunk({}, finish="stop")), b"data: [DONE]\n\n"]
+    fake.queue("openai", _sse(frames))
+    import httpx
+
+    with httpx.stream("POST", str(client.base_url) + "chat/completions",
+                      headers={"authorization": "Bearer sk-gateway-key"},
+                      json={"model": "gpt-4o", "messages": USER, "stream": True}) as r:
+        lines = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    choices = [orjson.loads(line)["choices"][0] for line in lines[:-1]]
+    assert all("finish_reason" in c for c in choices)
+    assert [c["finish_reason"] for c in choices] == [None] * (len(choices) - 1) + ["stop"]
+
+
+def test_streamed_no_argument_tool_call_round_trips_to_anthropic(client, fake):
+    # liteLLM #5063: the "" arguments of a streamed call broke the next turn's JSON parse
+    fake.queue("anthropic", _sse(_anthropic_tool_stream([""])))
+    calls: dict[int, dict] = {}
+    for chunk in client.chat.completions.create(
+            model="claude-sonnet-4-5", messages=USER, stream=True,
+            tools=[{"type": "function", "function": {"name": "get_time"}}]):
+        for tc in chunk.choices[0].delta.tool_calls or () if chunk.choices else ():
+            entry = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
+            entry["id"] = tc.id or entry["id"]
+            entry["name"] += tc.function.name or ""
+            entry["arguments"] += tc.function.arguments or ""
+    call = calls[0]
+    client.chat.completions.create(model="claude-sonnet-4-5", messages=[
+        *USER, {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call["id"], "type": "function",
+             "function": {"name": call["name"], "arguments": call["arguments"]}}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "12:00"}],
+        tools=[{"type": "function", "function": {"name": "get_time"}}])
+    sent = fake.last("anthropic").body["messages"]
+    assert sent[1]["content"][0] == {"type": "tool_use", "id": "toolu_01", "name": "get_time",
+                                     "input": {}}
+    assert sent[2]["content"][0]["type"] == "tool_result"
+
+
+def test_o_series_max_completion_tokens_is_never_renamed(client, fake):
+    # liteLLM #8213 / #10066: o3-mini answers 400 to max_tokens
+    for stream in (False, True):
+        r = client.chat.completions.create(model="o3-mini", messages=USER, stream=stream,
+                                           max_completion_tokens=64)
+        list(r) if stream else None
+        sent = fake.last("openai").body
+        assert sent["max_completion_tokens"] == 64 and "max_tokens" not in sent
