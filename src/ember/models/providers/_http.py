@@ -374,7 +374,7 @@ class HTTPProvider(BaseProvider):
         """Async twin of :meth:`complete`."""
         timeout, max_retries = self._split(params)
         path, body = self.build_request(prompt, model, params, False)
-        status, _headers, data = await self._apost(path, orjson.dumps(body), model, timeout,
+        _status, _headers, data = await self._apost(path, orjson.dumps(body), model, timeout,
                                                    max_retries)
         return self._parse_body(data, model)
 
