@@ -7,14 +7,15 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 export VENV=$HERE/.venv-litellm
-export FAKE_VENV=${FAKE_VENV:-$(dirname "$(dirname "$(command -v python)")")}
+PY=$(python -c "import sys; print(sys.executable)")
+export FAKE_VENV=${FAKE_VENV:-$("$PY" -c "import sys; print(sys.prefix)")}
 export OUT_DIR=${OUT_DIR:-$HERE/results}
 export RATES=${RATES:-"50 500 1000 2000"} DUR=${DUR:-10s}
 ANCHOR=/work/shared/anchors/ai/run_litellm.sh
 for gw in ${GATEWAYS:-litellm ours}; do
   if [ "$gw" = ours ]; then
     # GW_YIELD_FIRST: TEMP until the engine runs handlers in a Task from the start
-    GATEWAY=ours OURS_PY=$(command -v python) PYTHONPATH=$ROOT/src GW_YIELD_FIRST=1 \
+    GATEWAY=ours OURS_PY=$PY PYTHONPATH=$ROOT/src GW_YIELD_FIRST=1 \
       FAKE_PORT=18011 PROXY_PORT=14010 bash "$ANCHOR"
   else
     GATEWAY=litellm bash "$ANCHOR"

@@ -4,8 +4,10 @@
 ``X-Request-ID`` per request (``request.state.request_id``).
 ``metrics = Metrics(); app.add_middleware(metrics); metrics.mount(app)`` serves
 ``/metrics`` in the Prometheus text format: request counts by method, route and
-status, a latency histogram, requests in flight, and model tokens and cost
-(fed by :meth:`Metrics.record_model_usage`, e.g. from a ``ModelRegistry`` hook).
+status, a latency histogram, requests in flight, and model tokens and cost (every
+model call through ``ember.api.models``, the gateway and ``ai_route`` is recorded
+by :func:`record_model_call` from the model registry; gateway usage per key by
+:func:`record_key_usage`).
 Nothing here costs anything unless it is added.
 """
 

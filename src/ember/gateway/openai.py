@@ -28,15 +28,14 @@ import hmac
 import ipaddress
 import logging
 import os
-import time
-import uuid
 from array import array
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from ember.gateway.errors import error_frame, error_response, openai_error, request_id
+from ember.gateway._chat import _complete, _GatewayStream, _stream
+from ember.gateway.errors import error_response, openai_error, request_id
 from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.gateway")
@@ -46,8 +45,6 @@ _FORWARD = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "n", 
             "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
             "seed", "user", "tools", "tool_choice", "parallel_tool_calls", "response_format",
             "reasoning_effort")
-_FINISH = ("stop", "length", "tool_calls", "content_filter", "function_call")
-_ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 __all__ = ["mount_openai", "openai_error"]
 
@@ -167,48 +164,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _usage(usage: Any, with_cost: bool = True) -> dict[str, Any]:
-    if usage is None:
-        return dict(_ZERO_USAGE)
-    out: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens,
-                           "completion_tokens": usage.completion_tokens,
-                           "total_tokens": usage.total_tokens}
-    if with_cost:
-        # NOTE: not in OpenAI's schema; the SDK keeps unknown fields (usage.model_extra)
-        out["cost"] = round(usage.cost, 10)
-    return out
-
-
-def _tool_call(call: Any) -> dict[str, Any]:
-    return {"id": call.id, "type": "function",
-            "function": {"name": call.name, "arguments": call.arguments or "{}"}}
-
-
-def _message(text: str, calls: list[Any]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
-    if calls:
-        message["tool_calls"] = [_tool_call(c) for c in calls]
-        if not text:
-            message["content"] = None
-    return message
-
-
-def _finish(reason: Any, calls: bool) -> str:
-    return reason if reason in _FINISH else ("tool_calls" if calls else "stop")
-
-
-def _delta_call(call: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"index": call.index}
-    if call.id:
-        out["id"] = call.id
-        out["type"] = "function"
-    fn: dict[str, Any] = {"arguments": call.arguments or ""}
-    if call.name:
-        fn["name"] = call.name
-    out["function"] = fn
-    return out
 
 
 def mount_openai(app: Any, models: Any, prefix: str = "/v1",
@@ -479,167 +434,3 @@ def _route_options(app: Any) -> Any:
 def _card(model_id: str) -> dict[str, Any]:
     owner = model_id.split("/", 1)[0] if "/" in model_id else "ember"
     return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
-
-
-async def _complete(target: _Target, model: str, messages: list[Any], params: dict[str, Any],
-                    rid: str, key: str, settle: Any, secrets: Any) -> Response:
-    from ember.models.registry import usage_sink
-
-    sink: list[Any] = []
-    token = usage_sink.set(sink)
-    try:
-        result = await target.complete(messages, params)
-    except Exception as exc:
-        usage_sink.reset(token)
-        await settle(key, model, sink)
-        return error_response(exc, rid, secrets())
-    usage_sink.reset(token)
-    await settle(key, model, sink)
-    if result.choices:
-        choices = [{"index": c.index, "message": _message(c.data, c.tool_calls),
-                    "logprobs": c.logprobs, "finish_reason": _finish(c.finish_reason,
-                                                                     bool(c.tool_calls))}
-                   for c in result.choices]
-    else:
-        choices = [{"index": 0, "message": _message(result.data, result.tool_calls),
-                    "logprobs": result.logprobs,
-                    "finish_reason": _finish(result.finish_reason, bool(result.tool_calls))}]
-    return JSONResponse({
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
-        "created": int(time.time()), "model": model, "choices": choices,
-        "usage": _usage(result.usage), "system_fingerprint": None,
-    }, headers={"x-request-id": rid})
-
-
-class _GatewayStream:
-    """Marker base: the stream releases its in-flight slot when it ends."""
-
-
-async def _stream(target: _Target, model: str, messages: list[Any], params: dict[str, Any],
-                  include_usage: bool, rid: str, key: str, settle: Any, secrets: Any,
-                  release: Any) -> Response:
-    from ember.models.registry import usage_sink
-    from ember.sse import SSEResponse
-
-    sink: list[Any] = []
-
-    async def pull(iterator: Any) -> Any:
-        # NOTE: the sink is set around each step, not once: each step may run in
-        # another task (and so another context) than the handler.
-        token = usage_sink.set(sink)
-        try:
-            return await iterator.__anext__()
-        finally:
-            usage_sink.reset(token)
-
-    token = usage_sink.set(sink)
-    try:
-        stream = target.stream(messages, params)
-        iterator = stream.__aiter__()
-    finally:
-        usage_sink.reset(token)
-    # NOTE: pull the first chunk before answering, so that a failure to start (bad key,
-    # refused parameter, rate limit) is a proper HTTP error instead of a broken 200 stream.
-    try:
-        first = await pull(iterator)
-    except StopAsyncIteration:
-        first = None
-    except Exception as exc:
-        await settle(key, model, sink)
-        return error_response(exc, rid, secrets())
-    base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": model, "system_fingerprint": None}
-    dumps = orjson.dumps
-
-    def frame(index: int, delta: dict[str, Any], finish: str | None,
-              logprobs: Any = None) -> bytes:
-        return b"data: " + dumps({**base, "choices": [
-            {"index": index, "delta": delta, "logprobs": logprobs,
-             "finish_reason": finish}]}) + b"\n\n"
-
-    closed = False
-
-    async def cleanup() -> None:
-        nonlocal closed
-        if closed:
-            return
-        closed = True
-        try:
-            close = getattr(iterator, "aclose", None)
-            if close is not None:
-                try:
-                    await close()
-                except Exception as exc:  # the stream already ended or failed
-                    logger.debug("gateway %s: closing the upstream stream: %r", rid, exc)
-            await settle(key, model, sink)
-        finally:
-            release()
-
-    async def frames() -> AsyncIterator[bytes]:
-        finishes: dict[int, str | None] = {}
-        tools: set[int] = set()
-        chunk = first
-        try:
-            yield frame(0, {"role": "assistant", "content": "", "refusal": None}, None)
-            opened = {0}
-            while chunk is not None:
-                index = chunk.index
-                if index not in opened:
-                    opened.add(index)
-                    yield frame(index, {"role": "assistant", "content": "", "refusal": None},
-                                None)
-                delta: dict[str, Any] = {}
-                if chunk.text:
-                    delta["content"] = chunk.text
-                if chunk.tool_calls:
-                    tools.add(index)
-                    delta["tool_calls"] = [_delta_call(c) for c in chunk.tool_calls]
-                if delta or chunk.logprobs:
-                    yield frame(index, delta, None, chunk.logprobs)
-                if chunk.finish_reason:
-                    finishes[index] = chunk.finish_reason
-                try:
-                    chunk = await pull(iterator)
-                except StopAsyncIteration:
-                    chunk = None
-            for index in sorted(opened):
-                yield frame(index, {}, _finish(finishes.get(index), index in tools))
-            usage = None
-            for _model, used, _error in sink:
-                if used is not None:
-                    usage = used if usage is None else usage + used
-            if include_usage:
-                yield b"data: " + dumps({**base, "choices": [], "usage": _usage(usage)}) + \
-                    b"\n\n"
-            yield b"data: [DONE]\n\n"
-        except Exception as exc:
-            yield error_frame(exc, rid, secrets())
-        finally:
-            await cleanup()
-
-    class Stream(SSEResponse, _GatewayStream):
-        pass
-
-    return Stream(_Body(frames(), cleanup), ping_interval=None, headers={"x-request-id": rid})
-
-
-class _Body:
-    """The frames generator, closed even when it never started (client gone at once)."""
-
-    __slots__ = ("cleanup", "gen")
-
-    def __init__(self, gen: Any, cleanup: Any) -> None:
-        self.gen = gen
-        self.cleanup = cleanup
-
-    def __aiter__(self) -> _Body:
-        return self
-
-    def __anext__(self) -> Any:
-        return self.gen.__anext__()
-
-    async def aclose(self) -> None:
-        try:
-            await self.gen.aclose()
-        finally:
-            await self.cleanup()
