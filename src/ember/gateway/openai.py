@@ -169,7 +169,7 @@ def _is_loopback(host: str) -> bool:
 def mount_openai(app: Any, models: Any, prefix: str = "/v1",
                  api_keys: list[str] | Mapping[str, str] | None = None, *,
                  allow_unauthenticated: bool = False, budget: Any = None,
-                 budget_store: Any = None, max_in_flight: int | None = 1000) -> None:
+                 budget_store: Any = None, max_in_flight: int | None = 256) -> None:
     """Register the OpenAI-compatible routes on ``app`` (see the module docstring).
 
     Raises ``ValueError`` for a malformed configuration; at server start, raises
