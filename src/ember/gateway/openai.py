@@ -289,18 +289,15 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
         """Charge the key's budget and count its usage (metrics) from the calls made."""
         tokens = 0
         cost = 0.0
-        obs = None
-        import sys
-
         obs = sys.modules.get("ember.observability")
+        record = getattr(obs, "record_key_usage", None) if obs is not None else None
         for model_key, usage, _error in sink:
             if usage is None:
                 continue
             tokens += usage.total_tokens
             cost += usage.cost
-            if obs is not None:
-                obs.record_key_usage(key, model_key, usage.prompt_tokens,
-                                     usage.completion_tokens, usage.cost)
+            if record is not None:
+                record(key, model_key, usage.prompt_tokens, usage.completion_tokens, usage.cost)
         if budgets is not None:
             await budgets.charge(key, tokens, cost)
 
