@@ -28,6 +28,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import sys
 from array import array
 from collections.abc import Mapping
 from typing import Any
