@@ -86,8 +86,9 @@ def summarize(raw: str, top: int = 12) -> str:
     out = [f"  samples: {total}", "  by package (innermost frame):"]
     out += [f"    {k:28} {100 * v / total:5.1f}%" for k, v in groups.most_common()]
     out.append("  top self time:")
-    out += [f"    {100 * v / total:5.1f}%  {re.sub(r' *\(/.*?site-packages/', ' (', k)[:110]}"
-            for k, v in self_time.most_common(top)]
+    for k, v in self_time.most_common(top):
+        short = re.sub(r" *\(/.*?site-packages/", " (", k)[:110]
+        out.append(f"    {100 * v / total:5.1f}%  {short}")
     return "\n".join(out)
 
 

@@ -90,3 +90,23 @@ def test_unreachable_upstream_is_a_connection_error(monkeypatch, client_kind: st
     with pytest.raises(ProviderAPIError) as info:
         asyncio.run(go())
     assert info.value.error_type == "connection"
+
+
+def test_proxy_from_the_environment_is_used(fake: FakeProvider, monkeypatch, client_kind: str):
+    from ember.models.providers.openai import OpenAIProvider
+
+    monkeypatch.setenv("HTTP_PROXY", fake.url)
+    monkeypatch.setenv("http_proxy", fake.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    # NOTE: the upstream's name does not resolve: only the proxy can answer
+    provider = OpenAIProvider("sk-x", base_url="http://upstream.invalid/v1", max_retries=0)
+
+    async def go():
+        try:
+            return await provider.complete_async("via proxy", "gpt-4")
+        finally:
+            await provider.aclose()
+
+    assert asyncio.run(go()).text == "Echo: via proxy"
+    assert fake.last("openai").path.startswith("http://upstream.invalid/v1/chat/completions")

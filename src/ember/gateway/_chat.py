@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
-from ember.gateway.errors import error_frame, error_response
+from ember.gateway.errors import error_frame, error_response, new_id
 from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.gateway")
@@ -91,7 +90,7 @@ async def _complete(target: Any, model: str, messages: list[Any], params: dict[s
                     "logprobs": result.logprobs,
                     "finish_reason": _finish(result.finish_reason, bool(result.tool_calls))}]
     return JSONResponse({
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
+        "id": f"chatcmpl-{new_id()}", "object": "chat.completion",
         "created": int(time.time()), "model": model, "choices": choices,
         "usage": _usage(result.usage), "system_fingerprint": None,
     }, headers={"x-request-id": rid})
@@ -133,7 +132,7 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
     except Exception as exc:
         await settle(key, model, sink)
         return error_response(exc, rid, secrets())
-    base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
+    base = {"id": f"chatcmpl-{new_id()}", "object": "chat.completion.chunk",
             "created": int(time.time()), "model": model, "system_fingerprint": None}
     dumps = orjson.dumps
 

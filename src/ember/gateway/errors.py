@@ -9,8 +9,9 @@ the log gets the details, redacted with :func:`ember._redact.redact`.
 
 from __future__ import annotations
 
+import itertools
 import logging
-import uuid
+import os
 from typing import Any
 
 import orjson
@@ -35,11 +36,27 @@ UPSTREAM: dict[str, tuple[int, str, str]] = {
 }
 
 
+_ids = itertools.count()
+_prefix: tuple[int, str] = (0, "")
+
+
+def new_id() -> str:
+    """A process-unique 24-hex-digit id: a random per-process prefix and a counter.
+
+    PERF: uuid4() per id (two per request) cost ~10% of the gateway's CPU here.
+    """
+    global _prefix
+    pid = os.getpid()
+    if _prefix[0] != pid:  # NOTE: a fresh prefix in each forked worker
+        _prefix = (pid, os.urandom(6).hex())
+    return f"{_prefix[1]}{next(_ids) & 0xFFFFFFFFFFFF:012x}"
+
+
 def request_id(request: Any) -> str:
     """The request's id: RequestIDMiddleware's, else a new ``req_...``."""
     state = getattr(request, "state", None)
     rid = getattr(state, "request_id", None) if state is not None else None
-    return str(rid) if rid else f"req_{uuid.uuid4().hex[:24]}"
+    return str(rid) if rid else f"req_{new_id()}"
 
 
 def error_body(message: str, type_: str = "invalid_request_error", code: str | None = None,
