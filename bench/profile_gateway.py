@@ -134,7 +134,8 @@ def run(client: str, seconds: int, profile: bool) -> str:
         if spy is not None:
             spy.wait(seconds + 30)
             if os.path.exists(raw_path):
-                text += "\n" + summarize(open(raw_path).read())
+                with open(raw_path) as f:
+                    text += "\n" + summarize(f.read())
         return text
     finally:
         for p in (spy, gw, fake):
