@@ -109,7 +109,9 @@ def run(client: str, seconds: int, profile: bool) -> str:
     try:
         wait_port(fport)
         wait_port(gport)
-        body = '{"model":"fake/fake","messages":[{"role":"user","content":"hi"}]}'
+        body = ('{"model":"fake/fake","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+                if os.environ.get("STREAM") else
+                '{"model":"fake/fake","messages":[{"role":"user","content":"hi"}]}')
         hey = ["taskset", "-c", "1", "hey", "-c", "50", "-m", "POST", "-T", "application/json",
                "-H", f"Authorization: Bearer {key}", "-d", body,
                f"http://127.0.0.1:{gport}/v1/chat/completions"]
@@ -149,7 +151,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
-    for client in ("httpx", "aiohttp"):
+    for client in os.environ.get("CLIENTS", "httpx aiohttp").split():
         print(run(client, args.seconds, args.profile), flush=True)
 
 

@@ -100,12 +100,23 @@ class _GatewayStream:
     """Marker base: the stream releases its in-flight slot when it ends."""
 
 
+_SSE: Any = None
+
+
+def _sse_class() -> Any:
+    """``SSEResponse`` + the marker, made once (ember.sse loads on the first stream)."""
+    global _SSE
+    if _SSE is None:
+        from ember.sse import SSEResponse
+
+        _SSE = type("GatewayEventStream", (SSEResponse, _GatewayStream), {})
+    return _SSE
+
+
 async def _stream(target: Any, model: str, messages: list[Any], params: dict[str, Any],
                   include_usage: bool, rid: str, key: str, settle: Any, secrets: Any,
                   release: Any) -> Response:
     from ember.models.registry import usage_sink
-    from ember.sse import SSEResponse
-
     sink: list[Any] = []
 
     async def pull(iterator: Any) -> Any:
@@ -202,10 +213,8 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
         finally:
             await cleanup()
 
-    class Stream(SSEResponse, _GatewayStream):
-        pass
-
-    return Stream(_Body(frames(), cleanup), ping_interval=None, headers={"x-request-id": rid})
+    return _sse_class()(_Body(frames(), cleanup), ping_interval=None,
+                        headers={"x-request-id": rid})
 
 
 class _Body:
