@@ -341,3 +341,24 @@ def test_over_max_in_flight_is_refused_fast_with_retry_after(fake, serve):
     r = httpx.post(url + "/v1/chat/completions", headers=AUTH,  # the slot was released
                    content=orjson.dumps({"model": "gpt-4o", "messages": USER}))
     assert r.status_code == 200
+
+
+@pytest.mark.parametrize("options", [
+    {"max_in_flight": 0}, {"max_in_flight": True}, {"max_in_flight": "10"},
+    {"budget": 5}, {"budget": {"k": 5}}, {"budget_store": "redis://localhost"},
+    {"budget": Budget(tokens=1), "budget_store": "http://not-redis"},
+    {"api_keys": "sk-single-string"}, {"api_keys": []}, {"api_keys": [""]},
+    {"api_keys": {"": "sk-key"}}, {"api_keys": [123]}, {"prefix": "v1"}, {"prefix": "/v1/"},
+])
+def test_bad_mount_options_are_refused_with_a_reason(options):
+    with pytest.raises(ValueError) as info:
+        Ember().mount_openai("offline/echo", **options)
+    assert str(info.value)
+    assert "sk-single-string" not in str(info.value)  # a key never lands in an error
+
+
+def test_redis_url_with_password_is_redacted_in_errors():
+    with pytest.raises(ValueError) as info:
+        Ember().mount_openai("offline/echo", budget=Budget(tokens=1),
+                             budget_store="http://user:hunter2pass@host/")
+    assert "hunter2pass" not in str(info.value)
