@@ -242,11 +242,12 @@ class Ember(RouteDecorators):
         return self._mcp().prompt(name=name, description=description)
 
     def mount_openai(self, models: Any, prefix: str = "/v1",
-                     api_keys: list[str] | None = None) -> None:
-        """Serve an OpenAI-compatible API (``/chat/completions``, ``/models``) at ``prefix``."""
+                     api_keys: Any = None, **options: Any) -> None:
+        """Serve an OpenAI-compatible API (``/chat/completions``, ``/embeddings``, ``/models``)
+        at ``prefix``; ``options``: see :func:`ember.gateway.openai.mount_openai`."""
         from ember.gateway.openai import mount_openai
 
-        mount_openai(self, models, prefix=prefix, api_keys=api_keys)
+        mount_openai(self, models, prefix=prefix, api_keys=api_keys, **options)
 
     # -- lifecycle ------------------------------------------------------------
 

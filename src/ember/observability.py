@@ -4,9 +4,10 @@
 ``X-Request-ID`` per request (``request.state.request_id``).
 ``metrics = Metrics(); app.add_middleware(metrics); metrics.mount(app)`` serves
 ``/metrics`` in the Prometheus text format: request counts by method, route and
-status, a latency histogram, requests in flight, and model tokens and cost
-(fed by :meth:`Metrics.record_model_usage`, e.g. from a ``ModelRegistry`` hook).
-Nothing here costs anything unless it is added.
+status, a latency histogram, requests in flight, and model tokens and cost (every
+model call through ``ember.api.models``, the gateway and ``ai_route`` is recorded
+by :func:`record_model_call` from the model registry; gateway usage per key by
+:func:`record_key_usage`). Nothing here costs anything unless it is added.
 
 Across workers: under ``workers=N`` the supervisor gives the workers a shared
 temporary directory (``EMBER_METRICS_DIR``); each worker also writes its
@@ -29,6 +30,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from typing import Any
 
 logger = logging.getLogger("ember.metrics")
@@ -145,6 +147,8 @@ class Metrics:
         self.model_tokens: dict[tuple[str, str], int] = {}
         self.model_cost: dict[str, float] = {}
         self.model_requests: dict[str, int] = {}
+        self.key_usage: dict[tuple[str, str, str], float] = {}  # (key name, model, kind)
+        _active.add(self)
 
     async def __call__(self, request: Any, call_next: Any) -> Any:
         if request.path == self.path:
@@ -203,12 +207,26 @@ class Metrics:
             self.model_cost[model] = self.model_cost.get(model, 0.0) + cost
             self.model_requests[model] = self.model_requests.get(model, 0) + 1
 
+    def record_key_usage(self, key: str, model: str, prompt_tokens: int,
+                         completion_tokens: int, cost: float = 0.0) -> None:
+        """Count a gateway key's tokens and cost (USD) on ``model`` (``key`` is a name,
+        never the secret)."""
+        store = _shared_store()
+        with self._lock:
+            for kind, n in (("prompt", prompt_tokens), ("completion", completion_tokens),
+                            ("cost", cost)):
+                if store is not None:
+                    store.inc(_key("keyuse", self.path, key, model, kind), n)
+                k = (key, model, kind)
+                self.key_usage[k] = self.key_usage.get(k, 0) + n
+
     def _summed_over_workers(self, store: _SharedStore) -> tuple[Any, ...]:
         requests: dict[tuple[str, str, int], int] = {}
         latency: dict[tuple[str, str], list[float]] = {}
         in_flight = 0
         tokens: dict[tuple[str, str], int] = {}
         cost: dict[str, float] = {}
+        key_usage: dict[tuple[str, str, str], float] = {}
         width = len(self.buckets)
         for raw, value in store.read_all().items():
             kind, ns, *rest = json.loads(raw)
@@ -230,7 +248,9 @@ class Metrics:
                 tokens[(rest[0], rest[1])] = int(value)
             elif kind == "cost":
                 cost[rest[0]] = value
-        return requests, latency, in_flight, tokens, cost
+            elif kind == "keyuse":
+                key_usage[(rest[0], rest[1], rest[2])] = value
+        return requests, latency, in_flight, tokens, cost, key_usage
 
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4), summed over workers."""
@@ -239,11 +259,12 @@ class Metrics:
             if store is not None:
                 return self._format(*self._summed_over_workers(store))
             return self._format(self.requests, self.latency, self.in_flight,
-                                self.model_tokens, self.model_cost)
+                                self.model_tokens, self.model_cost, self.key_usage)
 
     def _format(self, requests: dict[tuple[str, str, int], int],
                 latency: dict[tuple[str, str], list[float]], in_flight: int,
-                model_tokens: dict[tuple[str, str], int], model_cost: dict[str, float]) -> str:
+                model_tokens: dict[tuple[str, str], int], model_cost: dict[str, float],
+                key_usage: dict[tuple[str, str, str], float]) -> str:
         out = ["# HELP ember_requests_total HTTP requests by method, route and status.",
                "# TYPE ember_requests_total counter"]
         for (method, route, status), n in sorted(requests.items()):
@@ -272,6 +293,17 @@ class Metrics:
                 "# TYPE ember_model_cost_usd_total counter"]
         for model, cost in sorted(model_cost.items()):
             out.append(f'ember_model_cost_usd_total{{model="{_escape(model)}"}} {cost:.8f}')
+        if key_usage:
+            out += ["# HELP ember_gateway_key_tokens_total Gateway tokens by key and model.",
+                    "# TYPE ember_gateway_key_tokens_total counter"]
+            out += [f'ember_gateway_key_tokens_total{{key="{_escape(k)}",model="'
+                    f'{_escape(m)}",kind="{kind}"}} {int(n)}'
+                    for (k, m, kind), n in sorted(key_usage.items()) if kind != "cost"]
+            out += ["# HELP ember_gateway_key_cost_usd_total Gateway cost by key and model.",
+                    "# TYPE ember_gateway_key_cost_usd_total counter"]
+            out += [f'ember_gateway_key_cost_usd_total{{key="{_escape(k)}",model="'
+                    f'{_escape(m)}"}} {n:.8f}'
+                    for (k, m, kind), n in sorted(key_usage.items()) if kind == "cost"]
         return "\n".join(out) + "\n"
 
     def mount(self, app: Any) -> None:
@@ -282,3 +314,22 @@ class Metrics:
             return Response(self.render(), media_type="text/plain; version=0.0.4")
 
         app.add_route(self.path, metrics, ["GET"], name="metrics", include_in_schema=False)
+
+
+# NOTE: every live Metrics instance; the model registry feeds them through
+# record_model_call() for each call (ember.api.models, the gateway, ai_route).
+_active: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+
+def record_model_call(model: str, prompt_tokens: int, completion_tokens: int,
+                      cost: float = 0.0) -> None:
+    """Count one model call's tokens and cost in every live :class:`Metrics`."""
+    for metrics in list(_active):
+        metrics.record_model_usage(model, prompt_tokens, completion_tokens, cost)
+
+
+def record_key_usage(key: str, model: str, prompt_tokens: int, completion_tokens: int,
+                     cost: float = 0.0) -> None:
+    """Count a gateway key's usage in every live :class:`Metrics`."""
+    for metrics in list(_active):
+        metrics.record_key_usage(key, model, prompt_tokens, completion_tokens, cost)

@@ -150,31 +150,37 @@ class SSEResponse(StreamingResponse):
         """Write events as they come; pings while idle; an error event on failure."""
         source = self.body_iterator
         iterator = _aiter(source)
-        pending: asyncio.Future[Any] | None = None
         interval = self.ping_interval
+        # PERF: the generator runs in this task and one timer per stream watches for
+        # idleness; a ping write (a short task) happens only when a ping is due, instead
+        # of a task and a timeout per event.
+        pinger = None if interval is None else _Pinger(out, self.ping_message, interval)
         try:
             out.start(self.status_code, self.raw_headers)
-            while True:
-                if interval is None:
+            if pinger is None:
+                while True:
                     try:
                         item = await iterator.__anext__()
                     except StopAsyncIteration:
                         break
-                else:
-                    if pending is None:
-                        pending = asyncio.ensure_future(iterator.__anext__())
-                    done, _ = await asyncio.wait((pending,), timeout=interval)
-                    if not done:
-                        await out.write(self.ping_message)
-                        continue
-                    task, pending = pending, None
+                    data = self.encode(item)
+                    if data:
+                        await out.write(data)
+            else:
+                pinger.start()
+                while True:
+                    pinger.waiting = True
                     try:
-                        item = task.result()
+                        item = await iterator.__anext__()
                     except StopAsyncIteration:
                         break
-                data = self.encode(item)
-                if data:
-                    await out.write(data)
+                    finally:
+                        pinger.waiting = False
+                        pinger.touch()
+                    data = self.encode(item)
+                    await pinger.wait()  # NOTE: a ping being written goes out first, whole
+                    if data:
+                        await out.write(data)
         except ClientDisconnect:
             raise
         except Exception as exc:
@@ -185,18 +191,85 @@ class SSEResponse(StreamingResponse):
                 debug = bool(getattr(getattr(request, "app", None), "debug", False))
             message = f"{type(exc).__name__}: {exc}" if debug else "stream failed"
             frame = self.error_frame(message)
+            if pinger is not None:
+                await pinger.wait(raise_errors=False)
             if frame and not out.closed:
                 await out.write(frame)
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-                try:
-                    await pending
-                except BaseException:
-                    pass
+            if pinger is not None:
+                await pinger.stop()
             await _aclose(iterator)
             await _aclose(source)
         await out.end()
+
+
+class _Pinger:
+    """One idle timer per stream: writes ``message`` when nothing was sent for ``interval``.
+
+    The timer re-arms itself at most once per interval (not per event); a ping is
+    written by a short task only while the stream waits for its generator, and the
+    stream awaits that write before its next one, so writes never interleave.
+    """
+
+    __slots__ = ("error", "handle", "interval", "last", "loop", "message", "out", "task",
+                 "waiting")
+
+    def __init__(self, out: Any, message: bytes, interval: float) -> None:
+        self.out = out
+        self.message = message
+        self.interval = interval
+        self.loop = asyncio.get_running_loop()
+        self.handle: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+        self.waiting = False
+        self.last = 0.0
+
+    def start(self) -> None:
+        self.last = self.loop.time()
+        self.handle = self.loop.call_at(self.last + self.interval, self._tick)
+
+    def touch(self) -> None:
+        self.last = self.loop.time()
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        due = self.last + self.interval
+        if now < due:
+            self.handle = self.loop.call_at(due, self._tick)
+            return
+        task = self.task
+        if self.waiting and (task is None or task.done()) and self.error is None \
+                and not self.out.closed:
+            self.task = self.loop.create_task(self._ping())
+        self.last = now
+        self.handle = self.loop.call_at(now + self.interval, self._tick)
+
+    async def _ping(self) -> None:
+        try:
+            await self.out.write(self.message)
+        except Exception as exc:  # NOTE: re-raised in the stream's task by wait()
+            self.error = exc
+
+    async def wait(self, raise_errors: bool = True) -> None:
+        task = self.task
+        if task is not None:
+            self.task = None
+            await task
+        if self.error is not None and raise_errors:
+            error, self.error = self.error, None
+            raise error
+
+    async def stop(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        task, self.task = self.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except BaseException:
+                pass
 
 
 def sse_stream(content: AsyncIterable[Any] | Iterable[Any], **kwargs: Any) -> SSEResponse:

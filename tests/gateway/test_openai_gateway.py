@@ -81,7 +81,7 @@ def test_models_listing_and_errors(url):
                                           "model"),
     (b'{"model": "offline/echo", "messages": []}', "messages"),
     (b'{"model": "offline/echo", "messages": [{"role": "wizard", "content": "x"}]}',
-     "messages[0]"),
+     "messages[0].role"),
     (b'{"model": "offline/echo", "messages": [{"role": "user", "content": "x"}], '
      b'"temperature": 9}', "temperature"),
     (b'{"model": "offline/echo", "messages": [{"role": "user", "content": "x"}], '

@@ -53,6 +53,8 @@ def api_of(path: str) -> str:
         return "anthropic"
     if ":generateContent" in path or ":streamGenerateContent" in path:
         return "google"
+    if path.endswith("/embeddings") or ":batchEmbedContents" in path:
+        return "embeddings"
     return "other"
 
 
@@ -79,6 +81,16 @@ def default_reply(seen: Seen) -> Reply:
             return Reply(body=_wire.gemini_sse(_wire.split_words(text)),
                          content_type="text/event-stream", chunked=True)
         return Reply(body=orjson.dumps(_wire.gemini_response(text)))
+    if api == "embeddings":
+        if seen.path.endswith("/embeddings"):
+            inputs = body.get("input") or []
+            data = [{"object": "embedding", "index": i, "embedding": [0.5, -0.5, float(i)]}
+                    for i, _ in enumerate(inputs)]
+            return Reply(body=orjson.dumps({"object": "list", "data": data, "model": body.get(
+                "model"), "usage": {"prompt_tokens": 4 * len(inputs),
+                                    "total_tokens": 4 * len(inputs)}}))
+        return Reply(body=orjson.dumps({"embeddings": [
+            {"values": [0.25, float(i)]} for i, _ in enumerate(body.get("requests") or [])]}))
     return Reply(status=404, body=b'{"error": {"message": "no such route"}}')
 
 

@@ -129,6 +129,8 @@ def test_malformed_sse_after_chunks(registry: ModelRegistry, fake: FakeProvider,
 def test_truncated_stream(registry: ModelRegistry, fake: FakeProvider, how: str,
                           asynchronous: bool) -> None:
     frames = _wire.openai_sse(["a", "b", "c"], usage=None, done=False)
+    # NOTE: no finish_reason either: a body that ends after one is complete (see below)
+    frames = [f for f in frames if b'"finish_reason":"stop"' not in f]
     if how == "midframe":
         frames.append(b'data: {"id": "chatcmpl-123", "obj')
     fake.queue("openai", Reply(body=frames, content_type="text/event-stream",
@@ -151,6 +153,27 @@ def test_truncated_stream(registry: ModelRegistry, fake: FakeProvider, how: str,
     usage = info.value.context["partial_usage"]
     assert usage.estimated and usage.completion_tokens >= 1 and usage.prompt_tokens > 0
     assert registry.get_usage_summary("gpt-4").total_usage.completion_tokens >= 1
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_stream_ending_after_finish_reason_without_done_is_complete(
+        registry: ModelRegistry, fake: FakeProvider, asynchronous: bool) -> None:
+    # llama.cpp-style servers end the body after the finish_reason chunk, without [DONE]
+    frames = _wire.openai_sse(["a", "b"], usage=(3, 2), done=False)
+    fake.queue("openai", Reply(body=frames, content_type="text/event-stream", close=True))
+
+    async def run() -> list[str]:
+        stream = registry.stream_model_async("gpt-4", "x")
+        out = [c.text async for c in stream]
+        return [*out, stream.response.finish_reason]
+
+    if asynchronous:
+        got = asyncio.run(run())
+    else:
+        stream = registry.stream_model("gpt-4", "x")
+        got = [c.text for c in stream] + [stream.response.finish_reason]
+    assert "".join(got[:-1]) == "ab" and got[-1] == "stop"
+    assert registry.get_usage_summary("gpt-4").total_usage.completion_tokens == 2
 
 
 def test_hung_upstream_times_out(registry: ModelRegistry, fake: FakeProvider) -> None:

@@ -1,1 +1,5 @@
-"""Gateways: serve model APIs from an Ember app (OpenAI-compatible today)."""
+"""The OpenAI-compatible gateway: ``app.mount_openai(...)`` (see :mod:`ember.gateway.openai`)."""
+
+from ember.gateway.budgets import Budget
+
+__all__ = ["Budget"]

@@ -1,339 +1,434 @@
 """An OpenAI-compatible API on an Ember app: ``app.mount_openai(models, prefix="/v1")``.
 
-Serves ``POST {prefix}/chat/completions`` (plain and streaming, tools, usage) and
-``GET {prefix}/models`` / ``{prefix}/models/{id}`` in OpenAI's wire format, so the
-official OpenAI SDK works against the app with ``base_url="http://host:port/v1"``.
-``models`` is a model id, a list of ids (the request's ``model`` must be one of
-them) or a ``ModelRouter`` (any requested name is routed).  ``api_keys`` makes
-``Authorization: Bearer <key>`` mandatory (constant-time comparison).  Provider
-errors keep their meaning: rate limits are 429, upstream timeouts 504, other
-upstream failures 502, bad requests 400 — always in OpenAI's error shape.
+Serves ``POST {prefix}/chat/completions`` (plain and streaming, tools, ``n``, usage
+with cost), ``POST {prefix}/embeddings`` and ``GET {prefix}/models`` /
+``{prefix}/models/{id}`` in OpenAI's wire format, so the official OpenAI SDK works
+against the app with ``base_url="http://host:port/v1"``.
+
+``models`` is a model id, a list of ids, a ``ModelRouter`` (any requested name is
+routed), or a dict of public names to a model id, a list of ids (a fallback
+``ModelRouter``) or a router: ``{"fast": "gpt-4o-mini", "smart": ["claude-sonnet-4-5",
+"gpt-4o"]}``.  ``api_keys`` (a list of keys, or a dict of key name -> key) makes
+``Authorization: Bearer <key>`` mandatory (constant-time comparison); without keys
+the server refuses to start on a non-loopback address unless
+``allow_unauthenticated=True``.  ``budget`` (see :mod:`ember.gateway.budgets`) caps
+tokens or cost per key and period; ``max_in_flight`` caps concurrent requests per
+worker (503 + ``Retry-After`` beyond it).  Requests are validated against OpenAI's
+schema (:mod:`ember.gateway.schemas`); parameters reach each provider in its own
+vocabulary or are refused (:mod:`ember.models.params`); every error is in OpenAI's
+shape with a request id, and upstream error bodies never reach clients
+(:mod:`ember.gateway.errors`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
-import time
-import uuid
-from collections.abc import AsyncIterator
+import ipaddress
+import logging
+import os
+import sys
+from array import array
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from ember.gateway._chat import _complete, _GatewayStream, _stream
+from ember.gateway.errors import error_response, openai_error, request_id
 from ember.responses import JSONResponse, Response
 
-_PASS_THROUGH = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "stop",
-                 "presence_penalty", "frequency_penalty", "seed", "tools", "tool_choice",
-                 "response_format", "user", "n", "logit_bias", "parallel_tool_calls",
-                 "reasoning_effort")
-_STATUS_FOR = {"rate_limit": 429, "authentication": 502, "timeout": 504, "server": 502,
-               "bad_request": 400, "connection": 502}
+logger = logging.getLogger("ember.gateway")
+
+#: Request fields that are the provider's business (mapped by its PARAMS table).
+_FORWARD = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stop",
+            "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+            "seed", "user", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+            "reasoning_effort")
+
+__all__ = ["mount_openai", "openai_error"]
 
 
-def openai_error(status: int, message: str, type_: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None,
-                 headers: dict[str, str] | None = None) -> Response:
-    """An error in OpenAI's shape."""
-    return JSONResponse({"error": {"message": message, "type": type_, "param": param,
-                                   "code": code}}, status, headers=headers)
+def _msgspec() -> Any:
+    try:
+        import msgspec
+    except ImportError:
+        from ember.exceptions import MissingDependency
+
+        raise MissingDependency("msgspec", "models", "The OpenAI-compatible gateway") from None
+    return msgspec
 
 
-def _usage_dict(usage: Any) -> dict[str, int] | None:
-    if usage is None:
-        return None
-    get = usage.get if isinstance(usage, dict) else (lambda k, d=0: getattr(usage, k, d))
-    prompt = int(get("prompt_tokens", 0) or 0)
-    completion = int(get("completion_tokens", 0) or 0)
-    total = int(get("total_tokens", 0) or 0)
-    if total <= 0:
-        total = prompt + completion
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+class _Target:
+    """One public model name: a model id (through the registry) or a router."""
 
+    __slots__ = ("model_id", "name", "router")
 
-def _tool_call_dict(call: Any) -> dict[str, Any]:
-    if isinstance(call, dict):
-        return call
-    return {"id": call.id, "type": "function",
-            "function": {"name": call.name, "arguments": call.arguments}}
-
-
-class _Backend:
-    """Where completions come from: the model system or a ModelRouter."""
-
-    def __init__(self, target: Any) -> None:
+    def __init__(self, name: str, target: Any) -> None:
+        self.name = name
         self.router = None
-        if isinstance(target, str):
-            self.ids = [target]
-        elif isinstance(target, (list, tuple)) and all(isinstance(m, str) for m in target):
-            if not target:
-                raise ValueError("mount_openai needs at least one model id")
-            self.ids = list(target)
-        elif hasattr(target, "complete") or hasattr(target, "acomplete"):
+        self.model_id: str | None = None
+        if isinstance(target, str) and target:
+            self.model_id = target
+        elif isinstance(target, list | tuple) and target and all(
+                isinstance(m, str) and m for m in target):
+            from ember.ai.router import ModelRouter
+
+            self.router = ModelRouter(list(target), "fallback")
+        elif hasattr(target, "acomplete") and hasattr(target, "astream"):
             self.router = target
-            self.ids = [getattr(m, "model", m) if not isinstance(m, str) else m
-                        for m in getattr(target, "models", [])] or ["router"]
         else:
-            raise ValueError("mount_openai(models=...) takes a model id, a list of ids or a "
-                             f"ModelRouter, got {target!r}")
+            raise ValueError(f"mount_openai: model {name!r} must map to a model id, a non-empty "
+                             f"list of ids or a ModelRouter, got {target!r}")
 
-    def allowed(self, model: str) -> bool:
-        return self.router is not None or model in self.ids
+    def ids(self) -> list[str]:
+        return [self.model_id] if self.model_id else list(getattr(self.router, "models", []))
 
-    async def complete(self, model: str, messages: list[dict[str, Any]],
-                       params: dict[str, Any]) -> Any:
+    async def complete(self, messages: list[Any], params: dict[str, Any]) -> Any:
         if self.router is not None:
-            fn = getattr(self.router, "acomplete", None) or self.router.complete
-            return await fn(messages, **params)
-        from ember.api import models
+            return await self.router.acomplete(messages, **params)
+        from ember.models.api import default_registry
 
-        return await models.async_(model, messages, **params)
+        return await default_registry().invoke_model_async(self.model_id, messages, **params)
 
-    def stream(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Any:
+    def stream(self, messages: list[Any], params: dict[str, Any]) -> Any:
         if self.router is not None:
-            fn = getattr(self.router, "astream", None) or self.router.stream
-            return fn(messages, **params)
-        from ember.api import models
+            return self.router.astream(messages, **params)
+        from ember.models.api import default_registry
 
-        return models.astream(model, messages, **params)
+        return default_registry().stream_model_async(self.model_id, messages, **params)
 
+    async def embed(self, inputs: list[str], params: dict[str, Any]) -> Any:
+        from ember.models.api import default_registry
+        from ember.models.exceptions import ProviderAPIError
 
-def _validate(body: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any], bool, bool] | \
-        Response:
-    if not isinstance(body, dict):
-        return openai_error(400, "the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return openai_error(400, "you must provide a model parameter", param="model")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return openai_error(400, "'messages' must be a non-empty array", param="messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in (
-                "system", "developer", "user", "assistant", "tool"):
-            return openai_error(400, f"messages[{i}] must be an object with a valid 'role'",
-                                param=f"messages[{i}]")
-        if "content" not in m and not m.get("tool_calls"):
-            return openai_error(400, f"messages[{i}] is missing 'content'",
-                                param=f"messages[{i}].content")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        return openai_error(400, "'stream' must be a boolean", param="stream")
-    options = body.get("stream_options") or {}
-    include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
-    params = {k: body[k] for k in _PASS_THROUGH if k in body and body[k] is not None}
-    if "max_completion_tokens" in params and "max_tokens" not in params:
-        params["max_tokens"] = params.pop("max_completion_tokens")
-    else:
-        params.pop("max_completion_tokens", None)
-    temperature = params.get("temperature")
-    if temperature is not None and (not isinstance(temperature, (int, float))
-                                    or not 0 <= temperature <= 2):
-        return openai_error(400, "'temperature' must be a number between 0 and 2",
-                            param="temperature")
-    return model, messages, params, stream, include_usage
+        last: Exception | None = None
+        for model in self.ids():  # NOTE: a list falls back on retryable errors, in order
+            try:
+                return await default_registry().embed_async(model, inputs, **params)
+            except ProviderAPIError as exc:
+                if not exc.retryable:
+                    raise
+                last = exc
+        assert last is not None
+        raise last
 
 
-def _provider_error(exc: Exception) -> Response:
-    context = getattr(exc, "context", {}) or {}
-    kind = context.get("error_type", "server")
-    status = _STATUS_FOR.get(kind, 502)
-    headers = {}
-    if kind == "rate_limit" and context.get("retry_after") is not None:
-        headers["retry-after"] = str(max(1, int(float(context["retry_after"]))))
-    type_ = {"rate_limit": "rate_limit_error", "bad_request": "invalid_request_error",
-             "timeout": "timeout_error"}.get(kind, "upstream_error")
-    return openai_error(status, str(exc), type_, code=kind, headers=headers)
+def _targets(models: Any) -> tuple[dict[str, _Target], _Target | None]:
+    """Public name -> target, and the catch-all router (a bare ModelRouter)."""
+    if isinstance(models, str):
+        return {models: _Target(models, models)}, None
+    if isinstance(models, Mapping):
+        if not models:
+            raise ValueError("mount_openai needs at least one model")
+        for name in models:
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"mount_openai: public model names must be non-empty "
+                                 f"strings, got {name!r}")
+        return {name: _Target(name, t) for name, t in models.items()}, None
+    if isinstance(models, list | tuple):
+        if not models or not all(isinstance(m, str) and m for m in models):
+            raise ValueError("mount_openai needs a non-empty list of model ids")
+        return {m: _Target(m, m) for m in models}, None
+    if hasattr(models, "acomplete") and hasattr(models, "astream"):
+        router = _Target("router", models)
+        return {m: _Target(m, m) for m in router.ids()}, router
+    raise ValueError("mount_openai(models=...) takes a model id, a list of ids, a dict of "
+                     f"public names or a ModelRouter, got {models!r}")
+
+
+def _keys(api_keys: Any) -> dict[str, bytes]:
+    """Key name -> key bytes (names label metrics and budgets; never the secret)."""
+    if api_keys is None:
+        return {}
+    if isinstance(api_keys, str | bytes):
+        raise ValueError("api_keys must be a list of keys (or a dict name -> key), not a string")
+    pairs = api_keys.items() if isinstance(api_keys, Mapping) else (
+        (f"key-{hashlib.sha256(k.encode()).hexdigest()[:8]}" if isinstance(k, str) else k, k)
+        for k in api_keys)
+    out: dict[str, bytes] = {}
+    for name, key in pairs:
+        if not isinstance(key, str) or not key.strip() or not isinstance(name, str) or not name:
+            raise ValueError("api_keys entries must be non-empty strings (with non-empty names)")
+        out[name] = key.encode()
+    if not out:
+        raise ValueError("api_keys is empty: pass None (and allow_unauthenticated=True off "
+                         "loopback) to serve without keys")
+    return out
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def mount_openai(app: Any, models: Any, prefix: str = "/v1",
-                 api_keys: list[str] | None = None) -> None:
-    """Register the OpenAI-compatible routes on ``app`` (see the module docstring)."""
-    if not prefix.startswith("/") or prefix.endswith("/"):
+                 api_keys: list[str] | Mapping[str, str] | None = None, *,
+                 allow_unauthenticated: bool = False, budget: Any = None,
+                 budget_store: Any = None, max_in_flight: int | None = 256) -> None:
+    """Register the OpenAI-compatible routes on ``app`` (see the module docstring).
+
+    Raises ``ValueError`` for a malformed configuration; at server start, raises
+    ``RuntimeError`` when bound to a non-loopback address without ``api_keys`` unless
+    ``allow_unauthenticated=True``.
+    """
+    if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/"):
         raise ValueError(f"prefix must start with '/' and not end with '/', got {prefix!r}")
-    if isinstance(api_keys, str):
-        raise ValueError("api_keys must be a list of keys, not a string")
-    backend = _Backend(models)
-    keys = [k.encode() for k in api_keys or []]
+    if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(
+            max_in_flight, int) or max_in_flight < 1):
+        raise ValueError(f"max_in_flight must be a positive int or None, got {max_in_flight!r}")
+    msgspec = _msgspec()
+    from ember.gateway import schemas
 
-    def unauthorized(request: Any) -> Response | None:
+    targets, catch_all = _targets(models)
+    keys = _keys(api_keys)
+    budgets = None
+    if budget is not None:
+        from ember.gateway.budgets import Budgets
+
+        budgets = Budgets(budget, budget_store)
+    elif budget_store is not None:
+        raise ValueError("budget_store= needs budget=")
+    gateway_secrets = [k.decode() for k in keys.values()]
+    in_flight = 0
+
+    def secrets() -> list[str]:
+        return gateway_secrets + [v for k, v in os.environ.items() if k.endswith("_API_KEY")]
+
+    def check_binding() -> None:
+        if keys:
+            return
+        state = getattr(app, "state", None)
+        address = getattr(state, "bound_address", None)
+        host = address[0] if address else None
+        if host is not None and not _is_loopback(str(host)) and not allow_unauthenticated:
+            raise RuntimeError(
+                f"mount_openai({prefix!r}) has no api_keys and the server is bound to {host}: "
+                "anyone who can reach it can spend your model budget. Pass api_keys=[...], or "
+                "allow_unauthenticated=True if something in front of the app authenticates.")
+        if not allow_unauthenticated:
+            logger.warning("mount_openai(%r) serves without api_keys (loopback only); pass "
+                           "api_keys=[...] before exposing it", prefix)
+
+    app.on_startup(check_binding)
+
+    async def close_clients() -> None:
+        # NOTE: the providers' pooled connections of this worker's loop close with it
+        from ember.models.api import default_registry
+
+        await default_registry().aclose()
+        if budgets is not None:
+            await budgets.aclose()
+
+    app.on_shutdown(close_clients)
+
+    def authenticate(request: Any, rid: str) -> str | Response:
+        """The key's name, or a 401."""
         if not keys:
-            return None
-        auth = request.headers.get("authorization", "")
+            return "anonymous"
+        auth = request.headers.get("authorization") or ""
         scheme, _, token = auth.partition(" ")
-        ok = False
         given = token.strip().encode("utf-8", "surrogateescape")
-        for key in keys:
-            ok |= hmac.compare_digest(given, key)
-        if scheme.lower() == "bearer" and ok:
-            return None
-        return openai_error(401, "Incorrect API key provided", code="invalid_api_key",
-                            headers={"www-authenticate": 'Bearer realm="openai"'})
+        found = None
+        for name, key in keys.items():  # NOTE: compare with every key (constant time)
+            if hmac.compare_digest(given, key):
+                found = name
+        if scheme.lower() == "bearer" and found is not None:
+            return found
+        return openai_error(401, "Incorrect API key provided.", code="invalid_api_key",
+                            headers={"www-authenticate": 'Bearer realm="openai"'}, rid=rid)
 
-    async def chat_completions(request: Any) -> Response:
-        denied = unauthorized(request)
-        if denied is not None:
-            return denied
+    def target_for(model: str) -> _Target | None:
+        target = targets.get(model)
+        if target is None and catch_all is not None:
+            return catch_all
+        return target
+
+    async def decode(request: Any, type_: Any, rid: str) -> tuple[Any, Any] | Response:
         raw = await request.body()
         try:
             body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            return openai_error(400, f"the request body is not valid JSON: {exc}")
-        checked = _validate(body)
-        if isinstance(checked, Response):
-            return checked
-        model, messages, params, stream, include_usage = checked
-        if not backend.allowed(model):
-            return openai_error(404, f"The model `{model}` does not exist or you do not have "
-                                "access to it.", code="model_not_found", param="model")
-        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        created = int(time.time())
-        if stream:
-            return await _stream_response(backend, model, messages, params, include_usage,
-                                          completion_id, created)
+        except (orjson.JSONDecodeError, RecursionError) as exc:
+            return openai_error(400, f"The request body is not valid JSON: {exc}", rid=rid)
+        if not isinstance(body, dict):
+            return openai_error(400, "The request body must be a JSON object.", rid=rid)
         try:
-            result = await backend.complete(model, messages, params)
+            spec = schemas.decode(raw, type_)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            param = schemas.error_param(text)
+            if text.startswith("Object contains unknown field"):
+                text = f"Unrecognized request argument supplied: {param}"
+            return openai_error(400, f"Invalid request: {text}", param=param,
+                                code="invalid_value", rid=rid)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            return openai_error(400, f"The request body is not valid JSON: {exc}", rid=rid)
+        return body, spec
+
+    async def admit(key: str, rid: str, model: str) -> tuple[str, _Target] | Response:
+        """Model and budget checks (after the key and the body)."""
+        target = target_for(model)
+        if target is None:
+            return openai_error(404, f"The model `{model}` does not exist or you do not have "
+                                "access to it.", code="model_not_found", param="model", rid=rid)
+        if budgets is not None:
+            wait = await budgets.check(key)
+            if wait is not None:
+                return openai_error(
+                    429, "You exceeded your budget for this period.", "insufficient_quota",
+                    code="insufficient_quota", rid=rid,
+                    headers={"retry-after": str(max(1, int(wait + 0.999))),
+                             "x-should-retry": "false"})
+        return key, target
+
+    async def settle(key: str, model: str, sink: list[Any]) -> None:
+        """Charge the key's budget and count its usage (metrics) from the calls made."""
+        tokens = 0
+        cost = 0.0
+        obs = sys.modules.get("ember.observability")
+        record = getattr(obs, "record_key_usage", None) if obs is not None else None
+        for model_key, usage, _error in sink:
+            if usage is None:
+                continue
+            tokens += usage.total_tokens
+            cost += usage.cost
+            if record is not None:
+                record(key, model_key, usage.prompt_tokens, usage.completion_tokens, usage.cost)
+        if budgets is not None:
+            await budgets.charge(key, tokens, cost)
+
+    def busy(rid: str) -> Response | None:
+        if max_in_flight is not None and in_flight >= max_in_flight:
+            return openai_error(503, "The gateway is at capacity; retry shortly.",
+                                "server_error", code="overloaded",
+                                headers={"retry-after": "1"}, rid=rid)
+        return None
+
+    async def chat_completions(request: Any) -> Response:
+        nonlocal in_flight
+        rid = request_id(request)
+        refused = busy(rid)
+        if refused is not None:
+            return refused
+        in_flight += 1
+        streaming = False
+        try:
+            key = authenticate(request, rid)
+            if isinstance(key, Response):
+                return key
+            decoded = await decode(request, schemas.ChatCompletionRequest, rid)
+            if isinstance(decoded, Response):
+                return decoded
+            body, spec = decoded
+            admitted = await admit(key, rid, spec.model)
+            if isinstance(admitted, Response):
+                return admitted
+            key, target = admitted
+            if spec.store:
+                return openai_error(400, "This gateway does not store completions.",
+                                    param="store", code="unsupported_parameter", rid=rid)
+            params = {k: body[k] for k in _FORWARD if body.get(k) is not None}
+            messages = body["messages"]
+            if spec.stream:
+                include_usage = bool(spec.stream_options and spec.stream_options.include_usage)
+                response = await _stream(target, spec.model, messages, params, include_usage,
+                                         rid, key, settle, secrets, release)
+                streaming = isinstance(response, _GatewayStream)
+                return response
+            return await _complete(target, spec.model, messages, params, rid, key, settle,
+                                   secrets)
+        except Exception as exc:  # NOTE: never a bare 500: OpenAI's shape, details logged
+            return error_response(exc, rid, secrets())
+        finally:
+            if not streaming:
+                in_flight -= 1
+
+    def release() -> None:
+        nonlocal in_flight
+        in_flight -= 1
+
+    async def embeddings(request: Any) -> Response:
+        rid = request_id(request)
+        try:
+            key = authenticate(request, rid)
+            if isinstance(key, Response):
+                return key
+            decoded = await decode(request, schemas.EmbeddingRequest, rid)
+            if isinstance(decoded, Response):
+                return decoded
+            _body, spec = decoded
+            admitted = await admit(key, rid, spec.model)
+            if isinstance(admitted, Response):
+                return admitted
+            key, target = admitted
+            inputs = [spec.input] if isinstance(spec.input, str) else list(spec.input)
+            params = {k: v for k, v in (("dimensions", spec.dimensions), ("user", spec.user))
+                      if v is not None}
+            from ember.models.registry import usage_sink
+
+            sink: list[Any] = []
+            token = usage_sink.set(sink)
+            try:
+                result = await target.embed(inputs, params)
+            finally:
+                usage_sink.reset(token)
+            await settle(key, spec.model, sink)
+            b64 = spec.encoding_format == "base64"
+            data = [{"object": "embedding", "index": i, "embedding": (
+                base64.b64encode(array("f", vec).tobytes()).decode() if b64 else vec)}
+                for i, vec in enumerate(result.vectors)]
+            usage = result.usage
+            return JSONResponse({"object": "list", "data": data, "model": spec.model,
+                                 "usage": {"prompt_tokens": usage.prompt_tokens,
+                                           "total_tokens": usage.prompt_tokens}},
+                                headers={"x-request-id": rid})
         except Exception as exc:
-            return _map_exception(exc)
-        text = getattr(result, "data", None)
-        if text is None:
-            text = getattr(result, "text", "")
-        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
-        tool_calls = [_tool_call_dict(c) for c in getattr(result, "tool_calls", None) or []]
-        if tool_calls:
-            message["tool_calls"] = tool_calls
-            if not text:
-                message["content"] = None
-        finish = getattr(result, "finish_reason", None) or (
-            "tool_calls" if tool_calls else "stop")
-        return JSONResponse({
-            "id": completion_id, "object": "chat.completion", "created": created,
-            "model": getattr(result, "model_id", None) or model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": finish}],
-            "usage": _usage_dict(getattr(result, "usage", None)) or {
-                "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        })
+            return error_response(exc, rid, secrets())
 
     async def list_models(request: Any) -> Response:
-        denied = unauthorized(request)
-        if denied is not None:
-            return denied
-        return JSONResponse({"object": "list", "data": [_model_card(m) for m in backend.ids]})
+        rid = request_id(request)
+        key = authenticate(request, rid)
+        if isinstance(key, Response):
+            return key
+        return JSONResponse({"object": "list", "data": [_card(m) for m in targets]})
 
     async def get_model(request: Any, model_id: str) -> Response:
-        denied = unauthorized(request)
-        if denied is not None:
-            return denied
-        if model_id not in backend.ids:
-            return openai_error(404, f"The model `{model_id}` does not exist",
-                                code="model_not_found")
-        return JSONResponse(_model_card(model_id))
+        rid = request_id(request)
+        key = authenticate(request, rid)
+        if isinstance(key, Response):
+            return key
+        if model_id not in targets:
+            return openai_error(404, f"The model `{model_id}` does not exist.",
+                                code="model_not_found", param="model", rid=rid)
+        return JSONResponse(_card(model_id))
 
+    extra = _route_options(app)
     app.add_route(f"{prefix}/chat/completions", chat_completions, ["POST"],
-                  name="openai_chat_completions")
+                  name="openai_chat_completions",
+                  **extra(schemas.CHAT_COMPLETIONS_OPENAPI))
+    app.add_route(f"{prefix}/embeddings", embeddings, ["POST"], name="openai_embeddings",
+                  **extra(schemas.EMBEDDINGS_OPENAPI))
     app.add_route(f"{prefix}/models", list_models, ["GET"], name="openai_models")
     app.add_route(f"{prefix}/models/{{model_id:path}}", get_model, ["GET"],
                   name="openai_model")
 
 
-def _model_card(model_id: str) -> dict[str, Any]:
+def _route_options(app: Any) -> Any:
+    """``openapi_extra=`` when this Ember's ``add_route`` takes it (else nothing)."""
+    import inspect
+
+    try:
+        takes = "openapi_extra" in inspect.signature(app.add_route).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return (lambda doc: {"openapi_extra": doc}) if takes else (lambda doc: {})
+
+
+def _card(model_id: str) -> dict[str, Any]:
     owner = model_id.split("/", 1)[0] if "/" in model_id else "ember"
     return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
-
-
-def _map_exception(exc: Exception) -> Response:
-    from ember.models.exceptions import ModelProviderError, ProviderAPIError
-
-    if isinstance(exc, ProviderAPIError):
-        return _provider_error(exc)
-    if isinstance(exc, ModelProviderError):
-        return openai_error(500, f"the server's model configuration is incomplete: {exc}",
-                            "server_error", code="model_configuration")
-    raise exc
-
-
-async def _stream_response(backend: _Backend, model: str, messages: list[dict[str, Any]],
-                           params: dict[str, Any], include_usage: bool, completion_id: str,
-                           created: int) -> Response:
-    from ember.sse import SSEResponse
-
-    # NOTE: pull the first chunk before answering, so that a failure to start (no key,
-    # bad key, rate limit) is a proper HTTP error instead of a broken 200 stream or a 500;
-    # a provider that cannot even be built raises from backend.stream() itself.
-    try:
-        stream = backend.stream(model, messages, params)
-        iterator = stream.__aiter__()
-        first = await iterator.__anext__()
-    except StopAsyncIteration:
-        first = None
-    except Exception as exc:
-        return _map_exception(exc)
-    base = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-            "model": model, "system_fingerprint": None}
-
-    def frame(delta: dict[str, Any], finish: str | None) -> bytes:
-        return b"data: " + orjson.dumps({**base, "choices": [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}) + b"\n\n"
-
-    async def frames() -> AsyncIterator[bytes]:
-        usage = None
-        finish = None
-        saw_tools = False
-        yield frame({"role": "assistant", "content": "", "refusal": None}, None)
-        chunk = first
-        try:
-            while chunk is not None:
-                text = getattr(chunk, "text", "") or ""
-                calls = getattr(chunk, "tool_calls", None) or []
-                delta: dict[str, Any] = {}
-                if text:
-                    delta["content"] = text
-                if calls:
-                    saw_tools = True
-                    delta["tool_calls"] = [_delta_call(c) for c in calls]
-                if delta:
-                    yield frame(delta, None)
-                finish = getattr(chunk, "finish_reason", None) or finish
-                if getattr(chunk, "usage", None) is not None:
-                    usage = chunk.usage
-                try:
-                    chunk = await iterator.__anext__()
-                except StopAsyncIteration:
-                    chunk = None
-        except Exception as exc:
-            error = {"error": {"message": str(exc), "type": "upstream_error",
-                               "code": getattr(exc, "context", {}).get("error_type")}}
-            yield b"data: " + orjson.dumps(error) + b"\n\n"
-            return
-        finally:
-            close = getattr(iterator, "aclose", None)
-            if close is not None:
-                try:
-                    await close()
-                except Exception:  # the stream already ended or failed; its error was sent
-                    pass
-        usage = usage or getattr(stream, "usage", None)
-        yield frame({}, finish if finish in ("stop", "length", "tool_calls", "content_filter")
-                    else ("tool_calls" if saw_tools else "stop"))
-        if include_usage:
-            yield b"data: " + orjson.dumps({**base, "choices": [], "usage": _usage_dict(
-                usage) or {"prompt_tokens": 0, "completion_tokens": 0,
-                           "total_tokens": 0}}) + b"\n\n"
-        yield b"data: [DONE]\n\n"
-
-    return SSEResponse(frames(), ping_interval=None)
-
-
-def _delta_call(call: Any) -> dict[str, Any]:
-    if isinstance(call, dict):
-        return call
-    out: dict[str, Any] = {"index": getattr(call, "index", 0)}
-    if getattr(call, "id", None):
-        out["id"] = call.id
-        out["type"] = "function"
-    fn: dict[str, Any] = {}
-    if getattr(call, "name", None):
-        fn["name"] = call.name
-    fn["arguments"] = getattr(call, "arguments", "") or ""
-    out["function"] = fn
-    return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ember.models.api import (
     ModelBinding,
     acall,
+    aembed,
     astream,
     async_,
     default_registry,
@@ -29,6 +30,7 @@ from ember.models.registry import ModelRegistry
 from ember.models.resolution import resolve_model_id
 from ember.models.schemas import (
     ChatResponse,
+    EmbeddingResponse,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
@@ -41,6 +43,7 @@ __all__ = [
     "AsyncModelStream",
     "BaseProvider",
     "ChatResponse",
+    "EmbeddingResponse",
     "ModelBinding",
     "ModelError",
     "ModelPrice",
@@ -56,6 +59,7 @@ __all__ = [
     "UsageStats",
     "UsageSummary",
     "acall",
+    "aembed",
     "astream",
     "async_",
     "default_registry",

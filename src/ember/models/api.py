@@ -69,6 +69,12 @@ def astream(model: str, prompt: Any, **params: Any) -> AsyncModelStream:
 stream_async = astream
 
 
+async def aembed(model: str, inputs: str | list[str], **params: Any) -> Any:
+    """Embed a text or a list of texts: an EmbeddingResponse with ``.vectors`` and ``.usage``."""
+    texts = [inputs] if isinstance(inputs, str) else list(inputs)
+    return await default_registry().embed_async(model, texts, **params)
+
+
 def get_usage_summary(model: str) -> UsageSummary | None:
     """Usage of ``model`` through the default registry."""
     return default_registry().get_usage_summary(model)

@@ -7,8 +7,10 @@ so one connection pool) is shared by every model of a provider.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -23,6 +25,11 @@ from ember.models.schemas import ChatResponse, ToolCall, UsageStats, UsageSummar
 from ember.models.streams import AsyncModelStream, ModelStream
 
 logger = logging.getLogger("ember.models")
+
+#: A list that every model call made in this context appends ``(model key, usage, error)``
+#: to (the gateway sets it around a call to charge per-key budgets); None: nobody listens.
+usage_sink: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "ember_model_usage_sink", default=None)
 
 
 class Binding:
@@ -139,6 +146,21 @@ class ModelRegistry:
         self._record(binding, model_id, response, started, None)
         return response
 
+    async def embed_async(self, model_id: str, inputs: list[str], **params: Any) -> Any:
+        """Embed ``inputs`` with ``model_id``: an EmbeddingResponse (vectors in input order)."""
+        binding = self._models.get(model_id) or self.get_model(model_id)
+        started = time.perf_counter()
+        try:
+            response = await binding.provider.embed_async(list(inputs), binding.model, **params)
+        except Exception as exc:
+            self._record(binding, model_id, None, started, exc)
+            raise
+        if response.usage.total_tokens == 0:
+            response.usage = UsageStats(
+                sum(tokens.count_tokens(t, binding.model) for t in inputs), 0, estimated=True)
+        self._record(binding, model_id, response, started, None)
+        return response
+
     def stream_model(self, model_id: str, prompt: Any, **params: Any) -> ModelStream:
         """A :class:`ModelStream` for ``model_id`` (the request starts on iteration)."""
         binding = self._models.get(model_id) or self.get_model(model_id)
@@ -190,6 +212,16 @@ class ModelRegistry:
                 total.estimated = total.estimated or usage.estimated
         if self.metrics:
             self._observe(model_id, duration, usage, error)
+        sink = usage_sink.get()
+        if sink is not None:
+            sink.append((binding.key, usage, error))
+        # NOTE: Prometheus model tokens/cost for every call, without importing
+        # observability (it is loaded once an app uses Metrics).
+        obs = sys.modules.get("ember.observability")
+        if obs is not None and usage is not None:
+            hook = getattr(obs, "record_model_call", None)
+            if hook is not None:
+                hook(binding.key, usage.prompt_tokens, usage.completion_tokens, usage.cost)
         return usage
 
     def _observe(self, model_id: str, duration: float, usage: UsageStats | None,

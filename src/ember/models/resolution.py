@@ -22,7 +22,8 @@ _cache: dict[str, tuple[str, str]] = {}
 def provider_for(bare: str) -> str | None:
     """The provider implied by an unprefixed model name, or None."""
     m = bare.lower()
-    if m.startswith(("gpt-", "chatgpt-", "text-davinci", "davinci", "babbage")) or _O_SERIES.match(m):
+    if m.startswith(("gpt-", "chatgpt-", "text-davinci", "davinci", "babbage",
+                     "text-embedding-")) or _O_SERIES.match(m):
         return "openai"
     if m.startswith("claude-"):
         return "anthropic"

@@ -109,6 +109,10 @@ class ChatResponse:
     tool_calls: list[ToolCall] = field(default_factory=list)
     raw: Any = None
     raw_finish_reason: str | None = None
+    choices: list[Choice] | None = None
+    """Every choice when ``n > 1`` was asked for (index 0 is also ``data``); else None."""
+    logprobs: Any = None
+    """The provider's ``logprobs`` object for choice 0, when asked for."""
 
     @property
     def text(self) -> str:
@@ -117,6 +121,26 @@ class ChatResponse:
 
     def __str__(self) -> str:
         return self.data
+
+
+@dataclass(slots=True)
+class Choice:
+    """One of several completions of one request (``n > 1``)."""
+
+    index: int
+    data: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+    logprobs: Any = None
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    """Vectors for a list of inputs (in input order) and the tokens they used."""
+
+    vectors: list[list[float]]
+    usage: UsageStats = field(default_factory=UsageStats)
+    model_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -137,6 +161,9 @@ class StreamChunk:
     finish_reason: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
     usage: UsageStats | None = None
+    index: int = 0
+    """The choice this chunk belongs to (``n > 1``); 0 otherwise."""
+    logprobs: Any = None
 
     def __str__(self) -> str:
         return self.text

@@ -59,6 +59,8 @@ class _StreamState:
             self._reported = chunk.usage
             if not (chunk.text or chunk.tool_calls or chunk.finish_reason):
                 return False
+        if chunk.index:
+            return True  # NOTE: other choices (n > 1) are yielded, not assembled
         if chunk.text:
             self._parts.append(chunk.text)
         if chunk.finish_reason:

@@ -82,6 +82,9 @@ class Worker:
     async def start(self, sock: socket.socket) -> tuple[str, int]:
         """Run the app's startup, then accept connections on ``sock``."""
         loop = asyncio.get_running_loop()
+        state = getattr(self.app, "state", None)
+        if state is not None:  # NOTE: startup checks that depend on the address read it
+            state.bound_address = sock.getsockname()[:2]
         await self.app.startup()
         app, state, limits = self.app, self.state, self.config.limits
         scheme = self.config.scheme

@@ -246,19 +246,22 @@ class HTTPProvider(BaseProvider):
         return client
 
     async def async_client(self) -> Any:
-        """The pooled async client of the running loop (created on first use)."""
+        """The pooled async transport of the running loop (created on first use).
+
+        An adapter from :mod:`ember.models.providers._transport` (aiohttp when
+        installed, else httpx); closed when the loop shuts down or by :meth:`aclose`.
+        """
         loop = asyncio.get_running_loop()
         last = self._last
         if last is not None and last.loop is loop:
             return last.client
         entry = self._aclients.get(id(loop))
         if entry is None or entry.loop is not loop:
-            httpx = httpx_module()
-            client = httpx.AsyncClient(
-                base_url=self.base_url, headers=self.headers(),
-                timeout=self._timeout(), limits=self._limits(),
-                verify=_verify_for(self.base_url),
-            )
+            from ember.models.providers import _transport
+
+            kind = _transport.client_kind()
+            client = (_transport.AiohttpAsync(self) if kind == "aiohttp"
+                      else _transport.HttpxAsync(self))
             entry = _LoopClient(loop, client)
             closer = _close_with_loop(client)
             await closer.__anext__()
@@ -306,9 +309,13 @@ class HTTPProvider(BaseProvider):
             provider_message=message, retry_after=parse_retry_after(headers),
         )
 
-    def _transport_error(self, exc: Exception, model: str) -> ProviderAPIError:
-        httpx = httpx_module()
-        kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection"
+    def _transport_error(self, exc: BaseException, model: str,
+                         client: Any = None) -> ProviderAPIError:
+        if client is not None:
+            kind = "timeout" if client.is_timeout(exc) else "connection"
+        else:
+            httpx = httpx_module()
+            kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection"
         return ProviderAPIError(
             f"{self.name} {kind} error: {type(exc).__name__}: {redact(exc, [self.api_key])}"
             .rstrip(": "), error_type=kind, provider=self.name, model=model,
@@ -374,26 +381,25 @@ class HTTPProvider(BaseProvider):
         """Async twin of :meth:`complete`."""
         timeout, max_retries = self._split(params)
         path, body = self.build_request(prompt, model, params, False)
-        content = orjson.dumps(body)
+        _status, _headers, data = await self._apost(path, orjson.dumps(body), model, timeout,
+                                                   max_retries)
+        return self._parse_body(data, model)
+
+    async def _apost(self, path: str, content: bytes, model: str, timeout: float | None,
+                     max_retries: int | None) -> tuple[int, Any, bytes]:
+        """POST with the retry loop; a status >= 400 raises :class:`ProviderAPIError`."""
         client = await self.async_client()
         retries = self.max_retries if max_retries is None else max_retries
-        httpx = httpx_module()
         attempt = 0
         while True:
             try:
                 try:
-                    response = await client.post(
-                        path, content=content,
-                        timeout=self._timeout(timeout) if timeout is not None else
-                        httpx.USE_CLIENT_DEFAULT,
-                    )
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc, model) from exc
-                if response.status_code >= 400:
-                    raise self._status_error(
-                        response.status_code, response.headers, response.content, model
-                    )
-                return self._parse_body(response.content, model)
+                    status, headers, data = await client.post(path, content, timeout)
+                except client.errors as exc:
+                    raise self._transport_error(exc, model, client) from exc
+                if status >= 400:
+                    raise self._status_error(status, headers, data, model)
+                return status, headers, data
             except ProviderAPIError as exc:
                 delay = self._delay(attempt, exc, retries)
                 if delay is None:
@@ -401,6 +407,23 @@ class HTTPProvider(BaseProvider):
                     raise
                 attempt += 1
                 await asyncio.sleep(delay)
+
+    async def embed_async(self, inputs: list[str], model: str, **params: Any) -> Any:
+        """Embed ``inputs`` (providers with ``embeddings_request``/``parse_embeddings``)."""
+        build = getattr(self, "embeddings_request", None)
+        if build is None:
+            return await super().embed_async(inputs, model, **params)
+        timeout, max_retries = self._split(params)
+        path, body = build(inputs, model, params)
+        _status, _headers, data = await self._apost(path, orjson.dumps(body), model, timeout,
+                                                    max_retries)
+        try:
+            return self.parse_embeddings(orjson.loads(data), model)
+        except ProviderAPIError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError,
+                AttributeError) as exc:
+            raise self.malformed(f"embeddings ({type(exc).__name__})", model) from exc
 
     def _parse_body(self, content: bytes, model: str) -> ChatResponse:
         try:
@@ -488,22 +511,17 @@ class HTTPProvider(BaseProvider):
         content = orjson.dumps(body)
         client = await self.async_client()
         retries = self.max_retries if max_retries is None else max_retries
-        httpx = httpx_module()
         attempt = 0
-        kwargs: dict[str, Any] = {"content": content}
-        if timeout is not None:
-            kwargs["timeout"] = self._timeout(timeout)
         while True:
             try:
-                request = client.build_request("POST", path, **kwargs)
                 try:
-                    response = await client.send(request, stream=True)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc, model) from exc
+                    response = await client.open(path, content, timeout)
+                except client.errors as exc:
+                    raise self._transport_error(exc, model, client) from exc
                 if response.status_code >= 400:
                     try:
                         raw = await response.aread()
-                    except httpx.TransportError:
+                    except client.errors:
                         raw = b""
                     finally:
                         await response.aclose()
@@ -520,15 +538,15 @@ class HTTPProvider(BaseProvider):
         decoder = SSEDecoder()
         try:
             try:
-                async for raw_chunk in response.aiter_raw():
+                async for raw_chunk in response.aiter():
                     if parser.done:
                         continue  # NOTE: drain to EOF so the connection goes back to the pool
                     for event in decoder.feed(raw_chunk):
                         for chunk in self._feed(parser, event, model):
                             yield chunk
-            except httpx.TransportError as exc:
+            except client.errors as exc:
                 if not parser.done:  # a failure while draining after the end marker is moot
-                    raise self._transport_error(exc, model) from exc
+                    raise self._transport_error(exc, model, client) from exc
             if not parser.done:
                 tail = parser.at_eof()
                 if tail is None:

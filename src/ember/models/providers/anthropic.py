@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import orjson
 
 from ember._redact import redact
+from ember.models import params as P
 from ember.models.exceptions import ProviderAPIError
 from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
@@ -118,6 +119,76 @@ def convert_tool_choice(choice: Any) -> Any:
     return choice
 
 
+def _stop(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    body["stop_sequences"] = P.stop_list(value)
+
+
+def _response_format(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value.get("type") == "text":
+        return
+    raise P.refuse("anthropic", "response_format", "JSON mode and JSON schemas are not "
+                   "part of the Messages API; describe the format in the prompt or use a tool")
+
+
+def _tool_choice(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    choice = convert_tool_choice(value)
+    if isinstance(choice, dict) and (body.get("tool_choice") or {}).get(
+            "disable_parallel_tool_use"):
+        choice = {**choice, "disable_parallel_tool_use": True}
+    body["tool_choice"] = choice
+
+
+def _parallel(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    if value is False:
+        body["tool_choice"] = {**(body.get("tool_choice") or {"type": "auto"}),
+                               "disable_parallel_tool_use": True}
+
+
+def _reasoning(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    budget = P.THINKING_BUDGET.get(value)
+    if budget is None:
+        raise P.refuse("anthropic", "reasoning_effort", f"unknown effort {value!r}")
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+
+
+def _user(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    body["metadata"] = {**(body.get("metadata") or {}), "user_id": str(value)}
+
+
+def _temperature(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    if not 0 <= value <= 1:
+        raise P.refuse("anthropic", "temperature", "its range is 0 to 1")
+    body["temperature"] = value
+
+
+def _tools(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    if value:
+        body["tools"] = convert_tools(value)
+
+
+#: OpenAI parameter -> Anthropic Messages API (see ember.models.params).
+PARAMS: dict[str, P.Rule] = {
+    "max_tokens": P.Rename("max_tokens"),
+    "max_completion_tokens": P.Rename("max_tokens"),
+    "stop": _stop,                                   # -> stop_sequences
+    "response_format": _response_format,            # text only
+    "tool_choice": _tool_choice,                     # auto/required/none/function -> its shape
+    "parallel_tool_calls": _parallel,                # false -> disable_parallel_tool_use
+    "seed": P.REFUSE,
+    "logprobs": P.no_logprobs("anthropic"),
+    "top_logprobs": P.REFUSE,
+    "n": P.only_one_choice("anthropic"),
+    "reasoning_effort": _reasoning,                  # -> thinking.budget_tokens
+    "user": _user,                                   # -> metadata.user_id
+    "temperature": _temperature,                     # 0..1 only
+    "top_p": P.PASS,
+    "presence_penalty": P.REFUSE,
+    "frequency_penalty": P.REFUSE,
+    "logit_bias": P.REFUSE,
+    "tools": _tools,
+}
+
+
 class AnthropicProvider(HTTPProvider):
     """Anthropic's Messages API."""
 
@@ -125,6 +196,7 @@ class AnthropicProvider(HTTPProvider):
     api_key_env: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     base_url_env: ClassVar[str] = "ANTHROPIC_BASE_URL"
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
+    PARAMS: ClassVar[dict[str, P.Rule]] = PARAMS
 
     def headers(self) -> dict[str, str]:
         return {
@@ -145,16 +217,12 @@ class AnthropicProvider(HTTPProvider):
         body: dict[str, Any] = {"model": model, "messages": messages}
         if system:
             body["system"] = system
-        body["max_tokens"] = params.pop("max_tokens", None) or params.pop(
-            "max_completion_tokens", None) or DEFAULT_MAX_TOKENS
-        stop = params.pop("stop", None)
-        if stop:
-            body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-        if params.get("tools"):
-            params["tools"] = convert_tools(params["tools"])
-        if "tool_choice" in params:
-            params["tool_choice"] = convert_tool_choice(params["tool_choice"])
-        body.update(params)
+        P.apply(self.name, self.PARAMS, params, body, model)
+        body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+        thinking = body.get("thinking")
+        if isinstance(thinking, dict) and body["max_tokens"] <= thinking.get("budget_tokens", 0):
+            # NOTE: the API wants max_tokens > budget_tokens; the budget comes on top.
+            body["max_tokens"] += thinking["budget_tokens"]
         if stream:
             body["stream"] = True
         return self._path(), body
@@ -212,6 +280,7 @@ class AnthropicStreamParser(StreamParser):
         self.output_tokens = 0
         self.reported = False
         self.tool_index: dict[int, int] = {}  # content block index -> tool call index
+        self.tool_json: dict[int, bool] = {}  # content block index -> any JSON text seen
 
     def feed(self, event: Any) -> list[StreamChunk]:
         name = event.event
@@ -233,6 +302,7 @@ class AnthropicStreamParser(StreamParser):
             block = data["content_block"]
             if block.get("type") == "tool_use":
                 idx = self.tool_index.setdefault(data["index"], len(self.tool_index))
+                self.tool_json[data["index"]] = False
                 return [StreamChunk(tool_calls=[ToolCallDelta(idx, block.get("id"),
                                                               block.get("name"))])]
             if block.get("type") == "text" and block.get("text"):
@@ -243,9 +313,20 @@ class AnthropicStreamParser(StreamParser):
             if delta.get("type") == "text_delta":
                 return [StreamChunk(text=delta["text"])] if delta["text"] else []
             if delta.get("type") == "input_json_delta":
+                text = delta.get("partial_json") or ""
+                if not text:
+                    return []
+                self.tool_json[data["index"]] = True
                 idx = self.tool_index.get(data["index"], 0)
-                return [StreamChunk(tool_calls=[ToolCallDelta(idx, arguments=delta.get(
-                    "partial_json", ""))])]
+                return [StreamChunk(tool_calls=[ToolCallDelta(idx, arguments=text)])]
+            return []
+        if kind == "content_block_stop":
+            # NOTE: a tool called with no arguments streams input {} as no JSON text (or
+            # one empty partial_json): send "{}" so clients always get a JSON object.
+            if self.tool_json.get(data.get("index")) is False:
+                self.tool_json[data["index"]] = True
+                idx = self.tool_index[data["index"]]
+                return [StreamChunk(tool_calls=[ToolCallDelta(idx, arguments="{}")])]
             return []
         if kind == "message_delta":
             usage = data.get("usage") or {}
@@ -261,7 +342,7 @@ class AnthropicStreamParser(StreamParser):
         if kind == "message_stop":
             self.done = True
             return [StreamChunk(usage=UsageStats(self.input_tokens, self.output_tokens))]
-        return []  # content_block_stop and unknown future events
+        return []  # unknown future events
 
     def partial_usage(self) -> UsageStats | None:
         """What the provider reported before the stream broke."""

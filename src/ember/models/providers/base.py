@@ -81,6 +81,17 @@ class BaseProvider:
             usage=response.usage,
         )
 
+    async def embed_async(self, inputs: list[str], model: str, **params: Any) -> Any:
+        """Embed ``inputs``; returns an :class:`~ember.models.schemas.EmbeddingResponse`.
+
+        Raises :class:`~ember.models.params.UnsupportedParameterError` (``param="model"``)
+        for providers without embeddings.
+        """
+        from ember.models.params import UnsupportedParameterError
+
+        raise UnsupportedParameterError(getattr(self, "name", type(self).__name__), "model",
+                                        "this provider has no embeddings API", model)
+
     def close(self) -> None:
         """Release pooled connections (sync side)."""
 

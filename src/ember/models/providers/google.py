@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import orjson
 
 from ember._redact import redact
+from ember.models import params as P
 from ember.models.exceptions import ProviderAPIError
 from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
@@ -35,10 +36,81 @@ FINISH = {
 GENERATION_KEYS = {
     "temperature": "temperature", "top_p": "topP", "top_k": "topK",
     "max_tokens": "maxOutputTokens", "max_completion_tokens": "maxOutputTokens",
-    "max_output_tokens": "maxOutputTokens", "stop": "stopSequences", "n": "candidateCount",
+    "max_output_tokens": "maxOutputTokens", "stop": "stopSequences",
     "presence_penalty": "presencePenalty", "frequency_penalty": "frequencyPenalty",
     "seed": "seed", "response_mime_type": "responseMimeType",
     "response_schema": "responseSchema",
+}
+
+
+def _config(name: str) -> Any:
+    def rule(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+        if name == "stopSequences":
+            value = P.stop_list(value)
+        body.setdefault("generationConfig", {}).setdefault(name, value)
+
+    return rule
+
+
+def _response_format(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    kind = value.get("type") if isinstance(value, dict) else None
+    config = body.setdefault("generationConfig", {})
+    if kind == "text":
+        return
+    if kind == "json_object":
+        config["responseMimeType"] = "application/json"
+    elif kind == "json_schema":
+        schema = (value.get("json_schema") or {}).get("schema")
+        config["responseMimeType"] = "application/json"
+        if schema is not None:
+            config["responseJsonSchema"] = schema
+    else:
+        raise P.refuse("google", "response_format", f"unknown type {kind!r}")
+
+
+def _tool_choice(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value.get("type") == "function":
+        config = {"mode": "ANY", "allowedFunctionNames": [value["function"]["name"]]}
+    elif value in ("auto", "required", "none"):
+        config = {"mode": {"auto": "AUTO", "required": "ANY", "none": "NONE"}[value]}
+    else:
+        raise P.refuse("google", "tool_choice", f"unknown choice {value!r}")
+    body["toolConfig"] = {"functionCallingConfig": config}
+
+
+def _reasoning(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    budget = {"minimal": 0, "low": 1024, "medium": 8192, "high": 24576}.get(value)
+    if budget is None:
+        raise P.refuse("google", "reasoning_effort", f"unknown effort {value!r}")
+    body.setdefault("generationConfig", {})["thinkingConfig"] = {"thinkingBudget": budget}
+
+
+def _tools(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
+    if value:
+        body["tools"] = convert_tools(value)
+
+
+#: OpenAI parameter -> Gemini generateContent (see ember.models.params).
+PARAMS: dict[str, P.Rule] = {
+    "max_tokens": _config("maxOutputTokens"),
+    "max_completion_tokens": _config("maxOutputTokens"),
+    "stop": _config("stopSequences"),
+    "response_format": _response_format,     # json_object/json_schema -> responseMimeType/Schema
+    "tool_choice": _tool_choice,             # -> toolConfig.functionCallingConfig.mode
+    "parallel_tool_calls": P.parallel_default_only("google"),
+    "seed": _config("seed"),
+    "logprobs": P.no_logprobs("google"),
+    "top_logprobs": P.REFUSE,
+    "n": P.only_one_choice("google"),        # NOTE: candidateCount exists; we parse one
+    "reasoning_effort": _reasoning,          # -> thinkingConfig.thinkingBudget
+    "user": P.DROP,                          # NOTE: no end-user field; it only feeds abuse
+                                             # monitoring at OpenAI, never the answer
+    "temperature": _config("temperature"),
+    "top_p": _config("topP"),
+    "presence_penalty": _config("presencePenalty"),
+    "frequency_penalty": _config("frequencyPenalty"),
+    "logit_bias": P.REFUSE,
+    "tools": _tools,
 }
 STATUS_TYPES = {
     "RESOURCE_EXHAUSTED": "rate_limit", "UNAUTHENTICATED": "authentication",
@@ -136,6 +208,7 @@ class GoogleProvider(HTTPProvider):
     base_url_env: ClassVar[str] = "GOOGLE_BASE_URL"
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
     api_version: ClassVar[str] = "v1beta"
+    PARAMS: ClassVar[dict[str, P.Rule]] = PARAMS
 
     def headers(self) -> dict[str, str]:
         return {"content-type": "application/json", "accept": "application/json",
@@ -154,23 +227,37 @@ class GoogleProvider(HTTPProvider):
         config = dict(params.pop("generation_config", None) or params.pop(
             "generationConfig", None) or {})
         for key in list(params):
-            if key in GENERATION_KEYS:
-                value = params.pop(key)
-                if key == "stop" and isinstance(value, str):
-                    value = [value]
-                config[GENERATION_KEYS[key]] = value
+            if key in GENERATION_KEYS and key not in self.PARAMS:
+                config[GENERATION_KEYS[key]] = params.pop(key)
         if config:
             body["generationConfig"] = config
-        if params.get("tools"):
-            params["tools"] = convert_tools(params["tools"])
         for snake, camel in (("safety_settings", "safetySettings"), ("tool_config", "toolConfig")):
             if snake in params:
                 params[camel] = params.pop(snake)
-        body.update(params)
+        P.apply(self.name, self.PARAMS, params, body, model)
         prefix = "" if _VERSIONED.search(self.base_url) else f"/{self.api_version}"
         if stream:
             return f"{prefix}/models/{model}:streamGenerateContent?alt=sse", body
         return f"{prefix}/models/{model}:generateContent", body
+
+    def embeddings_request(self, inputs: list[str], model: str,
+                           params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        prefix = "" if _VERSIONED.search(self.base_url) else f"/{self.api_version}"
+        extra = {}
+        if params.get("dimensions") is not None:
+            extra["outputDimensionality"] = params.pop("dimensions")
+        params.pop("user", None)  # NOTE: no end-user field (see PARAMS)
+        requests = [{"model": f"models/{model}", "content": {"parts": [{"text": t}]}, **extra}
+                    for t in inputs]
+        return f"{prefix}/models/{model}:batchEmbedContents", {"requests": requests}
+
+    def parse_embeddings(self, data: Any, model: str) -> Any:
+        from ember.models.schemas import EmbeddingResponse
+
+        if "error" in data:
+            raise self._error(data, model)
+        return EmbeddingResponse([list(map(float, e["values"])) for e in data["embeddings"]],
+                                 UsageStats(estimated=True), model)
 
     def _error(self, data: Any, model: str) -> ProviderAPIError:
         err = data.get("error") or {}

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from ember.models import tokens
 from ember.models.providers.base import BaseProvider, Prompt
-from ember.models.schemas import ChatResponse, StreamChunk, UsageStats
+from ember.models.schemas import ChatResponse, Choice, StreamChunk, UsageStats
 
 
 def _last_user_text(prompt: Prompt) -> str:
@@ -82,14 +82,38 @@ class OfflineProvider(BaseProvider):
     def complete(self, prompt: Prompt, model: str, **params: Any) -> ChatResponse:
         """The whole answer at once (no pacing)."""
         pieces, prompt_tokens, finish, _ = self._plan(prompt, model, params)
+        n = int(params.get("n") or 1)
+        text = "".join(pieces)
         return ChatResponse(
-            data="".join(pieces), usage=self._usage(prompt_tokens, len(pieces), model),
+            data=text, usage=self._usage(prompt_tokens, len(pieces) * n, model),
             model_id=f"offline/{model}", finish_reason=finish, raw_finish_reason=finish,
+            choices=[Choice(i, text, [], finish) for i in range(n)] if n > 1 else None,
         )
 
     async def complete_async(self, prompt: Prompt, model: str, **params: Any) -> ChatResponse:
         """Same as :meth:`complete`, without a thread hop."""
         return self.complete(prompt, model, **params)
+
+    async def embed_async(self, inputs: list[str], model: str, **params: Any) -> Any:
+        """Deterministic unit vectors (hashed words, ``dimensions`` default 64): a stand-in
+        that keeps identical texts identical and shared words close, not a semantic model."""
+        import hashlib
+        import math
+
+        from ember.models.schemas import EmbeddingResponse
+
+        size = int(params.get("dimensions") or 64)
+        vectors = []
+        used = 0
+        for text in inputs:
+            vec = [0.0] * size
+            for word in text.lower().split():
+                h = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                vec[int.from_bytes(h[:4], "little") % size] += 1.0 if h[4] & 1 else -1.0
+            norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+            vectors.append([v / norm for v in vec])
+            used += tokens.count_tokens(text, model)
+        return EmbeddingResponse(vectors, UsageStats(used, 0, estimated=True), f"offline/{model}")
 
     def stream(self, prompt: Prompt, model: str, **params: Any) -> Iterator[StreamChunk]:
         """One chunk per token, ``token_delay`` seconds apart."""
@@ -108,11 +132,15 @@ class OfflineProvider(BaseProvider):
     ) -> AsyncIterator[StreamChunk]:
         """Async twin of :meth:`stream` (sleeps with ``asyncio.sleep``)."""
         pieces, prompt_tokens, finish, delay = self._plan(prompt, model, params)
+        n = int(params.get("n") or 1)
         last = len(pieces) - 1
         for i, piece in enumerate(pieces):
             if delay and i:
                 await asyncio.sleep(delay)
-            yield StreamChunk(text=piece, finish_reason=finish if i == last else None)
+            for index in range(n):
+                yield StreamChunk(text=piece, finish_reason=finish if i == last else None,
+                                  index=index)
         if not pieces:
-            yield StreamChunk(finish_reason=finish)
-        yield StreamChunk(usage=self._usage(prompt_tokens, len(pieces), model))
+            for index in range(n):
+                yield StreamChunk(finish_reason=finish, index=index)
+        yield StreamChunk(usage=self._usage(prompt_tokens, len(pieces) * n, model))

@@ -14,10 +14,23 @@ from typing import Any, ClassVar
 
 import orjson
 
+from ember.models import params as P
 from ember.models.exceptions import ProviderAPIError
 from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
-from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, UsageStats
+from ember.models.schemas import (
+    ChatResponse,
+    Choice,
+    EmbeddingResponse,
+    StreamChunk,
+    ToolCall,
+    ToolCallDelta,
+    UsageStats,
+)
+
+#: OpenAI's own vocabulary: every parameter goes through unchanged (``max_completion_tokens``
+#: stays ``max_completion_tokens``: reasoning models refuse ``max_tokens``).
+PARAMS: dict[str, P.Rule] = {name: P.PASS for name in P.OPENAI_PARAMS}
 
 
 def to_messages(prompt: Prompt, system: str | None = None) -> list[dict[str, Any]]:
@@ -74,6 +87,8 @@ class OpenAIProvider(HTTPProvider):
     base_url_env: ClassVar[str] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
     chat_path: ClassVar[str] = "/chat/completions"
+    embeddings_path: ClassVar[str] = "/embeddings"
+    PARAMS: ClassVar[dict[str, P.Rule]] = PARAMS
 
     def headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json"}
@@ -86,7 +101,7 @@ class OpenAIProvider(HTTPProvider):
     ) -> tuple[str, dict[str, Any]]:
         system = params.pop("system", None)
         body: dict[str, Any] = {"model": model, "messages": to_messages(prompt, system)}
-        body.update(params)
+        P.apply(self.name, self.PARAMS, params, body, model)
         if stream:
             body["stream"] = True
             options = dict(body.get("stream_options") or {})
@@ -101,33 +116,64 @@ class OpenAIProvider(HTTPProvider):
                 error_type="server", status_code=200, provider=self.name, model=model,
                 provider_message=self.error_message(data),
             )
-        choice = data["choices"][0]
-        message = choice["message"]
-        calls = [
-            ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}")
-            for c in message.get("tool_calls") or ()
-        ]
+        choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
+        parsed = [_choice(c) for c in choices]
+        first = parsed[0]
         return ChatResponse(
-            data=message.get("content") or "",
+            data=first.data,
             usage=openai_usage(data.get("usage")) or UsageStats(estimated=True),
             model_id=data.get("model", model),
-            finish_reason=choice.get("finish_reason"),
-            raw_finish_reason=choice.get("finish_reason"),
-            tool_calls=calls,
+            finish_reason=first.finish_reason,
+            raw_finish_reason=first.finish_reason,
+            tool_calls=first.tool_calls,
             raw=data,
+            choices=parsed if len(parsed) > 1 else None,
+            logprobs=first.logprobs,
         )
+
+    def embeddings_request(self, inputs: list[str], model: str,
+                           params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {"model": model, "input": inputs, "encoding_format": "float"}
+        for key in ("dimensions", "user"):
+            if params.get(key) is not None:
+                body[key] = params.pop(key)
+        return self.embeddings_path, body
+
+    def parse_embeddings(self, data: Any, model: str) -> EmbeddingResponse:
+        rows = sorted(data["data"], key=lambda r: r.get("index", 0))
+        usage = data.get("usage") or {}
+        prompt = int(usage.get("prompt_tokens") or 0)
+        return EmbeddingResponse([list(map(float, r["embedding"])) for r in rows],
+                                 UsageStats(prompt, 0, estimated=not usage),
+                                 data.get("model", model))
 
     def stream_parser(self, model: str) -> StreamParser:
         return OpenAIStreamParser(self, model)
 
 
+def _choice(choice: dict[str, Any]) -> Choice:
+    message = choice["message"]
+    calls = [
+        ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}")
+        for c in message.get("tool_calls") or ()
+    ]
+    return Choice(int(choice.get("index", 0)), message.get("content") or "", calls,
+                  choice.get("finish_reason"), choice.get("logprobs"))
+
+
 class OpenAIStreamParser(StreamParser):
-    """``chat.completion.chunk`` frames -> chunks; ``[DONE]`` ends the stream."""
+    """``chat.completion.chunk`` frames -> chunks; ``[DONE]`` ends the stream.
+
+    A body that ends without ``[DONE]`` after a ``finish_reason`` (llama.cpp-style
+    servers) is complete, as the official SDK treats it; without a finish reason
+    it is truncated.
+    """
 
     def __init__(self, provider: OpenAIProvider, model: str) -> None:
         self.provider = provider
         self.model = model
         self.done = False
+        self.finished = False
 
     def feed(self, event: Any) -> list[StreamChunk]:
         data = event.data
@@ -146,8 +192,7 @@ class OpenAIStreamParser(StreamParser):
             )
         chunks: list[StreamChunk] = []
         for choice in frame.get("choices") or ():
-            if choice.get("index", 0) != 0:
-                continue
+            index = int(choice.get("index") or 0)
             delta = choice.get("delta") or {}
             deltas = None
             if delta.get("tool_calls"):
@@ -161,9 +206,16 @@ class OpenAIStreamParser(StreamParser):
                 ]
             text = delta.get("content") or ""
             finish = choice.get("finish_reason")
-            if text or deltas or finish:
-                chunks.append(StreamChunk(text=text, finish_reason=finish, tool_calls=deltas))
+            logprobs = choice.get("logprobs")
+            if finish:
+                self.finished = True
+            if text or deltas or finish or logprobs:
+                chunks.append(StreamChunk(text=text, finish_reason=finish, tool_calls=deltas,
+                                          index=index, logprobs=logprobs))
         usage = openai_usage(frame.get("usage"))
         if usage is not None:
             chunks.append(StreamChunk(usage=usage))
         return chunks
+
+    def at_eof(self) -> list[StreamChunk] | None:
+        return [] if self.finished else None

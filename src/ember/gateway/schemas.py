@@ -1,0 +1,249 @@
+"""Request schemas of the OpenAI-compatible routes, as msgspec Structs.
+
+The fields follow OpenAI's published API reference (openai-openapi,
+``CreateChatCompletionRequest`` and ``CreateEmbeddingRequest``) for what the gateway
+accepts; a request that does not fit is a 400 in OpenAI's error shape whose ``param``
+names the field (``max_tokens``, ``messages[0].content``).  Unknown top-level fields
+are refused, as OpenAI does ("Unrecognized request argument"), rather than silently
+dropped.  :data:`CHAT_COMPLETIONS_OPENAPI` / :data:`EMBEDDINGS_OPENAPI` describe the
+routes (request body and error responses) for the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+NonNegInt = Annotated[int, Meta(ge=0)]
+PosInt = Annotated[int, Meta(ge=1)]
+Name = Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+
+
+class _Base(Struct, omit_defaults=True, forbid_unknown_fields=False):
+    pass
+
+
+# -- message content parts --------------------------------------------------------------------
+class TextPart(_Base, tag_field="type", tag="text"):
+    text: str
+
+
+class ImageURL(_Base):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(_Base, tag_field="type", tag="image_url"):
+    image_url: ImageURL
+
+
+class InputAudio(_Base):
+    data: str
+    format: Literal["wav", "mp3"]
+
+
+class AudioPart(_Base, tag_field="type", tag="input_audio"):
+    input_audio: InputAudio
+
+
+class FilePart(_Base, tag_field="type", tag="file"):
+    file: dict[str, Any]
+
+
+class RefusalPart(_Base, tag_field="type", tag="refusal"):
+    refusal: str
+
+
+UserContent = str | list[TextPart | ImagePart | AudioPart | FilePart]
+AssistantContent = str | list[TextPart | RefusalPart] | None
+
+
+class FunctionCall(_Base):
+    name: str
+    arguments: str
+
+
+class ToolCall(_Base):
+    id: str
+    function: FunctionCall
+    type: Literal["function"] = "function"
+
+
+# -- messages (tagged by role) ----------------------------------------------------------------
+class SystemMessage(_Base, tag_field="role", tag="system"):
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class DeveloperMessage(_Base, tag_field="role", tag="developer"):
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class UserMessage(_Base, tag_field="role", tag="user"):
+    content: UserContent
+    name: str | None = None
+
+
+class AssistantMessage(_Base, tag_field="role", tag="assistant"):
+    content: AssistantContent = None
+    name: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+
+class ToolMessage(_Base, tag_field="role", tag="tool"):
+    content: str | list[TextPart]
+    tool_call_id: str
+
+
+Message = SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage
+
+
+# -- tools, formats -----------------------------------------------------------------------------
+class FunctionDef(_Base):
+    name: Name
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Base, tag_field="type", tag="function"):
+    function: FunctionDef
+
+
+class NamedFunction(_Base):
+    name: str
+
+
+class NamedToolChoice(_Base, tag_field="type", tag="function"):
+    function: NamedFunction
+
+
+class TextFormat(_Base, tag_field="type", tag="text"):
+    pass
+
+
+class JSONObjectFormat(_Base, tag_field="type", tag="json_object"):
+    pass
+
+
+class JSONSchemaSpec(_Base):
+    name: Name
+    description: str | None = None
+    schema: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class JSONSchemaFormat(_Base, tag_field="type", tag="json_schema"):
+    json_schema: JSONSchemaSpec
+
+
+class StreamOptions(_Base):
+    include_usage: bool | None = None
+
+
+class ChatCompletionRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """``POST /v1/chat/completions`` (the fields the gateway accepts)."""
+
+    model: Annotated[str, Meta(min_length=1)]
+    messages: Annotated[list[Message], Meta(min_length=1)]
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    max_tokens: PosInt | None = None
+    max_completion_tokens: PosInt | None = None
+    temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
+    n: Annotated[int, Meta(ge=1, le=128)] | None = None
+    stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
+    presence_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
+    logit_bias: dict[str, Annotated[int, Meta(ge=-100, le=100)]] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    seed: int | None = None
+    user: str | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: TextFormat | JSONObjectFormat | JSONSchemaFormat | None = None
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    # NOTE: accepted and not forwarded: the gateway stores nothing (store=true is refused).
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
+
+
+class EmbeddingRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """``POST /v1/embeddings`` (text inputs; token-id inputs are refused)."""
+
+    model: Annotated[str, Meta(min_length=1)]
+    input: Annotated[str, Meta(min_length=1)] | Annotated[
+        list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1, max_length=2048)]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: PosInt | None = None
+    user: str | None = None
+
+
+_PATH = re.compile(r" - at `\$(.*)`$")
+_UNKNOWN = re.compile(r"Object (?:contains unknown|missing required) field `([^`]*)`")
+
+
+def error_param(message: str) -> str | None:
+    """``max_tokens`` / ``messages[0].content`` from a msgspec validation message."""
+    path = None
+    m = _PATH.search(message)
+    if m:
+        path = m.group(1).replace("[...]", "").lstrip(".") or None
+    unknown = _UNKNOWN.search(message)
+    if unknown:
+        path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+    return path
+
+
+def decode(raw: bytes, type_: Any) -> Any:
+    """Decode and validate; raises ``msgspec.ValidationError`` / ``DecodeError``."""
+    return msgspec.json.decode(raw, type=type_)
+
+
+# -- OpenAPI ----------------------------------------------------------------------------------
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {
+        "type": "object", "required": ["message", "type", "param", "code"],
+        "properties": {"message": {"type": "string"}, "type": {"type": "string"},
+                       "param": {"type": ["string", "null"]},
+                       "code": {"type": ["string", "null"]}}}},
+}
+
+
+def request_schema(type_: Any) -> dict[str, Any]:
+    """A JSON Schema (2020-12, ``$defs`` inline) for one request Struct."""
+    return msgspec.json.schema(type_)
+
+
+def _openapi(type_: Any, ok: str) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    return {
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": request_schema(type_)}}},
+        "responses": {
+            "200": {"description": ok},
+            **{str(code): {"description": what, **error} for code, what in (
+                (400, "Invalid request (error.param names the field)"),
+                (401, "Missing or wrong API key"), (404, "Unknown model"),
+                (429, "Rate limited upstream or budget exhausted (Retry-After)"),
+                (500, "Model configuration incomplete"), (502, "Upstream failure"),
+                (503, "Gateway at capacity (Retry-After)"), (504, "Upstream timeout"))},
+        },
+    }
+
+
+#: ``openapi_extra`` for ``POST {prefix}/chat/completions`` (request body + error responses).
+CHAT_COMPLETIONS_OPENAPI = _openapi(
+    ChatCompletionRequest, "A chat.completion object, or with stream=true an SSE stream of "
+    "chat.completion.chunk objects ending with data: [DONE]")
+#: ``openapi_extra`` for ``POST {prefix}/embeddings``.
+EMBEDDINGS_OPENAPI = _openapi(EmbeddingRequest, "A list of embedding objects")
