@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import sys
+from dataclasses import dataclass
 
 from ember import Ember, HTTPException, Request, sse_stream
 from ember.observability import Metrics
@@ -108,12 +109,16 @@ async def stream():
     return sse_stream(_tokens("Ember streams tokens as server-sent events, one at a time."))
 
 
+@dataclass
+class ChatIn:
+    """``POST /v1/chat``'s body: ``{"message": "hi"}`` (anything else: 422 naming the field)."""
+
+    message: str
+
+
 @app.ai_route("/v1/chat", methods=["POST"], streaming=True)
-async def chat(request: Request, context):
-    body = await request.json()
-    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
-        raise HTTPException(422, 'the body must be a JSON object like {"message": "hi"}')
-    prompt = body["message"]
+async def chat(body: ChatIn, context):
+    prompt = body.message
     context.add_message("user", prompt)
     from ember.api import models
 

@@ -407,26 +407,14 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
                                 code="model_not_found", param="model", rid=rid)
         return JSONResponse(_card(model_id))
 
-    extra = _route_options(app)
     app.add_route(f"{prefix}/chat/completions", chat_completions, ["POST"],
-                  name="openai_chat_completions",
-                  **extra(schemas.CHAT_COMPLETIONS_OPENAPI))
+                  name="openai_chat_completions", openapi_extra=schemas.CHAT_COMPLETIONS_OPENAPI)
     app.add_route(f"{prefix}/embeddings", embeddings, ["POST"], name="openai_embeddings",
-                  **extra(schemas.EMBEDDINGS_OPENAPI))
-    app.add_route(f"{prefix}/models", list_models, ["GET"], name="openai_models")
+                  openapi_extra=schemas.EMBEDDINGS_OPENAPI)
+    app.add_route(f"{prefix}/models", list_models, ["GET"], name="openai_models",
+                  openapi_extra=schemas.MODELS_OPENAPI)
     app.add_route(f"{prefix}/models/{{model_id:path}}", get_model, ["GET"],
-                  name="openai_model")
-
-
-def _route_options(app: Any) -> Any:
-    """``openapi_extra=`` when this Ember's ``add_route`` takes it (else nothing)."""
-    import inspect
-
-    try:
-        takes = "openapi_extra" in inspect.signature(app.add_route).parameters
-    except (TypeError, ValueError):
-        takes = False
-    return (lambda doc: {"openapi_extra": doc}) if takes else (lambda doc: {})
+                  name="openai_model", openapi_extra=schemas.MODEL_OPENAPI)
 
 
 def _card(model_id: str) -> dict[str, Any]:

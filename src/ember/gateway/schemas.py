@@ -220,24 +220,52 @@ ERROR_SCHEMA: dict[str, Any] = {
 
 
 def request_schema(type_: Any) -> dict[str, Any]:
-    """A JSON Schema (2020-12, ``$defs`` inline) for one request Struct."""
-    return msgspec.json.schema(type_)
+    """A self-contained JSON Schema (2020-12) for one request Struct.
+
+    NOTE: msgspec points at ``#/$defs/...`` of the schema's own root; inside an OpenAPI
+    operation that root is the whole document, so the references are inlined here.
+    """
+    schema = msgspec.json.schema(type_)
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                name = ref[len("#/$defs/"):]
+                if name in seen:  # a recursive type: left open rather than unrolled
+                    return {}
+                return inline(defs[name], (*seen, name))
+            return {k: inline(v, seen) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v, seen) for v in node]
+        return node
+
+    return inline(schema, ())
+
+
+_ERRORS = {
+    400: "Invalid request (error.param names the field)",
+    401: "Missing or wrong API key",
+    404: "Unknown model",
+    429: "Rate limited upstream or budget exhausted (Retry-After)",
+    500: "Model configuration incomplete",
+    502: "Upstream failure",
+    503: "Gateway at capacity (Retry-After)",
+    504: "Upstream timeout",
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    return {str(code): {"description": _ERRORS[code], **error} for code in codes}
 
 
 def _openapi(type_: Any, ok: str) -> dict[str, Any]:
-    error = {"content": {"application/json": {"schema": ERROR_SCHEMA}}}
     return {
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": request_schema(type_)}}},
-        "responses": {
-            "200": {"description": ok},
-            **{str(code): {"description": what, **error} for code, what in (
-                (400, "Invalid request (error.param names the field)"),
-                (401, "Missing or wrong API key"), (404, "Unknown model"),
-                (429, "Rate limited upstream or budget exhausted (Retry-After)"),
-                (500, "Model configuration incomplete"), (502, "Upstream failure"),
-                (503, "Gateway at capacity (Retry-After)"), (504, "Upstream timeout"))},
-        },
+        "responses": {"200": {"description": ok}, **_errors(*_ERRORS)},
     }
 
 
@@ -247,3 +275,7 @@ CHAT_COMPLETIONS_OPENAPI = _openapi(
     "chat.completion.chunk objects ending with data: [DONE]")
 #: ``openapi_extra`` for ``POST {prefix}/embeddings``.
 EMBEDDINGS_OPENAPI = _openapi(EmbeddingRequest, "A list of embedding objects")
+#: ``openapi_extra`` for ``GET {prefix}/models``.
+MODELS_OPENAPI = {"responses": _errors(401)}
+#: ``openapi_extra`` for ``GET {prefix}/models/{model_id}``.
+MODEL_OPENAPI = {"responses": _errors(401, 404)}
