@@ -93,7 +93,11 @@ def test_request_schema_is_exposed_for_openapi():
 
     doc = schemas.CHAT_COMPLETIONS_OPENAPI
     body = doc["requestBody"]["content"]["application/json"]["schema"]
-    assert "ChatCompletionRequest" in str(body) and "$defs" in body
+    assert body["title"] == "ChatCompletionRequest"
+    assert {"model", "messages"} <= set(body["required"])
+    # self-contained: no reference into a document root it will not be the root of
+    assert "$ref" not in str(body) and "$defs" not in str(body)
+    assert body["properties"]["messages"]["items"]  # the message schema, inlined
     assert doc["responses"]["400"]["content"]["application/json"]["schema"] == \
         schemas.ERROR_SCHEMA
 
