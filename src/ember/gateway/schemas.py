@@ -223,7 +223,8 @@ def request_schema(type_: Any) -> dict[str, Any]:
     """A self-contained JSON Schema (2020-12) for one request Struct.
 
     NOTE: msgspec points at ``#/$defs/...`` of the schema's own root; inside an OpenAPI
-    operation that root is the whole document, so the references are inlined here.
+    operation that root is the whole document, so the references are inlined here (and
+    discriminators, whose mappings name ``$defs`` too, dropped: ``anyOf`` still decides).
     """
     schema = msgspec.json.schema(type_)
     defs = schema.pop("$defs", {})
@@ -236,7 +237,8 @@ def request_schema(type_: Any) -> dict[str, Any]:
                 if name in seen:  # a recursive type: left open rather than unrolled
                     return {}
                 return inline(defs[name], (*seen, name))
-            return {k: inline(v, seen) for k, v in node.items()}
+            # a discriminator's mapping names $defs too; anyOf alone validates the same
+            return {k: inline(v, seen) for k, v in node.items() if k != "discriminator"}
         if isinstance(node, list):
             return [inline(v, seen) for v in node]
         return node
