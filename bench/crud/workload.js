@@ -24,19 +24,19 @@ export default function () {
   const r = Math.random();
   let res;
   if (r < 0.6) {
-    res = http.get(`${BASE}/tasks/${rid()}`, { tags: { op: "get" } });
+    res = http.get(`${BASE}/tasks/${rid()}`, { tags: { name: "get" } });
     check(res, { "get 200": (x) => x.status === 200 });
   } else if (r < 0.8) {
     const page = 1 + Math.floor(Math.random() * PAGES);
-    res = http.get(`${BASE}/tasks?page=${page}&limit=20`, { tags: { op: "list" } });
+    res = http.get(`${BASE}/tasks?page=${page}&limit=20`, { tags: { name: "list" } });
     check(res, { "list 200": (x) => x.status === 200 });
   } else if (r < 0.9) {
     const body = JSON.stringify({ title: `new task ${__VU}-${__ITER}`, done: false });
-    res = http.post(`${BASE}/tasks`, body, Object.assign({ tags: { op: "insert" } }, JSON_HEADERS));
+    res = http.post(`${BASE}/tasks`, body, Object.assign({ tags: { name: "insert" } }, JSON_HEADERS));
     check(res, { "insert 201": (x) => x.status === 201 });
   } else {
     const body = JSON.stringify({ title: `updated ${__VU}-${__ITER}`, done: __ITER % 2 === 0 });
-    res = http.put(`${BASE}/tasks/${rid()}`, body, Object.assign({ tags: { op: "update" } }, JSON_HEADERS));
+    res = http.put(`${BASE}/tasks/${rid()}`, body, Object.assign({ tags: { name: "update" } }, JSON_HEADERS));
     check(res, { "update 200": (x) => x.status === 200 });
   }
 }

