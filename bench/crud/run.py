@@ -240,7 +240,7 @@ def run_one(name: str, pg: Postgres, stages: list[dict[str, Any]], pool: int) ->
     reqs = metrics["http_reqs"]["values"]
     failed = metrics["http_req_failed"]["values"]
     count = int(reqs["count"])
-    errors = int(round(failed.get("rate", 0) * count))
+    errors = round(failed.get("rate", 0) * count)
     return {"server": name, "label": LABELS[name], "requests": count,
             "rps": round(reqs["rate"], 1), "avg_ms": round(dur["avg"], 2),
             "p95_ms": round(dur["p(95)"], 2), "p99_ms": round(dur["p(99)"], 2),

@@ -107,8 +107,9 @@ class Database:
             raise ConfigError(f"init must be an async function init(conn), got {init!r}")
         self._init = init
         self.pool_options = pool_options
-        # NOTE: one pool per event loop and process, as the caches keep their clients.
-        self._pools: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = \
+        # NOTE: one pool (and its gate, see acquire) per event loop and process, as the
+        # caches keep their clients.
+        self._pools: weakref.WeakKeyDictionary[Any, tuple[int, Any, asyncio.Semaphore]] = \
             weakref.WeakKeyDictionary()
         self._down = False
 
@@ -149,7 +150,7 @@ class Database:
         except Exception as exc:
             self._failed(exc)
             pool = await self._create_pool(0)  # NOTE: connects on first acquire
-        self._pools[loop] = (os.getpid(), pool)
+        self._pools[loop] = (os.getpid(), pool, asyncio.Semaphore(self.max_size))
 
     async def shutdown(self) -> None:
         """Close this worker's pool: waits for released connections, terminates the rest."""
@@ -163,15 +164,18 @@ class Database:
             logger.debug("closing the database pool failed; terminating it", exc_info=True)
             pool.terminate()
 
-    @property
-    def pool(self) -> Any:
-        """This worker's ``asyncpg.Pool`` (``RuntimeError`` before the app started)."""
+    def _entry(self) -> tuple[int, Any, asyncio.Semaphore]:
         entry = self._pools.get(asyncio.get_running_loop())
         if entry is None or entry[0] != os.getpid():
             raise RuntimeError("the database pool is not open in this worker: register the "
                                "Database with app.add_database(db) (or Ember(database=db)), "
                                "or await db.startup() yourself")
-        return entry[1]
+        return entry
+
+    @property
+    def pool(self) -> Any:
+        """This worker's ``asyncpg.Pool`` (``RuntimeError`` before the app started)."""
+        return self._entry()[1]
 
     @property
     def started(self) -> bool:
@@ -203,19 +207,36 @@ class Database:
         ``acquire_timeout`` and :class:`DatabaseUnavailable` (503) when the
         database cannot be reached.
         """
-        pool = self.pool
-        try:
-            conn = await pool.acquire(timeout=self.acquire_timeout)
-        except asyncio.CancelledError:
-            raise
-        except TimeoutError:
-            if pool.get_size() >= self.max_size and pool.get_idle_size() == 0:
+        _, pool, gate = self._entry()
+        # PERF/NOTE: waiters queue on a FIFO semaphore, not in asyncpg's pool: its
+        # asyncio.Queue lets a newcomer take a just-released connection from under a woken
+        # waiter, which goes back to the end of the line — under load that unfairness is
+        # the latency tail.  Past the gate a connection is free, so the pool never waits.
+        if gate.locked():
+            try:
+                async with asyncio.timeout(self.acquire_timeout):
+                    await gate.acquire()
+            except TimeoutError:
                 raise PoolExhausted(f"all {self.max_size} database connections stayed busy "
                                     f"for {self.acquire_timeout:g} s; retry shortly") from None
-            self._failed(TimeoutError("connect timed out"))
-            raise DatabaseUnavailable() from None
-        except Exception as exc:
-            mapped = translate(exc, timeouts=False)
+        else:
+            await gate.acquire()  # free: returns at once
+        # NOTE: unbounded when a connection is free or may be opened (connecting is bounded
+        # by connect_timeout); bounded when db.pool is used directly and holds them all.
+        busy = not pool.get_idle_size() and pool.get_size() >= self.max_size
+        try:
+            conn = await (pool.acquire(timeout=self.acquire_timeout) if busy
+                          else pool.acquire())
+        except BaseException as exc:
+            gate.release()
+            if busy and isinstance(exc, TimeoutError):
+                raise PoolExhausted(f"all {self.max_size} database connections stayed busy "
+                                    f"for {self.acquire_timeout:g} s; retry shortly") from None
+            if not isinstance(exc, Exception):
+                raise
+            # NOTE: a connect timeout means an unreachable database, not a slow query
+            mapped = DatabaseUnavailable() if isinstance(exc, TimeoutError) else \
+                translate(exc, timeouts=False)
             if mapped is None:
                 raise
             self._failed(exc)
@@ -225,12 +246,15 @@ class Database:
 
     async def release(self, conn: Any) -> None:
         """Give ``conn`` back to the pool (a broken one is closed, never reused)."""
+        _, pool, gate = self._entry()
         try:
-            await self.pool.release(conn)
+            await pool.release(conn)
         except Exception:
             logger.debug("releasing a database connection failed", exc_info=True)
             with contextlib.suppress(Exception):
                 conn.terminate()
+        finally:
+            gate.release()
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
