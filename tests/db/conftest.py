@@ -51,6 +51,21 @@ def temp_task_fix(app: Any) -> None:
     app.add_middleware(in_task)
 
 
+def _ready(url: str, timeout: float = 30.0) -> None:
+    """Wait until the server accepts logins (the port opens while it is still starting)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            run_sql(url, "SELECT 1")
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Db:
     """A database created for one test: ``url``, ``name``, ``admin_url``."""
 
@@ -70,6 +85,7 @@ class Db:
 def db(postgres_server: Any) -> Iterator[Db]:
     """A fresh database (dropped afterwards, with any connection left over)."""
     name = "t_" + uuid.uuid4().hex[:12]
+    _ready(postgres_server.url)
     run_sql(postgres_server.url, f'CREATE DATABASE "{name}"')
     try:
         yield Db(postgres_server.url, name)
@@ -112,15 +128,7 @@ class Cluster:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=self.preexec)
         _wait_port(self.port, self.proc, "postgres", timeout=30)
-        # NOTE: the port listens a moment before the server accepts logins
-        for _ in range(200):
-            try:
-                run_sql(self.url, "SELECT 1")
-                return
-            except Exception:
-                import time
-
-                time.sleep(0.05)
+        _ready(self.url)  # NOTE: the port listens a moment before the server accepts logins
 
     def kill(self) -> None:
         """Immediate shutdown (SIGQUIT): every connection drops, as in a crash."""
@@ -208,14 +216,7 @@ def pgvector_server() -> Iterator[str]:
     try:
         _wait_port(port, proc, "postgres (pgvector)", timeout=30)
         url = f"postgresql://ember@127.0.0.1:{port}/postgres"
-        for _ in range(200):
-            try:
-                run_sql(url, "SELECT 1")
-                break
-            except Exception:
-                import time
-
-                time.sleep(0.05)
+        _ready(url)
         yield url
     finally:
         _stop(proc)
