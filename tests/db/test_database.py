@@ -390,6 +390,12 @@ def test_database_killed_and_restarted_mid_load(cluster: Any, serve: Any) -> Non
     async def q(conn: Connection) -> dict[str, int]:
         return {"v": await conn.fetchval("SELECT 1")}
 
+    @app.post("/tq")
+    @transactional  # aiopg#778: no ROLLBACK on a connection the server closed
+    async def tq(conn: Connection) -> dict[str, int]:
+        await conn.fetchval("SELECT 1")
+        return {"v": await conn.fetchval("SELECT 2")}
+
     url = serve(app)
     statuses: list[int] = []
     stop = threading.Event()
@@ -399,6 +405,7 @@ def test_database_killed_and_restarted_mid_load(cluster: Any, serve: Any) -> Non
             while not stop.is_set():
                 try:
                     statuses.append(client.get(url + "/q").status_code)
+                    statuses.append(client.post(url + "/tq").status_code)
                 except httpx.HTTPError:
                     statuses.append(-1)
 

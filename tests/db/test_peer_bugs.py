@@ -133,3 +133,29 @@ def test_streaming_response_does_not_park_a_connection(db: Any, serve: Any) -> N
     httpx.get(url + "/end")
     reader.join(30)
     assert result["body"] == "1\n2\n3\n"
+
+
+def test_failed_commit_is_409_and_the_connection_stays_usable(db: Any, serve: Any) -> None:
+    # sqlalchemy#5824: a COMMIT that fails (deferred constraint) ends the transaction;
+    # calling rollback() afterwards errors.  databases#340: a failed rollback left the
+    # connection unusable for every later request.
+    db.sql("CREATE TABLE owners (id int PRIMARY KEY)")
+    db.sql("CREATE TABLE pets (id serial PRIMARY KEY, owner int REFERENCES owners(id) "
+           "DEFERRABLE INITIALLY DEFERRED)")
+    app = make_app(Database(db.url, min_size=1, max_size=1, acquire_timeout=2))
+
+    @app.post("/pets/{owner:int}")
+    @transactional
+    async def adopt(owner: int, conn: Connection) -> dict[str, int]:
+        # NOTE: the FK is checked at COMMIT, after the handler returned
+        return {"id": await conn.fetchval("INSERT INTO pets (owner) VALUES ($1) RETURNING id",
+                                          owner)}
+
+    url = serve(app)
+    for _ in range(3):
+        r = httpx.post(url + "/pets/42")
+        assert r.status_code == 409 and r.json()["detail"]["constraint"] == "pets_owner_fkey"
+    db.sql("INSERT INTO owners VALUES (42)")
+    assert httpx.post(url + "/pets/42").status_code == 200
+    assert db.sql("SELECT count(*) FROM pets")[0][0] == 1
+    assert httpx.get(url + "/pool").json() == {"size": 1, "idle": 1}
