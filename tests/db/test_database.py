@@ -132,6 +132,16 @@ def test_database_config_errors_name_the_setting() -> None:
         Database("mysql://u:hunter2@h/db")
     assert "hunter2" not in str(info.value)
     assert "hunter2" not in repr(Database("postgresql://u:hunter2@h/db"))
+    with pytest.raises(ConfigError, match="postgresql://"):
+        Database(123)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="max_size"):
+        Database("postgresql://h/db", max_size="10")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="statement_cache_size"):
+        Database("postgresql://h/db", statement_cache_size=-1)
+    with pytest.raises(ConfigError, match=r"(?i)port out of range"):
+        Database("postgresql://u:hunter2@h:99999/db")
+    with pytest.raises(ConfigError, match=r"ember\.db\.Database"):
+        Ember().add_database("postgresql://h/db")
     with pytest.raises(ConfigError, match="already has a Database"):
         Ember(database=Database("postgresql://h/db")).add_database(Database("postgresql://h/d"))
 
