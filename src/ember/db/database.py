@@ -246,7 +246,12 @@ class Database:
 
     async def release(self, conn: Any) -> None:
         """Give ``conn`` back to the pool (a broken one is closed, never reused)."""
-        _, pool, gate = self._entry()
+        entry = self._pools.get(asyncio.get_running_loop())
+        if entry is None or entry[0] != os.getpid():  # NOTE: released after shutdown
+            with contextlib.suppress(Exception):
+                conn.terminate()
+            return
+        _, pool, gate = entry
         try:
             await pool.release(conn)
         except Exception:
