@@ -90,9 +90,15 @@ def test_connection_released_after_errors(schema: Any, serve: Any) -> None:
     async def bad_sql(conn: Connection) -> None:
         await conn.fetchval("SELECT * FROM no_such_table")
 
+    @app.get("/no-file")
+    async def no_file(conn: Connection) -> None:
+        await conn.fetchval("SELECT 1")
+        open("/nonexistent/ember-test-file")  # noqa: SIM115 - an OSError that is not the DB's
+
     url = serve(app)
     for _ in range(5):  # with one connection, a leak would turn the next one into a 503
         assert httpx.get(url + "/boom").status_code == 500
+        assert httpx.get(url + "/no-file").status_code == 500
         r = httpx.get(url + "/bad-sql")
         assert r.status_code == 500 and "no_such_table" not in r.text
     assert httpx.get(url + "/pool").json() == {"size": 1, "idle": 1}

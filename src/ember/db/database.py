@@ -236,7 +236,7 @@ class Database:
                 raise
             # NOTE: a connect timeout means an unreachable database, not a slow query
             mapped = DatabaseUnavailable() if isinstance(exc, TimeoutError) else \
-                translate(exc, timeouts=False)
+                translate(exc, timeouts=False, connecting=True)
             if mapped is None:
                 raise
             self._failed(exc)

@@ -79,11 +79,14 @@ def _asyncpg() -> Any:
     return asyncpg
 
 
-def translate(exc: BaseException, *, timeouts: bool = True) -> DatabaseError | None:
+def translate(exc: BaseException, *, timeouts: bool = True,
+              connecting: bool = False) -> DatabaseError | None:
     """The :class:`DatabaseError` for an asyncpg (or socket) error, or ``None`` to keep it.
 
     ``timeouts``: whether a bare ``TimeoutError`` means a query timeout (true where
-    it came out of a block holding a database connection).
+    it came out of a block holding a database connection).  ``connecting``: any
+    ``OSError`` means the database is unreachable (while opening a connection);
+    otherwise only connection errors do (a handler's ``FileNotFoundError`` stays a 500).
     """
     if isinstance(exc, DatabaseError):
         return exc
@@ -102,7 +105,7 @@ def translate(exc: BaseException, *, timeouts: bool = True) -> DatabaseError | N
     if isinstance(exc, (errors.PostgresConnectionError, errors.CannotConnectNowError,
                         errors.AdminShutdownError, errors.CrashShutdownError,
                         errors.ConnectionDoesNotExistError, errors.TooManyConnectionsError,
-                        ConnectionError, OSError)):
+                        ConnectionError)) or (connecting and isinstance(exc, OSError)):
         return DatabaseUnavailable()
     if isinstance(exc, errors.InterfaceError) and "closed" in str(exc):
         return DatabaseUnavailable()
