@@ -2,7 +2,7 @@
 
     python bench/crud/run.py              # short: ramp to 300 VUs in 15 s, hold 15 s (~3 min)
     python bench/crud/run.py --rounds 3   # the same, 3 interleaved rounds, medians (~7 min)
-    python bench/crud/run.py --full       # ramp 30 s, hold 60 s, down 10 s, 3 rounds (~17 min)
+    python bench/crud/run.py --full       # ramp 30 s, hold 60 s, down 10 s, 3 rounds (~18 min)
     python bench/crud/run.py --only ember,express --pool 10
 
 One command: starts PostgreSQL from the system binaries (/usr/lib/postgresql/*/bin) in a
