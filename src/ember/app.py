@@ -50,6 +50,7 @@ class Ember(RouteDecorators):
         middleware: list[Any] | None = None,
         openapi_url: str | None = "/openapi.json",
         docs_url: str | None = "/docs",
+        database: Any = None,
     ) -> None:
         if server_limits is None:
             server_limits = ServerLimits()
@@ -79,6 +80,9 @@ class Ember(RouteDecorators):
         for mw in middleware or ():
             self.add_middleware(mw)
         self._openapi: dict[str, Any] | None = None
+        self.database: Any = None
+        if database is not None:
+            self.add_database(database)
         if openapi_url:
             self._add_openapi_routes(openapi_url, docs_url)
 
@@ -166,6 +170,18 @@ class Ember(RouteDecorators):
             raise ConfigError(f"middleware must be callable, got {middleware!r}")
         self.middleware.append(middleware)
         self._stack = None
+
+    def add_database(self, database: Any) -> None:
+        """Use ``database`` (an ``ember.db.Database``): a pool per worker, opened on start.
+
+        Handlers then take ``conn: Connection`` (see docs/database.md).  One per app.
+        """
+        if not callable(getattr(database, "attach", None)):
+            raise ConfigError(f"add_database expects an ember.db.Database, got {database!r}")
+        if self.database is not None:
+            raise ConfigError("this app already has a Database; use one app per database")
+        self.database = database
+        database.attach(self)
 
     def middleware_(self, fn: Handler) -> Handler:
         """Decorator form of :meth:`add_middleware`."""

@@ -13,6 +13,7 @@ bad field, its location and why.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import inspect
@@ -35,11 +36,38 @@ from ember.validation import whole_floats as _whole_floats
 _MISSING = object()
 
 #: where a value comes from
-REQUEST, PATH, QUERY, BODY, CONTEXT, WEBSOCKET = range(6)
+REQUEST, PATH, QUERY, BODY, CONTEXT, WEBSOCKET, RESOURCE = range(7)
 _LOCATIONS = {PATH: "path", QUERY: "query", BODY: "body"}
 
 _SCALARS: tuple[type, ...] = (str, int, float, bool, uuid.UUID, bytes)
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+
+
+#: injectable resources by annotation type (e.g. a database connection), filled by the
+#: optional packages that provide them: ``factory(handler) -> provider(request)``, where
+#: ``provider(request)`` is an async context manager giving the value for one request.
+_RESOURCES: dict[type, Callable[[Callable[..., Any]], Callable[[Any], Any]]] = {}
+
+
+def register_resource(tp: type, factory: Callable[[Callable[..., Any]], Callable[[Any], Any]]
+                      ) -> None:
+    """Inject a value for parameters annotated ``tp`` (or a subclass), scoped to one request.
+
+    ``factory(handler)`` runs once per route at registration and returns
+    ``provider(request)``, an async context manager entered after every other
+    parameter is validated and exited when the handler returns, raises or is
+    cancelled.
+    """
+    _RESOURCES[tp] = factory
+
+
+def _resource_factory(tp: Any) -> Any:
+    if not isinstance(tp, type):
+        return None
+    for cls, factory in _RESOURCES.items():
+        if tp is cls or issubclass(tp, cls):
+            return factory
+    return None
 
 
 def _is_request_type(tp: Any) -> bool:
@@ -361,13 +389,15 @@ class Param:
 class Plan:
     """How to call one handler; built once by :func:`analyse`."""
 
-    __slots__ = ("hints", "is_async", "kind", "params")
+    __slots__ = ("hints", "is_async", "kind", "params", "scoped")
 
     #: kinds: "none" (no arguments), "request" (just the request), "general"
     def __init__(self, params: list[Param], is_async: bool) -> None:
         self.params = params
         self.is_async = is_async
         self.hints: dict[str, Any] = {}
+        #: some parameters are request-scoped resources: call through :meth:`call_scoped`
+        self.scoped = any(p.source == RESOURCE for p in params)
         if not params:
             self.kind = "none"
         elif len(params) == 1 and params[0].source == REQUEST:
@@ -388,6 +418,8 @@ class Plan:
                 continue
             if source in (CONTEXT, WEBSOCKET):
                 kwargs[p.name] = context
+                continue
+            if source == RESOURCE:  # entered by call_scoped, once the rest is valid
                 continue
             if source == BODY:
                 raw = await request.body()
@@ -439,6 +471,16 @@ class Plan:
         if errors:
             raise RequestValidationError(errors)
         return kwargs
+
+
+    async def call_scoped(self, fn: Callable[..., Any], request: Any, context: Any = None) -> Any:
+        """Call ``fn`` with resources held for the call, released whatever happens."""
+        kwargs = await self.arguments(request, context)
+        async with contextlib.AsyncExitStack() as stack:
+            for p in self.params:
+                if p.source == RESOURCE:
+                    kwargs[p.name] = await stack.enter_async_context(p.convert(request))
+            return await fn(**kwargs)
 
 
 def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -508,6 +550,13 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
                                   "handlers only")
             params.append(Param(name, CONTEXT, name, None, _MISSING))
             continue
+        factory = _resource_factory(inner)
+        if factory is not None:
+            if not inspect.iscoroutinefunction(fn):
+                raise ConfigError(f"{where}: parameter {name!r} ({inner.__name__}) is injected "
+                                  "into 'async def' handlers only")
+            params.append(Param(name, RESOURCE, name, factory(fn), _MISSING))
+            continue
         if name in path_params:
             kind = path_params.get(name) if isinstance(path_params, dict) else None
             routed = _ROUTER_TYPES.get(kind or "str")
@@ -564,4 +613,5 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
     return plan
 
 
-__all__ = ["HTTPException", "Plan", "analyse", "is_model", "scalar_converter"]
+__all__ = ["HTTPException", "Plan", "analyse", "is_model", "register_resource",
+           "scalar_converter"]

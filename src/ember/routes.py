@@ -170,6 +170,8 @@ class Route:
                 result = await fn(request)
             elif kind == "path":
                 result = await fn(**request.path_params)
+            elif plan.scoped:  # NOTE: resources (a DB connection) held for the call
+                result = await plan.call_scoped(fn, request, context)
             else:
                 result = await fn(**await plan.arguments(request, context))
         else:
