@@ -146,9 +146,9 @@ async def run_once(factory: Any, path: str, requests: int, batch: int) -> float:
 
 def child(args: argparse.Namespace) -> None:
     """Runs in the interpreter of one mode; prints one JSON line."""
+    import ember_app
     import uvloop
 
-    import ember_app
     from ember._compat import NO_EXTENSIONS, is_compiled
     from ember.http import protocol
 
