@@ -90,3 +90,31 @@ def test_encode_head_api_unchanged(writer):
     parts = writer.encode_head(200, [encode_header("x-a", "1")], 5, True, 1, DATE, False)
     assert b"".join(parts) == (b"HTTP/1.1 200 OK\r\nserver: ember\r\n" + DATE
                                + b"x-a: 1\r\ncontent-length: 5\r\n\r\n")
+
+
+@pytest.mark.parametrize("headers", [[], [(b"x-a", b"1")], [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2"),
+                                                            (b"content-type", b"text/html")]])
+@pytest.mark.parametrize("status", [101, 200, 204, 304, 500])
+@pytest.mark.parametrize(("keep_alive", "minor", "head_only"),
+                         [(True, 1, False), (False, 1, False), (True, 0, True), (False, 0, False)])
+def test_encode_response_equals_its_pieces(writer, headers, status, keep_alive, minor, head_only):
+    body = b"0123456789" * 7
+    no_body = status < 200 or status in (204, 304)
+    parts = writer.encode_head(status, headers, -1 if no_body else len(body), keep_alive, minor,
+                               DATE, False)
+    expected = b"".join(parts) + (b"" if no_body or head_only else body)
+    assert writer.encode_response(status, headers, body, keep_alive, minor, DATE,
+                                  head_only) == expected
+
+
+@pytest.mark.parametrize("headers", [[(b"x", "str")], [("x", b"v")], [(b"x",)], ((b"x", b"1"),),
+                                     [[b"x", b"1"]]])
+def test_encode_response_odd_header_shapes_follow_the_reference(headers):
+    twins = _twins()
+    results = []
+    for w in twins:
+        try:
+            results.append(("ok", w.encode_response(200, headers, b"b", True, 1, DATE, False)))
+        except Exception as exc:
+            results.append(("err", type(exc)))
+    assert all(r == results[0] for r in results)

@@ -13,6 +13,10 @@ cpdef bytes status_line(object status_code)
 cpdef object encode_result(object result, bint keep_alive, Py_ssize_t http_minor,
                            bytes date_header, bint head_only)
 
+@cython.locals(out=object)
+cpdef bytes encode_response(object status_code, object headers, object body, bint keep_alive,
+                            Py_ssize_t http_minor, object date_header, bint head_only)
+
 @cython.locals(no_body=bint, line=bytes)
 cpdef bytes encode_simple(object status_code, object content_type, object body, bint keep_alive,
                           Py_ssize_t http_minor, object date_header, bint head_only)
@@ -66,6 +70,80 @@ cdef inline bytes _c_simple(bytes line, bytes date_header, bytes content_type, b
     dst[0] = 13
     dst[1] = 10
     dst += 2
+    if not no_body:
+        memcpy(dst, b"content-length: ", 16)
+        dst += 16
+        for i in range(ndigits):
+            dst[i] = digits[ndigits - 1 - i]
+        dst += ndigits
+        dst[0] = 13
+        dst[1] = 10
+        dst += 2
+    if conn is not None:
+        dst = _put(dst, conn)
+    dst[0] = 13
+    dst[1] = 10
+    dst += 2
+    if not no_body and not head_only:
+        memcpy(dst, PyBytes_AS_STRING(body), blen)
+    return out
+
+
+cdef inline object _c_response(bytes line, bytes date_header, list headers, bytes body,
+                               bint no_body, bint head_only, bint keep_alive,
+                               Py_ssize_t http_minor):
+    """encode_response in one allocation; None when a header is not a pair of bytes."""
+    cdef char digits[24]
+    cdef Py_ssize_t ndigits = 0
+    cdef Py_ssize_t blen = PyBytes_GET_SIZE(body)
+    cdef Py_ssize_t v = blen
+    cdef Py_ssize_t size, i, n = len(headers)
+    cdef bytes conn = None
+    cdef object pair, name, value
+    cdef bytes out
+    cdef char* dst
+    if not keep_alive:
+        conn = _CLOSE
+    elif http_minor == 0:
+        conn = _KEEP_ALIVE
+    size = (PyBytes_GET_SIZE(line) + PyBytes_GET_SIZE(SERVER_HEADER)
+            + PyBytes_GET_SIZE(date_header) + 2)
+    for i in range(n):
+        pair = headers[i]
+        if type(pair) is not tuple or len(<tuple>pair) != 2:
+            return None
+        name = (<tuple>pair)[0]
+        value = (<tuple>pair)[1]
+        if type(name) is not bytes or type(value) is not bytes:
+            return None
+        size += PyBytes_GET_SIZE(name) + PyBytes_GET_SIZE(value) + 4
+    if not no_body:
+        while True:
+            digits[ndigits] = <char>(48 + v % 10)
+            ndigits += 1
+            v //= 10
+            if v == 0:
+                break
+        size += 16 + ndigits + 2
+        if not head_only:
+            size += blen
+    if conn is not None:
+        size += PyBytes_GET_SIZE(conn)
+    out = PyBytes_FromStringAndSize(NULL, size)
+    dst = PyBytes_AS_STRING(out)
+    dst = _put(dst, line)
+    dst = _put(dst, SERVER_HEADER)
+    dst = _put(dst, date_header)
+    for i in range(n):
+        pair = headers[i]
+        dst = _put(dst, <bytes>(<tuple>pair)[0])
+        dst[0] = 58
+        dst[1] = 32
+        dst += 2
+        dst = _put(dst, <bytes>(<tuple>pair)[1])
+        dst[0] = 13
+        dst[1] = 10
+        dst += 2
     if not no_body:
         memcpy(dst, b"content-length: ", 16)
         dst += 16
