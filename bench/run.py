@@ -636,10 +636,17 @@ def peer_versions() -> str:
             "print(', '.join(f'{p} {m.version(p)}' for p in ('fastapi', 'starlette', 'uvicorn',"
             " 'uvloop', 'httptools', 'pydantic', 'granian', 'socketify')))")
     out = subprocess.run([str(PEER_PY), "-c", code], capture_output=True, text=True).stdout
-    nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
+    nginx = (subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
+             if Path(NGINX).exists() else "no nginx")
     wrk = subprocess.run([WRK, "-v"], capture_output=True, text=True)
     wrk_v = (wrk.stdout + wrk.stderr).split("[")[0].strip()
-    return f"{out.strip()}, {nginx.replace('nginx version: ', '')}, {wrk_v}"
+    fastify = NODE_DIR / "node_modules" / "fastify" / "package.json"
+    node = shutil.which("node")
+    extra = ""
+    if fastify.exists() and node:
+        node_v = subprocess.run([node, "-v"], capture_output=True, text=True).stdout.strip()
+        extra = f", fastify {json.loads(fastify.read_text())['version']} (node {node_v})"
+    return f"{out.strip()}, {nginx.replace('nginx version: ', '')}, {wrk_v}{extra}"
 
 
 def ember_modes() -> dict[str, dict[str, bool]]:
