@@ -2,13 +2,15 @@
 
     python bench/inprocess.py                     # compiled and pure, every path, both shapes
     python bench/inprocess.py --requests 50000 --paths /hello --batch 16
+    python bench/inprocess.py --variant sync      # the same routes as ``def`` handlers
 
 The protocol comes from the server's own factory (``Worker.start`` with an event loop
 whose ``create_server`` only captures the factory), so whatever ``ember.http.protocol``
 selects is what runs.  Each protocol gets ``connection_made`` with a fake transport that
 collects writes, then the requests through ``data_received``: ``--batch`` requests per
 call (1: one request per call, waiting for its answer, like keep-alive; 16: like wrk's
-pipeline.lua), waiting for all answers of a batch before the next.  The event loop is
+pipeline.lua), waiting for all answers of a batch before the next; ``--connections N``
+feeds N such connections one batch each per round (what the loop sees with N clients).  The event loop is
 uvloop, as in the server.  No kernel, no client: the figure is Ember's own cost per
 request plus the loop's scheduling, and is much less noisy than wrk on a shared machine.
 Each mode runs in its own interpreter (``EMBER_NO_EXTENSIONS=1`` for pure); the best of
@@ -121,27 +123,36 @@ async def capture_factory(app: Any) -> Any:
     return captured["factory"]
 
 
-async def run_once(factory: Any, path: str, requests: int, batch: int) -> float:
+async def run_once(factory: Any, path: str, requests: int, batch: int,
+                   connections: int = 1) -> float:
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n".encode()
     chunk = request * batch
-    proto = factory()
-    transport = FakeTransport()
-    transport._protocol = proto
-    proto.connection_made(transport)
     loop = asyncio.get_running_loop()
-    feeds = requests // batch
+    conns = []
+    for _ in range(connections):
+        proto = factory()
+        transport = FakeTransport()
+        transport._protocol = proto
+        proto.connection_made(transport)
+        conns.append((proto, transport))
+    rounds = max(requests // (batch * connections), 1)
     t0 = time.perf_counter()
-    for _ in range(feeds):
-        transport.wanted = transport.responses + batch
-        transport.waiter = loop.create_future()
-        proto.data_received(chunk)
-        if transport.responses < transport.wanted:
-            await transport.waiter
+    for _ in range(rounds):
+        waiters = []
+        for proto, transport in conns:
+            transport.wanted = transport.responses + batch
+            transport.waiter = loop.create_future()
+            proto.data_received(chunk)
+            if transport.responses < transport.wanted:
+                waiters.append(transport.waiter)
+        for waiter in waiters:
+            await waiter
     dt = time.perf_counter() - t0
-    proto.connection_lost(None)
-    if transport.responses != feeds * batch:
-        raise SystemExit(f"{path}: {transport.responses} responses for {feeds * batch} requests")
-    return dt / (feeds * batch) * 1e6
+    for proto, transport in conns:
+        proto.connection_lost(None)
+        if transport.responses != rounds * batch:
+            raise SystemExit(f"{path}: {transport.responses} responses for {rounds * batch}")
+    return dt / (rounds * batch * connections) * 1e6
 
 
 def child(args: argparse.Namespace) -> None:
@@ -153,12 +164,13 @@ def child(args: argparse.Namespace) -> None:
     from ember.http import protocol
 
     async def main() -> dict[str, Any]:
-        factory = await capture_factory(ember_app.build("minimal"))
+        factory = await capture_factory(ember_app.build(args.variant))
         out: dict[str, Any] = {"compiled": is_compiled(protocol._impl) and not NO_EXTENSIONS}
         for path in args.paths.split(","):
-            await run_once(factory, path, max(args.requests // 10, args.batch), args.batch)
-            out[path] = min([await run_once(factory, path, args.requests, args.batch)
-                             for _ in range(args.repeat)])
+            await run_once(factory, path, max(args.requests // 10, args.batch), args.batch,
+                           args.connections)
+            out[path] = min([await run_once(factory, path, args.requests, args.batch,
+                                            args.connections) for _ in range(args.repeat)])
         return out
 
     print(json.dumps(uvloop.run(main())))
@@ -172,6 +184,10 @@ def main() -> int:
     ap.add_argument("--paths", default=",".join(PATHS))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--modes", default="compiled,pure")
+    ap.add_argument("--connections", type=int, default=1,
+                    help="connections fed in each round (one batch each)")
+    ap.add_argument("--variant", default="minimal", choices=("minimal", "sync"),
+                    help="the bench app's async handlers, or the same as def handlers")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -185,7 +201,8 @@ def main() -> int:
             if mode == "pure":
                 env["EMBER_NO_EXTENSIONS"] = "1"
             cmd = [sys.executable, __file__, "--child", "--requests", str(args.requests),
-                   "--batch", str(batch), "--paths", args.paths, "--repeat", str(args.repeat)]
+                   "--batch", str(batch), "--paths", args.paths, "--repeat", str(args.repeat),
+                   "--variant", args.variant, "--connections", str(args.connections)]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(proc.stdout + proc.stderr, file=sys.stderr)
