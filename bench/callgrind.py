@@ -2,6 +2,7 @@
 
     python bench/callgrind.py                         # compiled and pure, GET /hello, 5,000 requests
     python bench/callgrind.py --requests 20000 --path /users/42 --modes compiled
+    python bench/callgrind.py --variant sync          # the same routes as def handlers
 
 On a shared, noisy machine wall-clock figures move by tens of percent between runs;
 instruction counts move by well under one percent, so this is the figure to accept or
@@ -96,7 +97,7 @@ def run(mode: str, requests: int, args: argparse.Namespace, workdir: Path) -> in
         env["EMBER_NO_EXTENSIONS"] = "1"
     cmd = ["taskset", "-c", "0", "valgrind", "--tool=callgrind", "--cache-sim=no",
            "--branch-sim=no", f"--callgrind-out-file={out}", sys.executable, str(APP),
-           str(port), "minimal"]
+           str(port), args.variant]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -126,6 +127,8 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=10)
     ap.add_argument("--path", default="/hello")
     ap.add_argument("--modes", default="compiled,pure")
+    ap.add_argument("--variant", default="minimal", choices=("minimal", "sync"),
+                    help="bench app variant: async handlers, or the same as def handlers")
     ap.add_argument("--client", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
@@ -142,7 +145,7 @@ def main() -> int:
         base = run(mode, args.baseline, args, workdir)
         total = run(mode, args.requests, args, workdir)
         per = (total - base) / (args.requests - args.baseline)
-        print(f"{mode:<9} GET {args.path}: {per:,.0f} instructions/request "
+        print(f"{mode:<9} {args.variant} GET {args.path}: {per:,.0f} instructions/request "
               f"(Ir {total:,} - baseline {base:,}, {args.requests - args.baseline} requests, "
               f"{args.connections} connections)", flush=True)
     print(f"(callgrind output files in {workdir})")
