@@ -72,7 +72,13 @@ class FloorTask(Floor):
 async def main(port, mode):
     loop = asyncio.get_running_loop()
     if mode == "eager":
-        loop.set_task_factory(asyncio.eager_task_factory)  # AttributeError before 3.12
+        # NOTE: not asyncio.eager_task_factory itself: with uvloop 0.23 on 3.13 it fails
+        # ("unexpected keyword argument 'eager_start'"); this is the same factory.
+        def eager(loop, coro, **kwargs):
+            kwargs.pop("eager_start", None)
+            return asyncio.Task(coro, loop=loop, eager_start=True, **kwargs)  # 3.12+
+
+        loop.set_task_factory(eager)
     proto = Floor if mode == "plain" else FloorTask
     srv = await loop.create_server(proto, "127.0.0.1", port, backlog=4096)
     await srv.serve_forever()
