@@ -22,13 +22,11 @@ import contextvars
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["ThreadPool", "default_pool", "run_sync"]
-
-_STOP: Any = object()
-
 
 class _Completions:
     """Finished calls of one event loop, waiting for that loop to pick them up."""
@@ -87,10 +85,13 @@ class ThreadPool:
         self._reset()
 
     def _reset(self) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._work_items: deque[tuple[Any, ...]] = deque()  # calls not yet taken by a worker
+        self._tokens: queue.SimpleQueue = queue.SimpleQueue()  # one token wakes one worker
+        self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._idle = threading.Semaphore(0)
-        self._start_lock = threading.Lock()
+        self._idle = 0  # workers asleep (waiting for a token)
+        self._searching = 0  # workers woken (or started) that have not taken a call yet
+        self._stopping = False
         self._last_loop: Any = None
         self._last_completions: _Completions | None = None
         self._completions: dict[int, _Completions] = {}
@@ -114,12 +115,43 @@ class ThreadPool:
     def _flush(self, comp: _Completions) -> None:
         comp.flush_scheduled = False
         outbox, comp.outbox = comp.outbox, []
-        put = self._queue.put
-        for item in outbox:
-            put(item)
-            # PERF: a new thread only when no worker is idle (as ThreadPoolExecutor does).
-            if not self._idle.acquire(blocking=False) and len(self._threads) < self.max_workers:
-                self._start_worker()
+        self._work_items.extend(outbox)
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Make sure one worker is looking for calls (woken, or started when none sleeps).
+
+        PERF: one at a time, not one per call: a worker that takes a call wakes the next
+        one only while calls remain and nobody else is looking (see _work), so a batch of
+        quick calls wakes ~1 thread, and calls that block still spread over the pool.
+        """
+        with self._lock:
+            helper = self._helper_locked()
+        self._release(helper)
+
+    def _helper_locked(self) -> Any:
+        """With the lock held: a searching worker to add (True: wake one; a Thread: start it),
+        or None when one is already searching, or every worker is busy (the first one free
+        then takes the calls)."""
+        if self._searching > 0 or self._stopping:
+            return None
+        if self._idle > 0:
+            self._idle -= 1
+            self._searching += 1
+            return True
+        if len(self._threads) < self.max_workers:
+            self._searching += 1
+            t = threading.Thread(target=self._work, name=f"ember-sync-{len(self._threads)}",
+                                 daemon=True)
+            self._threads.append(t)
+            return t
+        return None
+
+    def _release(self, helper: Any) -> None:
+        if helper is True:
+            self._tokens.put(None)
+        elif helper is not None:
+            helper.start()
 
     def _completions_for(self, loop: asyncio.AbstractEventLoop) -> _Completions:
         comp = self._completions.get(id(loop))
@@ -132,42 +164,61 @@ class ThreadPool:
         self._last_loop, self._last_completions = loop, comp
         return comp
 
-    def _start_worker(self) -> None:
-        with self._start_lock:
-            if len(self._threads) >= self.max_workers:
-                return
-            t = threading.Thread(target=self._work, name=f"ember-sync-{len(self._threads)}",
-                                 daemon=True)
-            self._threads.append(t)
-            t.start()
-
     def _work(self) -> None:
-        get = self._queue.get
-        idle = self._idle
+        items = self._work_items
+        lock = self._lock
+        searching = True  # started (or woken) as the searching worker
         while True:
-            item = get()
-            if item is _STOP:
-                return
-            fut, comp, ctx, fn, args, kwargs = item
+            try:
+                item = items.popleft()
+            except IndexError:
+                item = None
+            helper = None
+            with lock:
+                if item is None and items:
+                    continue  # NOTE: raced with a _flush that saw us searching: look again
+                if searching:
+                    self._searching -= 1
+                    searching = False
+                if item is None:
+                    if self._stopping:
+                        return
+                    self._idle += 1
+                elif items:
+                    # NOTE: more calls wait: make sure someone looks for them, in case
+                    # this call blocks.
+                    helper = self._helper_locked()
+            if item is None:
+                self._tokens.get()  # sleep until _wake_one (or shutdown) hands a token
+                searching = True
+                continue
+            if helper is not None:
+                self._release(helper)
+            self._run(item)
             del item
-            if not fut.done():  # NOTE: a racy read; at worst a cancelled call still runs
-                try:
-                    value = ctx.run(fn, *args, **kwargs)
-                except BaseException as exc:
-                    if isinstance(exc, StopIteration):  # a Future refuses StopIteration
-                        exc = RuntimeError(f"sync handler raised StopIteration: {exc!r}")
-                    comp.post(fut, False, exc)
-                    del exc
-                else:
-                    comp.post(fut, True, value)
-                    del value
-            del fut, comp, ctx, fn, args, kwargs
-            idle.release()
+
+    @staticmethod
+    def _run(item: tuple[Any, ...]) -> None:
+        fut, comp, ctx, fn, args, kwargs = item
+        if fut.done():  # NOTE: a racy read; at worst a cancelled call still runs
+            return
+        try:
+            value = ctx.run(fn, *args, **kwargs)
+        except BaseException as exc:
+            if isinstance(exc, StopIteration):  # a Future refuses StopIteration
+                exc = RuntimeError(f"sync handler raised StopIteration: {exc!r}")
+            comp.post(fut, False, exc)
+        else:
+            comp.post(fut, True, value)
 
     def shutdown(self) -> None:
         """Stop the workers once the queued calls are done (they are daemon threads)."""
-        for _ in self._threads:
-            self._queue.put(_STOP)
+        with self._lock:
+            self._stopping = True
+            sleeping = self._idle
+            self._idle = 0
+        for _ in range(sleeping + len(self._threads)):
+            self._tokens.put(None)
         self._threads = []
 
 
