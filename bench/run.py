@@ -91,7 +91,10 @@ http {{
 def server_command(server: str, variant: str, port: int, workdir: Path) -> tuple[list[str],
                                                                               dict[str, str]]:
     """argv and extra environment of one server process."""
-    env = {"PYTHONPATH": str(APPS)}
+    # NOTE: APPS first, then the caller's PYTHONPATH (a source tree under test wins over an
+    # installed ember, as in ``PYTHONPATH=src python bench/run.py``).
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(APPS), os.environ.get("PYTHONPATH"))
+                                         if p)}
     p = str(port)
     if server in ("ember", "ember-pure"):
         if server == "ember-pure":
