@@ -3,10 +3,14 @@
 ``loop.run_in_executor`` pays per call for a :class:`concurrent.futures.Future`
 (with its own lock and condition), ``wrap_future`` chaining, and one
 ``call_soon_threadsafe`` -- one write to the loop's self-pipe -- per completion.
-Here a call is a tuple on a :class:`queue.SimpleQueue`; a worker runs it in a
-copy of the caller's :mod:`contextvars` context and appends the outcome to the
-loop's completion list; only the first completion of a batch wakes the loop,
-which then resolves every finished future in one callback.
+Here a call is a tuple; the calls submitted during one event-loop iteration are
+handed over together (one ``call_soon``), and at most one worker is woken for
+them: a worker that takes a call wakes the next one only while calls remain and
+nobody else is looking for them (so quick calls wake ~1 thread per batch, and
+calls that block still spread over the pool).  A worker runs a call in a copy of
+the caller's :mod:`contextvars` context and appends the outcome to the loop's
+completion list; only the first completion of a batch wakes the loop, which then
+resolves every finished future in one callback.
 
 What user code observes is unchanged: the function runs in a worker thread (it
 may block), its context variables are those of the awaiting task, its exception
