@@ -108,7 +108,11 @@ def run(mode: str, requests: int, args: argparse.Namespace, workdir: Path) -> in
                           "--connections", str(args.connections)]
             subprocess.run(client_cmd, check=True)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
+        try:
+            _, err = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            raise SystemExit(f"{mode}: the server did not stop within 600 s of SIGINT under "
+                             "valgrind (an overloaded machine?); try again") from None
     finally:
         if proc.poll() is None:
             proc.kill()
