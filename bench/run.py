@@ -48,6 +48,7 @@ PEER_PACKAGES = ["fastapi", "pydantic", "uvicorn[standard]", "uvloop", "httptool
 PEER_IMPORTS = ("fastapi, pydantic, uvicorn, uvloop, httptools, starlette, granian, socketify, "
                 "orjson")
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+NODE_DIR = HERE / ".node"  # fastify, installed with npm on first use (not committed)
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVER_CPU, CLIENT_CPU = "0", "1"
@@ -59,8 +60,8 @@ KEY_HEADERS = {"x-api-key": "bench-key", "Origin": "https://bench.example"}
 
 # -- servers -------------------------------------------------------------------------------
 
-SERVERS = ["ember", "ember-pure", "granian", "socketify", "raw-asgi", "starlette", "fastapi",
-           "nginx"]
+SERVERS = ["ember", "ember-pure", "ember-sync", "floor", "granian", "socketify", "fastify",
+           "raw-asgi", "starlette", "fastapi", "nginx"]
 PEERS = {"granian", "socketify", "raw-asgi", "starlette", "fastapi"}
 UVICORN = ["-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
@@ -90,12 +91,22 @@ http {{
 def server_command(server: str, variant: str, port: int, workdir: Path) -> tuple[list[str],
                                                                               dict[str, str]]:
     """argv and extra environment of one server process."""
-    env = {"PYTHONPATH": str(APPS)}
+    # NOTE: APPS first, then the caller's PYTHONPATH (a source tree under test wins over an
+    # installed ember, as in ``PYTHONPATH=src python bench/run.py``).
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(APPS), os.environ.get("PYTHONPATH"))
+                                         if p)}
     p = str(port)
     if server in ("ember", "ember-pure"):
         if server == "ember-pure":
             env["EMBER_NO_EXTENSIONS"] = "1"
         return [sys.executable, str(APPS / "ember_app.py"), p, variant], env
+    if server == "ember-sync":  # the same routes as plain ``def`` handlers (thread pool)
+        return [sys.executable, str(APPS / "ember_app.py"), p, "sync"], env
+    if server == "floor":  # bare uvloop Protocol, fixed answers: the floor on uvloop
+        return [sys.executable, str(APPS / "uvloop_floor.py"), p], env
+    if server == "fastify":
+        return [shutil.which("node") or "node", str(APPS / "fastify_app.js"), p], {
+            "NODE_PATH": str(NODE_DIR / "node_modules")}
     if server in ("fastapi", "starlette", "raw-asgi"):
         app = {"fastapi": "asgi_apps:fastapi_app", "starlette": "asgi_apps:starlette_app",
                "raw-asgi": "asgi_apps:raw_app"}[server]
@@ -152,13 +163,13 @@ def build_scenarios(servers: list[str]) -> list[Scenario]:
         Scenario("hello-100", "plain text GET /hello, 100 connections", 100,
                  rows("/hello", HELLO)),
         Scenario("hello-1000", "plain text GET /hello, 1000 connections", 1000,
-                 rows("/hello", HELLO)),
+                 rows("/hello", HELLO, exclude=("ember-sync",))),
         Scenario("json", "JSON GET /json, 100 connections", 100,
                  rows("/json", {"message": HELLO})),
         Scenario("param", "path parameter GET /users/42 -> {\"id\": 42}, 100 connections", 100,
                  rows("/users/42", {"id": 42}, exclude=("nginx",))),
         Scenario("pipelined", "GET /hello, 16 pipelined requests per write, 100 connections",
-                 100, rows("/hello", HELLO, script="pipeline.lua")),
+                 100, rows("/hello", HELLO, script="pipeline.lua", exclude=("ember-sync",))),
         Scenario("routes", "1,000-route app vs 1-route app, GET /api/r249/users/42", 100,
                  [Row(f"{s} {v}", s, "/api/r249/users/42", variant=v, expect={"id": 42})
                   for s in ember for v in ("one-route", "many-routes")]),
@@ -504,6 +515,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
         ratio(f"{scen}: ember p99 / socketify p99", scen, "ember", ("socketify",), 1.0,
               higher=False, key="p99_ms")
     ratio("pipelined: ember / nginx req/s", "pipelined", "ember", ("nginx",), 0.9)
+    ratio("pipelined: ember / socketify req/s", "pipelined", "ember", ("socketify",), 1.0)
+    ratio("hello-100: ember-sync (def) / ember (async def) req/s", "hello-100", "ember-sync",
+          ("ember",), 0.7)
+    ratio("hello-100: ember / floor (bare uvloop) req/s", "hello-100", "ember", ("floor",), 0.8)
     for label in ("ember", "ember-pure"):
         row = results.get("hello-1000", {}).get("rows", {}).get(label)
         if row and "errors" in row:
@@ -603,15 +618,38 @@ def ensure_peers() -> None:
     subprocess.run([str(PEER_PY), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
 
 
+def ensure_fastify() -> str | None:
+    """Install fastify@5 into bench/.node with npm; None when ready, else why not."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        return "node/npm not found"
+    if (NODE_DIR / "node_modules" / "fastify" / "package.json").exists():
+        return None
+    NODE_DIR.mkdir(exist_ok=True)
+    print(f"[setup] npm install fastify@5 into {NODE_DIR}", flush=True)
+    p = subprocess.run([npm, "install", "--prefix", str(NODE_DIR), "--no-audit", "--no-fund",
+                        "fastify@5"], capture_output=True, text=True)
+    if p.returncode != 0:
+        return f"npm install fastify@5 failed: {(p.stdout + p.stderr).strip()[-300:]}"
+    return None
+
+
 def peer_versions() -> str:
     code = ("import importlib.metadata as m\n"
             "print(', '.join(f'{p} {m.version(p)}' for p in ('fastapi', 'starlette', 'uvicorn',"
             " 'uvloop', 'httptools', 'pydantic', 'granian', 'socketify')))")
     out = subprocess.run([str(PEER_PY), "-c", code], capture_output=True, text=True).stdout
-    nginx = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
+    nginx = (subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
+             if Path(NGINX).exists() else "no nginx")
     wrk = subprocess.run([WRK, "-v"], capture_output=True, text=True)
     wrk_v = (wrk.stdout + wrk.stderr).split("[")[0].strip()
-    return f"{out.strip()}, {nginx.replace('nginx version: ', '')}, {wrk_v}"
+    fastify = NODE_DIR / "node_modules" / "fastify" / "package.json"
+    node = shutil.which("node")
+    extra = ""
+    if fastify.exists() and node:
+        node_v = subprocess.run([node, "-v"], capture_output=True, text=True).stdout.strip()
+        extra = f", fastify {json.loads(fastify.read_text())['version']} (node {node_v})"
+    return f"{out.strip()}, {nginx.replace('nginx version: ', '')}, {wrk_v}{extra}"
 
 
 def ember_modes() -> dict[str, dict[str, bool]]:
@@ -680,6 +718,11 @@ def main() -> int:
         print("[setup] WARNING: fewer than 2 CPUs; server and wrk share a core")
     if PEERS & set(servers):
         ensure_peers()
+    if "fastify" in servers:
+        why = ensure_fastify()
+        if why:
+            print(f"[setup] fastify row skipped: {why}", flush=True)
+            servers.remove("fastify")
 
     modes = ember_modes()
     compiled = modes.get("ember", {})

@@ -6,6 +6,7 @@ Variants (one server process each, started by ``bench/run.py``):
   imported): the app of bench/leak.py and of the idle-RSS figure there.
 - ``basic``: the same plus ``POST /items`` (a msgspec.Struct body).
 - ``middleware``: the same routes behind CORS + API-key middleware.
+- ``sync``: ``minimal`` with plain ``def`` handlers (run in Ember's thread pool).
 - ``one-route``: a single route, ``/api/r249/users/{id:int}``.
 - ``many-routes``: 1,000 routes with path parameters (250 groups of 4 shapes); the
   benchmarked one, ``/api/r249/users/{id:int}``, is in the last group registered.
@@ -27,6 +28,21 @@ def build(variant: str = "basic") -> Ember:
 
         app.add_middleware(CORSMiddleware(allow_origins=["https://bench.example"]))
         app.add_middleware(APIKeyMiddleware(api_keys=["bench-key"], header="x-api-key"))
+
+    if variant == "sync":
+        @app.get("/hello")
+        def hello_sync():
+            return "Hello, World!"
+
+        @app.get("/json")
+        def json_sync():
+            return {"message": "Hello, World!"}
+
+        @app.get("/users/{id:int}")
+        def user_sync(id: int):
+            return {"id": id}
+
+        return app
 
     @app.get("/hello")
     async def hello():

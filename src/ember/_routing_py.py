@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Radix-tree router (pure-Python reference, compiled as ``_routing_c``).
 
 Paths without parameters live in one dict, so their lookup is O(1) whatever
@@ -176,7 +177,10 @@ def _walk(node: _Node, segs: list[str], i: int, params: dict[str, Any], method: 
                 if not isinstance(found, set):
                     return found
                 allowed = found
-        for name, conv, pchild in node.params:
+        for p in node.params:
+            name = p[0]
+            conv = p[1]
+            pchild = p[2]
             try:
                 value = conv(seg)
             except (ValueError, TypeError):
@@ -189,7 +193,8 @@ def _walk(node: _Node, segs: list[str], i: int, params: dict[str, Any], method: 
                 allowed = found if allowed is None else allowed | found
             del params[name]
     if node.catchall is not None:
-        name, cnode = node.catchall
+        name = node.catchall[0]
+        cnode = node.catchall[1]
         if cnode.methods:
             route = cnode.methods.get(method)
             if route is None and method == "HEAD":

@@ -55,9 +55,13 @@ class Headers(Mapping[str, str]):
     __slots__ = ("_raw",)
 
     def __init__(self, raw: Iterable[tuple[bytes, bytes]] | Mapping[str, str] | None = None) -> None:
-        if raw is None:
-            self._raw: list[tuple[bytes, bytes]] = []
-        elif isinstance(raw, Mapping):
+        # PERF: exact-type checks first; the parser hands over a list of byte pairs per
+        # request, and isinstance(raw, Mapping) goes through ABCMeta.__instancecheck__.
+        if type(raw) is list:
+            self._raw: list[tuple[bytes, bytes]] = raw[:]
+        elif raw is None:
+            self._raw = []
+        elif type(raw) is dict or isinstance(raw, Mapping):
             self._raw = [encode_header(k, v) for k, v in raw.items()]
         else:
             self._raw = list(raw)

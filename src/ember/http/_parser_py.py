@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Incremental HTTP/1.1 request parser (RFC 9112), the pure-Python reference.
 
 The same file is compiled by Cython as ``_parser_c`` (``_parser_c.pxd`` types
@@ -179,18 +180,26 @@ class HttpRequestParser:
         return pos
 
     def _parse_head(self, data: bytes, pos: int, end: int) -> int:
-        # RFC 9112 §2.2: ignore empty lines received before the request-line.
-        while data.startswith(b"\r\n", pos):
-            pos += 2
-        if pos >= end:
-            return end
-        if data[pos] == 13 and end - pos == 1:
-            return -1
-        idx = data.find(b"\r\n\r\n", pos)
+        if cython.compiled:
+            # PERF: C scans (memchr) instead of bytes method calls on every request.
+            pos = _c_skip_crlf(data, pos, end)  # noqa: F821 - defined in _parser_c.pxd
+            if pos >= end:
+                return end
+            idx = _c_find_head_end(data, pos, end)  # noqa: F821
+            line_end = _c_find_crlf(data, pos, end) if idx >= 0 else -1  # noqa: F821
+        else:
+            # RFC 9112 §2.2: ignore empty lines received before the request-line.
+            while data.startswith(b"\r\n", pos):
+                pos += 2
+            if pos >= end:
+                return end
+            idx = data.find(b"\r\n\r\n", pos)
+            line_end = data.find(b"\r\n", pos) if idx >= 0 else -1
         if idx < 0:
+            if data[pos] == 13 and end - pos == 1:
+                return -1
             self._check_partial_head(data, pos, end)
             return -1
-        line_end = data.find(b"\r\n", pos)
         if line_end - pos > self.max_url_size + 32:
             raise HttpParserError(414, "request target too long")
         if idx - line_end > self.max_header_size:
@@ -201,7 +210,11 @@ class HttpRequestParser:
             # which is the reference (and produces the precise error).
             scanned = _scan_head(data, pos, line_end, idx, self.max_headers)
         if scanned is not None:
-            method_b, target, major, minor, headers = scanned
+            method_b = scanned[0]
+            target = scanned[1]
+            major = scanned[2]
+            minor = scanned[3]
+            headers = scanned[4]
         else:
             m = _REQUEST_LINE.fullmatch(data, pos, line_end)
             if m is None:
@@ -239,8 +252,14 @@ class HttpRequestParser:
                     if hm is None:
                         _reject_header_line(line)
                     headers.append((hm.group(1).lower(), hm.group(2)))
-        for name, value in headers:
-            if name == b"content-length":
+        for pair in headers:
+            name = pair[0]
+            # PERF: the length first: most names are none of these five.
+            n = len(name)
+            if n != 14 and n != 17 and n != 10 and n != 7 and n != 6:
+                continue
+            value = pair[1]
+            if n == 14 and name == b"content-length":
                 if content_length >= 0:
                     raise HttpParserError(400, "duplicate Content-Length")
                 if _DIGITS.fullmatch(value) is None:
@@ -248,12 +267,12 @@ class HttpRequestParser:
                 if len(value) > 19 or int(value) > _MAX_CONTENT_LENGTH:
                     raise HttpParserError(400, "Content-Length overflow")
                 content_length = int(value)
-            elif name == b"transfer-encoding":
+            elif n == 17 and name == b"transfer-encoding":
                 if te_seen or chunked:
                     raise HttpParserError(400, "repeated Transfer-Encoding")
                 te_seen = True
                 chunked = _final_chunked(value)
-            elif name == b"connection":
+            elif n == 10 and name == b"connection":
                 tokens = value.lower()
                 if b"close" in tokens and _has_token(tokens, b"close"):
                     keep_alive = False
@@ -261,9 +280,9 @@ class HttpRequestParser:
                     keep_alive = True
                 if b"upgrade" in tokens and _has_token(tokens, b"upgrade"):
                     conn_upgrade = True
-            elif name == b"upgrade":
+            elif n == 7 and name == b"upgrade":
                 upgrade = value
-            elif name == b"expect":
+            elif n == 6 and name == b"expect":
                 expect = value
         if te_seen:
             if content_length >= 0:
@@ -290,7 +309,7 @@ class HttpRequestParser:
             self._on_message_complete()
         return pos
 
-    def _check_partial_head(self, data: bytes, pos: int, end: int) -> None:
+    def _check_partial_head(self, data: bytes, pos: int, end: int) -> int:
         """Refuse an incomplete head early when it is already too big or broken."""
         line_end = data.find(b"\r\n", pos, end)
         if line_end < 0:
@@ -301,11 +320,12 @@ class HttpRequestParser:
             m = _TOKEN_LINE.match(data, pos, end)
             if m is None and end - pos > 64 and b" " not in data[pos : pos + 64]:
                 raise HttpParserError(400, "invalid request line")
-            return
+            return 0
         if end - line_end > self.max_header_size + 4:
             raise HttpParserError(431, "request header section too large")
         if data.find(b"\n\n", pos, end) >= 0 or data.find(b"\r\n\n", pos, end) >= 0:
             raise HttpParserError(400, "bare LF in request head")
+        return 0
 
     @staticmethod
     def _valid_other_form(method: str, target: bytes) -> bool:
@@ -377,10 +397,6 @@ class HttpRequestParser:
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-@cython.locals(i=cython.Py_ssize_t, start=cython.Py_ssize_t, stop=cython.Py_ssize_t,
-               vstart=cython.Py_ssize_t, vend=cython.Py_ssize_t, count=cython.Py_ssize_t,
-               c=cython.uchar, buf=cython.p_const_uchar, tchar=cython.p_const_uchar,
-               vchar=cython.p_const_uchar, upper_seen=cython.int)
 def _scan_head(data: bytes, pos: int, line_end: int, idx: int, max_headers: int) -> object:
     """The compiled fast path of the head: ``(method, target, major, minor, headers)``.
 
@@ -438,9 +454,8 @@ def _scan_head(data: bytes, pos: int, line_end: int, idx: int, max_headers: int)
         vend = i
         while vend > vstart and (buf[vend - 1] == 32 or buf[vend - 1] == 9):
             vend -= 1
-        name = data[start:stop]
-        if upper_seen:
-            name = name.lower()
+        # NOTE: _c_lower_slice is a C helper defined in _parser_c.pxd (compiled only).
+        name = _c_lower_slice(data, start, stop) if upper_seen else data[start:stop]  # noqa: F821
         headers.append((name, data[vstart:vend]))
         i += 2
     return (method, target, major, minor, headers)

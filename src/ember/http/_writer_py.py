@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Response serialisation: status line, headers and body in one buffer.
 
 Pure-Python reference, compiled as ``_writer_c`` by Cython.  The caller hands
@@ -6,6 +7,11 @@ LF and NUL when headers are set), so this module only frames.
 """
 
 from __future__ import annotations
+
+try:
+    import cython
+except ImportError:  # pragma: no cover - pure install without Cython
+    from ember import _cython_shim as cython
 
 from ember.status import REASON_PHRASES
 
@@ -17,6 +23,10 @@ SERVER_HEADER = b"server: ember\r\n"
 _CLOSE = b"connection: close\r\n"
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 _CHUNKED = b"transfer-encoding: chunked\r\n"
+_CT_TEXT = b"text/plain; charset=utf-8"
+_CT_OCTET = b"application/octet-stream"
+_CT_JSON = b"application/json"
+_json_dumps = None  # ember.responses.json_dumps, imported on first use (import stays light)
 
 
 def status_line(status_code: int) -> bytes:
@@ -69,6 +79,14 @@ def encode_response(
     head_only: bool,
 ) -> bytes:
     """A complete response with a known body, ready for one ``transport.write``."""
+    if cython.compiled and type(body) is bytes and type(headers) is list and type(
+            date_header) is bytes:
+        # PERF: one allocation, no list of pieces, no %-formatting of the length.
+        out = _c_response(status_line(status_code), date_header, headers, body,  # noqa: F821
+                          status_code < 200 or status_code == 204 or status_code == 304,
+                          head_only, keep_alive, http_minor)
+        if out is not None:
+            return out
     if status_code < 200 or status_code == 204 or status_code == 304:
         parts = encode_head(status_code, headers, -1, keep_alive, http_minor, date_header, False)
         return b"".join(parts)
@@ -84,3 +102,75 @@ def encode_chunk(data: bytes) -> bytes:
 
 
 LAST_CHUNK = b"0\r\n\r\n"
+
+
+def encode_simple(
+    status_code: int,
+    content_type: bytes,
+    body: bytes,
+    keep_alive: bool,
+    http_minor: int,
+    date_header: bytes,
+    head_only: bool,
+) -> bytes:
+    """A whole response whose only headers are ``server``, ``date``, ``content-type``
+    and ``content-length``, in one buffer (built in C when compiled).
+
+    The bytes are exactly those of ``encode_response(status_code, [(b"content-type",
+    content_type)], body, keep_alive, http_minor, date_header, head_only)``, without
+    building a header list.  ``content_type`` and ``body`` must be ``bytes`` (TypeError
+    otherwise; ``content_type`` is written as is, so it must come from trusted code),
+    ``date_header`` is the full ``date: ...\\r\\n`` line, ``status_code`` 100-599
+    (ValueError otherwise).  1xx, 204 and 304 get neither a length nor a body
+    (RFC 9110 §8.6); ``head_only`` (HEAD) keeps the length and drops the body.
+    """
+    line = status_line(status_code)
+    if type(content_type) is not bytes or type(body) is not bytes or type(date_header) is not bytes:
+        raise TypeError("content_type, body and date_header must be bytes")
+    no_body = status_code < 200 or status_code == 204 or status_code == 304
+    if cython.compiled:
+        return _c_simple(line, date_header, content_type, body, no_body, head_only,  # noqa: F821
+                         keep_alive, http_minor)
+    parts = [line, SERVER_HEADER, date_header, b"content-type: ", content_type, b"\r\n"]
+    if not no_body:
+        parts.append(b"content-length: %d\r\n" % len(body))
+    if not keep_alive:
+        parts.append(_CLOSE)
+    elif http_minor == 0:
+        parts.append(_KEEP_ALIVE)
+    parts.append(b"\r\n")
+    if not no_body and not head_only:
+        parts.append(body)
+    return b"".join(parts)
+
+
+def encode_result(
+    result: object, keep_alive: bool, http_minor: int, date_header: bytes, head_only: bool
+) -> object:
+    """The response bytes for a handler's plain return value, or None.
+
+    Covers the values :func:`ember.responses.to_response` turns into a header-less
+    200: a ``str`` (``text/plain; charset=utf-8``), ``bytes``
+    (``application/octet-stream``), a ``dict`` or ``list`` (``application/json``,
+    serialised by :func:`ember.responses.json_dumps`, whose errors propagate).
+    Exact types only; anything else (a Response, a subclass, a tuple, None...)
+    returns None and the caller takes the general path.  The bytes equal
+    ``encode_response`` of ``to_response(result)``.  For the protocol: call it only
+    when no middleware, cache or hook may still change the response.
+    """
+    global _json_dumps
+    t = type(result)
+    if t is str:
+        return encode_simple(200, _CT_TEXT, result.encode("utf-8"), keep_alive,  # type: ignore[attr-defined]
+                             http_minor, date_header, head_only)
+    if t is bytes:
+        return encode_simple(200, _CT_OCTET, result, keep_alive, http_minor,  # type: ignore[arg-type]
+                             date_header, head_only)
+    if t is dict or t is list:
+        if _json_dumps is None:
+            from ember.responses import json_dumps
+
+            _json_dumps = json_dumps
+        return encode_simple(200, _CT_JSON, _json_dumps(result), keep_alive, http_minor,
+                             date_header, head_only)
+    return None

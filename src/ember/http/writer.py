@@ -7,8 +7,11 @@ from ember._compat import load_twin
 _impl = load_twin("ember.http", "writer")
 encode_head = _impl.encode_head
 encode_response = _impl.encode_response
+encode_simple = _impl.encode_simple
+encode_result = _impl.encode_result
 encode_chunk = _impl.encode_chunk
 status_line = _impl.status_line
 LAST_CHUNK = _impl.LAST_CHUNK
 
-__all__ = ["LAST_CHUNK", "encode_chunk", "encode_head", "encode_response", "status_line"]
+__all__ = ["LAST_CHUNK", "encode_chunk", "encode_head", "encode_response", "encode_result",
+           "encode_simple", "status_line"]

@@ -1,0 +1,56 @@
+"""The compiled twins are really typed (the .pxd files were applied), when they are built."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from ember._compat import is_compiled
+
+
+def _compiled(name: str):
+    module = importlib.import_module(name)
+    if not is_compiled(module):
+        pytest.skip(f"{name} is not compiled in this install")
+    return module
+
+
+class _Owner:
+    def on_headers(self, *args):
+        return False
+
+    def on_body(self, chunk):
+        pass
+
+    def on_message_complete(self):
+        pass
+
+
+def test_parser_is_a_cdef_class():
+    mod = _compiled("ember.http._parser_c")
+    parser = mod.HttpRequestParser(_Owner())
+    assert not hasattr(parser, "__dict__")  # typed attributes, no instance dict
+    with pytest.raises(AttributeError):
+        parser._state = 3  # a private C attribute: not reachable from Python
+    assert parser.max_headers == 100  # the limits stay public
+    parser.max_headers = 5
+    assert parser.max_headers == 5
+    with pytest.raises(TypeError):
+        parser.max_headers = "many"
+
+
+def test_router_is_a_cdef_class():
+    mod = _compiled("ember._routing_c")
+    router = mod.Router()
+    assert not hasattr(router, "__dict__")
+    router.add("/a/{x:int}", ["GET"], "r")
+    assert router.match_request("GET", b"/a/7") == ("r", {"x": 7})
+    with pytest.raises(TypeError):
+        router.match_request("GET", "/a/7")  # raw paths are bytes
+
+
+def test_writer_fast_paths_are_c_functions():
+    mod = _compiled("ember.http._writer_c")
+    for name in ("encode_simple", "encode_result", "encode_response"):
+        assert type(getattr(mod, name)).__name__ == "builtin_function_or_method"
