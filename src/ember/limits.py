@@ -31,13 +31,15 @@ class ServerLimits:
     max_url_size: int = 8192
     max_body_size: int | None = 1_048_576
     request_timeout: float | None = None
+    body_timeout: float | None = 60
     max_connections: int | None = None
     graceful_timeout: float = 30
 
     def __post_init__(self) -> None:
         _check_positive(self, "keep_alive_timeout", "header_timeout", "max_header_size",
                         "max_headers", "max_url_size", "graceful_timeout", allow_none=False)
-        _check_positive(self, "max_body_size", "request_timeout", "max_connections")
+        _check_positive(self, "max_body_size", "request_timeout", "body_timeout",
+                        "max_connections")
         for name in ("max_header_size", "max_headers", "max_url_size", "max_body_size",
                      "max_connections"):
             value = getattr(self, name)

@@ -713,14 +713,12 @@ class HttpProtocol(asyncio.Protocol):
                 self._log(cycle, status, len(body))
             self._current = None
             self._close()
+            # NOTE: the handler's Task is cancelled by connection_lost, one loop turn
+            # later: a reader woken with the error sees it first.
+            return
         task = cycle.task
         if task is not None and not task.done():
-            try:
-                own = asyncio.current_task() is task
-            except RuntimeError:
-                own = False
-            if not own:
-                task.cancel()
+            task.cancel()
 
     def _protocol_error(self, status: int, reason: str) -> None:
         """The byte stream is unusable: the request it belongs to fails, in order."""
