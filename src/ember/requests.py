@@ -103,10 +103,9 @@ class Request:
         self._client: Address | None = None
         self._peer = peer
         self._state: State | None = None
-        if cycle is None:
-            cycle = Cycle(conn)
-        cycle.request = self
-        self._cycle = cycle
+        # NOTE: the request holds its cycle; the HTTP/1.1 connection links the cycle back
+        # only while the request is in flight (no reference cycle for the GC to find).
+        self._cycle = cycle if cycle is not None else Cycle(conn)
         self._allowed: Any = None
         self._body: bytes | None = None
         self._conn = conn

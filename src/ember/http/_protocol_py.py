@@ -34,10 +34,8 @@ from typing import Any
 from ember.exceptions import ClientDisconnect
 from ember.http.cycle import (
     BODY_COMPLETE,
-    BODY_OPEN,
     DONE,
     ERROR,
-    QUEUED,
     RUNNING,
     SENDING,
     Cycle,
@@ -317,6 +315,7 @@ class HttpProtocol(asyncio.Protocol):
     def _release(cycle: Cycle) -> None:
         """The connection is gone: wake the body reader, stop the handler."""
         cycle.lost()
+        cycle.request = None
         if cycle.state < DONE:
             cycle.state = ERROR
         handle = cycle.timeout
@@ -421,7 +420,8 @@ class HttpProtocol(asyncio.Protocol):
                 if name == b"transfer-encoding" and value.lower().strip() != b"chunked":
                     raise HttpParserError(501, "unsupported transfer coding")
         cycle = Cycle(self)
-        req = Request(method, target, headers, minor, self, self._peer, self._scheme, cycle)
+        cycle.request = req = Request(method, target, headers, minor, self, self._peer,
+                                      self._scheme, cycle)
         cycle.keep_alive = keep_alive
         cycle.head_only = method == "HEAD"
         route = self._resolve(req)
@@ -486,9 +486,9 @@ class HttpProtocol(asyncio.Protocol):
         flow = self._flow
         if flow.read_paused & READ_BODY and buffered < HIGH_WATER // 2:
             cycle = self._receiving
-            if cycle is None or cycle.chunk_count <= MAX_BODY_CHUNKS // 2:
-                if flow.resume_reading(READ_BODY):
-                    self._last_read = self._loop.time()
+            if (cycle is None or cycle.chunk_count <= MAX_BODY_CHUNKS // 2) \
+                    and flow.resume_reading(READ_BODY):
+                self._last_read = self._loop.time()
 
     def send_continue(self, req: Request) -> None:
         """``Expect: 100-continue``: the handler started reading, invite the body."""
@@ -536,7 +536,7 @@ class HttpProtocol(asyncio.Protocol):
             cycle = queue.popleft()
             self._current = cycle
             error = cycle.body_error
-            if error is not None and error[0] != 0 or cycle.request is None:
+            if (error is not None and error[0] != 0) or cycle.request is None:
                 status, reason = error if error is not None else (400, "Bad Request")
                 self._fail(cycle, status, reason)
                 return
@@ -552,14 +552,14 @@ class HttpProtocol(asyncio.Protocol):
 
     def _start(self, cycle: Cycle) -> None:
         cycle.state = RUNNING
-        task = _new_task(self._loop, self._run_cycle(cycle))
-        if task.done():
-            return  # PERF: an eager Task that never suspended already answered
-        cycle.task = task
         timeout = self._limits.request_timeout
         route = cycle.request.route
         if route is not None and route.timeout is not None:
             timeout = route.timeout
+        task = _new_task(self._loop, self._run_cycle(cycle))
+        if task.done():
+            return  # PERF: an eager Task that never suspended already answered
+        cycle.task = task
         if timeout is not None and cycle.state == RUNNING:
             cycle.timeout = self._loop.call_later(timeout, self._on_handler_timeout, cycle)
 
@@ -577,7 +577,7 @@ class HttpProtocol(asyncio.Protocol):
             if cycle.state == RUNNING:
                 self._fail(cycle, 0, "")  # cancelled by someone else: close
             return
-        except BaseException as exc:  # noqa: BLE001 - SystemExit & co must not reach the loop
+        except BaseException as exc:  # NOTE: SystemExit & co must not reach the loop
             if cycle.state == RUNNING:
                 logger.error("unhandled %s in %s %s", type(exc).__name__, req.method,
                              req.path, exc_info=exc)
@@ -624,7 +624,7 @@ class HttpProtocol(asyncio.Protocol):
             if not self._closed:
                 self._fail(cycle, 0, "")
             return
-        except BaseException:  # noqa: BLE001 - see _run_cycle
+        except BaseException:  # NOTE: see _run_cycle
             logger.exception("error while streaming the response to %s %s", req.method,
                              req.path)
             # NOTE: after the head, a cut body must look cut: no last chunk, and the
@@ -640,6 +640,7 @@ class HttpProtocol(asyncio.Protocol):
     def _finish(self, cycle: Cycle, status: int, size: int, response: Any) -> None:
         cycle.state = DONE
         self._log(cycle, status, size)
+        cycle.request = None  # PERF: break request <-> cycle, freed by refcount
         background = getattr(response, "background", None) if response is not None else None
         if background is not None:
             task = self._loop.create_task(_run_background(background))
@@ -711,6 +712,7 @@ class HttpProtocol(asyncio.Protocol):
                     req.http_minor if req is not None else 1, self._state.date_header,
                     cycle.head_only))
                 self._log(cycle, status, len(body))
+            cycle.request = None
             self._current = None
             self._close()
             # NOTE: the handler's Task is cancelled by connection_lost, one loop turn
