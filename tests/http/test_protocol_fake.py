@@ -450,3 +450,89 @@ def test_connection_waiting_for_a_slot_is_not_timed_out():
     assert second.statuses() == [200]
     second.transport.close()
     first.close()
+
+
+# -- peers' fixed bugs ---------------------------------------------------------------------
+
+
+def test_stream_failing_before_its_first_byte_is_cut_not_completed():
+    # oven-sh/bun#40596: a body stream that fails before any byte must not end with 0\r\n\r\n
+    app = make_app()
+
+    @app.get("/fail-first")
+    async def fail_first():
+        async def gen():
+            raise RuntimeError("upstream died")
+            yield b""  # pragma: no cover
+        return StreamingResponse(gen())
+
+    conn = Conn(app)
+    conn.send(b"GET /fail-first HTTP/1.1\r\nHost: x\r\n\r\n")
+    out = conn.output
+    assert conn.closed
+    assert not out.endswith(b"0\r\n\r\n"), out
+    conn.close()
+
+
+@pytest.mark.parametrize("extra", [b"", b"Content-Length: 5\r\n"])
+def test_transfer_encoding_on_http10_with_or_without_content_length(extra):
+    # valyala/fasthttp#2330, Netflix/zuul#2125: RFC 9112 §6.1 faulty framing
+    conn = conn_for()
+    conn.send(b"POST /read HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n" + extra +
+              b"\r\n5\r\nHELLO\r\n0\r\n\r\nGET /hello HTTP/1.0\r\n\r\n")
+    assert conn.statuses() == [400]
+    assert conn.closed
+    conn.close()
+
+
+def test_unknown_transfer_encoding_without_host_closes():
+    # phusion/passenger#2553: answered 400 but kept parsing after the head
+    conn = conn_for()
+    conn.send(b"POST /read HTTP/1.1\r\nTransfer-Encoding: foo\r\n\r\nGET /hello HTTP/1.1\r\n"
+              b"Host: x\r\n\r\n")
+    assert conn.statuses() == [400]
+    assert conn.closed
+    conn.close()
+
+
+def test_refused_h2c_upgrade_still_delivers_the_chunked_body():
+    # Kludex/uvicorn#2722: Upgrade: h2c + chunked body, upgrade not taken -> body lost
+    conn = conn_for()
+    conn.send(b"POST /read HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n"
+              b"Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert conn.statuses() == [200]
+    assert conn.output.endswith(b"abc")
+    conn.close()
+
+
+def test_pipelined_body_behind_a_busy_handler_is_bounded():
+    # oven-sh/bun#43557: a body pipelined behind an unfinished response was buffered whole
+    conn = conn_for(max_body_size=10_000_000)
+    conn.send(b"POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+              b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n")
+    sent = 0
+    while conn.transport.reading and sent < 5_000_000:
+        conn.send(b"z" * 65536)
+        sent += 65536
+    assert not conn.transport.reading
+    assert sent < 512 * 1024
+    conn.close()
+
+
+def test_half_closed_client_gets_its_pipelined_answers():
+    conn = conn_for()
+    conn.proto.data_received(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+    assert conn.proto.eof_received() is True
+    conn.settle()
+    assert conn.statuses() == [200, 200, 200]
+    assert conn.closed
+    conn.close()
+
+
+def test_eof_while_a_handler_waits_is_a_disconnect():
+    conn = conn_for()
+    conn.send(b"POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    conn.eof()
+    assert conn.closed and conn.statuses() == []
+    conn.close()

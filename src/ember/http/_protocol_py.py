@@ -379,17 +379,34 @@ class HttpProtocol(asyncio.Protocol):
         self._flush()
 
     def eof_received(self) -> bool | None:
+        current = self._current
         receiving = self._receiving
         if receiving is not None:
-            receiving.lost()
-        if (self._current is None and not self._queue) or self._busy():
-            # NOTE: EOF while a handler or stream runs is a disconnect: returning None
-            # closes the transport, and connection_lost cancels the task at once.
-            return None
+            receiving.lost()  # NOTE: that body can never complete
+            if receiving is current:
+                return None  # the running request's client left: close now
+        if current is None and not self._queue:
+            return None  # idle: close
         # NOTE: a half-closed client still gets the responses it queued, then we close.
-        for cycle in self._queue:
-            cycle.keep_alive = False
+        last = self._queue[-1] if self._queue else current
+        last.keep_alive = False  # type: ignore[union-attr]
+        if current is not None:
+            self._loop.call_soon(self._eof_while_busy, current)
         return True
+
+    def _eof_while_busy(self, cycle: Cycle) -> None:
+        """EOF while a handler runs is a disconnect, so an awaited upstream call stops.
+
+        NOTE: checked one loop turn later: a handler whose Task was only scheduled
+        gets its first step, and one that answers without waiting still answers.
+        """
+        current = self._current
+        if self._closed or current is None:
+            return
+        if current is not cycle:
+            self._loop.call_soon(self._eof_while_busy, current)  # progress: next one
+        elif self._busy():
+            self._close()  # connection_lost cancels the handler
 
     def _busy(self) -> bool:
         current = self._current
@@ -536,7 +553,8 @@ class HttpProtocol(asyncio.Protocol):
             cycle = queue.popleft()
             self._current = cycle
             error = cycle.body_error
-            if (error is not None and error[0] != 0) or cycle.request is None:
+            if error is not None or cycle.request is None:
+                # NOTE: its body failed (status 0: the client left): no handler runs
                 status, reason = error if error is not None else (400, "Bad Request")
                 self._fail(cycle, status, reason)
                 return
