@@ -482,12 +482,11 @@ class HttpProtocol(asyncio.Protocol):
         cycle = self._receiving
         if cycle is None:
             return
-        cycle.received += len(chunk)
+        received = cycle.received = cycle.received + len(chunk)
         limit = cycle.limit
-        if limit is not None and cycle.received > limit:
+        if limit is not None and received > limit:
             raise HttpParserError(413, f"request body exceeds {limit} bytes")
-        cycle.feed(chunk)
-        if cycle.buffered > HIGH_WATER or cycle.chunk_count > MAX_BODY_CHUNKS:
+        if cycle.feed(chunk) > MAX_BODY_CHUNKS or cycle.buffered > HIGH_WATER:
             self._flow.pause_reading(READ_BODY)
 
     def on_message_complete(self) -> None:

@@ -122,10 +122,11 @@ class Cycle:
         """Buffered objects (bounded: small fragments are coalesced)."""
         return len(self._chunks) + (self._small is not None)
 
-    def feed(self, chunk: bytes) -> None:
-        """Body bytes arrived."""
+    def feed(self, chunk: bytes) -> int:
+        """Body bytes arrived; returns how many objects are buffered now."""
+        chunks = self._chunks
         if self.body_state != BODY_OPEN or not chunk:
-            return
+            return len(chunks)
         n = len(chunk)
         self.buffered += n
         small = self._small
@@ -135,16 +136,17 @@ class Cycle:
             else:
                 small += chunk
                 if len(small) >= COALESCE:
-                    self._chunks.append(bytes(small))
+                    chunks.append(bytes(small))
                     self._small = None
         else:
             if small is not None:
-                self._chunks.append(bytes(small))
+                chunks.append(bytes(small))
                 self._small = None
-            self._chunks.append(chunk)
+            chunks.append(chunk)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        return len(chunks)
 
     def finish(self) -> None:
         """The body is complete."""
