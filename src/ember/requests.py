@@ -36,7 +36,6 @@ class Request:
         "_authority",
         "_body",
         "_client",
-        "_conn",
         "_cookies",
         "_cycle",
         "_form",
@@ -108,7 +107,6 @@ class Request:
         self._cycle = cycle if cycle is not None else Cycle(conn)
         self._allowed: Any = None
         self._body: bytes | None = None
-        self._conn = conn
         self._form: Any = None
         self._json: Any = None
         self.session_data: Any = None
@@ -209,6 +207,15 @@ class Request:
     # -- the body (a view on the cycle) ---------------------------------------------
 
     # NOTE: connection-side hooks, kept for HTTP/2 streams.
+    @property
+    def _conn(self) -> Any:
+        """What the body reports to (the HTTP/1.1 protocol, an HTTP/2 stream)."""
+        return self._cycle.conn
+
+    @_conn.setter
+    def _conn(self, conn: Any) -> None:
+        self._cycle.conn = conn
+
     def _feed(self, chunk: bytes) -> None:
         self._cycle.feed(chunk)
 

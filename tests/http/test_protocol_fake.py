@@ -536,3 +536,20 @@ def test_eof_while_a_handler_waits_is_a_disconnect():
     conn.eof()
     assert conn.closed and conn.statuses() == []
     conn.close()
+
+
+def test_upgrade_is_ignored_on_http10():
+    # RFC 9110 §7.8: a server MUST ignore Upgrade in an HTTP/1.0 request
+    app = make_app()
+
+    @app.websocket("/ws")
+    async def ws(websocket):
+        await websocket.accept()
+        await websocket.send_text("hi")
+
+    conn = Conn(app)
+    conn.send(b"GET /ws HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    assert conn.statuses() == [400]
+    assert b"HTTP/1.1" in conn.output and b"101" not in conn.output
+    conn.close()

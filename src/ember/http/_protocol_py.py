@@ -462,7 +462,7 @@ class HttpProtocol(asyncio.Protocol):
             if limit is not None and content_length > limit:
                 # NOTE: refuse before reading the body; the connection cannot be reused.
                 raise HttpParserError(413, f"request body exceeds {limit} bytes")
-        if upgrade is not None:
+        if upgrade is not None and minor == 1:  # RFC 9110 §7.8: ignored in HTTP/1.0
             queue = self._queue
             if self._http2 and upgrade.strip().lower() == b"h2c" \
                     and cycle.body_state == BODY_COMPLETE and len(queue) == 1 \
