@@ -729,11 +729,9 @@ class HttpProtocol(asyncio.Protocol):
                     req.http_minor if req is not None else 1, self._state.date_header,
                     cycle.head_only))
                 self._log(cycle, status, len(body))
-            cycle.request = None
-            self._current = None
             self._close()
-            # NOTE: the handler's Task is cancelled by connection_lost, one loop turn
-            # later: a reader woken with the error sees it first.
+            # NOTE: the cycle stays current, so connection_lost (one loop turn later)
+            # cancels its Task: a reader woken with the error sees the error first.
             return
         task = cycle.task
         if task is not None and not task.done():
