@@ -1,9 +1,12 @@
 """The application: routes, middleware, errors and lifecycle.
 
-The connection protocol asks the app two things per request: ``_match`` (which
-route, so body limits apply before the body is read) and ``_handle`` (a
-coroutine that always ends in a Response — errors are turned into responses
-here, never left to the protocol).
+A connection asks the app for its interface once, when it is built
+(:meth:`Ember._connection_interface`): ``resolve(request)`` routes a request once
+(so body limits apply before the body is read; a miss remembers the allowed
+methods for 404/405), ``dispatch(request)`` is a coroutine that always ends in a
+Response (errors are turned into responses here, never left to the protocol),
+and ``upgrade(request, value)`` says whether a WebSocket route takes the
+connection.
 """
 
 from __future__ import annotations
@@ -324,14 +327,28 @@ class Ember(RouteDecorators):
         if cm is not None:
             await cm.__aexit__(None, None, None)
 
-    # -- the protocol's two entry points ---------------------------------------
+    # -- the protocol interface ---------------------------------------------------
 
-    def _match(self, req: Any) -> None:
+    def _connection_interface(self) -> tuple[Callable[[Any], Any], Callable[[Any], Any],
+                                             Callable[[Any, bytes], bool]]:
+        """``(resolve, dispatch, upgrade)``: all a connection needs of the app."""
+        return self._resolve, self._handle, self._upgrade_request
+
+    def _resolve(self, req: Any) -> Any:
+        """Route ``req`` once: its route (None on a miss, allowed methods remembered)."""
         req.app = self
         route, params = self.router.match_request(req.method, req.raw_path)
         if route is not None:
             req.route = route
             req.path_params = params
+        else:
+            req._allowed = params or ()
+        return route
+
+    _match = _resolve  # NOTE: the HTTP/2 stream's name for it
+
+    def _upgrade_request(self, req: Any, upgrade: bytes) -> bool:
+        return self._upgrade(None, req, upgrade)
 
     def _upgrade(self, proto: Any, req: Any, upgrade: bytes) -> bool:
         """Stop HTTP parsing for a valid WebSocket opening handshake on a WebSocket route."""
@@ -392,7 +409,9 @@ class Ember(RouteDecorators):
             return await self._error_response(req, exc)
 
     def _miss(self, req: Any) -> Response:
-        _, allowed = self.router.match(req.method, req.path)
+        allowed = req._allowed
+        if allowed is None:  # NOTE: not resolved by a connection (tests, rewrites)
+            _, allowed = self.router.match(req.method, req.path)
         if allowed:
             allow = set(allowed)
             if "GET" in allow:

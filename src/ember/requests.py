@@ -1,16 +1,15 @@
 """The request a handler sees.
 
 Everything is lazy: headers, query, cookies and the body are decoded the first
-time someone asks.  The body arrives through the connection (``_feed`` /
-``_finish``) and is consumed once, either whole (``body()``, ``json()``,
-``form()``) or as a stream (``stream()``); reading pauses at the connection when
-an unread body grows past a high-water mark.
+time someone asks.  The body lives in the request's cycle
+(:class:`ember.http.cycle.Cycle`), which the connection feeds; it is consumed
+once, either whole (``body()``, ``json()``, ``form()``) or as a stream
+(``stream()``).  A body that can never complete (framing error, too large,
+body timeout, disconnect) raises from ``body()``/``stream()``.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,8 @@ import orjson
 
 from ember._json import loads as _json_loads
 from ember.datastructures import Address, Headers, QueryParams, State
-from ember.exceptions import ClientDisconnect, HTTPException
+from ember.exceptions import HTTPException
+from ember.http.cycle import Cycle
 
 if TYPE_CHECKING:
     from ember.forms import FormData
@@ -33,31 +33,22 @@ class Request:
 
     __slots__ = (
         "__weakref__",
+        "_allowed",
+        "_authority",
         "_body",
-        "_buffered",
-        "_chunks",
         "_client",
-        "_complete",
-        "_conn",
         "_cookies",
-        "_disconnected",
-        "_expect_continue",
-        "_expectation_failed",
+        "_cycle",
         "_form",
         "_headers",
         "_json",
-        "_keep_alive",
         "_leaving",
-        "_limit",
         "_path",
         "_peer",
         "_query",
         "_raw_headers",
         "_session",
         "_state",
-        "_stream_used",
-        "_too_large",
-        "_waiter",
         "app",
         "http_minor",
         "method",
@@ -78,8 +69,10 @@ class Request:
         conn: Any = None,
         peer: tuple[str, int] | None = None,
         scheme: str = "http",
+        cycle: Cycle | None = None,
     ) -> None:
         self.method = method
+        self._authority: str | None = None
         q = target.find(b"?")
         if q >= 0:
             self.raw_path = target[:q]
@@ -93,6 +86,8 @@ class Request:
 
             parts = urlsplit(self.raw_path.decode("latin-1"))
             self.raw_path = (parts.path or "/").encode("latin-1")
+            # NOTE: the target's authority wins over Host (RFC 9112 §3.2.2)
+            self._authority = parts.netloc.rpartition("@")[2] or None
         h = self.raw_path.find(b"#")
         if h >= 0:
             self.raw_path = self.raw_path[:h]
@@ -109,26 +104,18 @@ class Request:
         self._client: Address | None = None
         self._peer = peer
         self._state: State | None = None
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._complete = False
-        self._waiter: asyncio.Future[None] | None = None
+        # NOTE: the request holds its cycle; the HTTP/1.1 connection links the cycle back
+        # only while the request is in flight (no reference cycle for the GC to find).
+        self._cycle = cycle if cycle is not None else Cycle(conn)
+        self._allowed: Any = None
         self._body: bytes | None = None
-        self._stream_used = False
-        self._conn = conn
-        self._disconnected = False
-        self._expect_continue = False
         self._form: Any = None
         self._json: Any = None
         self.session_data: Any = None
         self._session: Any = None
-        self._keep_alive = True
         # NOTE: a route cache's store decision, taken by the app once the response has
         # left every middleware (ember.cache.base)
         self._leaving: Any = None
-        self._too_large: int | None = None
-        self._limit: int | None = None
-        self._expectation_failed = False
 
     # -- the request line and headers -------------------------------------
 
@@ -163,8 +150,9 @@ class Request:
 
     @property
     def url(self) -> str:
-        """The full URL the client asked for, rebuilt from scheme, Host and target."""
-        host = self.headers.get("host") or "localhost"
+        """The full URL the client asked for: scheme, authority (absolute-form target, else
+        Host) and target."""
+        host = self._authority or self.headers.get("host") or "localhost"
         qs = b"?" + self.query_string if self.query_string else b""
         return f"{self.scheme}://{host}{(self.raw_path + qs).decode('latin-1')}"
 
@@ -226,75 +214,84 @@ class Request:
             raise RuntimeError("request.session needs app.add_middleware(SessionMiddleware(...))")
         return self._session
 
-    # -- the body ----------------------------------------------------------
+    # -- the body (a view on the cycle) ---------------------------------------------
+
+    # NOTE: connection-side hooks, kept for HTTP/2 streams.
+    @property
+    def _conn(self) -> Any:
+        """What the body reports to (the HTTP/1.1 protocol, an HTTP/2 stream)."""
+        return self._cycle.conn
+
+    @_conn.setter
+    def _conn(self, conn: Any) -> None:
+        self._cycle.conn = conn
 
     def _feed(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
-        self._buffered += len(chunk)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._cycle.feed(chunk)
 
     def _finish(self) -> None:
-        self._complete = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._cycle.finish()
 
     def _lost(self) -> None:
-        self._disconnected = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._cycle.lost()
+
+    @property
+    def _complete(self) -> bool:
+        return self._cycle.body_state == 1  # BODY_COMPLETE
+
+    @_complete.setter
+    def _complete(self, value: bool) -> None:
+        if value:
+            self._cycle.finish()
+
+    @property
+    def _too_large(self) -> int | None:
+        error = self._cycle.body_error
+        return self._cycle.limit if error is not None and error[0] == 413 else None
+
+    @_too_large.setter
+    def _too_large(self, limit: int) -> None:
+        self._cycle.limit = limit
+        self._cycle.fail_body(413, f"request body exceeds {limit} bytes")
+
+    @property
+    def _buffered(self) -> int:
+        return self._cycle.buffered
+
+    @property
+    def _stream_used(self) -> bool:
+        return self._cycle.stream_used
 
     async def stream(self) -> AsyncIterator[bytes]:
-        """Yield body chunks as they arrive (one-shot; raises ClientDisconnect)."""
+        """Yield body chunks as they arrive (one-shot).
+
+        Raises :class:`~ember.exceptions.ClientDisconnect` when the client leaves
+        and :class:`~ember.exceptions.HTTPException` (400 framing error, 408 body
+        timeout, 413 too large) when the body can never complete.
+        """
         if self._body is not None:
             if self._body:
                 yield self._body
             return
-        if self._stream_used:
+        cycle = self._cycle
+        if cycle.stream_used:
             raise RuntimeError("the request body stream was already consumed")
-        self._stream_used = True
-        conn = self._conn
-        if self._expect_continue and conn is not None:
-            self._expect_continue = False
-            conn.send_continue(self)
-        chunks = self._chunks
+        cycle.stream_used = True
+        read = cycle.read
         while True:
-            while chunks:
-                chunk = chunks.popleft()
-                self._buffered -= len(chunk)
-                if conn is not None:
-                    conn.body_consumed(self._buffered)
-                yield chunk
-            if self._complete:
+            chunk = await read()
+            if not chunk:
                 return
-            if self._too_large is not None:
-                raise HTTPException(413, f"request body exceeds {self._too_large} bytes")
-            if self._disconnected:
-                raise ClientDisconnect("client disconnected while sending the body")
-            self._waiter = asyncio.get_running_loop().create_future()
-            if conn is not None:
-                conn.body_consumed(self._buffered)
-            await self._waiter
-            self._waiter = None
+            yield chunk
 
     async def body(self) -> bytes:
-        """The whole body as bytes (cached)."""
+        """The whole body as bytes (cached); raises like :meth:`stream`."""
         if self._body is None:
-            if self._complete and not self._stream_used:
-                # PERF: the common case (body already received) never suspends.
-                chunks = self._chunks
-                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                self._buffered = 0
-                self._stream_used = True
-                if self._conn is not None:
-                    self._conn.body_consumed(0)
-                self._body = body
-            else:
-                self._body = b"".join([c async for c in self.stream()])
+            # PERF: the common case (body already received) never suspends.
+            body = self._cycle.take_all()
+            if body is None:
+                body = b"".join([c async for c in self.stream()])
+            self._body = body
         return self._body
 
     async def json(self) -> Any:
@@ -317,7 +314,7 @@ class Request:
 
     async def is_disconnected(self) -> bool:
         """True once the client has closed the connection."""
-        return self._disconnected
+        return self._cycle.disconnected
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.raw_path.decode('latin-1')!r}>"

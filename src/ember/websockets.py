@@ -698,6 +698,8 @@ class WebSocket:
 def handshake_error(request: Any) -> str | None:
     """Why an upgrade request is not a valid WebSocket opening handshake, or None."""
     headers = request.headers
+    if request.http_minor == 0:  # RFC 9110 §7.8: Upgrade is ignored in HTTP/1.0
+        return "WebSocket needs HTTP/1.1 (an HTTP/1.0 request cannot upgrade)"
     if request.method != "GET":
         return "WebSocket upgrades must use GET"
     if "websocket" not in headers.get("upgrade", "").lower():

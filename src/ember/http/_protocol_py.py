@@ -1,30 +1,54 @@
 """One asyncio Protocol per HTTP/1.1 connection (pure-Python reference).
 
-Compiled by Cython as ``_protocol_c``.  The life of a connection lives here:
+Compiled by Cython as ``_protocol_c``.  The life of a connection lives here;
+the life of one request lives in its :class:`~ember.http.cycle.Cycle`:
 
-* the parser turns bytes into :class:`~ember.requests.Request` objects that
-  queue up (pipelining) and are answered strictly in order;
-* a handler coroutine that finishes without suspending is completed inline,
-  with no Task; one that suspends continues in a Task that a client disconnect
-  or a route timeout cancels;
-* reading pauses while unread body bytes or queued requests pile up, and
-  streaming writes wait for the transport to drain;
-* one lazily re-armed timer covers the keep-alive idle timeout and the header
-  timeout, neither of which ever cuts a request that is in progress.
+* the parser turns bytes into cycles that queue up (pipelining) and are
+  answered strictly in order;
+* every handler runs inside an asyncio Task from its first line (eagerly
+  started where Python has eager tasks, 3.12+), and the same Task writes the
+  response, so a non-suspending handler costs one Task and no extra loop turn;
+* any error in any state has exactly one transition (:meth:`HttpProtocol._fail`):
+  the body reader is woken with an exception, the client gets an error answer if
+  nothing was sent yet, and the connection closes;
+* flow control (:mod:`ember.http.flow_control`): reading pauses while an unread
+  body is over its byte or chunk limits, while too many requests are queued, and
+  while the client does not read its responses (the write buffer is over its
+  high-water mark); streaming writes wait for the transport to drain;
+* one lazily re-armed timer follows the connection's state: waiting for a slot
+  (none), reading a head (``header_timeout``), reading a body (``body_timeout``
+  between two reads), running (none but the handler's own ``request_timeout``),
+  idle (``keep_alive_timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections import deque
 from email.utils import formatdate
 from typing import Any
 
 from ember.exceptions import ClientDisconnect
-from ember.http._resume import resume as _resume
+from ember.http.cycle import (
+    BODY_COMPLETE,
+    DONE,
+    ERROR,
+    RUNNING,
+    SENDING,
+    Cycle,
+)
 from ember.http.errors import HttpParserError
+from ember.http.flow_control import (
+    READ_BODY,
+    READ_FAILED,
+    READ_PIPELINE,
+    READ_WAITING,
+    READ_WRITE,
+    FlowControl,
+)
 from ember.http.parser import HttpRequestParser
 from ember.http.writer import LAST_CHUNK, encode_chunk, encode_head, encode_response
 from ember.requests import Request
@@ -34,8 +58,19 @@ logger = logging.getLogger("ember.server")
 access_logger = logging.getLogger("ember.access")
 
 HIGH_WATER = 256 * 1024  # unread body bytes before reading pauses
+MAX_BODY_CHUNKS = 64  # unread body objects before reading pauses (fragments coalesce)
 MAX_PIPELINE = 128  # queued requests before reading pauses
+OUT_BATCH = 64 * 1024  # bytes batched within one read before they are written
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+if sys.version_info >= (3, 12):
+    def _new_task(loop: Any, coro: Any) -> asyncio.Task[Any]:
+        # PERF: an eager Task runs the handler at once, inside the Task (current_task,
+        # contextvars, timeouts all work); one that never suspends completes here.
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+else:
+    def _new_task(loop: Any, coro: Any) -> asyncio.Task[Any]:
+        return loop.create_task(coro)
 
 
 def date_header() -> bytes:
@@ -63,48 +98,58 @@ class ServerState:
 class BodyWriter:
     """What a streaming response writes through: framing, drain, disconnect."""
 
-    __slots__ = ("_chunked", "_head_only", "_proto", "_request", "sent", "started", "status")
+    __slots__ = ("_cycle", "_proto")
 
-    def __init__(self, proto: HttpProtocol, request: Request) -> None:
+    def __init__(self, proto: HttpProtocol, cycle: Cycle) -> None:
         self._proto = proto
-        self._request = request
-        self._chunked = False
-        self._head_only = request.method == "HEAD"
-        self.started = False
-        self.status = 0
-        self.sent = 0
+        self._cycle = cycle
 
     @property
     def request(self) -> Request:
         """The request this body answers (Range, Last-Event-ID, conditional headers)."""
-        return self._request
+        return self._cycle.request
 
     @property
     def closed(self) -> bool:
         """True once the client has gone away."""
         return self._proto._closed
 
+    @property
+    def started(self) -> bool:
+        """True once the head was sent."""
+        return self._cycle.head_sent
+
+    @property
+    def status(self) -> int:
+        return self._cycle.status
+
+    @property
+    def sent(self) -> int:
+        return self._cycle.sent
+
     def start(self, status_code: int, raw_headers: list, content_length: int = -1) -> None:
         """Send the status line and headers (once)."""
-        if self.started:
+        cycle = self._cycle
+        if cycle.head_sent:
             raise RuntimeError("response already started")
         proto = self._proto
         if proto._closed:
             raise ClientDisconnect("client disconnected")
-        req = self._request
-        self.started = True
-        self.status = status_code
-        if not body_allowed(status_code) or self._head_only:
+        req = cycle.request
+        cycle.head_sent = True
+        cycle.state = SENDING
+        cycle.status = status_code
+        if not body_allowed(status_code) or cycle.head_only:
             content_length = content_length if body_allowed(status_code) else -1
-            self._head_only = True
+            cycle.head_only = True
         elif content_length < 0:
             if req.http_minor == 0:
-                proto._keep_alive = False  # HTTP/1.0: the body ends when we close
+                cycle.keep_alive = False  # HTTP/1.0: the body ends when we close
             else:
-                self._chunked = True
+                cycle.chunked = True
         head = encode_head(
-            status_code, raw_headers, content_length, proto._keep_alive, req.http_minor,
-            proto._state.date_header, self._chunked,
+            status_code, raw_headers, content_length, cycle.keep_alive, req.http_minor,
+            proto._state.date_header, cycle.chunked,
         )
         proto._write(b"".join(head))
 
@@ -113,27 +158,30 @@ class BodyWriter:
         proto = self._proto
         if proto._closed:
             raise ClientDisconnect("client disconnected")
-        if self._head_only or not data:
+        cycle = self._cycle
+        if cycle.head_only or not data:
             return
-        self.sent += len(data)
-        proto._write(encode_chunk(data) if self._chunked else data)
-        if proto._write_paused:
-            await proto._drain()
+        cycle.sent += len(data)
+        proto._write(encode_chunk(data) if cycle.chunked else data)
+        if proto._flow.write_paused:
+            proto._flush()
+            await proto._flow.drain()
 
     async def sendfile(self, file: Any, offset: int, count: int) -> None:
         """Send ``count`` bytes of an open file, zero-copy where the loop supports it."""
         proto = self._proto
-        if self._head_only or count <= 0:
+        cycle = self._cycle
+        if cycle.head_only or count <= 0:
             return
         if proto._closed:
             raise ClientDisconnect("client disconnected")
         proto._flush()
         loop = proto._loop
         transport = proto._transport
-        if not self._chunked and transport.get_extra_info("sslcontext") is None:
+        if not cycle.chunked and transport.get_extra_info("sslcontext") is None:
             try:
                 await loop.sendfile(transport, file, offset, count)
-                self.sent += count
+                cycle.sent += count
                 return
             except (NotImplementedError, RuntimeError, AttributeError):
                 pass
@@ -149,7 +197,7 @@ class BodyWriter:
     async def end(self) -> None:
         """Finish the body (terminating chunk when chunked)."""
         proto = self._proto
-        if self._chunked and not proto._closed:
+        if self._cycle.chunked and not proto._closed:
             proto._write(LAST_CHUNK)
         proto._flush()
 
@@ -158,22 +206,23 @@ class HttpProtocol(asyncio.Protocol):
     """An HTTP/1.1 connection; see the module docstring."""
 
     def __init__(self, app: Any, state: ServerState, limits: Any, scheme: str = "http") -> None:
-        # -- configuration
+        # -- configuration: the app's side of the interface is fixed here
         self._app = app
+        self._resolve, self._dispatch, self._upgrade = app._connection_interface()
         self._state = state
         self._limits = limits
         self._scheme = scheme
         self._max_body = limits.max_body_size
+        self._body_timeout = getattr(limits, "body_timeout", None)
         self._loop = asyncio.get_event_loop()
         # -- connection
         self._transport: Any = None
+        self._flow: Any = None
         self._parser: Any = None
         self._peer: Any = None
         self._closed = False
-        self._write_paused = False
-        self._read_paused = False
-        self._drain_waiter: asyncio.Future[None] | None = None
         self._out: list[bytes] | None = None
+        self._out_size = 0
         self._admitted = True
         self._held = b""
         self._running = False
@@ -184,22 +233,18 @@ class HttpProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = 0.0
         self._idle_since = 0.0
+        self._last_read = 0.0
         self._head_started: float | None = None
         # -- requests
-        self._queue: deque[Any] = deque()
-        self._receiving: Request | None = None
-        self._received = 0
-        self._current: Any = None
-        self._task: asyncio.Task[Any] | None = None
-        self._timeout_handle: asyncio.TimerHandle | None = None
-        self._timed_out = False
-        self._keep_alive = True
-        self._failed = False
+        self._queue: deque[Cycle] = deque()
+        self._receiving: Cycle | None = None
+        self._current: Cycle | None = None
 
     # -- asyncio.Protocol ------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         self._transport = transport
+        self._flow = FlowControl(transport)
         limits = self._limits
         self._parser = HttpRequestParser(
             self, limits.max_header_size, limits.max_headers, limits.max_url_size
@@ -210,10 +255,13 @@ class HttpProtocol(asyncio.Protocol):
         state = self._state
         max_conn = limits.max_connections
         if max_conn is not None and len(state.connections) >= max_conn:
-            # NOTE: over the limit the connection waits unread, as if in the backlog.
+            # NOTE: over the limit the connection waits unread, as if in the backlog;
+            # no timer runs while it waits for a slot.
             self._admitted = False
-            transport.pause_reading()
+            self._flow.pause_reading(READ_WAITING)
             state.waiting.append(self)
+            state.connections.add(self)
+            return
         state.connections.add(self)
         if self._http2 and self._scheme == "https":
             ssl_object = transport.get_extra_info("ssl_object")
@@ -223,6 +271,16 @@ class HttpProtocol(asyncio.Protocol):
         self._idle_since = self._loop.time()
         self._arm_timer(self._idle_since + limits.keep_alive_timeout)
 
+    def _admit(self) -> None:
+        """A slot freed up (max_connections): start reading, timers from now."""
+        self._admitted = True
+        self._idle_since = self._loop.time()
+        self._arm_timer(self._idle_since + self._limits.keep_alive_timeout)
+        self._flow.resume_reading(READ_WAITING)
+        if self._held:
+            held, self._held = self._held, b""
+            self._loop.call_soon(self.data_received, held)
+
     def connection_lost(self, exc: BaseException | None) -> None:
         self._closed = True
         state = self._state
@@ -231,39 +289,57 @@ class HttpProtocol(asyncio.Protocol):
             while state.waiting:
                 nxt = state.waiting.popleft()
                 if not nxt._closed:
-                    nxt._admitted = True
-                    nxt._transport.resume_reading()
-                    if nxt._held:
-                        held, nxt._held = nxt._held, b""
-                        self._loop.call_soon(nxt.data_received, held)
+                    nxt._admit()
                     break
         else:
             try:
                 state.waiting.remove(self)
             except ValueError:
                 pass
-        current = self._current
-        if isinstance(current, Request):
-            current._lost()
-        if self._receiving is not None:
-            self._receiving._lost()
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
         self._cancel_timers()
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._flow is not None:
+            self._flow.connection_lost()
+        current = self._current
+        if current is not None:
+            self._release(current)
+        receiving = self._receiving
+        if receiving is not None and receiving is not current:
+            self._release(receiving)
+        for cycle in self._queue:
+            self._release(cycle)
         self._queue.clear()
+        self._receiving = None
         self._parser = None
 
+    @staticmethod
+    def _release(cycle: Cycle) -> None:
+        """The connection is gone: wake the body reader, stop the handler."""
+        cycle.lost()
+        cycle.request = None
+        if cycle.state < DONE:
+            cycle.state = ERROR
+        handle = cycle.timeout
+        if handle is not None:
+            handle.cancel()
+            cycle.timeout = None
+        task = cycle.task
+        if task is not None and not task.done():
+            task.cancel()
+
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self._flow.pause_writing()
+        # NOTE: a client that does not read its responses gets no new ones: stop
+        # reading (and running pipelined requests) until the buffer drains.
+        self._flow.pause_reading(READ_WRITE)
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        waiter = self._drain_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        flow = self._flow
+        flow.resume_writing()
+        if flow.resume_reading(READ_WRITE):
+            self._last_read = self._loop.time()
+        if self._current is None and self._queue and not self._closed:
+            self._run_next()
+            self._flush()
 
     def data_received(self, data: bytes) -> None:
         if self._http2 and self._current is None and not self._queue and \
@@ -284,32 +360,57 @@ class HttpProtocol(asyncio.Protocol):
             self._held += data
             self._transport.pause_reading()
             return
-        if self._current is None and self._head_started is None and self._receiving is None:
-            self._head_started = now = self._loop.time()
+        parser = self._parser
+        if parser is None or self._closed or self._flow.read_paused & READ_FAILED:
+            return  # connection gone, or the byte stream is already unusable
+        now = self._last_read = self._loop.time()
+        if self._current is None and self._head_started is None and self._receiving is None \
+                and not self._queue:
+            self._head_started = now
             self._arm_timer(now + self._limits.header_timeout)
         self._out = []  # PERF: batch every response produced by this read into one write
+        self._out_size = 0
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except HttpParserError as exc:
             self._protocol_error(exc.status, exc.reason)
-        except AttributeError:
-            if self._parser is None:  # connection already gone
-                return
-            raise
         if self._current is None:
             self._run_next()
         self._flush()
 
     def eof_received(self) -> bool | None:
-        if self._receiving is not None:
-            self._receiving._lost()
-        if (self._current is None and not self._queue) or self._task is not None:
-            # NOTE: EOF while a handler or stream runs is a disconnect: returning None
-            # closes the transport, and connection_lost cancels the task at once.
-            return None
+        current = self._current
+        receiving = self._receiving
+        if receiving is not None:
+            receiving.lost()  # NOTE: that body can never complete
+            if receiving is current:
+                return None  # the running request's client left: close now
+        if current is None and not self._queue:
+            return None  # idle: close
         # NOTE: a half-closed client still gets the responses it queued, then we close.
-        self._keep_alive = False
+        last = self._queue[-1] if self._queue else current
+        last.keep_alive = False  # type: ignore[union-attr]
+        if current is not None:
+            self._loop.call_soon(self._eof_while_busy, current)
         return True
+
+    def _eof_while_busy(self, cycle: Cycle) -> None:
+        """EOF while a handler runs is a disconnect, so an awaited upstream call stops.
+
+        NOTE: checked one loop turn later: a handler whose Task was only scheduled
+        gets its first step, and one that answers without waiting still answers.
+        """
+        current = self._current
+        if self._closed or current is None:
+            return
+        if current is not cycle:
+            self._loop.call_soon(self._eof_while_busy, current)  # progress: next one
+        elif self._busy():
+            self._close()  # connection_lost cancels the handler
+
+    def _busy(self) -> bool:
+        current = self._current
+        return current is not None and current.task is not None and not current.task.done()
 
     # -- parser callbacks ------------------------------------------------
 
@@ -318,122 +419,110 @@ class HttpProtocol(asyncio.Protocol):
         chunked: bool, content_length: int, upgrade: Any, expect: Any,
     ) -> bool:
         self._head_started = None
-        req = Request(method, target, headers, minor, self, self._peer, self._scheme)
-        req._keep_alive = keep_alive
-        if minor == 1:
-            hosts = 0
-            for name, _ in headers:
-                if name == b"host":
-                    hosts += 1
-            if hosts != 1:
-                raise HttpParserError(400, "missing Host header" if not hosts else "multiple Host headers")
+        hosts = 0
+        for name, _ in headers:
+            if name == b"host":
+                hosts += 1
+        if hosts > 1:  # RFC 9110 §7.2 / RFC 9112 §3.2: any version
+            raise HttpParserError(400, "multiple Host headers")
+        if hosts == 0 and minor == 1:  # NOTE: Host is optional in HTTP/1.0
+            raise HttpParserError(400, "missing Host header")
         if method == "CONNECT":
             raise HttpParserError(501, "CONNECT is not supported")
         if chunked:
+            if minor == 0:
+                # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
+                raise HttpParserError(400, "Transfer-Encoding is not allowed in HTTP/1.0")
             for name, value in headers:
                 if name == b"transfer-encoding" and value.lower().strip() != b"chunked":
                     raise HttpParserError(501, "unsupported transfer coding")
-        app = self._app
-        app._match(req)
+        cycle = Cycle(self)
+        cycle.request = req = Request(method, target, headers, minor, self, self._peer,
+                                      self._scheme, cycle)
+        cycle.keep_alive = keep_alive
+        cycle.head_only = method == "HEAD"
+        route = self._resolve(req)
         limit = self._max_body
-        route = req.route
         if route is not None and route.max_body_size is not None:
             limit = route.max_body_size
-        if limit is not None and content_length > limit:
-            req._too_large = limit
-        req._limit = limit
+        cycle.limit = limit
         if expect is not None:
-            if expect.lower() == b"100-continue" and minor == 1:
-                if content_length > 0 or chunked:
-                    req._expect_continue = True
+            if expect.lower() == b"100-continue":
+                # RFC 9110 §10.1.1: a 1.0 client cannot take a 100; ignore it there.
+                if minor == 1 and (content_length > 0 or chunked):
+                    cycle.expect_continue = True
             else:
-                req._expectation_failed = True
+                cycle.expectation_failed = True
+        self._queue.append(cycle)
         if content_length <= 0 and not chunked:
-            req._complete = True
-        elif req._too_large is None:
-            self._receiving = req
-            self._received = 0
-        self._queue.append(req)
-        if req._too_large is not None:
-            # NOTE: refuse before reading the body; the connection cannot be reused.
-            raise HttpParserError(-413, "")
-        if upgrade is not None and self._http2 and upgrade.strip().lower() == b"h2c" \
-                and req._complete and len(self._queue) == 1 and self._current is None:
-            from ember.http.h2 import h2c_settings
+            cycle.finish()
+        else:
+            self._receiving = cycle
+            self._arm_body_timer()
+            if limit is not None and content_length > limit:
+                # NOTE: refuse before reading the body; the connection cannot be reused.
+                raise HttpParserError(413, f"request body exceeds {limit} bytes")
+        if upgrade is not None and minor == 1:  # RFC 9110 §7.8: ignored in HTTP/1.0
+            queue = self._queue
+            if self._http2 and upgrade.strip().lower() == b"h2c" \
+                    and cycle.body_state == BODY_COMPLETE and len(queue) == 1 \
+                    and self._current is None:
+                from ember.http.h2 import h2c_settings
 
-            settings = h2c_settings(req.headers, self._scheme)
-            if settings is not None:  # NOTE: otherwise served as HTTP/1.1 (RFC 9113 §3.1)
-                self._queue.pop()
-                self._upgrade_h2c(req, settings)
+                settings = h2c_settings(req.headers, self._scheme)
+                if settings is not None:  # NOTE: otherwise served as HTTP/1.1 (RFC 9113 §3.1)
+                    queue.pop()
+                    self._upgrade_h2c(req, settings)
+                    return True
+            if self._upgrade(req, upgrade):
                 return True
-        if upgrade is not None and hasattr(app, "_upgrade"):
-            return bool(app._upgrade(self, req, upgrade))
-        if len(self._queue) > MAX_PIPELINE and not self._read_paused:
-            self._pause_reading()
+        if len(self._queue) > MAX_PIPELINE:
+            self._flow.pause_reading(READ_PIPELINE)
         return False
 
     def on_body(self, chunk: bytes) -> None:
-        req = self._receiving
-        if req is None:
+        cycle = self._receiving
+        if cycle is None:
             return
-        self._received += len(chunk)
-        limit = req._limit
-        if limit is not None and self._received > limit:
-            req._too_large = limit
-            req._lost()
-            self._receiving = None
-            self._keep_alive = False
-            raise HttpParserError(-413, "")
-        req._feed(chunk)
-        if req._buffered > HIGH_WATER and not self._read_paused:
-            self._pause_reading()
+        received = cycle.received = cycle.received + len(chunk)
+        limit = cycle.limit
+        if limit is not None and received > limit:
+            raise HttpParserError(413, f"request body exceeds {limit} bytes")
+        if cycle.feed(chunk) > MAX_BODY_CHUNKS or cycle.buffered > HIGH_WATER:
+            self._flow.pause_reading(READ_BODY)
 
     def on_message_complete(self) -> None:
-        req = self._receiving
-        if req is not None:
-            req._finish()
+        cycle = self._receiving
+        if cycle is not None:
+            cycle.finish()
             self._receiving = None
 
     # -- flow control ------------------------------------------------------
 
-    def _pause_reading(self) -> None:
-        if not self._read_paused and not self._closed:
-            self._read_paused = True
-            self._transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._read_paused and not self._closed and not self._failed and self._admitted:
-            self._read_paused = False
-            self._transport.resume_reading()
-
     def body_consumed(self, buffered: int) -> None:
         """A handler read body bytes: resume reading once below the high-water mark."""
-        if self._read_paused and buffered < HIGH_WATER // 2 and len(self._queue) <= MAX_PIPELINE:
-            self._resume_reading()
+        flow = self._flow
+        if flow.read_paused & READ_BODY and buffered < HIGH_WATER // 2:
+            cycle = self._receiving
+            if (cycle is None or cycle.chunk_count <= MAX_BODY_CHUNKS // 2) \
+                    and flow.resume_reading(READ_BODY):
+                self._last_read = self._loop.time()
 
     def send_continue(self, req: Request) -> None:
         """``Expect: 100-continue``: the handler started reading, invite the body."""
-        if req is self._current and not self._closed:
+        current = self._current
+        if current is not None and current.request is req and not self._closed \
+                and not current.head_sent:
             self._transport.write(_CONTINUE)
-
-    async def _drain(self) -> None:
-        if self._closed:
-            raise ClientDisconnect("client disconnected")
-        if not self._write_paused:
-            return
-        waiter = self._loop.create_future()
-        self._drain_waiter = waiter
-        try:
-            await waiter
-        finally:
-            self._drain_waiter = None
-        if self._closed:
-            raise ClientDisconnect("client disconnected")
 
     def _write(self, data: bytes) -> None:
         out = self._out
         if out is not None:
             out.append(data)
+            self._out_size += len(data)
+            if self._out_size > OUT_BATCH:
+                self._flush()  # NOTE: batch for speed, never hold much
+                self._out = []
         elif not self._closed:
             self._transport.write(data)
 
@@ -441,6 +530,7 @@ class HttpProtocol(asyncio.Protocol):
         out = self._out
         if out is not None:
             self._out = None
+            self._out_size = 0
             if out and not self._closed:
                 self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
@@ -457,189 +547,221 @@ class HttpProtocol(asyncio.Protocol):
 
     def _run_queue(self) -> None:
         queue = self._queue
+        flow = self._flow
         while self._current is None and queue and not self._closed:
-            req = queue.popleft()
-            self._current = req
-            if isinstance(req, tuple):
-                self._send_error(req[0], req[1])
+            if flow.write_paused:
+                return  # NOTE: resume_writing picks the queue up again
+            cycle = queue.popleft()
+            self._current = cycle
+            error = cycle.body_error
+            if error is not None or cycle.request is None:
+                # NOTE: its body failed (status 0: the client left): no handler runs
+                status, reason = error if error is not None else (400, "Bad Request")
+                self._fail(cycle, status, reason)
                 return
-            self._keep_alive = req._keep_alive and not self._state.shutting_down
-            too_large = req._too_large
-            if too_large is not None:
-                self._keep_alive = False
-                self._send_simple(req, 413, f"request body exceeds {too_large} bytes")
+            if self._state.shutting_down:
+                cycle.keep_alive = False
+            if cycle.expectation_failed:
+                cycle.keep_alive = False
+                self._send_simple(cycle, 417, "unsupported Expect header")
                 continue
-            if req._expectation_failed:
-                self._keep_alive = False
-                self._send_simple(req, 417, "unsupported Expect header")
-                continue
-            self._start(req)
-        if self._read_paused and len(queue) <= MAX_PIPELINE // 2:
-            recv = self._receiving
-            if recv is None or recv._buffered < HIGH_WATER // 2:
-                self._resume_reading()
+            self._start(cycle)
+        if flow.read_paused & READ_PIPELINE and len(queue) <= MAX_PIPELINE // 2:
+            flow.resume_reading(READ_PIPELINE)
 
-    def _start(self, req: Request) -> None:
-        coro = self._app._handle(req)
-        try:
-            yielded = coro.send(None)
-        except StopIteration as stop:
-            self._respond(req, stop.value)
-            return
-        task = self._loop.create_task(_resume(coro, yielded))
-        self._task = task
-        self._timed_out = False
+    def _start(self, cycle: Cycle) -> None:
+        cycle.state = RUNNING
         timeout = self._limits.request_timeout
-        route = req.route
+        route = cycle.request.route
         if route is not None and route.timeout is not None:
             timeout = route.timeout
-        if timeout is not None:
-            self._timeout_handle = self._loop.call_later(timeout, self._on_handler_timeout, task)
-        task.add_done_callback(self._on_handler_done)
+        task = _new_task(self._loop, self._run_cycle(cycle))
+        if task.done():
+            return  # PERF: an eager Task that never suspended already answered
+        cycle.task = task
+        if timeout is not None and cycle.state == RUNNING:
+            cycle.timeout = self._loop.call_later(timeout, self._on_handler_timeout, cycle)
 
-    def _on_handler_timeout(self, task: asyncio.Task[Any]) -> None:
-        self._timeout_handle = None
-        if not task.done():
-            self._timed_out = True
-            task.cancel()
+    def _on_handler_timeout(self, cycle: Cycle) -> None:
+        cycle.timeout = None
+        if cycle.state == RUNNING:
+            self._fail(cycle, 504, "the handler did not answer in time")
 
-    def _on_handler_done(self, task: asyncio.Task[Any]) -> None:
-        self._task = None
-        if self._timeout_handle is not None:
-            self._timeout_handle.cancel()
-            self._timeout_handle = None
-        req = self._current
-        if self._closed or not isinstance(req, Request):
+    async def _run_cycle(self, cycle: Cycle) -> None:
+        """The handler's Task: run it, then write its response (one Task per request)."""
+        req = cycle.request
+        try:
+            response = await self._dispatch(req)
+        except asyncio.CancelledError:
+            if cycle.state == RUNNING:
+                self._fail(cycle, 0, "")  # cancelled by someone else: close
             return
-        if task.cancelled():
-            if self._timed_out:
-                self._keep_alive = False
-                self._send_simple(req, 504, "the handler did not answer in time")
-            else:
-                self._close()
+        except BaseException as exc:  # NOTE: SystemExit & co must not reach the loop
+            if cycle.state == RUNNING:
+                logger.error("unhandled %s in %s %s", type(exc).__name__, req.method,
+                             req.path, exc_info=exc)
+                self._fail(cycle, 500, "Internal Server Error")
             return
-        exc = task.exception()
-        if exc is not None:  # _handle turns errors into responses; this is a bug guard
-            logger.error("unhandled error in request pipeline", exc_info=exc)
-            self._keep_alive = False
-            self._send_simple(req, 500, "Internal Server Error")
-            return
-        self._respond(req, task.result())
-        self._flush()
-
-    def _respond(self, req: Request, response: Any) -> None:
+        handle = cycle.timeout
+        if handle is not None:
+            handle.cancel()
+            cycle.timeout = None
+        if cycle.state != RUNNING or self._closed:
+            return  # answered already (error, timeout) or the client left
         if response.streaming:
-            self._task = self._loop.create_task(self._stream(req, response))
-            return
-        if not req._complete:
-            self._keep_alive = False  # the unread rest of the body cannot be skipped safely
+            await self._stream(cycle, response)
+        else:
+            self._respond(cycle, response)
+        if self._out is None:
+            self._flush()
+
+    def _respond(self, cycle: Cycle, response: Any) -> None:
+        req = cycle.request
         body = response.body
         status = response.status_code
+        if cycle.body_state != BODY_COMPLETE:
+            cycle.keep_alive = False  # the unread rest of the body cannot be skipped safely
         try:
             data = encode_response(
-                status, response._headers._raw, body, self._keep_alive, req.http_minor,
-                self._state.date_header, req.method == "HEAD",
+                status, response._headers._raw, body, cycle.keep_alive, req.http_minor,
+                self._state.date_header, cycle.head_only,
             )
         except ValueError as exc:
             logger.error("invalid response from %s %s: %s", req.method, req.path, exc)
-            self._keep_alive = False
-            self._send_simple(req, 500, "Internal Server Error")
+            self._fail(cycle, 500, "Internal Server Error")
             return
+        cycle.head_sent = True
+        cycle.status = status
         self._write(data)
-        self._finish(req, status, len(body), response)
+        self._finish(cycle, status, len(body), response)
 
-    async def _stream(self, req: Request, response: Any) -> None:
-        out = BodyWriter(self, req)
+    async def _stream(self, cycle: Cycle, response: Any) -> None:
+        req = cycle.request
         try:
-            await response.stream_to(out)
+            await response.stream_to(BodyWriter(self, cycle))
         except (ClientDisconnect, asyncio.CancelledError):
-            self._log_cut_short(req, out)
+            self._log(cycle, cycle.status or 499, cycle.sent, " client disconnected")
+            if not self._closed:
+                self._fail(cycle, 0, "")
             return
-        except Exception:
-            logger.exception("error while streaming the response to %s %s", req.method, req.path)
-            if not out.started:
-                self._keep_alive = False
-                self._send_simple(req, 500, "Internal Server Error")
-                return
-            if out._chunked and not self._closed:
-                self._write(LAST_CHUNK)
-            else:
-                # NOTE: a body cut short of its Content-Length cannot be framed: the
-                # connection must end, or the next response would land inside it.
-                self._keep_alive = False
-        finally:
-            self._task = None
-        if self._closed:
-            self._log_cut_short(req, out)
+        except BaseException:  # NOTE: see _run_cycle
+            logger.exception("error while streaming the response to %s %s", req.method,
+                             req.path)
+            # NOTE: after the head, a cut body must look cut: no last chunk, and the
+            # connection closes (a client must never take it for a complete body).
+            self._fail(cycle, 500, "Internal Server Error")
+            return
+        if self._closed or cycle.state >= DONE:
+            if cycle.state < DONE:
+                self._log(cycle, cycle.status or 499, cycle.sent, " client disconnected")
             return
         self._flush()
-        self._finish(req, out.status, out.sent, response)
+        self._finish(cycle, cycle.status, cycle.sent, response)
         self._flush()
 
-    def _log_cut_short(self, req: Request, out: BodyWriter) -> None:
-        """The access-log line of a stream the client left: status as sent, a marker."""
-        if self._state.access_log:
-            peer = self._peer[0] if self._peer else "-"
-            access_logger.info(
-                '%s - "%s %s HTTP/1.%d" %d %d client disconnected', peer, req.method,
-                req.raw_path.decode("latin-1"), req.http_minor, out.status or 499, out.sent,
-            )
-
-    def _finish(self, req: Request, status: int, size: int, response: Any) -> None:
-        state = self._state
-        state.total_requests += 1
-        if state.access_log:
-            peer = self._peer[0] if self._peer else "-"
-            access_logger.info(
-                '%s - "%s %s HTTP/1.%d" %d %d', peer, req.method,
-                req.raw_path.decode("latin-1"), req.http_minor, status, size,
-            )
+    def _finish(self, cycle: Cycle, status: int, size: int, response: Any) -> None:
+        cycle.state = DONE
+        self._log(cycle, status, size)
+        cycle.request = None  # PERF: break request <-> cycle, freed by refcount
         background = getattr(response, "background", None) if response is not None else None
         if background is not None:
             task = self._loop.create_task(_run_background(background))
+            state = self._state
             state.tasks.add(task)
             task.add_done_callback(state.tasks.discard)
         self._current = None
-        if not self._keep_alive or self._state.shutting_down:
+        if not cycle.keep_alive or cycle.body_state != BODY_COMPLETE \
+                or self._state.shutting_down:
             self._close()
             return
         if not self._queue:
             self._idle_since = self._loop.time()
-            self._arm_timer(self._idle_since + self._limits.keep_alive_timeout)
+            if self._receiving is None:
+                self._arm_timer(self._idle_since + self._limits.keep_alive_timeout)
         else:
             self._run_next()
 
-    def _send_simple(self, req: Request, status: int, text: str) -> None:
-        body = text.encode("utf-8")
-        headers = [(b"content-type", b"text/plain; charset=utf-8")]
-        self._write(
-            encode_response(status, headers, body, self._keep_alive, req.http_minor,
-                            self._state.date_header, req.method == "HEAD")
-        )
-        self._finish(req, status, len(body), None)
+    def _log(self, cycle: Cycle, status: int, size: int, note: str = "") -> None:
+        state = self._state
+        state.total_requests += 1
+        if state.access_log:
+            req = cycle.request
+            peer = self._peer[0] if self._peer else "-"
+            if req is None:
+                access_logger.info('%s - "-" %d %d', peer, status, size)
+                return
+            access_logger.info(
+                '%s - "%s %s HTTP/1.%d" %d %d%s', peer, req.method,
+                req.raw_path.decode("latin-1"), req.http_minor, status, size, note,
+            )
 
-    def _send_error(self, status: int, reason: str) -> None:
-        self._keep_alive = False
-        body = reason.encode("utf-8")
+    def _send_simple(self, cycle: Cycle, status: int, text: str) -> None:
+        body = text.encode("utf-8")
+        req = cycle.request
+        minor = req.http_minor if req is not None else 1
+        cycle.head_sent = True
+        cycle.status = status
         self._write(
             encode_response(status, [(b"content-type", b"text/plain; charset=utf-8")], body,
-                            False, 1, self._state.date_header, False)
+                            cycle.keep_alive, minor, self._state.date_header, cycle.head_only)
         )
-        self._flush()
-        self._current = None
-        self._close()
+        self._finish(cycle, status, len(body), None)
+
+    # -- errors: one transition from any state ----------------------------------
+
+    def _fail(self, cycle: Cycle, status: int, reason: str) -> None:
+        """``cycle`` can never end normally: answer if nothing was sent, wake, close.
+
+        ``status`` 0 means no answer is due (the client left, or was cancelled).
+        """
+        if cycle.state >= DONE:
+            return
+        cycle.state = ERROR
+        cycle.keep_alive = False
+        cycle.fail_body(status or 0, reason or "client disconnected")
+        handle = cycle.timeout
+        if handle is not None:
+            handle.cancel()
+            cycle.timeout = None
+        if cycle is self._current:
+            if status and not cycle.head_sent and not self._closed:
+                body = reason.encode("utf-8")
+                req = cycle.request
+                cycle.head_sent = True
+                cycle.status = status
+                self._write(encode_response(
+                    status, [(b"content-type", b"text/plain; charset=utf-8")], body, False,
+                    req.http_minor if req is not None else 1, self._state.date_header,
+                    cycle.head_only))
+                self._log(cycle, status, len(body))
+            self._close()
+            # NOTE: the cycle stays current, so connection_lost (one loop turn later)
+            # cancels its Task: a reader woken with the error sees the error first.
+            return
+        task = cycle.task
+        if task is not None and not task.done():
+            task.cancel()
 
     def _protocol_error(self, status: int, reason: str) -> None:
-        """The byte stream is unusable: answer in order, then close."""
-        self._failed = True
+        """The byte stream is unusable: the request it belongs to fails, in order."""
+        self._flow.pause_reading(READ_FAILED)
+        cycle = self._receiving
         self._receiving = None
-        if not self._closed:
-            self._read_paused = True
-            self._transport.pause_reading()
-        if status != -413:  # 413 rides on its request, already queued
-            self._queue.append((status, reason or "Bad Request"))
+        if cycle is None:
+            cycle = Cycle(self)  # NOTE: a broken head: an answer-only cycle
+            self._queue.append(cycle)
+        cycle.fail_body(status, reason or "Bad Request")
+        if cycle is self._current:
+            self._fail(cycle, status, reason or "Bad Request")
+        # else: answered when its turn comes (the requests before it are answered first)
 
     # -- timers and closing ----------------------------------------------
+
+    def _arm_body_timer(self) -> None:
+        timeout = self._body_timeout
+        if timeout is not None:
+            self._last_read = now = self._loop.time()
+            self._arm_timer(now + timeout)
 
     def _arm_timer(self, when: float) -> None:
         timer = self._timer
@@ -651,16 +773,43 @@ class HttpProtocol(asyncio.Protocol):
         self._timer = self._loop.call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
+        """The one connection timer: what it checks follows the connection's state."""
         self._timer = None
-        if self._closed or self._current is not None or self._queue:
-            return  # a request is in progress: no timeout applies
+        if self._closed or not self._admitted:
+            return  # waiting for a slot: no timer
         now = self._loop.time()
         limits = self._limits
-        if self._head_started is not None:
+        receiving = self._receiving
+        if receiving is not None:
+            # reading a body: body_timeout between two reads, unless *we* paused reading
+            timeout = self._body_timeout
+            if timeout is None:
+                return
+            if self._flow.read_paused & (READ_BODY | READ_WRITE | READ_PIPELINE):
+                # NOTE: we paused reading, the client is not late: restart its clock.
+                self._last_read = now
+                self._arm_timer(now + timeout)
+                return
+            deadline = self._last_read + timeout
+            if now >= deadline:
+                self._receiving = None
+                self._flow.pause_reading(READ_FAILED)
+                receiving.fail_body(408, "request body timeout")
+                if receiving is self._current:
+                    self._fail(receiving, 408, "request body timeout")
+                elif self._current is None:
+                    self._run_next()
+                    self._flush()
+                return
+        elif self._current is not None or self._queue:
+            return  # running: only the handler's own request_timeout applies
+        elif self._head_started is not None:
             deadline = self._head_started + limits.header_timeout
             if now >= deadline:
-                self._out = None
-                self._send_error(408, "request header timeout")
+                cycle = Cycle(self)
+                cycle.finish()
+                self._current = cycle
+                self._fail(cycle, 408, "request header timeout")
                 return
         else:
             deadline = self._idle_since + limits.keep_alive_timeout
@@ -673,14 +822,12 @@ class HttpProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._timeout_handle is not None:
-            self._timeout_handle.cancel()
-            self._timeout_handle = None
 
     def _close(self) -> None:
         if not self._closed:
             self._flush()
             self._closed = True
+            self._flow.closed = True
             self._transport.close()
             self._cancel_timers()
 
@@ -731,7 +878,10 @@ class HttpProtocol(asyncio.Protocol):
         from ember.websockets import WebSocketProtocol
 
         self._flush()
-        self._keep_alive = False
+        current = self._current
+        if current is not None:
+            current.keep_alive = False
+            current.state = SENDING
         self._cancel_timers()
         transport = self._transport
         transport.write(head)
@@ -740,16 +890,19 @@ class HttpProtocol(asyncio.Protocol):
         self._websocket = ws
         transport.set_protocol(wsproto)
         rest = self._parser.take_buffer() if self._parser is not None else b""
-        if self._read_paused:
-            self._read_paused = False
+        flow = self._flow
+        if flow.read_paused:
+            flow.read_paused = 0
             transport.resume_reading()
         if rest:
             self._loop.call_soon(wsproto.data_received, rest)
 
     def _websocket_lost(self, exc: Any) -> None:
         """The WebSocket's connection ended: release this connection's slot."""
-        task = self._task
-        self._task = None
+        cycle = self._current
+        task = None
+        if cycle is not None:
+            task, cycle.task = cycle.task, None
         self.connection_lost(exc)
         if task is not None and not task.done():
             # NOTE: a grace second lets a handler blocked in receive() see
@@ -762,17 +915,24 @@ class HttpProtocol(asyncio.Protocol):
             self._websocket._server_shutdown()
             return
         self._state.shutting_down = True
-        if self._current is None and not self._queue and self._receiving is None:
+        current = self._current
+        if current is None and not self._queue and self._receiving is None:
             self._close()
-        else:
-            self._keep_alive = False
+            return
+        if current is not None:
+            current.keep_alive = False
+        for cycle in self._queue:
+            cycle.keep_alive = False
 
     def abort(self) -> None:
         """Hard stop after the grace period."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        current = self._current
+        if current is not None and current.task is not None and not current.task.done():
+            current.task.cancel()
         if not self._closed:
             self._closed = True
+            if self._flow is not None:
+                self._flow.closed = True
             self._transport.abort()
 
 
