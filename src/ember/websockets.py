@@ -619,7 +619,7 @@ class WebSocket:
             proto.transport.close()  # NOTE: the server closes TCP first (RFC 6455 §7.1.1)
         self._wake()
 
-    def _fail(self, code: int, reason: str) -> None:
+    def _fail(self, code: int, reason: str, drain: bool = True) -> None:
         """Protocol error: send a close frame, then close once the peer has seen it.
 
         NOTE: closing the socket at once while the peer is still sending (the rest of
@@ -634,6 +634,9 @@ class WebSocket:
             self._close_sent = True
             self._send_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode()[:123])
         self._close_received = True
+        if not drain:  # a dead peer: nothing to wait for
+            self._abort()
+            return
         proto = self._proto
         if proto is not None and not proto.closed:
             proto.close_after_drain()
@@ -691,7 +694,7 @@ class WebSocket:
             except TimeoutError:
                 logger.info("WebSocket peer did not answer a ping in %ss; closing",
                             self.ping_timeout)
-                self._fail(1011, "keepalive ping timeout")
+                self._fail(1011, "keepalive ping timeout", drain=False)
                 return
 
 

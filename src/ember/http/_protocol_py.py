@@ -640,7 +640,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             await response.stream_to(BodyWriter(self, cycle))
         except (ClientDisconnect, asyncio.CancelledError):
-            self._log(cycle, cycle.status or 499, cycle.sent, " client disconnected")
+            self._log(cycle, cycle.status or 499, cycle.sent, " client disconnected", req)
             if not self._closed:
                 self._fail(cycle, 0, "")
             return
@@ -653,7 +653,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         if self._closed or cycle.state >= DONE:
             if cycle.state < DONE:
-                self._log(cycle, cycle.status or 499, cycle.sent, " client disconnected")
+                self._log(cycle, cycle.status or 499, cycle.sent, " client disconnected", req)
             return
         self._flush()
         self._finish(cycle, cycle.status, cycle.sent, response)
@@ -681,11 +681,13 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self._run_next()
 
-    def _log(self, cycle: Cycle, status: int, size: int, note: str = "") -> None:
+    def _log(self, cycle: Cycle, status: int, size: int, note: str = "",
+             req: Request | None = None) -> None:
         state = self._state
         state.total_requests += 1
         if state.access_log:
-            req = cycle.request
+            if req is None:
+                req = cycle.request
             peer = self._peer[0] if self._peer else "-"
             if req is None:
                 access_logger.info('%s - "-" %d %d', peer, status, size)
