@@ -96,7 +96,7 @@ def run(client: str, seconds: int, profile: bool) -> str:
     key = "sk-" + secrets.token_hex(16)
     fport, gport = free_port(), free_port()
     env = dict(os.environ, KEY=key, FAKE_BASE_URL=f"http://127.0.0.1:{fport}/v1",
-               FAKE_API_KEY="sk-upstream", GW_YIELD_FIRST="1", PYTHONPATH=os.path.join(ROOT, "src"),
+               FAKE_API_KEY="sk-upstream", PYTHONPATH=os.path.join(ROOT, "src"),
                EMBER_MODEL_HTTP_CLIENT=client)
     fake = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "uvicorn",
                              "fake_openai:app", "--app-dir", ANCHORS, "--port", str(fport),

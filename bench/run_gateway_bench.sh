@@ -14,8 +14,7 @@ export RATES=${RATES:-"50 500 1000 2000"} DUR=${DUR:-10s}
 ANCHOR=/work/shared/anchors/ai/run_litellm.sh
 for gw in ${GATEWAYS:-litellm ours}; do
   if [ "$gw" = ours ]; then
-    # GW_YIELD_FIRST: TEMP until the engine runs handlers in a Task from the start
-    GATEWAY=ours OURS_PY=$PY PYTHONPATH=$ROOT/src GW_YIELD_FIRST=1 \
+    GATEWAY=ours OURS_PY=$PY PYTHONPATH=$ROOT/src \
       FAKE_PORT=18011 PROXY_PORT=14010 bash "$ANCHOR"
   else
     GATEWAY=litellm bash "$ANCHOR"

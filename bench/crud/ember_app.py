@@ -1,6 +1,5 @@
 """The CRUD benchmark on Ember + ember.db (asyncpg).  argv: port database_url pool_size."""
 
-import asyncio
 import sys
 from dataclasses import dataclass
 
@@ -11,15 +10,6 @@ PORT, DSN, POOL = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 
 app = Ember(database=Database(DSN, min_size=POOL, max_size=POOL, acquire_timeout=30),
             openapi_url=None)
-
-
-async def in_task(request, call_next):
-    # TEMP until engine fix: run the handler's first await inside an asyncio Task
-    # (asyncpg's acquire timeout needs one).  Remove once the engine fix is merged.
-    await asyncio.sleep(0)
-    return await call_next(request)
-
-app.add_middleware(in_task)
 
 
 @dataclass

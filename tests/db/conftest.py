@@ -39,18 +39,6 @@ def backends(url: str, dbname: str) -> int:
     return rows[0][0]
 
 
-def temp_task_fix(app: Any) -> None:
-    """TEMP until engine fix: make the handler's first await run inside an asyncio Task.
-
-    The engine runs a request's first step outside a Task; asyncpg's timeouts need
-    one.  The integrator removes this once the engine fix is merged.
-    """
-    async def in_task(request: Any, call_next: Any) -> Any:
-        await asyncio.sleep(0)  # TEMP until engine fix
-        return await call_next(request)
-    app.add_middleware(in_task)
-
-
 def _ready(url: str, timeout: float = 30.0) -> None:
     """Wait until the server accepts logins (the port opens while it is still starting)."""
     import time

@@ -15,7 +15,6 @@ import pytest
 from ember import Ember, HTTPException
 from ember.db import Connection, Database, Pool, transactional
 from ember.exceptions import ConfigError
-from tests.db.conftest import temp_task_fix
 
 pytestmark = pytest.mark.services
 
@@ -30,7 +29,6 @@ def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> None:
 
 def make_app(database: Database) -> Ember:
     app = Ember(database=database)
-    temp_task_fix(app)
 
     @app.get("/pool")
     async def pool_stats(pool: Pool) -> dict[str, int]:

@@ -22,25 +22,6 @@ pytestmark = pytest.mark.services
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# TEMP until engine fix: the handlers' first await must run inside an asyncio Task
-# (asyncpg's timeouts need one); this wrapper adds a one-line middleware to every app.
-WRAPPER = textwrap.dedent("""
-    import asyncio, runpy, sys
-    from ember.app import Ember
-
-    _init = Ember.__init__
-
-    def __init__(self, *args, **kwargs):
-        _init(self, *args, **kwargs)
-
-        async def in_task(request, call_next):
-            await asyncio.sleep(0)  # TEMP until engine fix
-            return await call_next(request)
-        self.add_middleware(in_task)
-
-    Ember.__init__ = __init__
-    runpy.run_path(sys.argv[1], run_name="__main__")
-""")
 
 
 def start(script: Path, tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes],
@@ -51,9 +32,7 @@ def start(script: Path, tmp_path: Path, env: dict[str, str]) -> tuple[subprocess
     assert n == 1
     target = tmp_path / script.name
     target.write_text(patched)
-    wrapper = tmp_path / "wrapper.py"
-    wrapper.write_text(WRAPPER)
-    proc = subprocess.Popen([sys.executable, str(wrapper), str(target)], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, str(target)], cwd=tmp_path,
                             env={**os.environ, **env, "PYTHONPATH": os.pathsep.join(sys.path)},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
