@@ -30,6 +30,9 @@ from typing import Any
 
 import orjson
 
+from ember.exceptions import ClientDisconnect
+from ember.http.flow_control import READ_BODY, FlowControl
+
 logger = logging.getLogger("ember.websocket")
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -192,9 +195,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self.frag_compressed = False
         self.utf8: Any = None
         self.closed = False
-        self.paused = False
-        self.write_paused = False
-        self.drain_waiters: list[asyncio.Future[None]] = []
+        # NOTE: the same flow control as HTTP/1.1 (ember.http.flow_control): reading pauses
+        # while received messages wait unread, writes wait for the transport to drain.
+        self.flow = FlowControl(transport)
         # RFC 6455 §5.5.3: while the peer does not read, only the latest ping is answered.
         self.pending_pong: bytes | None = None
         # After a failure close: read and discard until the peer's EOF, then close, so
@@ -224,34 +227,40 @@ class WebSocketProtocol(asyncio.Protocol):
         self.buffer.clear()
         self.frag_data = bytearray()
         self.ws._lost()
-        for waiter in self.drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.drain_waiters.clear()
+        self.flow.connection_lost()
         self.http._websocket_lost(exc)
 
     def pause_writing(self) -> None:
-        self.write_paused = True
+        self.flow.pause_writing()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
         pong, self.pending_pong = self.pending_pong, None
         if pong is not None and not self.closed:
             self.transport.write(encode_frame(OP_PONG, pong))
-        for waiter in self.drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.drain_waiters.clear()
+        self.flow.resume_writing()
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the transport's write buffer is over its high-water mark."""
+        return self.flow.write_paused
+
+    @property
+    def paused(self) -> bool:
+        """True while reading is paused for unread messages."""
+        return bool(self.flow.read_paused & READ_BODY)
 
     async def drain(self, timeout: float | None = None) -> None:
-        """Wait while the transport's write buffer is full (TimeoutError past ``timeout``)."""
-        if self.write_paused and not self.closed:
-            waiter = asyncio.get_running_loop().create_future()
-            self.drain_waiters.append(waiter)
-            if timeout is None:
-                await waiter
-            else:
-                await asyncio.wait_for(waiter, timeout)
+        """Wait while the transport's write buffer is full.
+
+        Raises TimeoutError past ``timeout`` seconds and ClientDisconnect once the
+        connection is gone.
+        """
+        if not self.flow.write_paused:
+            return
+        if timeout is None:
+            await self.flow.drain()
+        else:
+            await asyncio.wait_for(self.flow.drain(), timeout)
 
     def close_after_drain(self) -> None:
         """Stop reading frames; close once the peer closes or after CLOSE_TIMEOUT."""
@@ -265,14 +274,12 @@ class WebSocketProtocol(asyncio.Protocol):
         self._drain_timer = loop.call_later(CLOSE_TIMEOUT, self.transport.close)
 
     def pause_reading(self) -> None:
-        if not self.paused and not self.closed:
-            self.paused = True
-            self.transport.pause_reading()
+        if not self.closed:
+            self.flow.pause_reading(READ_BODY)
 
     def resume_reading(self) -> None:
-        if self.paused and not self.closed:
-            self.paused = False
-            self.transport.resume_reading()
+        if not self.closed:
+            self.flow.resume_reading(READ_BODY)
 
     # -- framing -------------------------------------------------------------
 
@@ -541,6 +548,9 @@ class WebSocket:
         if self._proto is not None:
             try:
                 await self._proto.drain(self.send_timeout)
+            except ClientDisconnect:
+                raise WebSocketDisconnect(self.close_code or 1006,
+                                          "the connection is closed") from None
             except TimeoutError:
                 # NOTE: a peer that stops reading cannot hold our memory or this task.
                 self._fail(1008, "the peer did not read for send_timeout")

@@ -139,6 +139,7 @@ def test_examples_and_seed_apps_still_register(monkeypatch):
     """Every example registers under the new checks (serving is covered by tests/examples)."""
     import importlib.util
     import pathlib
+    import sys
 
     # NOTE: registration is what is under test; the seed-style module-level app.run()
     # must not serve here.
@@ -148,6 +149,7 @@ def test_examples_and_seed_apps_still_register(monkeypatch):
     for path in sorted(root.glob("*.py")):
         spec = importlib.util.spec_from_file_location(f"_ex_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, spec.name, module)  # as an import would
         spec.loader.exec_module(module)
         app = getattr(module, "app", None)
         if isinstance(app, Ember):

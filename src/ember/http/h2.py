@@ -16,6 +16,7 @@ import asyncio
 import base64
 import binascii
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import h2.errors
@@ -23,6 +24,7 @@ import h2.exceptions
 import h2.settings
 
 from ember.exceptions import ClientDisconnect
+from ember.http.flow_control import FlowControl
 from ember.requests import Request
 from ember.status import body_allowed
 
@@ -216,8 +218,9 @@ class H2Protocol(asyncio.Protocol):
         self.streams: dict[int, H2Stream] = {}
         self.transport: Any = None
         self.closed = False
-        self.write_paused = False
-        self.drain_waiters: list[asyncio.Future[None]] = []
+        # NOTE: the write side of the same flow control as HTTP/1.1 and WebSocket; reading
+        # is paused by HTTP/2's own windows, never by the transport.
+        self.flow = FlowControl(None)
         self.loop = asyncio.get_event_loop()
         self._idle_timer: asyncio.TimerHandle | None = None
         # Rapid Reset guard: a token bucket of resets/refusals (see ServerLimits).
@@ -299,20 +302,19 @@ class H2Protocol(asyncio.Protocol):
         for stream in list(self.streams.values()):
             self._cancel(stream)
         self.streams.clear()
-        for waiter in self.drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self.flow.connection_lost()
 
     def pause_writing(self) -> None:
-        self.write_paused = True
+        self.flow.pause_writing()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
         self._pending_control = 0
-        for waiter in self.drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.drain_waiters.clear()
+        self.flow.resume_writing()
+
+    @property
+    def write_paused(self) -> bool:
+        """True while the transport's write buffer is over its high-water mark."""
+        return self.flow.write_paused
 
     # -- requests ----------------------------------------------------------------------
 
@@ -599,12 +601,10 @@ class H2Protocol(asyncio.Protocol):
             self.conn.send_data(stream.id, piece.tobytes())
             view = view[len(piece):]
             self.flush()
-            if self.write_paused:
-                waiter = self.loop.create_future()
-                self.drain_waiters.append(waiter)
-                await self._wait_send(stream, waiter)
+            if self.flow.write_paused:
+                await self._wait_send(stream, self.flow.drain())
 
-    async def _wait_send(self, stream: H2Stream, waiter: asyncio.Future[None]) -> None:
+    async def _wait_send(self, stream: H2Stream, waiter: Awaitable[None]) -> None:
         """Wait for window or drain, at most ``send_timeout``; then reset the stream."""
         timeout = self.limits.send_timeout
         if timeout is None:

@@ -98,7 +98,12 @@ class AiohttpAsync:
 
         self.aiohttp = aiohttp
         self.provider = provider
-        self.base = provider.base_url
+        # NOTE: aiohttp refuses a URL with user:password next to an Authorization header;
+        # the credentials become a Basic Authorization when the provider sets none.
+        self.base, basic = _split_userinfo(provider.base_url)
+        headers = dict(provider.headers())
+        if basic is not None and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = basic
         verify = _verify_for(provider.base_url)
         connector = aiohttp.TCPConnector(
             limit=provider.max_connections, limit_per_host=0, keepalive_timeout=30.0,
@@ -108,7 +113,7 @@ class AiohttpAsync:
         # provider's base URL is resolved once here instead, as httpx does.
         self.proxy = _env_proxy(provider.base_url)
         self.session = aiohttp.ClientSession(
-            connector=connector, headers=provider.headers(), trust_env=False,
+            connector=connector, headers=headers, trust_env=False,
             timeout=self._timeout(None), skip_auto_headers=("User-Agent",))
         self.errors = (aiohttp.ClientError, asyncio.TimeoutError)
 
@@ -138,6 +143,22 @@ class AiohttpAsync:
 
     async def aclose(self) -> None:
         await self.session.close()
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """``url`` without ``user:password@``, and those credentials as a Basic
+    ``Authorization`` value (RFC 7617), or None."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    bare = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    return bare, f"Basic {token}"
 
 
 def _env_proxy(url: str) -> str | None:
