@@ -3,10 +3,10 @@
 ``python bench/h2load_bench.py [--src DIR ...] [--requests N] [--rounds R]``
 
 For each source tree given with ``--src`` (default: the installed ``ember``), starts
-``bench/apps/ember_app.py`` with ``http2=True`` (one worker, pinned to CPU 0), drives
-it with ``h2load -c 10 -m 100`` (10 connections × 100 concurrent streams, pinned to
-CPU 1) against ``/hello``, and prints requests/s (median of the rounds) and the
-server's peak RSS.  Passing the old and the new tree in one run (``--src
+``bench/apps/ember_app.py`` with ``http2=True`` (one worker each, pinned to CPU 0), drives
+them in interleaved rounds with ``h2load -c 10 -m 100`` (10 connections × 100 concurrent
+streams, pinned to CPU 1) against ``/hello``, and prints requests/s (median of the rounds)
+and each server's peak RSS.  Passing the old and the new tree in one run (``--src
 /tmp/before/src --src src``) gives a before/after ratio on the same machine state.
 Needs ``h2load`` (Debian: nghttp2-client) and ``taskset``.
 """
@@ -59,7 +59,7 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_one(src: str | None, requests: int, rounds: int) -> tuple[list[float], float]:
+def start(src: str | None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = dict(os.environ)
     if src:
@@ -67,25 +67,22 @@ def run_one(src: str | None, requests: int, rounds: int) -> tuple[list[float], f
     code = SERVER.format(apps=str(HERE / "apps"), port=port)
     server = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", code], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_listening(port)
-        rps = []
-        for _ in range(rounds):
-            out = subprocess.run(
-                ["taskset", "-c", "1", "h2load", "-c", "10", "-m", "100", "-n", str(requests),
-                 f"http://127.0.0.1:{port}/hello"], capture_output=True, text=True, check=True,
-            ).stdout
-            match = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
-            failed = re.search(r"(\d+) failed", out)
-            if match is None or failed is None:
-                raise RuntimeError(f"unexpected h2load output:\n{out}")
-            if int(failed.group(1)):
-                raise RuntimeError(f"{failed.group(1)} requests failed:\n{out}")
-            rps.append(float(match.group(1)))
-        return rps, peak_rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(10)
+    wait_listening(port)
+    return server, port
+
+
+def h2load(port: int, requests: int) -> float:
+    out = subprocess.run(
+        ["taskset", "-c", "1", "h2load", "-c", "10", "-m", "100", "-n", str(requests),
+         f"http://127.0.0.1:{port}/hello"], capture_output=True, text=True, check=True,
+    ).stdout
+    match = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    failed = re.search(r"(\d+) failed", out)
+    if match is None or failed is None:
+        raise RuntimeError(f"unexpected h2load output:\n{out}")
+    if int(failed.group(1)):
+        raise RuntimeError(f"{failed.group(1)} requests failed:\n{out}")
+    return float(match.group(1))
 
 
 def main() -> None:
@@ -99,15 +96,26 @@ def main() -> None:
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found (Debian: apt-get install nghttp2-client util-linux)")
     trees = args.src or [None]
-    results = []
-    for src in trees:
-        rps, rss = run_one(src, args.requests, args.rounds)
-        results.append((src or "installed", statistics.median(rps), rss, rps))
+    servers = [start(src) for src in trees]
+    rounds: list[list[float]] = [[] for _ in trees]
+    try:
+        for _ in range(args.rounds):  # NOTE: interleaved, so drift hits every tree alike
+            for i, (_proc, port) in enumerate(servers):
+                rounds[i].append(h2load(port, args.requests))
+        results = [(src or "installed", statistics.median(rps), peak_rss_mb(proc.pid), rps)
+                   for src, (proc, _port), rps in zip(trees, servers, rounds, strict=True)]
+    finally:
+        for proc, _port in servers:
+            proc.terminate()
+            proc.wait(10)
     base = results[0][1]
-    print(f"{'tree':40} {'req/s (median)':>15} {'ratio':>7} {'peak RSS MB':>12}  rounds")
+    print(f"{'tree':40} {'req/s (median)':>15} {'ratio':>7} {'round ratio':>12} "
+          f"{'peak RSS MB':>12}  rounds")
     for name, median, rss, rps in results:
-        print(f"{name:40} {median:15,.0f} {median / base:7.2f} {rss:12.1f}  "
-              + ", ".join(f"{r:,.0f}" for r in rps))
+        # the median of per-round ratios: rounds run back to back, so drift cancels
+        per_round = statistics.median(r / b for r, b in zip(rps, rounds[0], strict=True))
+        print(f"{name:40} {median:15,.0f} {median / base:7.2f} {per_round:12.2f} "
+              f"{rss:12.1f}  " + ", ".join(f"{r:,.0f}" for r in rps))
 
 
 if __name__ == "__main__":
