@@ -20,7 +20,12 @@ from typing import Any
 from ember._redact import redact
 from ember.blueprints import Blueprint, check_prefixes, prefix_for
 from ember.datastructures import State
-from ember.exceptions import ConfigError, HTTPException, RequestValidationError
+from ember.exceptions import (
+    ClientDisconnect,
+    ConfigError,
+    HTTPException,
+    RequestValidationError,
+)
 from ember.limits import ServerLimits
 from ember.responses import JSONResponse, PlainTextResponse, Response, to_response
 from ember.routes import Handler, Route, RouteDecorators, expand_path
@@ -424,6 +429,8 @@ class Ember(RouteDecorators):
         raise HTTPException(404, "Not Found")
 
     async def _error_response(self, req: Any, exc: Exception) -> Response:
+        if isinstance(exc, ClientDisconnect):
+            raise exc  # NOTE: the client left: no answer, no 500, no error log (protocol)
         handler = self._find_handler(exc)
         if handler is not None:
             try:

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from ember._redact import redact
+from ember.exceptions import ClientDisconnect
 from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.gateway")
@@ -116,7 +117,9 @@ def classify(exc: BaseException, rid: str, secrets: list[str]) -> tuple[
 
 
 def error_response(exc: BaseException, rid: str, secrets: list[str]) -> Response:
-    """:func:`classify` as a response."""
+    """:func:`classify` as a response (a client that left is re-raised: nobody to answer)."""
+    if isinstance(exc, ClientDisconnect):
+        raise exc
     status, body, headers = classify(exc, rid, secrets)
     return JSONResponse(body, status, headers=headers)
 

@@ -596,6 +596,11 @@ class HttpProtocol(asyncio.Protocol):
             if cycle.state == RUNNING:
                 self._fail(cycle, 0, "")  # cancelled by someone else: close
             return
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, not an error
+            self._log(cycle, 499, 0, " client disconnected", req)
+            if cycle.state == RUNNING:
+                self._fail(cycle, 0, "")
+            return
         except BaseException as exc:  # NOTE: SystemExit & co must not reach the loop
             if cycle.state == RUNNING:
                 logger.error("unhandled %s in %s %s", type(exc).__name__, req.method,
