@@ -461,3 +461,23 @@ def test_caches_connect_and_close_with_the_server(serve, request):
     assert cache.connected
     serve.servers[0].stop()
     assert not cache.connected
+
+
+def test_handler_errors_are_not_chained_to_a_cache_outage(closed_port):
+    """With the backend down, a handler's own exception carries no cache error context."""
+    app = Ember()
+    seen: list[BaseException] = []
+
+    @app.exception_handler(ValueError)
+    async def record(request, exc):
+        seen.append(exc)
+        return Response(str(exc), 400)
+
+    @app.get("/tasks", cache=RedisCache(url=f"redis://127.0.0.1:{closed_port}", ttl=30))
+    async def tasks(page: str = "1"):
+        return {"page": int(page)}
+
+    with app.test_client() as client:
+        assert client.get("/tasks?page=abc").status_code == 400
+    [exc] = seen
+    assert exc.__context__ is None and exc.__cause__ is None

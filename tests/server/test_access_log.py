@@ -70,12 +70,15 @@ def test_a_client_that_leaves_mid_body_is_not_an_error(server_factory, caplog):
 
     app.mount_openai(["offline/echo"], prefix="/v1")
     server = server_factory(app, access_log=True)
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "ember.access"]
+
     for path in ("/echo", "/v1/chat/completions"):
         with socket.create_connection(("127.0.0.1", server.port)) as s:
             s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       "Content-Length: 100\r\n\r\n{\"a\":".encode())
-        lines = lambda: [r.getMessage() for r in caplog.records if r.name == "ember.access"]  # noqa: E731,B023
-        _wait(lambda: any(path in line for line in lines()), f"the {path} access line")
+        _wait(lambda p=path: any(p in line for line in lines()), f"the {path} access line")
         [line] = [line for line in lines() if f"POST {path} " in line]
         assert line.endswith(" 499 0 client disconnected"), line
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], \

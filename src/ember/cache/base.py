@@ -206,8 +206,13 @@ class RouteCache:
         key = self.key(request)
         try:
             handle, blob = await self._lookup(key)
+            read_failed = None
         except Exception as exc:
             self._failed("read", exc)
+            read_failed = exc
+        if read_failed is not None:
+            # NOTE: outside the except block, so the handler's own errors are not chained
+            # to the cache outage in their tracebacks
             return await call()
         self._ok()
         if blob is not None:
