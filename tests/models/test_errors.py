@@ -267,3 +267,15 @@ def test_error_type_survives_layers(fake: FakeProvider) -> None:
 def test_bad_prompt_type(registry: ModelRegistry) -> None:
     with pytest.raises(TypeError):
         registry.invoke_model("gpt-4", [42])
+
+
+def test_a_missing_http_client_is_a_configuration_error():
+    """The seed's `except ModelProviderError` catches a missing httpx; it names the extra."""
+    from ember.exceptions import MissingDependency
+    from ember.models.exceptions import ModelProviderError, ProviderDependencyMissing
+
+    err = ProviderDependencyMissing("httpx", "models")
+    assert isinstance(err, ModelProviderError) and isinstance(err, MissingDependency)
+    assert isinstance(err, ImportError)
+    assert 'pip install "ember-api[models]"' in str(err)
+    assert err.context["reason"] == "missing_dependency"

@@ -134,3 +134,23 @@ def test_stream_early_break_records_usage(registry: ModelRegistry, fake: FakePro
     assert stream.usage is not None and stream.usage.completion_tokens == 1
     with pytest.raises(RuntimeError):
         iter(stream)
+
+
+def test_missing_key_names_the_variable_a_custom_provider_reads(monkeypatch):
+    """The seed's Azure provider reads AZURE_OPENAI_API_KEY: the error says so."""
+    import os
+
+    from ember.api.exceptions import ModelProviderError
+    from ember.api.models.providers import BaseProvider, register_provider
+    from ember.models import ModelRegistry
+
+    class AzureOpenAIProvider(BaseProvider):
+        def _get_api_key_from_env(self):
+            return os.getenv("AZURE_OPENAI_API_KEY")
+
+    monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("AZURE_API_KEY", raising=False)
+    register_provider("azure-test", AzureOpenAIProvider)
+    with pytest.raises(ModelProviderError, match="set AZURE_OPENAI_API_KEY$") as info:
+        ModelRegistry().invoke_model("azure-test/gpt-4", "hi")
+    assert info.value.context["env_vars"] == ["AZURE_OPENAI_API_KEY"]

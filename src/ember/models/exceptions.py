@@ -3,7 +3,9 @@
     Exception
      └── ModelError                  root of everything the model system raises
           ├── ModelProviderError     configuration: missing API key, unknown model or
-          │                          provider, malformed cost override
+          │    │                     provider, malformed cost override
+          │    └── ProviderDependencyMissing   the HTTP client package is not installed
+          │                          (also an ImportError / MissingDependency)
           └── ProviderAPIError       the provider call failed at run time;
                                      ``context["error_type"]`` is one of
                                      rate_limit | authentication | timeout |
@@ -17,6 +19,8 @@ gateway) re-raise these objects unchanged so the type is never lost.
 from __future__ import annotations
 
 from typing import Any
+
+from ember.exceptions import MissingDependency
 
 ERROR_TYPES = frozenset(
     {"rate_limit", "authentication", "timeout", "server", "bad_request", "connection"}
@@ -36,6 +40,21 @@ class ModelError(Exception):
 
 class ModelProviderError(ModelError):
     """A configuration problem: the call cannot be made as configured."""
+
+
+class ProviderDependencyMissing(ModelProviderError, MissingDependency):
+    """A provider's HTTP client package is missing: configuration, so a ModelProviderError
+    (``except ModelProviderError`` catches it, as the seed's error handling expects) and an
+    ImportError naming the pip extra."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        message = (f"the model providers need the '{package}' package: "
+                   f"pip install \"ember-api[{extra}]\"")
+        Exception.__init__(self, message)  # NOTE: past both parents' own __init__
+        self.message = message
+        self.context = {"reason": "missing_dependency", "package": package, "extra": extra}
+        self.package = package
+        self.extra = extra
 
 
 class ProviderAPIError(ModelError):

@@ -103,10 +103,12 @@ class ModelRegistry:
             return factory(api_key)
         except ModelProviderError as exc:
             if exc.context.get("reason") == "missing_api_key" and not exc.context.get("env_vars"):
-                var = f"{env_prefix}_API_KEY"
+                # NOTE: a custom provider that overrides _get_api_key_from_env (the seed's
+                # Azure example reads AZURE_OPENAI_API_KEY) is asked which names it reads
+                names = _env_names_read_by(factory) or [f"{env_prefix}_API_KEY"]
                 raise ModelProviderError(
-                    f"no API key for provider {name!r}: set {var}",
-                    context={**exc.context, "env_vars": [var], "model": model_id},
+                    f"no API key for provider {name!r}: set {' or '.join(names)}",
+                    context={**exc.context, "env_vars": names, "model": model_id},
                 ) from exc
             exc.context.setdefault("model", model_id)
             raise
@@ -314,3 +316,26 @@ def _labels(instrument: Any, labels: Any, action: Any) -> None:
             action(instrument)
     except Exception:  # NOTE: a broken metric must not fail the model call
         logger.exception("metrics instrument %r failed", instrument)
+
+
+def _env_names_read_by(factory: Any) -> list[str]:
+    """Environment variable names a provider's own ``_get_api_key_from_env`` reads.
+
+    Found in its source (``os.getenv("X")``, ``os.environ.get("X")``,
+    ``os.environ["X"]``); empty when it does not override the method or reads no
+    literal name.
+    """
+    import inspect
+    import re
+
+    from ember.models.providers.base import BaseProvider
+
+    method = getattr(factory, "_get_api_key_from_env", None)
+    if method is None or method is BaseProvider._get_api_key_from_env:
+        return []
+    try:
+        source = inspect.getsource(method)
+    except (OSError, TypeError):
+        return []
+    pattern = r"""(?:getenv|environ\.get|environ\[)\(?\s*["']([A-Za-z_][A-Za-z0-9_]*)["']"""
+    return list(dict.fromkeys(re.findall(pattern, source)))

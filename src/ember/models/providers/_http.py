@@ -40,9 +40,9 @@ def httpx_module() -> Any:
         try:
             import httpx
         except ImportError:
-            from ember.exceptions import MissingDependency
+            from ember.models.exceptions import ProviderDependencyMissing
 
-            raise MissingDependency("httpx", "models", "The model providers") from None
+            raise ProviderDependencyMissing("httpx", "models") from None
         _httpx = httpx
     return _httpx
 
