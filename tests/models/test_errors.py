@@ -269,12 +269,19 @@ def test_bad_prompt_type(registry: ModelRegistry) -> None:
         registry.invoke_model("gpt-4", [42])
 
 
-def test_a_missing_http_client_is_a_configuration_error():
+def test_a_missing_http_client_is_a_configuration_error(monkeypatch):
     """The seed's `except ModelProviderError` catches a missing httpx; it names the extra."""
-    from ember.exceptions import MissingDependency
-    from ember.models.exceptions import ModelProviderError, ProviderDependencyMissing
+    import sys
 
-    err = ProviderDependencyMissing("httpx", "models")
+    from ember.exceptions import MissingDependency
+    from ember.models.exceptions import ModelProviderError
+    from ember.models.providers import _http
+
+    monkeypatch.setitem(sys.modules, "httpx", None)  # an import of httpx now fails
+    monkeypatch.setattr(_http, "_httpx", None)
+    with pytest.raises(ModelProviderError) as info:
+        _http.httpx_module()
+    err = info.value
     assert isinstance(err, ModelProviderError) and isinstance(err, MissingDependency)
     assert isinstance(err, ImportError)
     assert 'pip install "ember-api[models]"' in str(err)
