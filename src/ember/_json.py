@@ -105,6 +105,24 @@ def _msgspec_decoder() -> Any:
 _DECODER: Any = None
 
 
+_BYTE_POS = re.compile(r"\s*\(byte (\d+)\)$")
+
+
+def _decode_error(exc: BaseException, data: Any) -> orjson.JSONDecodeError:
+    """msgspec's error as a ``JSONDecodeError`` whose line/column point where it failed."""
+    text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+    msg = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
+    match = _BYTE_POS.search(msg)
+    if match is not None:
+        pos, msg = int(match.group(1)), msg[:match.start()]
+    else:
+        pos = len(text) if "truncated" in msg else 0
+    if not text.strip():
+        msg, pos = "the body is empty", 0
+    msg = msg.removeprefix("JSON is malformed: ")
+    return orjson.JSONDecodeError(msg, text, min(pos, len(text)))
+
+
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
     """Parse JSON (RFC 8259 strictly: no NaN, no trailing commas); integers stay exact.
 
@@ -119,7 +137,7 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
         try:
             return decoder[0].decode(data)
         except decoder[1] as exc:
-            raise orjson.JSONDecodeError(f"invalid JSON: {exc}", "", 0) from None
+            raise _decode_error(exc, data) from None
     value = orjson.loads(data)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if _LONG_DIGITS.search(raw) is None:

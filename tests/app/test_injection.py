@@ -180,3 +180,24 @@ def test_handler_taking_some_path_params():
     with app.test_client() as c:
         assert c.get("/a/1/b/z").json() == {"y": "z"}
         assert c.get("/c/1/d/z").json() == {"x": 1, "y": "z"}
+
+
+@pytest.mark.parametrize("body,where", [
+    (b'{"a":', "char 5"), (b"[1, 2", "char 5"), (b'{"a": 1,}', "char 8"), (b"", "empty"),
+])
+def test_request_json_errors_say_where(body, where):
+    """request.json() answers 400 with the real position (or 'empty'), not 'char 0'."""
+    from ember import Ember, Request
+
+    app = Ember()
+
+    @app.post("/echo")
+    async def echo(request: Request):
+        return await request.json()
+
+    with app.test_client() as client:
+        r = client.post("/echo", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert detail.startswith("invalid JSON body: ") and where in detail, detail
+    assert "invalid JSON: " not in detail  # one prefix
