@@ -11,6 +11,8 @@ from typing import Any
 
 #: what a module-level ``app.run()`` logs while the CLI imports the app
 CLI_WINS = "the ember command's options win (--host/--port/--workers)"
+#: the same, for ``ember routes`` (which serves nothing)
+CLI_ROUTES = "ember routes only lists the routes"
 
 
 def _module_form(spec: str) -> str | None:
@@ -22,7 +24,7 @@ def _module_form(spec: str) -> str | None:
     return f"{module}:{attr or 'app'}"
 
 
-def load_app(spec: str) -> Any:
+def load_app(spec: str, reason: str = CLI_WINS) -> Any:
     """Import ``module:attribute`` (attribute defaults to ``app``) from the working directory.
 
     A module-level ``app.run()`` in that module does not serve while it is imported
@@ -40,7 +42,7 @@ def load_app(spec: str) -> Any:
         raise SystemExit(f"error: expected 'module:app', got {spec!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    with no_serve(CLI_WINS):
+    with no_serve(reason):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -106,10 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = new_project(args.name)
         except (ValueError, OSError) as exc:
             raise SystemExit(f"error: {exc}") from None
-        print(f"created {root}/: cd {root} && python -m pytest  (python app.py serves it)")
+        print(f"created {root}/: cd {root} && pip install -e \".[dev]\" && python -m pytest  "
+              "(python app.py serves it)")
         return 0
     if args.command == "routes":
-        print_routes(load_app(args.app))
+        print_routes(load_app(args.app, CLI_ROUTES))
         return 0
     try:
         if args.reload and not in_reload_child():

@@ -800,6 +800,9 @@ def websocket_call(route: Any, invoke: Any) -> Any:
             if "Upgrade" in problem:
                 return JSONResponse({"detail": f"this is a WebSocket endpoint: {problem}"}, 426,
                                     headers={"upgrade": "websocket", "connection": "Upgrade"})
+            if "Version" in problem:  # RFC 6455 §4.4: say which version we speak
+                return JSONResponse({"detail": problem}, 426,
+                                    headers={"sec-websocket-version": "13"})
             return JSONResponse({"detail": problem}, 400)
         if not origin_allowed(request, allowed):
             return JSONResponse({"detail": "origin not allowed for this WebSocket endpoint"},

@@ -142,7 +142,7 @@ def test_routes_does_not_start_a_module_level_server(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "/hello" in done.stdout
-    assert "not serving: the ember command's options win" in done.stderr
+    assert "not serving: ember routes only lists the routes" in done.stderr
 
 
 def test_run_serves_once_with_the_cli_options_and_ctrl_c_stops_it(tmp_path):
