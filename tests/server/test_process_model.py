@@ -188,6 +188,30 @@ def test_stop_waits_for_the_in_flight_request_then_exits(tmp_path, workers):
     assert server.wait_exit() == 0
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_second_stop_signal_aborts_what_is_in_flight(tmp_path, workers):
+    """Ctrl-C twice: the first drains (and says so), the second stops now."""
+    server = AppProcess(tmp_path, workers, graceful_timeout=600)
+    held = threading.Thread(target=lambda: _ignore_errors(server.get, "/hold", timeout=60))
+    held.start()
+    wait_for(server.started_holds, "the held request to start")
+    server.signal(signal.SIGINT)
+    wait_for(lambda: _refused(server.port), "the listener to close")
+    wait_for(lambda: "Ctrl-C again" in server.output(), "the 'waiting' line")
+    assert server.proc.poll() is None  # still draining: the grace period is 10 minutes
+    server.signal(signal.SIGINT)
+    assert server.wait_exit() == 0  # the hang guard would fire if it waited for the grace
+    held.join(60)
+    assert "stopped again: aborting 1 connection(s)" in server.output()
+
+
+def _ignore_errors(fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except httpx.HTTPError:
+        pass
+
+
 def _refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()

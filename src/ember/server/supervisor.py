@@ -263,9 +263,11 @@ class Supervisor:
     def _stop(self) -> None:
         """SIGTERM every worker and wait for them (graceful_timeout + 5 s), then SIGKILL."""
         self.respawn_at.clear()
+        self.signals.clear()
         for pid in list(self.children):
             _kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.config.limits.graceful_timeout + 5
+        forced = False
         while self.children:
             self._reap_quietly()
             left = deadline - time.monotonic()
@@ -276,6 +278,12 @@ class Supervisor:
             except InterruptedError:
                 pass
             _drain(self._wake_r)
+            if not forced and any(s in (signal.SIGINT, signal.SIGTERM) for s in self.signals):
+                # NOTE: a second Ctrl-C: a second SIGTERM makes each worker stop now
+                forced = True
+                self.signals.clear()
+                for pid in list(self.children):
+                    _kill(pid, signal.SIGTERM)
         for pid in list(self.children):
             logger.warning("worker %d did not stop in time; killing it", pid)
             _kill(pid, signal.SIGKILL)

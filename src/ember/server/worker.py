@@ -77,6 +77,7 @@ class Worker:
         self.state = ServerState(access_log=config.access_log)
         self.server: asyncio.base_events.Server | None = None
         self.stopping = asyncio.Event()
+        self.forced = False  # a second stop request: abort what is in flight
         self._ticker: asyncio.TimerHandle | None = None
 
     async def start(self, sock: socket.socket) -> tuple[str, int]:
@@ -114,7 +115,14 @@ class Worker:
         self._ticker = asyncio.get_running_loop().call_later(1.0, self._tick)
 
     def stop(self) -> None:
-        """Ask the worker to shut down (idempotent, safe from signal handlers)."""
+        """Ask the worker to shut down (safe from signal handlers).
+
+        A second call while it drains (a second Ctrl-C) stops it now: what is still in
+        flight is aborted instead of waiting up to ``graceful_timeout``.
+        """
+        if self.stopping.is_set():
+            self.forced = True
+            return
         self.stopping.set()
 
     async def shutdown(self) -> None:
@@ -125,11 +133,17 @@ class Worker:
             self.server.close()
         for conn in list(state.connections):
             conn.shutdown()
-        deadline = asyncio.get_running_loop().time() + self.config.limits.graceful_timeout
-        while state.connections and asyncio.get_running_loop().time() < deadline:
+        timeout = self.config.limits.graceful_timeout
+        deadline = asyncio.get_running_loop().time() + timeout
+        if state.connections:
+            logger.info("waiting for %d connection(s) to finish (at most %ss; Ctrl-C again "
+                        "to stop now)", len(state.connections), timeout)
+        while state.connections and not self.forced \
+                and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         if state.connections:
-            logger.warning("graceful_timeout reached: aborting %d connection(s)",
+            logger.warning("%s: aborting %d connection(s)",
+                           "stopped again" if self.forced else "graceful_timeout reached",
                            len(state.connections))
             for conn in list(state.connections):
                 conn.abort()
