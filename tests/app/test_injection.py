@@ -187,7 +187,7 @@ def test_handler_taking_some_path_params():
 ])
 def test_request_json_errors_say_where(body, where):
     """request.json() answers 400 with the real position (or 'empty'), not 'char 0'."""
-    from ember import Ember, Request
+    from ember import Ember
 
     app = Ember()
 
