@@ -151,6 +151,6 @@ def test_missing_key_names_the_variable_a_custom_provider_reads(monkeypatch):
     monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("AZURE_API_KEY", raising=False)
     register_provider("azure-test", AzureOpenAIProvider)
-    with pytest.raises(ModelProviderError, match="set AZURE_OPENAI_API_KEY$") as info:
+    with pytest.raises(ModelProviderError, match=r"set AZURE_OPENAI_API_KEY$") as info:
         ModelRegistry().invoke_model("azure-test/gpt-4", "hi")
     assert info.value.context["env_vars"] == ["AZURE_OPENAI_API_KEY"]
