@@ -196,6 +196,8 @@ def _msgspec() -> Any:
     return msgspec
 
 
+_MISSING_FIELD = re.compile(r"Object missing required field `([^`]*)`")
+
 def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
     """A function turning JSON bytes into ``tp`` or raising RequestValidationError."""
     if hasattr(tp, "model_validate_json"):  # pydantic v2
@@ -241,8 +243,12 @@ def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
                     msg, path = msg.rsplit(" - at `$", 1)
                     loc += [p for p in path.rstrip("`").replace("[", ".").replace("]", "")
                             .split(".") if p]
-                raise RequestValidationError([{"loc": loc, "msg": msg,
-                                                "type": "validation_error"}]) from None
+                kind = "validation_error"
+                missing = _MISSING_FIELD.fullmatch(msg)
+                if missing is not None:  # NOTE: name the field, as for query parameters
+                    loc.append(missing.group(1))
+                    msg, kind = "field required", "missing"
+                raise RequestValidationError([{"loc": loc, "msg": msg, "type": kind}]) from None
             except msgspec.DecodeError as exc:
                 raise RequestValidationError([{"loc": ["body"], "msg": f"invalid JSON: {exc}",
                                                 "type": "json_invalid"}]) from None

@@ -201,3 +201,26 @@ def test_request_json_errors_say_where(body, where):
     detail = r.json()["detail"]
     assert detail.startswith("invalid JSON body: ") and where in detail, detail
     assert "invalid JSON: " not in detail  # one prefix
+
+
+def test_missing_body_field_is_named():
+    """A missing field of a typed body: loc names it, type 'missing' (as for query params)."""
+    import msgspec
+
+    from ember import Ember
+
+    class Item(msgspec.Struct):
+        name: str
+        price: float
+
+    app = Ember()
+
+    @app.post("/items")
+    async def create(item: Item):
+        return {"name": item.name}
+
+    with app.test_client() as client:
+        r = client.post("/items", json={"price": 1.5})
+    assert r.status_code == 422
+    assert r.json()["detail"] == [{"loc": ["body", "name"], "msg": "field required",
+                                   "type": "missing"}]
