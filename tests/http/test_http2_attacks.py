@@ -15,7 +15,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from ember import Ember, Request, ServerLimits, StreamingResponse
+from tests._waits import HANG_GUARD, wait_for
 
 pytest.importorskip("h2", reason="HTTP/2 needs the h2 package")
 import h2.config
@@ -30,8 +30,6 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
-
-HANG_GUARD = 20.0  # seconds; only guards against a hang, never asserts speed
 
 
 class Tracker:
@@ -56,13 +54,6 @@ class Tracker:
             self.finished += 1
             self.running -= 1
 
-
-def wait_for(predicate: Any, what: str) -> None:
-    deadline = time.monotonic() + HANG_GUARD
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for: {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture

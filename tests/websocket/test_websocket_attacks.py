@@ -12,23 +12,13 @@ import os
 import socket
 import struct
 import threading
-import time
 import tracemalloc
 from typing import Any
 
 import pytest
 
 from ember import CORSMiddleware, Ember, WebSocket, WebSocketDisconnect
-
-HANG_GUARD = 20.0
-
-
-def wait_for(predicate: Any, what: str) -> None:
-    deadline = time.monotonic() + HANG_GUARD
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for: {what}")
-        time.sleep(0.01)
+from tests._waits import HANG_GUARD, wait_for
 
 
 def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:

@@ -318,17 +318,10 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
         in_flight += 1
         streaming = False
         try:
-            key = authenticate(request, rid)
-            if isinstance(key, Response):
-                return key
-            decoded = await decode(request, schemas.ChatCompletionRequest, rid)
-            if isinstance(decoded, Response):
-                return decoded
-            body, spec = decoded
-            admitted = await admit(key, rid, spec.model)
-            if isinstance(admitted, Response):
-                return admitted
-            key, target = admitted
+            prepared = await prepare(request, rid, schemas.ChatCompletionRequest)
+            if isinstance(prepared, Response):
+                return prepared
+            body, spec, key, target = prepared
             if spec.store:
                 return openai_error(400, "This gateway does not store completions.",
                                     param="store", code="unsupported_parameter", rid=rid)
@@ -352,20 +345,28 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
         nonlocal in_flight
         in_flight -= 1
 
+    async def prepare(request: Any, rid: str, schema: Any) -> Any:
+        """Authenticate, validate ``schema`` and admit: ``(body, spec, key, target)`` or
+        the error response to send."""
+        key = authenticate(request, rid)
+        if isinstance(key, Response):
+            return key
+        decoded = await decode(request, schema, rid)
+        if isinstance(decoded, Response):
+            return decoded
+        body, spec = decoded
+        admitted = await admit(key, rid, spec.model)
+        if isinstance(admitted, Response):
+            return admitted
+        return (body, spec, *admitted)
+
     async def embeddings(request: Any) -> Response:
         rid = request_id(request)
         try:
-            key = authenticate(request, rid)
-            if isinstance(key, Response):
-                return key
-            decoded = await decode(request, schemas.EmbeddingRequest, rid)
-            if isinstance(decoded, Response):
-                return decoded
-            _body, spec = decoded
-            admitted = await admit(key, rid, spec.model)
-            if isinstance(admitted, Response):
-                return admitted
-            key, target = admitted
+            prepared = await prepare(request, rid, schemas.EmbeddingRequest)
+            if isinstance(prepared, Response):
+                return prepared
+            _body, spec, key, target = prepared
             inputs = [spec.input] if isinstance(spec.input, str) else list(spec.input)
             params = {k: v for k, v in (("dimensions", spec.dimensions), ("user", spec.user))
                       if v is not None}
