@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """One asyncio Protocol per HTTP/1.1 connection (pure-Python reference).
 
 Compiled by Cython as ``_protocol_c``.  The life of a connection lives here;
@@ -213,7 +214,7 @@ class BodyWriter:
         proto._flush()
 
 
-class HttpProtocol(asyncio.Protocol):
+class HttpProtocol:
     """An HTTP/1.1 connection; see the module docstring."""
 
     def __init__(self, app: Any, state: ServerState, limits: Any, scheme: str = "http") -> None:
