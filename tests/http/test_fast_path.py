@@ -262,3 +262,35 @@ def test_access_log_turns_the_fast_path_off():
         assert state.fast_routes == {}
     finally:
         conn.close()
+
+
+def test_real_socket_same_bytes_with_and_without_the_fast_path(server_factory, caplog):
+    """Over a real socket and the real worker: the same answers either way."""
+    import re
+
+    from tests.conftest import raw_exchange
+
+    server = server_factory(make_app())
+    wire = b"".join([
+        b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /task HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"HEAD /json HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /users/7 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /none HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ])
+
+    def exchange() -> bytes:
+        out = raw_exchange(server.url, wire, timeout=10)
+        return re.sub(rb"date: [^\r]*\r\n", b"date: -\r\n", out)
+
+    fast = exchange()
+    assert {r.path: k for r, k in server.state.fast_routes.items()}["/hello"] == 1
+    server.state.fast_path = False
+    server.state.fast_routes.clear()
+    slow = exchange()
+    assert server.state.fast_routes == {}
+    assert fast == slow
+    assert fast.count(b"HTTP/1.1 ") == 7
+    assert b'{"task":true}' in fast
