@@ -4,6 +4,7 @@
 # ``public`` keeps them readable and settable from Python (h2, WebSockets, the worker,
 # ember.testing and the tests use some of them).  ``final`` makes cpdef calls direct C calls.
 cimport cython
+from ember.http._cycle_c cimport Cycle
 
 
 @cython.final
@@ -35,10 +36,12 @@ cdef class HttpProtocol:
     cpdef _write(self, bytes data)
     cpdef _flush(self)
     cpdef _run_next(self)
-    cpdef _run_queue(self)
-    cpdef _start(self, cycle)
-    cpdef _finish(self, cycle, status, size, response)
-    cpdef _log(self, cycle, status, size, note=*, req=*)
+    cpdef _start(self, Cycle cycle)
+    cpdef _finish(self, Cycle cycle, status, size, response)
+    cpdef _log(self, Cycle cycle, status, size, note=*, req=*)
     cpdef _arm_timer(self, double when)
-    cpdef _respond(self, cycle, response)
+    cpdef _respond(self, Cycle cycle, response)
     cpdef _fast_kind(self, route)
+
+    @cython.locals(cycle=Cycle)
+    cpdef _run_queue(self)

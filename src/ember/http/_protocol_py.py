@@ -33,13 +33,13 @@ from email.utils import formatdate
 from typing import Any
 
 from ember.exceptions import ClientDisconnect
+from ember.http import cycle as _cycles
 from ember.http.cycle import (
     BODY_COMPLETE,
     DONE,
     ERROR,
     RUNNING,
     SENDING,
-    Cycle,
 )
 from ember.http.errors import HttpParserError
 from ember.http.flow_control import (
@@ -61,6 +61,10 @@ from ember.http.writer import (
 from ember.requests import Request
 from ember.responses import Response, to_response
 from ember.status import body_allowed
+
+# NOTE: not imported as ``Cycle``: the compiled twin cimports that name as a C type
+# (_protocol_c.pxd) so its cycles are read as struct fields.
+_new_cycle = _cycles.Cycle
 
 logger = logging.getLogger("ember.server")
 access_logger = logging.getLogger("ember.access")
@@ -112,7 +116,7 @@ class BodyWriter:
 
     __slots__ = ("_cycle", "_proto")
 
-    def __init__(self, proto: HttpProtocol, cycle: Cycle) -> None:
+    def __init__(self, proto: HttpProtocol, cycle: _cycles.Cycle) -> None:
         self._proto = proto
         self._cycle = cycle
 
@@ -248,9 +252,9 @@ class HttpProtocol:
         self._last_read = 0.0
         self._head_started: float | None = None
         # -- requests
-        self._queue: deque[Cycle] = deque()
-        self._receiving: Cycle | None = None
-        self._current: Cycle | None = None
+        self._queue: deque[_cycles.Cycle] = deque()
+        self._receiving: _cycles.Cycle | None = None
+        self._current: _cycles.Cycle | None = None
 
     # -- asyncio.Protocol ------------------------------------------------
 
@@ -324,7 +328,7 @@ class HttpProtocol:
         self._parser = None
 
     @staticmethod
-    def _release(cycle: Cycle) -> None:
+    def _release(cycle: _cycles.Cycle) -> None:
         """The connection is gone: wake the body reader, stop the handler."""
         cycle.lost()
         cycle.request = None
@@ -406,7 +410,7 @@ class HttpProtocol:
             self._loop.call_soon(self._eof_while_busy, current)
         return True
 
-    def _eof_while_busy(self, cycle: Cycle) -> None:
+    def _eof_while_busy(self, cycle: _cycles.Cycle) -> None:
         """EOF while a handler runs is a disconnect, so an awaited upstream call stops.
 
         NOTE: checked one loop turn later: a handler whose Task was only scheduled
@@ -448,7 +452,7 @@ class HttpProtocol:
             for name, value in headers:
                 if name == b"transfer-encoding" and value.lower().strip() != b"chunked":
                     raise HttpParserError(501, "unsupported transfer coding")
-        cycle = Cycle(self)
+        cycle = _new_cycle(self)
         cycle.request = req = Request(method, target, headers, minor, self, self._peer,
                                       self._scheme, cycle)
         cycle.keep_alive = keep_alive
@@ -581,7 +585,7 @@ class HttpProtocol:
         if flow.read_paused & READ_PIPELINE and len(queue) <= MAX_PIPELINE // 2:
             flow.resume_reading(READ_PIPELINE)
 
-    def _start(self, cycle: Cycle) -> None:
+    def _start(self, cycle: _cycles.Cycle) -> None:
         cycle.state = RUNNING
         timeout = self._limits.request_timeout
         route = cycle.request.route
@@ -594,12 +598,12 @@ class HttpProtocol:
         if timeout is not None and cycle.state == RUNNING:
             cycle.timeout = self._loop.call_later(timeout, self._on_handler_timeout, cycle)
 
-    def _on_handler_timeout(self, cycle: Cycle) -> None:
+    def _on_handler_timeout(self, cycle: _cycles.Cycle) -> None:
         cycle.timeout = None
         if cycle.state == RUNNING:
             self._fail(cycle, 504, "the handler did not answer in time")
 
-    async def _run_cycle(self, cycle: Cycle) -> None:
+    async def _run_cycle(self, cycle: _cycles.Cycle) -> None:
         """The handler's Task: run it, then write its response (one Task per request)."""
         req = cycle.request
         data = None
@@ -683,7 +687,7 @@ class HttpProtocol:
         self._state.fast_routes[route] = kind
         return kind
 
-    def _respond(self, cycle: Cycle, response: Any) -> None:
+    def _respond(self, cycle: _cycles.Cycle, response: Any) -> None:
         req = cycle.request
         body = response.body
         status = response.status_code
@@ -703,7 +707,7 @@ class HttpProtocol:
         self._write(data)
         self._finish(cycle, status, len(body), response)
 
-    async def _stream(self, cycle: Cycle, response: Any) -> None:
+    async def _stream(self, cycle: _cycles.Cycle, response: Any) -> None:
         req = cycle.request
         try:
             await response.stream_to(BodyWriter(self, cycle))
@@ -727,7 +731,7 @@ class HttpProtocol:
         self._finish(cycle, cycle.status, cycle.sent, response)
         self._flush()
 
-    def _finish(self, cycle: Cycle, status: int, size: int, response: Any) -> None:
+    def _finish(self, cycle: _cycles.Cycle, status: int, size: int, response: Any) -> None:
         cycle.state = DONE
         self._log(cycle, status, size)
         cycle.request = None  # PERF: break request <-> cycle, freed by refcount
@@ -749,7 +753,7 @@ class HttpProtocol:
         else:
             self._run_next()
 
-    def _log(self, cycle: Cycle, status: int, size: int, note: str = "",
+    def _log(self, cycle: _cycles.Cycle, status: int, size: int, note: str = "",
              req: Request | None = None) -> None:
         state = self._state
         state.total_requests += 1
@@ -765,7 +769,7 @@ class HttpProtocol:
                 req.raw_path.decode("latin-1"), req.http_minor, status, size, note,
             )
 
-    def _send_simple(self, cycle: Cycle, status: int, text: str) -> None:
+    def _send_simple(self, cycle: _cycles.Cycle, status: int, text: str) -> None:
         body = text.encode("utf-8")
         req = cycle.request
         minor = req.http_minor if req is not None else 1
@@ -779,7 +783,7 @@ class HttpProtocol:
 
     # -- errors: one transition from any state ----------------------------------
 
-    def _fail(self, cycle: Cycle, status: int, reason: str) -> None:
+    def _fail(self, cycle: _cycles.Cycle, status: int, reason: str) -> None:
         """``cycle`` can never end normally: answer if nothing was sent, wake, close.
 
         ``status`` 0 means no answer is due (the client left, or was cancelled).
@@ -818,7 +822,7 @@ class HttpProtocol:
         cycle = self._receiving
         self._receiving = None
         if cycle is None:
-            cycle = Cycle(self)  # NOTE: a broken head: an answer-only cycle
+            cycle = _new_cycle(self)  # NOTE: a broken head: an answer-only cycle
             self._queue.append(cycle)
         cycle.fail_body(status, reason or "Bad Request")
         if cycle is self._current:
@@ -876,7 +880,7 @@ class HttpProtocol:
         elif self._head_started is not None:
             deadline = self._head_started + limits.header_timeout
             if now >= deadline:
-                cycle = Cycle(self)
+                cycle = _new_cycle(self)
                 cycle.finish()
                 self._current = cycle
                 self._fail(cycle, 408, "request header timeout")
