@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from ember._compat import is_compiled
+from ember._compat import NO_EXTENSIONS, is_compiled
 
 
 def _compiled(name: str):
@@ -57,6 +57,8 @@ def test_writer_fast_paths_are_c_functions():
 
 
 def test_protocol_state_and_cycle_are_cdef_classes():
+    if NO_EXTENSIONS:
+        pytest.skip("EMBER_NO_EXTENSIONS: the pure twins are selected")
     protocol = _compiled("ember.http._protocol_c")
     cycle_mod = _compiled("ember.http._cycle_c")
     from ember.http.cycle import Cycle
