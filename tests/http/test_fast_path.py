@@ -294,3 +294,26 @@ def test_real_socket_same_bytes_with_and_without_the_fast_path(server_factory, c
     assert fast == slow
     assert fast.count(b"HTTP/1.1 ") == 7
     assert b'{"task":true}' in fast
+
+
+def test_an_app_that_overrides_its_dispatch_never_takes_the_fast_path():
+    class Wrapped(Ember):
+        async def _handle(self, req):
+            response = await super()._handle(req)
+            response.headers["x-wrapped"] = "1"
+            return response
+
+    app = Wrapped(openapi_url=None)
+
+    @app.get("/hello")
+    async def hello():
+        return "Hello"
+
+    state = ServerState()
+    conn = Conn(app, state=state)
+    try:
+        conn.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"x-wrapped: 1\r\n" in conn.output
+        assert list(state.fast_routes.values()) == [0]
+    finally:
+        conn.close()

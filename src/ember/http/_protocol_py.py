@@ -675,12 +675,16 @@ class HttpProtocol:
         3 ``fn(**path_params)``; 0 when it must go through the app (middleware, cache,
         AI/WebSocket wrappers, ``status_code=``/``response_model=``, a ``def`` handler,
         injected parameters).  NOTE: not with the access log, which needs the body size."""
+        from ember.app import Ember
         from ember.routes import Route
 
         kind = 0
         call = route._call
         plan = route.plan
-        if getattr(call, "__func__", None) is Route._invoke \
+        # NOTE: the fast path stands for Ember._handle + Route._invoke exactly; an app or a
+        # route that overrides either one (a subclass) always goes through it.
+        if getattr(self._dispatch, "__func__", None) is Ember._handle \
+                and getattr(call, "__func__", None) is Route._invoke \
                 and getattr(call, "__self__", None) is route \
                 and route.status_code is None and route._shape is None and plan.is_async:
             kind = {"none": 1, "request": 2, "path": 3}.get(plan.kind, 0)
