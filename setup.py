@@ -21,6 +21,7 @@ HERE = Path(__file__).parent
 COMPILED = [
     "ember/http/_parser_c.py",
     "ember/http/_writer_c.py",
+    "ember/http/_cycle_c.py",
     "ember/http/_protocol_c.py",
     "ember/_routing_c.py",
 ]

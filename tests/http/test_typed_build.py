@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from ember._compat import is_compiled
+from ember._compat import NO_EXTENSIONS, is_compiled
 
 
 def _compiled(name: str):
@@ -54,3 +54,26 @@ def test_writer_fast_paths_are_c_functions():
     mod = _compiled("ember.http._writer_c")
     for name in ("encode_simple", "encode_result", "encode_response"):
         assert type(getattr(mod, name)).__name__ == "builtin_function_or_method"
+
+
+def test_protocol_state_and_cycle_are_cdef_classes():
+    if NO_EXTENSIONS:
+        pytest.skip("EMBER_NO_EXTENSIONS: the pure twins are selected")
+    protocol = _compiled("ember.http._protocol_c")
+    cycle_mod = _compiled("ember.http._cycle_c")
+    from ember.http.cycle import Cycle
+    from ember.http.protocol import HttpProtocol, ServerState
+
+    assert HttpProtocol is protocol.HttpProtocol and ServerState is protocol.ServerState
+    assert Cycle is cycle_mod.Cycle
+    state = ServerState()
+    assert not hasattr(state, "__dict__")
+    state.fast_path = False  # public typed attributes stay settable (tests, the worker)
+    with pytest.raises(TypeError):
+        state.fast_routes = []  # typed: a dict
+    cycle = Cycle()
+    assert not hasattr(cycle, "__dict__")
+    cycle.keep_alive = False
+    assert cycle.keep_alive is False
+    with pytest.raises(TypeError):
+        cycle.state = "running"  # a C integer

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """One asyncio Protocol per HTTP/1.1 connection (pure-Python reference).
 
 Compiled by Cython as ``_protocol_c``.  The life of a connection lives here;
@@ -32,13 +33,13 @@ from email.utils import formatdate
 from typing import Any
 
 from ember.exceptions import ClientDisconnect
+from ember.http import cycle as _cycles
 from ember.http.cycle import (
     BODY_COMPLETE,
     DONE,
     ERROR,
     RUNNING,
     SENDING,
-    Cycle,
 )
 from ember.http.errors import HttpParserError
 from ember.http.flow_control import (
@@ -50,9 +51,20 @@ from ember.http.flow_control import (
     FlowControl,
 )
 from ember.http.parser import HttpRequestParser
-from ember.http.writer import LAST_CHUNK, encode_chunk, encode_head, encode_response
+from ember.http.writer import (
+    LAST_CHUNK,
+    encode_chunk,
+    encode_head,
+    encode_response,
+    encode_result,
+)
 from ember.requests import Request
+from ember.responses import Response, to_response
 from ember.status import body_allowed
+
+# NOTE: not imported as ``Cycle``: the compiled twin cimports that name as a C type
+# (_protocol_c.pxd) so its cycles are read as struct fields.
+_new_cycle = _cycles.Cycle
 
 logger = logging.getLogger("ember.server")
 access_logger = logging.getLogger("ember.access")
@@ -89,6 +101,10 @@ class ServerState:
         self.total_requests = 0
         self.shutting_down = False
         self.access_log = access_log
+        # PERF: route -> how its handler is called on the fast path (0: never); see
+        # HttpProtocol._fast_kind.  False turns the fast path off (tests compare bytes).
+        self.fast_routes: dict[Any, int] = {}
+        self.fast_path = True
 
     def refresh_date(self) -> None:
         """Called once a second by the server so no request formats a date."""
@@ -100,7 +116,7 @@ class BodyWriter:
 
     __slots__ = ("_cycle", "_proto")
 
-    def __init__(self, proto: HttpProtocol, cycle: Cycle) -> None:
+    def __init__(self, proto: HttpProtocol, cycle: _cycles.Cycle) -> None:
         self._proto = proto
         self._cycle = cycle
 
@@ -202,7 +218,7 @@ class BodyWriter:
         proto._flush()
 
 
-class HttpProtocol(asyncio.Protocol):
+class HttpProtocol:
     """An HTTP/1.1 connection; see the module docstring."""
 
     def __init__(self, app: Any, state: ServerState, limits: Any, scheme: str = "http") -> None:
@@ -236,9 +252,9 @@ class HttpProtocol(asyncio.Protocol):
         self._last_read = 0.0
         self._head_started: float | None = None
         # -- requests
-        self._queue: deque[Cycle] = deque()
-        self._receiving: Cycle | None = None
-        self._current: Cycle | None = None
+        self._queue: deque[_cycles.Cycle] = deque()
+        self._receiving: _cycles.Cycle | None = None
+        self._current: _cycles.Cycle | None = None
 
     # -- asyncio.Protocol ------------------------------------------------
 
@@ -312,7 +328,7 @@ class HttpProtocol(asyncio.Protocol):
         self._parser = None
 
     @staticmethod
-    def _release(cycle: Cycle) -> None:
+    def _release(cycle: _cycles.Cycle) -> None:
         """The connection is gone: wake the body reader, stop the handler."""
         cycle.lost()
         cycle.request = None
@@ -394,7 +410,7 @@ class HttpProtocol(asyncio.Protocol):
             self._loop.call_soon(self._eof_while_busy, current)
         return True
 
-    def _eof_while_busy(self, cycle: Cycle) -> None:
+    def _eof_while_busy(self, cycle: _cycles.Cycle) -> None:
         """EOF while a handler runs is a disconnect, so an awaited upstream call stops.
 
         NOTE: checked one loop turn later: a handler whose Task was only scheduled
@@ -436,7 +452,7 @@ class HttpProtocol(asyncio.Protocol):
             for name, value in headers:
                 if name == b"transfer-encoding" and value.lower().strip() != b"chunked":
                     raise HttpParserError(501, "unsupported transfer coding")
-        cycle = Cycle(self)
+        cycle = _new_cycle(self)
         cycle.request = req = Request(method, target, headers, minor, self, self._peer,
                                       self._scheme, cycle)
         cycle.keep_alive = keep_alive
@@ -569,7 +585,7 @@ class HttpProtocol(asyncio.Protocol):
         if flow.read_paused & READ_PIPELINE and len(queue) <= MAX_PIPELINE // 2:
             flow.resume_reading(READ_PIPELINE)
 
-    def _start(self, cycle: Cycle) -> None:
+    def _start(self, cycle: _cycles.Cycle) -> None:
         cycle.state = RUNNING
         timeout = self._limits.request_timeout
         route = cycle.request.route
@@ -582,16 +598,50 @@ class HttpProtocol(asyncio.Protocol):
         if timeout is not None and cycle.state == RUNNING:
             cycle.timeout = self._loop.call_later(timeout, self._on_handler_timeout, cycle)
 
-    def _on_handler_timeout(self, cycle: Cycle) -> None:
+    def _on_handler_timeout(self, cycle: _cycles.Cycle) -> None:
         cycle.timeout = None
         if cycle.state == RUNNING:
             self._fail(cycle, 504, "the handler did not answer in time")
 
-    async def _run_cycle(self, cycle: Cycle) -> None:
+    async def _run_cycle(self, cycle: _cycles.Cycle) -> None:
         """The handler's Task: run it, then write its response (one Task per request)."""
         req = cycle.request
+        data = None
+        response = None
         try:
-            response = await self._dispatch(req)
+            route = req.route
+            app = self._app
+            state = self._state
+            fast = 0
+            if route is not None and app._stack is None and not app.middleware \
+                    and state.fast_path and not state.access_log:
+                fast = state.fast_routes.get(route, -1)
+                if fast < 0:
+                    fast = self._fast_kind(route)
+            if fast:
+                # PERF: no middleware, no cache, a plain async handler: call it here and
+                # build a str/bytes/dict/list answer in C (encode_result) without
+                # Response/MutableHeaders; the same bytes as the general path (tested).
+                try:
+                    if fast == 1:
+                        result = await route.endpoint()
+                    elif fast == 2:
+                        result = await route.endpoint(req)
+                    else:
+                        result = await route.endpoint(**req.path_params)
+                    if req._leaving is None:
+                        if cycle.body_state != BODY_COMPLETE:
+                            cycle.keep_alive = False
+                        data = encode_result(result, cycle.keep_alive, req.http_minor,
+                                             state.date_header, cycle.head_only)
+                    if data is None:
+                        response = result if type(result) is Response else to_response(result)
+                except Exception as exc:
+                    response = await _error_response(app, req, exc)
+                if data is None and req._leaving is not None:
+                    await req._leaving(response)
+            else:
+                response = await self._dispatch(req)
         except asyncio.CancelledError:
             if cycle.state == RUNNING:
                 self._fail(cycle, 0, "")  # cancelled by someone else: close
@@ -613,14 +663,40 @@ class HttpProtocol(asyncio.Protocol):
             cycle.timeout = None
         if cycle.state != RUNNING or self._closed:
             return  # answered already (error, timeout) or the client left
-        if response.streaming:
+        if data is not None:
+            cycle.head_sent = True
+            cycle.status = 200
+            self._write(data)  # type: ignore[arg-type]
+            self._finish(cycle, 200, 0, None)
+        elif response.streaming:
             await self._stream(cycle, response)
         else:
             self._respond(cycle, response)
         if self._out is None:
             self._flush()
 
-    def _respond(self, cycle: Cycle, response: Any) -> None:
+    def _fast_kind(self, route: Any) -> int:
+        """How the fast path calls ``route``'s handler: 1 ``fn()``, 2 ``fn(request)``,
+        3 ``fn(**path_params)``; 0 when it must go through the app (middleware, cache,
+        AI/WebSocket wrappers, ``status_code=``/``response_model=``, a ``def`` handler,
+        injected parameters).  NOTE: not with the access log, which needs the body size."""
+        from ember.app import Ember
+        from ember.routes import Route
+
+        kind = 0
+        call = route._call
+        plan = route.plan
+        # NOTE: the fast path stands for Ember._handle + Route._invoke exactly; an app or a
+        # route that overrides either one (a subclass) always goes through it.
+        if getattr(self._dispatch, "__func__", None) is Ember._handle \
+                and getattr(call, "__func__", None) is Route._invoke \
+                and getattr(call, "__self__", None) is route \
+                and route.status_code is None and route._shape is None and plan.is_async:
+            kind = {"none": 1, "request": 2, "path": 3}.get(plan.kind, 0)
+        self._state.fast_routes[route] = kind
+        return kind
+
+    def _respond(self, cycle: _cycles.Cycle, response: Any) -> None:
         req = cycle.request
         body = response.body
         status = response.status_code
@@ -640,7 +716,7 @@ class HttpProtocol(asyncio.Protocol):
         self._write(data)
         self._finish(cycle, status, len(body), response)
 
-    async def _stream(self, cycle: Cycle, response: Any) -> None:
+    async def _stream(self, cycle: _cycles.Cycle, response: Any) -> None:
         req = cycle.request
         try:
             await response.stream_to(BodyWriter(self, cycle))
@@ -664,7 +740,7 @@ class HttpProtocol(asyncio.Protocol):
         self._finish(cycle, cycle.status, cycle.sent, response)
         self._flush()
 
-    def _finish(self, cycle: Cycle, status: int, size: int, response: Any) -> None:
+    def _finish(self, cycle: _cycles.Cycle, status: int, size: int, response: Any) -> None:
         cycle.state = DONE
         self._log(cycle, status, size)
         cycle.request = None  # PERF: break request <-> cycle, freed by refcount
@@ -686,7 +762,7 @@ class HttpProtocol(asyncio.Protocol):
         else:
             self._run_next()
 
-    def _log(self, cycle: Cycle, status: int, size: int, note: str = "",
+    def _log(self, cycle: _cycles.Cycle, status: int, size: int, note: str = "",
              req: Request | None = None) -> None:
         state = self._state
         state.total_requests += 1
@@ -702,7 +778,7 @@ class HttpProtocol(asyncio.Protocol):
                 req.raw_path.decode("latin-1"), req.http_minor, status, size, note,
             )
 
-    def _send_simple(self, cycle: Cycle, status: int, text: str) -> None:
+    def _send_simple(self, cycle: _cycles.Cycle, status: int, text: str) -> None:
         body = text.encode("utf-8")
         req = cycle.request
         minor = req.http_minor if req is not None else 1
@@ -716,7 +792,7 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- errors: one transition from any state ----------------------------------
 
-    def _fail(self, cycle: Cycle, status: int, reason: str) -> None:
+    def _fail(self, cycle: _cycles.Cycle, status: int, reason: str) -> None:
         """``cycle`` can never end normally: answer if nothing was sent, wake, close.
 
         ``status`` 0 means no answer is due (the client left, or was cancelled).
@@ -755,7 +831,7 @@ class HttpProtocol(asyncio.Protocol):
         cycle = self._receiving
         self._receiving = None
         if cycle is None:
-            cycle = Cycle(self)  # NOTE: a broken head: an answer-only cycle
+            cycle = _new_cycle(self)  # NOTE: a broken head: an answer-only cycle
             self._queue.append(cycle)
         cycle.fail_body(status, reason or "Bad Request")
         if cycle is self._current:
@@ -813,7 +889,7 @@ class HttpProtocol(asyncio.Protocol):
         elif self._head_started is not None:
             deadline = self._head_started + limits.header_timeout
             if now >= deadline:
-                cycle = Cycle(self)
+                cycle = _new_cycle(self)
                 cycle.finish()
                 self._current = cycle
                 self._fail(cycle, 408, "request header timeout")
@@ -941,6 +1017,14 @@ class HttpProtocol(asyncio.Protocol):
             if self._flow is not None:
                 self._flow.closed = True
             self._transport.abort()
+
+
+async def _error_response(app: Any, req: Any, exc: Exception) -> Any:
+    """The app's answer to a handler's exception, as ``Ember._handle`` gives it."""
+    try:
+        return await app._error_response(req, exc)
+    except Exception as again:
+        return await app._error_response(req, again)
 
 
 async def _run_background(background: Any) -> None:

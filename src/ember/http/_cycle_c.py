@@ -1,0 +1,1 @@
+_cycle_py.py

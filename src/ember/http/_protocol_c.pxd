@@ -1,0 +1,47 @@
+# Augmenting declarations for _protocol_py.py compiled as _protocol_c (Cython pure-Python mode).
+# NOTE: the .py stays the reference.  Typed attributes turn every ``self._x`` of the hot
+# path into a struct access (compiled untyped, each was a generic attribute lookup);
+# ``public`` keeps them readable and settable from Python (h2, WebSockets, the worker,
+# ember.testing and the tests use some of them).  ``final`` makes cpdef calls direct C calls.
+cimport cython
+from ember.http._cycle_c cimport Cycle
+
+
+@cython.final
+cdef class ServerState:
+    cdef public object connections, waiting, tasks
+    cdef public bytes date_header
+    cdef public object total_requests
+    cdef public bint shutting_down, access_log, fast_path
+    cdef public dict fast_routes
+    cdef object __weakref__
+
+
+@cython.final
+cdef class HttpProtocol:
+    cdef public object _app, _resolve, _dispatch, _upgrade
+    cdef public ServerState _state
+    cdef public object _limits, _scheme, _max_body, _body_timeout, _loop
+    cdef public object _transport, _flow, _parser, _peer
+    cdef public bint _closed, _admitted, _running, _http2
+    cdef public list _out
+    cdef public Py_ssize_t _out_size
+    cdef public bytes _held
+    cdef public object _websocket, _h2, _timer
+    cdef public double _timer_when, _idle_since, _last_read
+    cdef public object _head_started
+    cdef public object _queue, _receiving, _current
+    cdef object __weakref__
+
+    cpdef _write(self, bytes data)
+    cpdef _flush(self)
+    cpdef _run_next(self)
+    cpdef _start(self, Cycle cycle)
+    cpdef _finish(self, Cycle cycle, status, size, response)
+    cpdef _log(self, Cycle cycle, status, size, note=*, req=*)
+    cpdef _arm_timer(self, double when)
+    cpdef _respond(self, Cycle cycle, response)
+    cpdef _fast_kind(self, route)
+
+    @cython.locals(cycle=Cycle)
+    cpdef _run_queue(self)
