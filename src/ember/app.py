@@ -414,6 +414,12 @@ class Ember(RouteDecorators):
             return await self._error_response(req, exc)
 
     def _miss(self, req: Any) -> Response:
+        if req.method == "OPTIONS" and req.raw_path == b"*":
+            # RFC 9110 §9.3.7: "OPTIONS *" asks about the server, not a resource
+            methods = {m for route in self.routes for m in route.methods} | {"OPTIONS"}
+            if "GET" in methods:
+                methods.add("HEAD")
+            return Response(None, 204, headers={"allow": ", ".join(sorted(methods))})
         allowed = req._allowed
         if allowed is None:  # NOTE: not resolved by a connection (tests, rewrites)
             _, allowed = self.router.match(req.method, req.path)

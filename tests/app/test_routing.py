@@ -122,3 +122,26 @@ def test_lookup_with_many_routes():
     route, params = router.match("GET", "/r999/5/x999")
     assert route == "route999" and params == {"id": 5}
     assert router.match("GET", "/r1000/5/x1000") == (None, None)
+
+
+def test_options_asterisk_describes_the_server(serve):
+    """RFC 9110 §9.3.7: `OPTIONS *` gets the server's methods, not a 404."""
+    from ember import Ember
+    from tests.conftest import raw_exchange
+
+    app = Ember()
+
+    @app.get("/a")
+    async def a():
+        return "a"
+
+    @app.post("/b")
+    async def b():
+        return "b"
+
+    reply = raw_exchange(serve(app), b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 204 ")
+    assert b"\r\nallow: GET, HEAD, OPTIONS, POST\r\n" in reply
+    # and `*` is only for OPTIONS
+    assert raw_exchange(serve(app), b"GET * HTTP/1.1\r\nHost: x\r\n\r\n").startswith(
+        b"HTTP/1.1 400 ")
