@@ -132,3 +132,25 @@ def raw_exchange(url: str, data: bytes, *, timeout: float = 5.0, until_close: bo
                 break
         return b"".join(chunks)
 
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """``(certfile, keyfile)``: a self-signed certificate for ``localhost`` (openssl).
+
+    Skipped without the openssl binary, unless ``EMBER_REQUIRE_SERVICES=1`` (CI) makes
+    that a failure, so a missing binary can never hide the TLS tests.
+    """
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        if os.environ.get("EMBER_REQUIRE_SERVICES") == "1":
+            pytest.fail("openssl binary not found (EMBER_REQUIRE_SERVICES=1)")
+        pytest.skip("openssl binary not found")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    return str(cert), str(key)

@@ -110,14 +110,9 @@ def test_streams_are_multiplexed(serve):
     assert all(a["together"] for a in answers)
 
 
-def test_tls_alpn(serve, app, tmp_path):
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl binary not found")
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
-                   check=True, capture_output=True)
-    url = serve(app, http2=True, ssl_certfile=str(cert), ssl_keyfile=str(key))
+def test_tls_alpn(serve, app, tls_files):
+    cert, key = tls_files
+    url = serve(app, http2=True, ssl_certfile=cert, ssl_keyfile=key)
     with httpx.Client(http2=True, verify=False, base_url=url) as c:
         r = c.get("/hello")
         assert r.http_version == "HTTP/2" and r.json()["version"] == "2"

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -412,17 +409,6 @@ def test_valid_h2c_upgrade_still_works(serve, app):
                    f"HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: {settings}\r\n\r\n")
                   .encode())
         assert s.recv(4096).startswith(b"HTTP/1.1 101 Switching Protocols")
-
-
-@pytest.fixture
-def tls_files(tmp_path) -> Iterator[tuple[str, str]]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl binary not found")
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
-                   check=True, capture_output=True)
-    yield str(cert), str(key)
 
 
 def test_no_h2c_upgrade_over_tls(serve, app, tls_files):

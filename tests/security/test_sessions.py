@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from typing import Any
 
@@ -128,15 +126,9 @@ def test_secure_via_trusted_proxy_only() -> None:
         assert "secure" not in flags(c.get("/browse", headers=https))
 
 
-def test_secure_over_tls(serve: Any, tmp_path: Any) -> None:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl binary not found")
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=localhost"],
-                   check=True, capture_output=True)
-    base = serve(make_app(), ssl_certfile=str(cert), ssl_keyfile=str(key))
+def test_secure_over_tls(serve: Any, tls_files: tuple[str, str]) -> None:
+    cert, key = tls_files
+    base = serve(make_app(), ssl_certfile=cert, ssl_keyfile=key)
     assert "secure" in flags(httpx.get(base + "/browse", verify=False))
 
 

@@ -150,14 +150,8 @@ def test_ipv6(tmp_path):
         _stop(proc)
 
 
-def test_tls(tmp_path):
-    if subprocess.run(["which", "openssl"], capture_output=True).returncode:
-        pytest.skip("openssl binary not found")
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
-                   check=True, capture_output=True)
-    proc, url = _start(tmp_path, 1, tls=(str(cert), str(key)))
+def test_tls(tmp_path, tls_files):
+    proc, url = _start(tmp_path, 1, tls=tls_files)
     try:
         r = httpx.get(url + "/pid", verify=False)
         assert r.status_code == 200
