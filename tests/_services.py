@@ -32,11 +32,16 @@ class Service:
     process: subprocess.Popen
 
 
-def _missing(what: str) -> None:
-    message = f"{what} is not installed (Debian: apt-get install -y {what.split()[0]})"
+def skip_or_fail(message: str) -> None:
+    """Skip with ``message``; under ``EMBER_REQUIRE_SERVICES=1`` (CI) fail instead, so a
+    missing binary or side install can never hide the tests that need it."""
     if os.environ.get("EMBER_REQUIRE_SERVICES", "") not in ("", "0"):
         pytest.fail(f"EMBER_REQUIRE_SERVICES=1 but {message}")
     pytest.skip(message)
+
+
+def _missing(what: str) -> None:
+    skip_or_fail(f"{what} is not installed (Debian: apt-get install -y {what.split()[0]})")
 
 
 def _die_with_parent() -> None:

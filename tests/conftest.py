@@ -144,10 +144,10 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     import shutil
     import subprocess
 
+    from tests._services import skip_or_fail
+
     if shutil.which("openssl") is None:
-        if os.environ.get("EMBER_REQUIRE_SERVICES") == "1":
-            pytest.fail("openssl binary not found (EMBER_REQUIRE_SERVICES=1)")
-        pytest.skip("openssl binary not found")
+        skip_or_fail("openssl binary not found")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from ember import Ember, Request, StreamingResponse, sse_stream
+from tests._services import skip_or_fail
 
 pytest.importorskip("h2", reason="HTTP/2 needs the h2 package")
 
@@ -122,7 +123,7 @@ def test_tls_alpn(serve, app, tls_files):
 
 def test_h2c_upgrade(serve, app):
     if shutil.which("nghttp") is None:
-        pytest.skip("nghttp (nghttp2-client) not installed")
+        skip_or_fail("nghttp (nghttp2-client) not installed")
     url = serve(app, http2=True)
     out = subprocess.run(["nghttp", "-u", "-v", url + "/hello"], capture_output=True, text=True,
                          timeout=20)
@@ -148,7 +149,7 @@ def test_stream_reset_cancels_the_handler(serve, app):
 
 def test_h2load_many_streams_no_errors(serve, app):
     if shutil.which("h2load") is None:
-        pytest.skip("h2load (nghttp2-client) not installed")
+        skip_or_fail("h2load (nghttp2-client) not installed")
     url = serve(app, http2=True)
     out = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "20", url + "/hello"],
                          capture_output=True, text=True, timeout=60)

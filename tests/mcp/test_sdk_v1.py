@@ -16,12 +16,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests._services import skip_or_fail
+
 MCP1 = Path(os.environ.get("EMBER_TEST_MCP1", "/tmp/mcp1"))
 SCRIPT = Path(__file__).with_name("_client_v1.py")
 
-pytestmark = pytest.mark.skipif(not (MCP1 / "mcp" / "__init__.py").exists(),
-                                reason=f"no mcp 1.x install at {MCP1} "
-                                       "(pip install 'mcp<2' --target /tmp/mcp1)")
+
+
+@pytest.fixture(autouse=True)
+def _mcp1_installed() -> None:
+    if not (MCP1 / "mcp" / "__init__.py").exists():
+        skip_or_fail(f"no mcp 1.x install at {MCP1} (pip install 'mcp<2' --target {MCP1}; "
+                     ".ci/run does it)")
 
 
 def run_v1(url: str, version: str) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from ember import Ember, WebSocket
+from tests._services import skip_or_fail
 
 
 @pytest.mark.slow
@@ -27,7 +28,7 @@ from ember import Ember, WebSocket
 def test_autobahn_cases(serve, tmp_path: Path):
     kosoku = _kosoku()
     if kosoku is None:
-        pytest.skip("kosoku (the Autobahn test-case runner) is not installed: pip install kosoku")
+        skip_or_fail("kosoku (the Autobahn test-case runner) is not installed: pip install kosoku")
     app = Ember()
 
     @app.websocket("/", max_size=16 * 1024 * 1024, ping_interval=None)
