@@ -1,8 +1,8 @@
-"""The engine's tests again with the pure-Python twins (``EMBER_NO_EXTENSIONS=1``).
+"""The whole suite again with the pure-Python twins (``EMBER_NO_EXTENSIONS=1``).
 
 The compiled modules and their interpreted twins are the same source; this runs
-the wire-level suites in a subprocess with the extensions disabled, so one
-``pytest`` run covers both.
+every test in a subprocess with the extensions disabled, so one ``pytest`` run
+covers both modes (issue #9: "both modes pass the whole suite").
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 @pytest.mark.skipif(NO_EXTENSIONS, reason="already running the pure-Python twins")
-def test_engine_suites_pass_with_pure_python_twins():
+def test_the_whole_suite_passes_with_pure_python_twins():
     env = dict(os.environ, EMBER_NO_EXTENSIONS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         "tests/http", "tests/server", "tests/app"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1700,
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     assert "passed" in proc.stdout
