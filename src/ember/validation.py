@@ -108,4 +108,12 @@ def whole_floats(raw: bytes) -> bytes | None:
         data = walk(data)
     except RecursionError:  # NOTE: absurdly deep input: keep the first error
         return None
-    return dumps(data) if changed else None
+    if not changed:
+        return None
+    try:
+        return dumps(data)
+    except TypeError:
+        # NOTE: orjson writes at most 255 levels (JSONEncodeError is a TypeError); deeper
+        # input that the interpreter could still walk (3.12+ frames are cheap) keeps the
+        # first error too, never a 500.
+        return None
