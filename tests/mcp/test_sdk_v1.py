@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import httpx
@@ -28,6 +29,12 @@ def _mcp1_installed() -> None:
     if not (MCP1 / "mcp" / "__init__.py").exists():
         skip_or_fail(f"no mcp 1.x install at {MCP1} (pip install 'mcp<2' --target {MCP1}; "
                      ".ci/run does it)")
+    # NOTE: a --target tree holds compiled wheels (pydantic_core) for one interpreter.
+    core = MCP1 / "pydantic_core"
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    if core.is_dir() and not any(f.name.endswith(suffix) for f in core.glob("*.so")):
+        skip_or_fail(f"the mcp 1.x tree at {MCP1} was installed for another Python than "
+                     f"{sys.version.split()[0]} (reinstall it with this interpreter's pip)")
 
 
 def run_v1(url: str, version: str) -> dict:
