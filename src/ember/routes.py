@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ember._threadpool import run_sync
 from ember.exceptions import ConfigError
 from ember.injection import Plan, analyse
 from ember.limits import RouteLimits, TokenLimits
@@ -176,7 +175,10 @@ class Route:
                 result = await fn(**await plan.arguments(request, context))
         else:
             kwargs = {} if kind == "none" else await plan.arguments(request, context)
-            # PERF: a dedicated pool with batched wake-ups (ember._threadpool), not run_in_executor
+            # PERF: a dedicated pool with batched wake-ups (ember._threadpool), not run_in_executor.
+            # NOTE: imported here so that `from ember import Ember` does not load asyncio.
+            from ember._threadpool import run_sync
+
             result = await run_sync(fn, **kwargs)
         if type(result) is Response:
             return result
