@@ -5,7 +5,12 @@
 Each sample is the wall time of a fresh interpreter (``subprocess.run``), so it
 includes the interpreter's own start; the ``python -c pass`` row is that floor,
 measured interleaved with the others.  Rows: ``import ember`` compiled,
-``import ember`` with ``EMBER_NO_EXTENSIONS=1``, and ``from ember import Ember``.
+``import ember`` with ``EMBER_NO_EXTENSIONS=1``, ``from ember import Ember``, and a
+minimal app built (three routes, as bench/apps/ember_app.py's ``minimal``); the rows
+marked ``(pyc)`` run with bytecode caches, as an installed wheel has them
+(``PYTHONPYCACHEPREFIX`` under the system temp dir; the others inherit this shell's
+environment, which here sets ``PYTHONDONTWRITEBYTECODE=1``, so Ember's sources are
+compiled at every start).
 The ten slowest imports by cumulative time (beyond those of ``python -c pass``)\ncome from ``python -X importtime``.
 Writes bench/results/startup.json (read by bench/run.py's report).  Target (#2):
 ``python -c "import ember"`` <= 60 ms.
@@ -20,29 +25,43 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+PYCACHE = Path(tempfile.gettempdir()) / "ember-bench-pycache"
 TARGET_MS = 60.0
+PYC = "pyc"  # the third field of a case: "pure" (EMBER_NO_EXTENSIONS=1), PYC, or ""
 
 
-def env(pure: bool) -> dict[str, str]:
+def env(pure: bool | str) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if k != "EMBER_NO_EXTENSIONS"}
-    if pure:
+    if pure is True or pure == "pure":
         e["EMBER_NO_EXTENSIONS"] = "1"
+    elif pure == PYC:
+        e.pop("PYTHONDONTWRITEBYTECODE", None)
+        e["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     return e
 
 
-CASES = [
+MINIMAL_APP = (f"import sys; sys.path.insert(0, {str(HERE / 'apps')!r}); import ember_app; "
+               "ember_app.build('minimal')")
+
+CASES: list[tuple[str, str, bool | str]] = [
     ("python -c pass", "pass", False),
     ('python -c "import ember"', "import ember", False),
     ('EMBER_NO_EXTENSIONS=1 python -c "import ember"', "import ember", True),
     ('python -c "from ember import Ember"', "from ember import Ember", False),
+    ("minimal app built (3 routes)", MINIMAL_APP, False),
+    ("python -c pass (pyc)", "pass", PYC),
+    ('python -c "from ember import Ember" (pyc)', "from ember import Ember", PYC),
+    ("minimal app built (3 routes) (pyc)", MINIMAL_APP, PYC),
 ]
 
 
-def sample(code: str, pure: bool) -> float:
+def sample(code: str, pure: bool | str) -> float:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], env=env(pure), check=True)
     return (time.perf_counter() - t) * 1e3
@@ -82,13 +101,15 @@ def main() -> int:
             print(f"[startup] round {i + 1}/{runs}", flush=True)
     print()
     floor = statistics.median(samples["python -c pass"])
+    floor_pyc = statistics.median(samples["python -c pass (pyc)"])
     print(f"{'command':50s} {'median ms':>10s} {'min ms':>8s} {'minus python':>13s}")
     rows = {}
     for label, values in samples.items():
         med = statistics.median(values)
-        rows[label] = {"median_ms": med, "min_ms": min(values), "minus_python_ms": med - floor,
+        base = floor_pyc if label.endswith("(pyc)") else floor
+        rows[label] = {"median_ms": med, "min_ms": min(values), "minus_python_ms": med - base,
                        "samples_ms": [round(v, 2) for v in values]}
-        print(f"{label:50s} {med:10.1f} {min(values):8.1f} {med - floor:13.1f}")
+        print(f"{label:50s} {med:10.1f} {min(values):8.1f} {med - base:13.1f}")
     med = rows['python -c "import ember"']["median_ms"]
     verdict = "met" if med <= TARGET_MS else f"MISSED by {med - TARGET_MS:.1f} ms"
     print(f"\ntarget: import ember <= {TARGET_MS:.0f} ms: {med:.1f} ms, {verdict}")
