@@ -5,10 +5,11 @@
 
 Rows (VmRSS of a fresh interpreter that reports its own /proc/self/status):
 
-* floors: ``python -S -c pass`` (no site-packages hooks), ``python -c pass``, then
-  ``import asyncio``, ``+ uvloop``, ``+ orjson`` -- what any uvloop server holds;
+* floors: ``python -S -c pass`` (no site-packages ``.pth`` hooks; site-packages is put
+  on ``sys.path`` by hand for the ``-S`` rows that import packages), ``python -c pass``,
+  then ``import asyncio``, ``+ uvloop``, ``+ orjson`` -- what any uvloop server holds;
 * ``import ember``, ``from ember import Ember``, and the ``minimal`` app built with the
-  server's modules imported (bench/apps/ember_app.py, no socket);
+  server's modules and uvloop imported (bench/apps/ember_app.py, no socket, no loop);
 * served: bench/apps/ember_app.py ``minimal`` with ``workers=1`` (one process, pinned to
   CPU 0): idle RSS one second after it listens; peak RSS (VmHWM) under
   ``wrk -t1 -c100`` (CPU 1) for ``--duration`` s; then 1,000 keep-alive connections
@@ -34,6 +35,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -45,17 +47,20 @@ PYCACHE = Path(tempfile.gettempdir()) / "ember-bench-pycache"
 IDLE_MB, PEAK_MB = 20.0, 25.0
 REPORT = ("import re; print(int(re.search(r'VmRSS:\\s+(\\d+)', "
           "open('/proc/self/status').read()).group(1)))")
+SITE = f"import sys; sys.path.append({sysconfig.get_paths()['purelib']!r}); "
+APP = (f"import sys; sys.path.insert(0, {str(HERE / 'apps')!r}); import ember_app; "
+       "ember_app.build('minimal'); import ember.server.worker, ember.server.run, uvloop")
 FLOORS = [
     ("python -S -c pass (no site hooks)", ["-S"], "pass"),
+    ("python -S, + asyncio, uvloop, orjson", ["-S"], SITE + "import asyncio, uvloop, orjson"),
+    ("python -S, minimal app + server modules", ["-S"], SITE + APP),
     ("python -c pass", [], "pass"),
     ("+ import asyncio", [], "import asyncio"),
     ("+ import uvloop", [], "import asyncio, uvloop"),
     ("+ import orjson", [], "import asyncio, uvloop, orjson"),
     ("import ember", [], "import ember"),
     ("from ember import Ember", [], "from ember import Ember"),
-    ("minimal app built + server modules", [],
-     f"import sys; sys.path.insert(0, {str(HERE / 'apps')!r}); import ember_app; "
-     "ember_app.build('minimal'); import ember.server.worker, ember.server.run"),
+    ("minimal app built + server modules (+ uvloop)", [], APP),
 ]
 
 

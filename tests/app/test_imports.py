@@ -144,6 +144,36 @@ def test_from_ember_import_a_missing_name_is_an_import_error() -> None:
         exec("from ember import Embr", {})
 
 
+def test_the_cli_help_loads_no_server_nor_app(baseline: set[str]) -> None:
+    code = ("import sys\nfrom ember.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass")
+    found = _modules(code)
+    assert "ember.cli" in found
+    heavy = {"asyncio", "ssl", "_ssl", "uvloop", "ember.app", "ember.http", "ember.routes",
+             "ember.server.config", "ember.server.run", "ember.server.sockets",
+             "ember.server.worker", "ember.server.supervisor", "watchfiles"}
+    assert _loaded(found, baseline, heavy) == []
+
+
+def test_ember_server_names_load_on_first_use() -> None:
+    code = textwrap.dedent("""
+        import sys
+        import ember.server as server
+        assert "ember.server.sockets" not in sys.modules
+        from ember.server import ServerConfig, no_serve, serve
+        assert ServerConfig.__module__ == "ember.server.config"
+        assert serve.__module__ == no_serve.__module__ == "ember.server.run"
+        assert {"ServerConfig", "no_serve", "serve"} <= set(dir(server))
+        try:
+            server.ServerConfg
+        except AttributeError as exc:
+            assert "'ember.server' has no attribute 'ServerConfg'" in str(exc), exc
+        else:
+            raise AssertionError("no AttributeError")
+    """)
+    assert "ember.server.run" in _modules(code)
+
+
 def test_dir_lists_the_public_names() -> None:
     assert set(dir(ember)) >= {"Ember", "Request", "Response", "TestClient", "__version__"}
 
