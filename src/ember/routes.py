@@ -21,6 +21,20 @@ _BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 Handler = Callable[..., Any]
 
 
+def _first_run_sync(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``ember._threadpool.run_sync``, imported on the first ``def`` handler call."""
+    # NOTE: the pool module imports asyncio (and so ssl): building an app must not. The
+    # first call rebinds this module's ``run_sync`` to the real one (no cost afterwards).
+    global run_sync
+    from ember._threadpool import run_sync as real
+
+    run_sync = real
+    return real(fn, *args, **kwargs)
+
+
+run_sync = _first_run_sync
+
+
 def normalise_methods(methods: Iterable[str] | str | None, default: str = "GET") -> tuple[str, ...]:
     """Upper-cased, de-duplicated methods; ConfigError for unknown ones."""
     if methods is None:
@@ -175,10 +189,7 @@ class Route:
                 result = await fn(**await plan.arguments(request, context))
         else:
             kwargs = {} if kind == "none" else await plan.arguments(request, context)
-            # PERF: a dedicated pool with batched wake-ups (ember._threadpool), not run_in_executor.
-            # NOTE: imported here so that `from ember import Ember` does not load asyncio.
-            from ember._threadpool import run_sync
-
+            # PERF: a dedicated pool with batched wake-ups (ember._threadpool), not run_in_executor
             result = await run_sync(fn, **kwargs)
         if type(result) is Response:
             return result
