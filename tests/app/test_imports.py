@@ -8,6 +8,7 @@ and ``from ember import Ember`` time depend on these lists staying short.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -54,13 +55,13 @@ NOT_WHILE_SERVING = NOT_BY_EMBER_CLASS - {
 NOT_WHILE_SERVING -= {"http.cookies", "email", "email.utils", "calendar"}
 
 
-def _modules(code: str, **env: str) -> set[str]:
+def _modules(code: str, *flags: str, **env: str) -> set[str]:
     """``sys.modules`` after running ``code`` in a fresh interpreter."""
-    dump = "\nimport json as _j, sys as _s; print(_j.dumps(sorted(_s.modules)))"
-    out = subprocess.run([sys.executable, "-c", code + dump], capture_output=True, text=True,
-                         env={**os.environ, **env}, timeout=60)
+    dump = "\nimport sys as _s; print(repr(sorted(_s.modules)))"  # NOTE: json would add modules
+    out = subprocess.run([sys.executable, *flags, "-c", code + dump], capture_output=True,
+                         text=True, env={**os.environ, **env}, timeout=60)
     assert out.returncode == 0, out.stderr
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+    return set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,16 @@ def test_import_ember_loads_nothing_heavy(baseline: set[str], pure: bool) -> Non
     found = _modules("import ember", **env)
     assert _loaded(found, baseline, NOT_BY_IMPORT_EMBER) == []
     assert {m for m in found - baseline if m.startswith("ember")} == {"ember"}
+
+
+def test_import_ember_in_a_clean_interpreter_loads_only_ember() -> None:
+    # NOTE: -S: no site-packages .pth hooks, which here already import typing, re, pathlib...
+    # (PYTHONPATH still points at src). typing alone would cost ~8 ms in such a process.
+    clean = _modules("pass", "-S")
+    found = _modules("import ember", "-S")
+    assert "ember" in found
+    allowed = {"ember", "importlib", "warnings", "__future__"}  # + importlib's own submodules
+    assert {m for m in found - clean if not m.startswith("importlib.")} <= allowed
 
 
 @pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure"])
