@@ -21,7 +21,11 @@ pinned to CPU 0; the clients run on CPU 1.  For each mode (compiled, and
 
 RSS (VmRSS) is sampled every 0.25 s during each phase; growth = RSS at the end of
 the phase minus the baseline (after the warm-up).  Open fds are counted after
-each phase once connections are closed (waiting up to 5 s).  Targets (#2): RSS
+each phase once connections are closed (waiting up to 5 s).  ``--bytecode pyc`` runs
+the server with bytecode caches, as an installed wheel has them (``PYTHONPYCACHEPREFIX``
+under the system temp dir; by default the server inherits this shell's environment,
+which here sets ``PYTHONDONTWRITEBYTECODE=1``: Ember's sources are compiled at start,
+~1 MB more RSS; see bench/memory.py).  Targets (#2, #9): RSS
 grows <= 2 MB over 1M keep-alive requests and over 200k connect/close cycles;
 fds return to the baseline; idle RSS <= 20 MB.  Writes bench/results/leak.json.
 """
@@ -122,17 +126,24 @@ def aborts(port: int, n: int) -> None:
         s.close()
 
 
-def run_mode(mode: str, requests: int, cycles: int) -> dict[str, Any]:
+def run_mode(mode: str, requests: int, cycles: int, bytecode: str = "as-is") -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "EMBER_NO_EXTENSIONS"}
     if mode == "ember-pure":
         env["EMBER_NO_EXTENSIONS"] = "1"
+    if bytecode == "pyc":
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "ember-bench-pycache")
+        subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, 'apps'); "
+                        "import ember_app; ember_app.build('minimal'); "
+                        "import ember.server.worker, ember.server.run, uvloop"],
+                       cwd=HERE, env=env, check=True)  # fills the cache
     port = free_port()
     proc = subprocess.Popen(["taskset", "-c", "0", sys.executable, "ember_app.py", str(port),
                              "minimal"],
                             cwd=HERE / "apps", env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     os.sched_setaffinity(0, {1})  # our own client work (aborts) runs on CPU 1
-    out: dict[str, Any] = {"mode": mode}
+    out: dict[str, Any] = {"mode": mode, "bytecode": bytecode}
     try:
         for _ in range(600):
             if proc.poll() is not None:
@@ -224,13 +235,15 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, help="connect/close cycles (default 200,000)")
     ap.add_argument("--quick", action="store_true", help="100k requests, 20k cycles")
     ap.add_argument("--mode", choices=("ember", "ember-pure", "both"), default="both")
+    ap.add_argument("--bytecode", choices=("as-is", "pyc"), default="as-is",
+                    help="pyc: with bytecode caches, as an installed wheel (default: as-is)")
     args = ap.parse_args()
     requests = args.requests or (100_000 if args.quick else 1_000_000)
     cycles = args.cycles or (20_000 if args.quick else 200_000)
     modes = ["ember", "ember-pure"] if args.mode == "both" else [args.mode]
     results = []
     for mode in modes:
-        results.append(run_mode(mode, requests, cycles))
+        results.append(run_mode(mode, requests, cycles, args.bytecode))
     bare = subprocess.run([sys.executable, "-c", "import re; print(re.search(r'VmRSS:\\s+(\\d+)',"
                            " open('/proc/self/status').read()).group(1))"],
                           capture_output=True, text=True).stdout.strip()

@@ -19,6 +19,7 @@ import enum
 import inspect
 import math
 import re
+import sys
 import types
 import typing
 import uuid
@@ -71,9 +72,10 @@ def _resource_factory(tp: Any) -> Any:
 
 
 def _is_request_type(tp: Any) -> bool:
-    from ember.requests import Request
-
-    return isinstance(tp, type) and issubclass(tp, Request)
+    # NOTE: a subclass of Request exists only once ember.requests is imported; looking it
+    # up in sys.modules keeps building an app from importing the request layer (asyncio).
+    requests = sys.modules.get("ember.requests")
+    return requests is not None and isinstance(tp, type) and issubclass(tp, requests.Request)
 
 
 def _is_context_type(tp: Any) -> bool:
@@ -495,8 +497,6 @@ def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     except NameError as exc:
         # NOTE: string annotations naming classes local to the registering function
         # resolve against the locals of the frames that registered the handler.
-        import sys
-
         frame = sys._getframe(1)
         localns: dict[str, Any] = {}
         for _ in range(12):

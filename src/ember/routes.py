@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ember._threadpool import run_sync
 from ember.exceptions import ConfigError
 from ember.injection import Plan, analyse
 from ember.limits import RouteLimits, TokenLimits
@@ -20,6 +19,20 @@ _HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 
 Handler = Callable[..., Any]
+
+
+def _first_run_sync(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``ember._threadpool.run_sync``, imported on the first ``def`` handler call."""
+    # NOTE: the pool module imports asyncio (and so ssl): building an app must not. The
+    # first call rebinds this module's ``run_sync`` to the real one (no cost afterwards).
+    global run_sync
+    from ember._threadpool import run_sync as real
+
+    run_sync = real
+    return real(fn, *args, **kwargs)
+
+
+run_sync = _first_run_sync
 
 
 def normalise_methods(methods: Iterable[str] | str | None, default: str = "GET") -> tuple[str, ...]:

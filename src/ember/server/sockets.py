@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import errno
 import socket
-import ssl
+from typing import TYPE_CHECKING
 
 from ember.server.config import ServerConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ssl
 
 
 class BindError(OSError):
@@ -79,6 +82,8 @@ def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
     """A server TLS context from the cert/key files (ALPN: http/1.1)."""
     if not config.ssl_certfile:
         return None
+    import ssl  # NOTE: lazy: `ember --help` and `ember routes` need no OpenSSL
+
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
     ctx.set_alpn_protocols(["h2", "http/1.1"] if config.http2 else ["http/1.1"])
