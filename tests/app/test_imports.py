@@ -55,11 +55,19 @@ NOT_WHILE_SERVING = NOT_BY_EMBER_CLASS - {
 NOT_WHILE_SERVING -= {"http.cookies", "email", "email.utils", "calendar"}
 
 
+SRC = str(Path(ember.__file__).resolve().parent.parent)
+
+
 def _modules(code: str, *flags: str, **env: str) -> set[str]:
     """``sys.modules`` after running ``code`` in a fresh interpreter."""
     dump = "\nimport sys as _s; print(repr(sorted(_s.modules)))"  # NOTE: json would add modules
+    full = {**os.environ, **env}
+    if "-S" in flags:
+        # NOTE: -S skips the .pth files, among them an editable install's: point at ember.
+        full["PYTHONPATH"] = os.pathsep.join(
+            p for p in (SRC, os.environ.get("PYTHONPATH", "")) if p)
     out = subprocess.run([sys.executable, *flags, "-c", code + dump], capture_output=True,
-                         text=True, env={**os.environ, **env}, timeout=60)
+                         text=True, env=full, timeout=60)
     assert out.returncode == 0, out.stderr
     return set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
 
