@@ -64,12 +64,18 @@ class _Completions:
         self.done: deque[tuple[asyncio.Future, bool, Any]] = deque()
         self.scheduled = False
 
-    def post(self, fut: asyncio.Future, ok: bool, value: Any) -> None:
-        """From a worker thread: queue an outcome; wake the loop once per batch."""
+    def post(self, fut: asyncio.Future, ok: bool, value: Any) -> bool:
+        """From a worker thread: queue an outcome.  True: the caller owes the loop a
+        :meth:`signal` (the first outcome since the last drain); False: one is owed or
+        on its way already."""
         self.done.append((fut, ok, value))
         if self.scheduled:
-            return
+            return False
         self.scheduled = True
+        return True
+
+    def signal(self) -> None:
+        """From any thread: have the loop drain (one write to its self-pipe)."""
         try:
             self.loop.call_soon_threadsafe(self.drain)
         except RuntimeError:  # NOTE: the loop is closed; nobody is awaiting any more
@@ -110,9 +116,11 @@ class ThreadPool:
         self._items: deque[tuple[Any, ...]] = deque()  # calls not yet taken by a worker
         self._lock = threading.Lock()  # guards _idle, _threads and the decision to sleep
         self._threads: list[threading.Thread] = []
-        self._idle: list[Any] = []  # wake-up locks of sleeping workers (held: asleep)
+        self._pipes: set[tuple[int, int]] = set()  # the workers' wake-up pipes (read, write)
+        self._idle: list[int] = []  # wake-up pipes (write ends) of sleeping workers
         self._started = 0  # threads ever started (for their names)
         self._taken = 0  # calls taken by workers (a progress counter for _monitor)
+        self._owed: set[_Completions] = set()  # outcomes posted, their loop not woken yet
         self._stopping = False
         self._monitor_loop: Any = None  # the loop whose timer checks progress, if any
         self._last_loop: Any = None
@@ -164,7 +172,12 @@ class ThreadPool:
         """
         if self._monitor_loop is not loop:
             return  # superseded by a check on another loop
-        if not self._items or self._stopping:
+        # NOTE: read the queue before the outcomes owed: a worker adds to _owed before it
+        # takes its next call, so an outcome it still owes is seen here or next time.
+        waiting = bool(self._items)
+        if self._owed:  # a worker went on to a call that may block: deliver these now
+            self._signal_owed()
+        if not waiting or self._stopping:
             self._monitor_loop = None
             return
         if self._taken == taken:
@@ -181,30 +194,40 @@ class ThreadPool:
             self._monitor_loop = None
 
     def _helper_locked(self) -> Any:
-        """With the lock held: one more worker (a wake-up lock to release, or a Thread to
-        start), or None when the pool is full or stopping."""
+        """With the lock held: one more worker (a sleeping one's wake-up pipe to write to,
+        or a Thread to start), or None when the pool is full or stopping."""
         if self._stopping:
             return None
         if self._idle:
             return self._idle.pop()  # PERF: the last one to sleep: its caches are warm
         if len(self._threads) < self.max_workers:
-            wake = threading.Lock()
-            wake.acquire()
-            t = threading.Thread(target=self._work, args=(wake,),
+            try:
+                pipe = os.pipe()
+            except OSError:  # NOTE: out of file descriptors: _monitor tries again later
+                return None
+            self._pipes.add(pipe)
+            t = threading.Thread(target=self._work, args=(pipe,),
                                  name=f"ember-sync-{self._started}", daemon=True)
             self._started += 1
             self._threads.append(t)
             return t
         return None
 
-    @staticmethod
-    def _release(helper: Any) -> None:
+    def _release(self, helper: Any) -> None:
         if helper is None:
             return
         if isinstance(helper, threading.Thread):
-            helper.start()
+            try:
+                helper.start()
+            except RuntimeError:  # "can't start new thread": _monitor tries again later
+                with self._lock:
+                    self._threads.remove(helper)
+                self._close_pipe(*helper._args[0])  # type: ignore[attr-defined]
         else:
-            helper.release()
+            # PERF: os.write drops the GIL *before* the write wakes the worker, so the
+            # worker finds the GIL free and runs its calls at once; a Lock.release() would
+            # wake it with the GIL still held here: it would run only to block on the GIL.
+            os.write(helper, b"\0")
 
     def _completions_for(self, loop: asyncio.AbstractEventLoop) -> _Completions:
         comp = self._completions.get(id(loop))
@@ -217,30 +240,56 @@ class ThreadPool:
         self._last_loop, self._last_completions = loop, comp
         return comp
 
-    def _work(self, wake: Any) -> None:
+    def _signal_owed(self) -> None:
+        owed = self._owed
+        while owed:
+            try:
+                comp = owed.pop()
+            except KeyError:  # NOTE: another thread took the last one
+                break
+            comp.signal()
+
+    def _close_pipe(self, wake_r: int, wake_w: int) -> None:
+        self._pipes.discard((wake_r, wake_w))
+        os.close(wake_r)
+        os.close(wake_w)
+
+    def _work(self, pipe: tuple[int, int]) -> None:
+        try:
+            self._work_loop(*pipe)
+        finally:
+            self._close_pipe(*pipe)
+
+    def _work_loop(self, wake_r: int, wake_w: int) -> None:
         items = self._items
         lock = self._lock
         idle = self._idle
+        owed = self._owed
         run = self._run
         while True:
             try:
                 item = items.popleft()
             except IndexError:
+                if owed:
+                    # PERF: the loop is woken once this worker runs out of calls, not after
+                    # the first of a batch: a loop woken while a worker holds the GIL only
+                    # goes back to sleep (two context switches for nothing).  A call that
+                    # blocks before that point is covered by _monitor (it signals).
+                    self._signal_owed()
                 with lock:
                     if items:
                         continue  # NOTE: raced with a _flush: take those calls
                     if self._stopping:
                         self._threads.remove(threading.current_thread())
                         return
-                    idle.append(wake)
-                wake.acquire()  # sleep until _flush, _monitor or shutdown releases it
+                    idle.append(wake_w)
+                os.read(wake_r, 64)  # sleep until _flush, _monitor or shutdown writes
                 continue
             self._taken += 1
             run(item)
             del item  # NOTE: drop the call's references before this thread may sleep
 
-    @staticmethod
-    def _run(item: tuple[Any, ...]) -> None:
+    def _run(self, item: tuple[Any, ...]) -> None:
         fut, comp, ctx, fn, args, kwargs = item
         if fut.done():  # NOTE: a racy read; at worst a cancelled call still runs
             return
@@ -249,9 +298,11 @@ class ThreadPool:
         except BaseException as exc:
             if isinstance(exc, StopIteration):  # a Future refuses StopIteration
                 exc = RuntimeError(f"sync handler raised StopIteration: {exc!r}")
-            comp.post(fut, False, exc)
+            owes = comp.post(fut, False, exc)
         else:
-            comp.post(fut, True, value)
+            owes = comp.post(fut, True, value)
+        if owes:
+            self._owed.add(comp)
 
     def shutdown(self, wait: bool = True, timeout: float | None = 10.0) -> bool:
         """Stop the workers once the queued calls are done; with ``wait``, join them.
@@ -267,8 +318,8 @@ class ThreadPool:
             threads = list(self._threads)
         if threading.current_thread() in threads:
             raise RuntimeError("ThreadPool.shutdown() called from one of its own workers")
-        for wake in sleeping:
-            wake.release()
+        for wake_w in sleeping:
+            os.write(wake_w, b"\0")
         if not wait:
             return not threads
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -300,8 +351,15 @@ def run_sync(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> asyncio.Fu
 
 
 def _after_fork() -> None:
-    # NOTE: threads do not survive fork(); a worker process starts with an empty pool.
+    # NOTE: threads do not survive fork(); a worker process starts with an empty pool
+    # (and closes the parent's wake-up pipes, which it inherited).
     if _default is not None:
+        for pipe in list(_default._pipes):
+            for fd in pipe:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         _default._reset()
 
 
