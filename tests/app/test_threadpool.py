@@ -347,3 +347,41 @@ def test_results_of_a_closed_loop_are_dropped_quietly():
 
     assert asyncio.run(again()) == 7
     assert pool2.shutdown()
+
+
+@pytest.mark.parametrize("run", LOOPS)
+def test_a_result_is_delivered_while_the_same_worker_blocks_in_the_next_call(run):
+    # NOTE: one worker takes both calls in turn; the second blocks until the loop has
+    # seen the first one's result.  Results wait for a worker to run dry only as long as
+    # its next call does not block: the pool's own check must deliver them meanwhile.
+    pool = ThreadPool(1)
+    seen_first = threading.Event()
+
+    async def main() -> None:
+        first = pool.submit(int, "1")
+        second = pool.submit(seen_first.wait, 30)
+        assert await asyncio.wait_for(first, 20) == 1
+        seen_first.set()
+        assert await asyncio.wait_for(second, 30) is True
+
+    run(main())
+    assert pool.shutdown()
+
+
+def test_pool_threads_start_lazily():
+    import subprocess
+    import sys
+
+    code = ("import threading\n"
+            "from ember import Ember\n"
+            "from ember._threadpool import ThreadPool, default_pool\n"
+            "app = Ember()\n"
+            "@app.get('/x')\n"
+            "def x():\n"
+            "    return 1\n"
+            "ThreadPool(4)\n"
+            "default_pool()\n"
+            "print(threading.active_count())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.split() == ["1"]  # no pool thread before the first call
