@@ -55,7 +55,7 @@ class _Completions:
     schedules a new drain (two workers may both schedule one: a spare, empty drain).
     """
 
-    __slots__ = ("done", "flush_scheduled", "loop", "outbox", "scheduled")
+    __slots__ = ("done", "flush_scheduled", "loop", "outbox", "scheduled", "waking")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -63,6 +63,7 @@ class _Completions:
         self.flush_scheduled = False
         self.done: deque[tuple[asyncio.Future, bool, Any]] = deque()
         self.scheduled = False
+        self.waking = False  # the loop is waking a worker and drains right after (_flush)
 
     def post(self, fut: asyncio.Future, ok: bool, value: Any) -> bool:
         """From a worker thread: queue an outcome.  True: the caller owes the loop a
@@ -154,7 +155,17 @@ class ThreadPool:
             # PERF: an awake worker takes these calls once its current one returns; wake
             # one only when none is awake.  _monitor covers an awake worker that blocks.
             helper = self._helper_locked() if len(self._idle) == len(self._threads) else None
-        self._release(helper)
+        if helper is not None:
+            comp.waking = True
+            try:
+                self._release(helper)
+            finally:
+                comp.waking = False
+            if comp.done:
+                # PERF: on one CPU the woken worker ran the whole batch while this thread
+                # waited for the GIL: resolve it now, without a self-pipe round trip and
+                # one more loop iteration (workers skip the signal while ``waking``).
+                comp.drain()
         loop = comp.loop
         current = self._monitor_loop
         if current is None or (current is not loop and not current.is_running()):
@@ -247,7 +258,8 @@ class ThreadPool:
                 comp = owed.pop()
             except KeyError:  # NOTE: another thread took the last one
                 break
-            comp.signal()
+            if not comp.waking:  # NOTE: else the loop drains as soon as it has the GIL
+                comp.signal()
 
     def _close_pipe(self, wake_r: int, wake_w: int) -> None:
         self._pipes.discard((wake_r, wake_w))
