@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import threading
 import traceback
 
@@ -385,3 +386,73 @@ def test_pool_threads_start_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert out.split() == ["1"]  # no pool thread before the first call
+
+
+FORKED_APP = '''
+import asyncio, os, stat, sys, threading
+from ember import Ember
+from ember._threadpool import default_pool, run_sync
+
+async def warm() -> None:  # the parent's pool has a thread and a wake-up pipe before fork
+    await run_sync(int, "1")
+
+asyncio.run(warm())
+PARENT_PIPES = {os.fstat(fd).st_ino for pipe in default_pool()._pipes for fd in pipe}
+assert PARENT_PIPES
+app = Ember()
+
+def open_pipes() -> set[int]:
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            st = os.stat(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if stat.S_ISFIFO(st.st_mode):
+            found.add(st.st_ino)
+    return found
+
+@app.get("/who")
+def who():
+    return {"pid": os.getpid(), "thread": threading.current_thread().name,
+            "inherited": sorted(PARENT_PIPES & open_pipes())}
+
+app.run(host="127.0.0.1", port=int(sys.argv[1]), workers=2)
+'''
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.isdir("/proc/self/fd"),
+                    reason="fork and /proc (Linux)")
+def test_def_handlers_in_forked_workers_get_a_fresh_pool(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import free_port
+
+    (tmp_path / "forked.py").write_text(FORKED_APP)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "forked.py", str(port)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            process_group=0)
+    try:
+        deadline = time.monotonic() + 30  # NOTE: guards a hang only
+        bodies = []
+        while len(bodies) < 20:
+            try:
+                bodies.append(httpx.get(f"http://127.0.0.1:{port}/who", timeout=5).json())
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    for body in bodies:
+        assert body["pid"] != proc.pid  # served by a worker process
+        assert body["thread"].startswith("ember-sync-")
+        assert body["inherited"] == []  # the parent's wake-up pipes were closed after fork
