@@ -40,6 +40,9 @@ from typing import Any
 
 __all__ = ["ThreadPool", "default_pool", "run_sync"]
 
+_get_running_loop = asyncio.get_running_loop
+_copy_context = contextvars.copy_context
+
 #: seconds between two checks that queued calls are being taken (see ``_monitor``)
 CHECK_INTERVAL = 0.001
 #: the longest interval, once every worker is busy (the checks back off to this)
@@ -134,12 +137,12 @@ class ThreadPool:
         Must be called on a running event loop (``RuntimeError`` otherwise), and
         before :meth:`shutdown` (``RuntimeError`` after).
         """
-        loop = asyncio.get_running_loop()
+        loop = _get_running_loop()
         if self._stopping:
             raise RuntimeError("this ThreadPool is shut down")
         comp = self._last_completions if loop is self._last_loop else self._completions_for(loop)
         fut = loop.create_future()
-        comp.outbox.append((fut, comp, contextvars.copy_context(), fn, args, kwargs))
+        comp.outbox.append((fut, comp, _copy_context(), fn, args, kwargs))
         if not comp.flush_scheduled:
             # PERF: hand the calls over at the end of this loop iteration, in one go: waking
             # a worker now would only make it wait for the GIL the loop still holds.

@@ -85,24 +85,24 @@ else:
         return loop.create_task(coro)
 
 
-_run_sync: Any = None
+_submit: Any = None
 
 
 def _sync_fast(route: Any, fast: int, req: Any) -> Any:
     """The awaitable of a plain ``def`` handler on the fast path (``fast`` 4, 5, 6): the
-    same calls as ``Route._invoke`` (keyword arguments, in the thread pool)."""
-    global _run_sync
-    run_sync = _run_sync
-    if run_sync is None:
+    same calls as ``Route._invoke`` (keyword arguments, in the default thread pool)."""
+    global _submit
+    submit = _submit
+    if submit is None:
         # NOTE: imported on first use: ``import ember`` stays light (no pool before a call)
-        from ember._threadpool import run_sync
+        from ember._threadpool import default_pool
 
-        _run_sync = run_sync
+        submit = _submit = default_pool().submit
     if fast == 4:
-        return run_sync(route.endpoint)
+        return submit(route.endpoint)
     if fast == 5:
-        return run_sync(route.endpoint, **{route.plan.params[0].name: req})
-    return run_sync(route.endpoint, **req.path_params)
+        return submit(route.endpoint, **{route.plan.params[0].name: req})
+    return submit(route.endpoint, **req.path_params)
 
 
 def date_header() -> bytes:
