@@ -150,6 +150,20 @@ class ThreadPool:
             loop.call_soon(self._flush, comp)
         return fut
 
+    def submit_kwargs(self, fn: Callable[..., Any], kwargs: dict[str, Any]) -> asyncio.Future:
+        """``submit(fn, **kwargs)`` without re-packing ``kwargs`` (the protocol's fast path
+        for path parameters).  The call itself unpacks it: ``fn`` cannot change the dict."""
+        loop = _get_running_loop()
+        if self._stopping:
+            raise RuntimeError("this ThreadPool is shut down")
+        comp = self._last_completions if loop is self._last_loop else self._completions_for(loop)
+        fut = loop.create_future()
+        comp.outbox.append((fut, comp, _copy_context(), fn, (), kwargs))
+        if not comp.flush_scheduled:
+            comp.flush_scheduled = True
+            loop.call_soon(self._flush, comp)
+        return fut
+
     def _flush(self, comp: _Completions) -> None:
         comp.flush_scheduled = False
         outbox, comp.outbox = comp.outbox, []

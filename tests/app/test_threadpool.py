@@ -456,3 +456,23 @@ def test_def_handlers_in_forked_workers_get_a_fresh_pool(tmp_path):
         assert body["pid"] != proc.pid  # served by a worker process
         assert body["thread"].startswith("ember-sync-")
         assert body["inherited"] == []  # the parent's wake-up pipes were closed after fork
+
+
+def test_submit_kwargs_passes_the_dict_without_letting_the_call_change_it():
+    pool = ThreadPool(1)
+    params = {"a": 1, "b": 2}
+
+    def grab(**kw: int) -> dict[str, int]:
+        kw["a"] = 99  # the call's own dict, not the caller's
+        return kw
+
+    async def main() -> None:
+        assert await pool.submit_kwargs(grab, params) == {"a": 99, "b": 2}
+        assert params == {"a": 1, "b": 2}
+        with pytest.raises(TypeError):  # garbage: raised by the await, not lost
+            await pool.submit_kwargs(grab, None)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            await pool.submit_kwargs(grab, {"a": 1, 2: 3})  # type: ignore[dict-item]
+
+    asyncio.run(main())
+    assert pool.shutdown()

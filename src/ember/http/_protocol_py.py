@@ -85,24 +85,24 @@ else:
         return loop.create_task(coro)
 
 
-_submit: Any = None
+_pool: Any = None
 
 
 def _sync_fast(route: Any, fast: int, req: Any) -> Any:
     """The awaitable of a plain ``def`` handler on the fast path (``fast`` 4, 5, 6): the
     same calls as ``Route._invoke`` (keyword arguments, in the default thread pool)."""
-    global _submit
-    submit = _submit
-    if submit is None:
+    global _pool
+    pool = _pool
+    if pool is None:
         # NOTE: imported on first use: ``import ember`` stays light (no pool before a call)
         from ember._threadpool import default_pool
 
-        submit = _submit = default_pool().submit
+        pool = _pool = default_pool()
     if fast == 4:
-        return submit(route.endpoint)
+        return pool.submit(route.endpoint)
     if fast == 5:
-        return submit(route.endpoint, **{route.plan.params[0].name: req})
-    return submit(route.endpoint, **req.path_params)
+        return pool.submit_kwargs(route.endpoint, {route.plan.params[0].name: req})
+    return pool.submit_kwargs(route.endpoint, req.path_params)
 
 
 def date_header() -> bytes:
