@@ -63,6 +63,9 @@ KEY_HEADERS = {"x-api-key": "bench-key", "Origin": "https://bench.example"}
 SERVERS = ["ember", "ember-pure", "ember-sync", "floor", "granian", "socketify", "fastify",
            "raw-asgi", "starlette", "fastapi", "nginx"]
 PEERS = {"granian", "socketify", "raw-asgi", "starlette", "fastapi"}
+# NOTE: only with --only: "before" rows of another source tree (EMBER_BENCH_BASE=<its src>),
+# e.g. main's, so a branch and its base are measured interleaved in one run.
+BASE_SERVERS = ["ember-base", "ember-sync-base"]
 UVICORN = ["-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
            "warning", "--backlog", "4096"]
@@ -96,6 +99,13 @@ def server_command(server: str, variant: str, port: int, workdir: Path) -> tuple
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(APPS), os.environ.get("PYTHONPATH"))
                                          if p)}
     p = str(port)
+    if server in BASE_SERVERS:
+        base = os.environ.get("EMBER_BENCH_BASE")
+        if not base:
+            raise SystemExit(f"{server} needs EMBER_BENCH_BASE=<a source tree's src directory>")
+        env["PYTHONPATH"] = os.pathsep.join((str(APPS), base))
+        return [sys.executable, str(APPS / "ember_app.py"), p,
+                "sync" if server == "ember-sync-base" else variant], env
     if server in ("ember", "ember-pure"):
         if server == "ember-pure":
             env["EMBER_NO_EXTENSIONS"] = "1"
@@ -163,13 +173,14 @@ def build_scenarios(servers: list[str]) -> list[Scenario]:
         Scenario("hello-100", "plain text GET /hello, 100 connections", 100,
                  rows("/hello", HELLO)),
         Scenario("hello-1000", "plain text GET /hello, 1000 connections", 1000,
-                 rows("/hello", HELLO, exclude=("ember-sync",))),
+                 rows("/hello", HELLO, exclude=("ember-sync", "ember-sync-base"))),
         Scenario("json", "JSON GET /json, 100 connections", 100,
                  rows("/json", {"message": HELLO})),
         Scenario("param", "path parameter GET /users/42 -> {\"id\": 42}, 100 connections", 100,
                  rows("/users/42", {"id": 42}, exclude=("nginx",))),
         Scenario("pipelined", "GET /hello, 16 pipelined requests per write, 100 connections",
-                 100, rows("/hello", HELLO, script="pipeline.lua", exclude=("ember-sync",))),
+                 100, rows("/hello", HELLO, script="pipeline.lua",
+                      exclude=("ember-sync", "ember-sync-base"))),
         Scenario("routes", "1,000-route app vs 1-route app, GET /api/r249/users/42", 100,
                  [Row(f"{s} {v}", s, "/api/r249/users/42", variant=v, expect={"id": 42})
                   for s in ember for v in ("one-route", "many-routes")]),
@@ -516,8 +527,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str, bool]]:
               higher=False, key="p99_ms")
     ratio("pipelined: ember / nginx req/s", "pipelined", "ember", ("nginx",), 0.9)
     ratio("pipelined: ember / socketify req/s", "pipelined", "ember", ("socketify",), 1.0)
-    ratio("hello-100: ember-sync (def) / ember (async def) req/s", "hello-100", "ember-sync",
-          ("ember",), 0.7)
+    for scen in ("hello-100", "json", "param"):
+        ratio(f"{scen}: ember-sync (def) / ember (async def) req/s", scen, "ember-sync",
+              ("ember",), 0.7)
     ratio("hello-100: ember / floor (bare uvloop) req/s", "hello-100", "ember", ("floor",), 0.8)
     for label in ("ember", "ember-pure"):
         row = results.get("hello-1000", {}).get("rows", {}).get(label)
@@ -701,11 +713,12 @@ def main() -> int:
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     rounds = args.rounds or (1 if args.quick else 3)
     tokens = [t.strip() for t in args.only.split(",") if t.strip()]
-    unknown = [t for t in tokens if t not in SERVERS and t not in SCENARIO_NAMES]
+    unknown = [t for t in tokens
+               if t not in SERVERS and t not in BASE_SERVERS and t not in SCENARIO_NAMES]
     if unknown:
         ap.error(f"unknown --only names {unknown}; servers: {SERVERS}, "
                  f"scenarios: {SCENARIO_NAMES}")
-    servers = [s for s in SERVERS if s in tokens] or SERVERS
+    servers = [s for s in SERVERS + BASE_SERVERS if s in tokens] or SERVERS
     wanted = [t for t in tokens if t in SCENARIO_NAMES] or SCENARIO_NAMES
     for tool in ("taskset", WRK):
         if not shutil.which(tool):

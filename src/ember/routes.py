@@ -188,9 +188,13 @@ class Route:
             else:
                 result = await fn(**await plan.arguments(request, context))
         else:
-            kwargs = {} if kind == "none" else await plan.arguments(request, context)
             # PERF: a dedicated pool with batched wake-ups (ember._threadpool), not run_in_executor
-            result = await run_sync(fn, **kwargs)
+            if kind == "none":
+                result = await run_sync(fn)
+            elif kind == "path":  # NOTE: run_sync copies the dict; the handler cannot touch it
+                result = await run_sync(fn, **request.path_params)
+            else:
+                result = await run_sync(fn, **await plan.arguments(request, context))
         if type(result) is Response:
             return result
         if self.status_code is None and self._shape is None:

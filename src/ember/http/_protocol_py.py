@@ -85,6 +85,26 @@ else:
         return loop.create_task(coro)
 
 
+_pool: Any = None
+
+
+def _sync_fast(route: Any, fast: int, req: Any) -> Any:
+    """The awaitable of a plain ``def`` handler on the fast path (``fast`` 4, 5, 6): the
+    same calls as ``Route._invoke`` (keyword arguments, in the default thread pool)."""
+    global _pool
+    pool = _pool
+    if pool is None:
+        # NOTE: imported on first use: ``import ember`` stays light (no pool before a call)
+        from ember._threadpool import default_pool
+
+        pool = _pool = default_pool()
+    if fast == 4:
+        return pool.submit(route.endpoint)
+    if fast == 5:
+        return pool.submit_kwargs(route.endpoint, {route.plan.params[0].name: req})
+    return pool.submit_kwargs(route.endpoint, req.path_params)
+
+
 def date_header() -> bytes:
     """``date: <IMF-fixdate>\\r\\n`` for now."""
     return b"date: " + formatdate(time.time(), usegmt=True).encode("ascii") + b"\r\n"
@@ -627,8 +647,10 @@ class HttpProtocol:
                         result = await route.endpoint()
                     elif fast == 2:
                         result = await route.endpoint(req)
-                    else:
+                    elif fast == 3:
                         result = await route.endpoint(**req.path_params)
+                    else:  # a plain ``def`` handler: in the thread pool, as Route._invoke does
+                        result = await _sync_fast(route, fast, req)
                     if req._leaving is None:
                         if cycle.body_state != BODY_COMPLETE:
                             cycle.keep_alive = False
@@ -677,9 +699,10 @@ class HttpProtocol:
 
     def _fast_kind(self, route: Any) -> int:
         """How the fast path calls ``route``'s handler: 1 ``fn()``, 2 ``fn(request)``,
-        3 ``fn(**path_params)``; 0 when it must go through the app (middleware, cache,
-        AI/WebSocket wrappers, ``status_code=``/``response_model=``, a ``def`` handler,
-        injected parameters).  NOTE: not with the access log, which needs the body size."""
+        3 ``fn(**path_params)``; 4, 5, 6 the same for a ``def`` handler (in the thread
+        pool); 0 when it must go through the app (middleware, cache, AI/WebSocket
+        wrappers, ``status_code=``/``response_model=``, injected parameters).  NOTE: not
+        with the access log, which needs the body size."""
         from ember.app import Ember
         from ember.routes import Route
 
@@ -691,8 +714,10 @@ class HttpProtocol:
         if getattr(self._dispatch, "__func__", None) is Ember._handle \
                 and getattr(call, "__func__", None) is Route._invoke \
                 and getattr(call, "__self__", None) is route \
-                and route.status_code is None and route._shape is None and plan.is_async:
+                and route.status_code is None and route._shape is None:
             kind = {"none": 1, "request": 2, "path": 3}.get(plan.kind, 0)
+            if kind and not plan.is_async:
+                kind += 3  # 4, 5, 6: the same through the thread pool (_sync_fast)
         self._state.fast_routes[route] = kind
         return kind
 
