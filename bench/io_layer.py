@@ -1,0 +1,234 @@
+"""Issue 9 — the I/O layer: bare fixed-answer floors on every candidate, and Ember on each loop.
+
+    python bench/io_layer.py                          # all rows, 4 s cells, 3 rounds
+    python bench/io_layer.py --only floor --duration 5
+    python bench/io_layer.py --only ember --paths /hello,/json,/users/42,pipelined
+
+Rows (all in ONE run, interleaved round-robin with a rotating start, like bench/floor.py):
+
+- ``floor <loop> plain|task``: ``apps/uvloop_floor.py`` on uvloop, rloop and the default
+  asyncio loop (the same Protocol and answers; ``task``: one asyncio Task per request).
+- ``epoll <mode>`` / ``io_uring <mode>``: ``apps/epoll_floor.pyx`` and ``apps/uring_floor.pyx``,
+  built here with cython + cc into a temp dir (bench-only code): C accepts, reads, counts
+  heads and writes; ``plain`` never enters Python, ``call`` calls a trivial Python function
+  per request, ``coro`` drives a trivial coroutine per request with ``PyIter_Send``.
+  io_uring rows are skipped (with the reason: errno of ``io_uring_queue_init`` or a build
+  failure without liburing-dev) when this kernel/container refuses it.
+- ``ember <loop>``: ``apps/ember_app.py minimal`` with ``EMBER_LOOP=<loop>``.
+
+Server on CPU 0, ``wrk -t1 -c100`` on CPU 1; prints median req/s and the server's CPU µs
+per request (utime+stime from /proc), and each row's ratios to the uvloop floor.  For
+Ember rows ``--paths`` adds JSON, path-parameter and pipelined (×16 per write) cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+APPS = HERE / "apps"
+SRC = HERE.parent / "src"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_ticks(pid: int) -> int:
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+
+def build(name: str, outdir: Path, libs: list[str]) -> str | None:
+    """cython + cc ``apps/<name>.pyx`` into ``outdir``; the error text on failure."""
+    c = outdir / f"{name}.c"
+    so = outdir / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
+    r = subprocess.run([sys.executable, "-m", "cython", "-3", str(APPS / f"{name}.pyx"),
+                        "-o", str(c)], capture_output=True, text=True)
+    if r.returncode:
+        return r.stderr.strip()[-400:]
+    r = subprocess.run(["cc", "-O2", "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}",
+                        str(c), "-o", str(so), *[f"-l{lib}" for lib in libs]],
+                       capture_output=True, text=True)
+    return r.stderr.strip()[-400:] if r.returncode else None
+
+
+def serve_c(builddir: str, module: str, port: int, mode: str) -> None:
+    """Child: bind, then hand the listening fd to the compiled floor's ``serve``."""
+    sys.path.insert(0, builddir)
+    mod = __import__(module)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(4096)
+    sock.setblocking(False)
+
+    def call(answer: bytes) -> bytes:
+        return answer
+
+    async def coro(answer: bytes) -> bytes:
+        return answer
+
+    mod.serve(sock.fileno(), mode, coro if mode == "coro" else call)
+
+
+def probe_uring(builddir: str) -> str | None:
+    """Why io_uring cannot be used here, or None when a ring can be created."""
+    code = ("import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); "
+            "p = (ctypes.c_char * 120)(); fd = libc.syscall(425, 8, p); "
+            "print('ok' if fd >= 0 else 'io_uring_setup: ' + os.strerror(ctypes.get_errno()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    return None if out.strip() == "ok" else out.strip() or "probe failed"
+
+
+def has(module: str) -> bool:
+    return subprocess.run([sys.executable, "-c", f"import {module}"],
+                          capture_output=True).returncode == 0
+
+
+def rows_for(only: str, builddir: Path) -> tuple[list[tuple[str, list[str], dict]], list[str]]:
+    rows: list[tuple[str, list[str], dict]] = []
+    notes: list[str] = []
+    py = sys.executable
+    env_src = {"PYTHONPATH": str(SRC)}
+    if only in ("all", "floor"):
+        for loop in ("uvloop", "rloop", "asyncio"):
+            if not has(loop if loop != "asyncio" else "asyncio"):
+                notes.append(f"{loop}: not installed (pip install {loop})")
+                continue
+            for mode in ("plain", "task"):
+                rows.append((f"floor {loop} {mode}",
+                             [py, str(APPS / "uvloop_floor.py"), "{port}", mode, loop], {}))
+        err = build("epoll_floor", builddir, [])
+        if err:
+            notes.append(f"epoll floor: build failed: {err}")
+        else:
+            for mode in ("plain", "call", "coro"):
+                rows.append((f"epoll {mode}", [py, __file__, "--serve", str(builddir),
+                                               "epoll_floor", "{port}", mode], {}))
+        why = probe_uring(str(builddir)) or build("uring_floor", builddir, ["uring"])
+        if why:
+            notes.append(f"io_uring: not measured: {why}")
+        else:
+            for mode in ("plain", "call", "coro"):
+                rows.append((f"io_uring {mode}", [py, __file__, "--serve", str(builddir),
+                                                  "uring_floor", "{port}", mode], {}))
+    if only in ("all", "ember"):
+        for loop in ("uvloop", "rloop", "asyncio"):
+            rows.append((f"ember {loop}", [py, str(APPS / "ember_app.py"), "{port}", "minimal"],
+                         {**env_src, "EMBER_LOOP": loop}))
+    return rows, notes
+
+
+def wrk(port: int, path: str, connections: int, duration: int) -> str:
+    script = []
+    if path == "pipelined":
+        path, script = "/hello", ["-s", str(HERE / "pipeline.lua")]
+    return subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}",
+                           f"-d{duration}s", *script, f"http://127.0.0.1:{port}{path}"],
+                          capture_output=True, text=True).stdout
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=("all", "floor", "ember"), default="all")
+    ap.add_argument("--paths", default="/hello", help="comma-separated; 'pipelined' = ×16 "
+                    "/hello (Ember rows; floors always answer /hello)")
+    ap.add_argument("--duration", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--serve", nargs=4, metavar=("BUILDDIR", "MODULE", "PORT", "MODE"),
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve_c(args.serve[0], args.serve[1], int(args.serve[2]), args.serve[3])
+        return 0
+    builddir = Path(tempfile.mkdtemp(prefix="ember-io-layer-"))
+    rows, notes = rows_for(args.only, builddir)
+    servers = {}
+    for label, argv, env in rows:
+        port = free_port()
+        cmd = [a.replace("{port}", str(port)) for a in argv]
+        proc = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                env={**os.environ, **env})
+        servers[label] = (proc, port)
+    paths = args.paths.split(",")
+    cells = [(label, path) for label in servers
+             for path in (paths if label.startswith("ember") else ["/hello"])]
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {c: [] for c in cells}
+    try:
+        for label, (proc, port) in list(servers.items()):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        notes.append(f"{label}: exited with {proc.returncode}: "
+                                     f"{proc.stderr.read().decode()[-300:]}")
+                        break
+                    time.sleep(0.1)
+            if proc.poll() is None:
+                wrk(port, "/hello", args.connections, 1)
+        cells = [c for c in cells if servers[c[0]][0].poll() is None]
+        for r in range(args.rounds):
+            for label, path in cells[r % len(cells):] + cells[:r % len(cells)]:
+                proc, port = servers[label]
+                c0 = cpu_ticks(proc.pid)
+                out = wrk(port, path, args.connections, args.duration)
+                c1 = cpu_ticks(proc.pid)
+                m = re.search(r"(\d+) requests in", out)
+                if not m:
+                    notes.append(f"{label} {path}: wrk failed: {out[-200:]}")
+                    continue
+                n = int(m.group(1))
+                rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
+                if "Non-2xx" in out or "Socket errors" in out:
+                    notes.append(f"{label} {path}: {out.strip().splitlines()[-3]}")
+                results[(label, path)].append((rps, (c1 - c0) / CLK_TCK / max(n, 1) * 1e6))
+    finally:
+        for proc, _ in servers.values():
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
+    base = results.get(("floor uvloop plain", "/hello"))
+    base_rps = statistics.median(v[0] for v in base) if base else None
+    base_cpu = statistics.median(v[1] for v in base) if base else None
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}, "
+          f"{args.rounds} rounds × {args.duration} s, c{args.connections}")
+    print(f"| row | path | req/s (median) | CPU µs/req (median) | req/s ÷ uvloop floor "
+          f"| CPU ÷ uvloop floor |")
+    print("|---|---|---:|---:|---:|---:|")
+    for (label, path), vals in results.items():
+        if not vals:
+            continue
+        rps = statistics.median(v[0] for v in vals)
+        cpu = statistics.median(v[1] for v in vals)
+        rr = f"{rps / base_rps:.2f}" if base_rps else "–"
+        rc = f"{cpu / base_cpu:.2f}" if base_cpu else "–"
+        print(f"| {label} | {path} | {rps:,.0f} | {cpu:.2f} | {rr} | {rc} |")
+    for note in notes:
+        print(f"- {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
