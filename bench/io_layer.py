@@ -17,7 +17,8 @@ Rows (all in ONE run, interleaved round-robin with a rotating start, like bench/
 - ``ember <loop>``: ``apps/ember_app.py minimal`` with ``EMBER_LOOP=<loop>``.
 
 Server on CPU 0, ``wrk -t1 -c100`` on CPU 1; prints median req/s and the server's CPU µs
-per request (utime+stime from /proc), and each row's ratios to the uvloop floor.  For
+per request (utime+stime from /proc, and each apart: user = Python/loop/C code, sys = the
+kernel's socket work), and each row's ratios to the uvloop floor.  For
 Ember rows ``--paths`` adds JSON, path-parameter and pipelined (×16 per write) cells.
 """
 
@@ -48,9 +49,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_ticks(pid: int) -> int:
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """(utime, stime) of ``pid`` in clock ticks."""
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
+    return int(f[11]), int(f[12])
 
 
 def build(name: str, outdir: Path, libs: list[str]) -> str | None:
@@ -170,7 +172,7 @@ def main() -> int:
     paths = args.paths.split(",")
     cells = [(label, path) for label in servers
              for path in (paths if label.startswith("ember") else ["/hello"])]
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {c: [] for c in cells}
+    results: dict[tuple[str, str], list[tuple[float, float, float]]] = {c: [] for c in cells}
     try:
         for label, (proc, port) in list(servers.items()):
             deadline = time.monotonic() + 30
@@ -201,7 +203,9 @@ def main() -> int:
                 rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
                 if "Non-2xx" in out or "Socket errors" in out:
                     notes.append(f"{label} {path}: {out.strip().splitlines()[-3]}")
-                results[(label, path)].append((rps, (c1 - c0) / CLK_TCK / max(n, 1) * 1e6))
+                per = 1e6 / CLK_TCK / max(n, 1)
+                results[(label, path)].append((rps, (c1[0] - c0[0]) * per,
+                                               (c1[1] - c0[1]) * per))
     finally:
         for proc, _ in servers.values():
             try:
@@ -211,20 +215,23 @@ def main() -> int:
             proc.wait(10)
     base = results.get(("floor uvloop plain", "/hello"))
     base_rps = statistics.median(v[0] for v in base) if base else None
-    base_cpu = statistics.median(v[1] for v in base) if base else None
+    base_cpu = statistics.median(v[1] + v[2] for v in base) if base else None
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load {os.getloadavg()[0]:.2f}, "
           f"{args.rounds} rounds × {args.duration} s, c{args.connections}")
-    print(f"| row | path | req/s (median) | CPU µs/req (median) | req/s ÷ uvloop floor "
-          f"| CPU ÷ uvloop floor |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("| row | path | req/s | CPU µs/req | user µs | sys µs | req/s ÷ uvloop floor "
+          "| CPU ÷ uvloop floor |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for (label, path), vals in results.items():
         if not vals:
             continue
         rps = statistics.median(v[0] for v in vals)
-        cpu = statistics.median(v[1] for v in vals)
+        cpu = statistics.median(v[1] + v[2] for v in vals)
+        user = statistics.median(v[1] for v in vals)
+        sys_ = statistics.median(v[2] for v in vals)
         rr = f"{rps / base_rps:.2f}" if base_rps else "–"
         rc = f"{cpu / base_cpu:.2f}" if base_cpu else "–"
-        print(f"| {label} | {path} | {rps:,.0f} | {cpu:.2f} | {rr} | {rc} |")
+        print(f"| {label} | {path} | {rps:,.0f} | {cpu:.2f} | {user:.2f} | {sys_:.2f} | {rr} "
+              f"| {rc} |")
     for note in notes:
         print(f"- {note}")
     return 0
