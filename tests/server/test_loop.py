@@ -135,7 +135,7 @@ def test_env_var_picks_the_loop_for_auto_only(monkeypatch):
 def test_rloop_refuses_tls_with_a_reason(tls_files, monkeypatch):
     monkeypatch.delenv("EMBER_LOOP", raising=False)
     cert, key = tls_files
-    with pytest.raises(ConfigError, match="rloop.*cannot serve TLS"):
+    with pytest.raises(ConfigError, match=r"rloop.*cannot serve TLS"):
         ServerConfig(loop="rloop", ssl_certfile=cert, ssl_keyfile=key)
     assert resolve_loop("auto", tls=True) in ("uvloop", "asyncio")
 
