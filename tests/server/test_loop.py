@@ -177,8 +177,32 @@ def test_graceful_stop_finishes_in_flight_and_refuses_new(name, workers, tmp_pat
         assert getattr(result.get("r"), "text", result.get("r")) == "released"
         assert app.wait_exit() == 0
         assert f"(loop: {name})" in app.output()
+        assert ("loop='rloop' is experimental" in app.output()) == (name == "rloop")
     finally:
         app.stop()
+
+
+@pytest.mark.parametrize("name", [
+    *CONCRETE[:1], *CONCRETE[2:],
+    pytest.param("rloop", marks=[*CONCRETE[1].marks, pytest.mark.xfail(
+        strict=True, reason="rloop 0.5: transport.close() never shuts the socket down")]),
+])
+def test_a_connection_the_server_closes_reaches_eof(name, server_factory, monkeypatch):
+    """``Connection: close`` ends with EOF, and the worker keeps no descriptor for it.
+
+    This is why rloop is experimental: strict xfail, so it shows when rloop fixes it.
+    """
+    monkeypatch.delenv("EMBER_LOOP", raising=False)
+    server = server_factory(_app(), loop=name)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+        except TimeoutError:
+            pytest.fail(f"no EOF after the response: {data[-60:]!r}")
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"hello")
 
 
 def test_cli_loop_flag(tmp_path):

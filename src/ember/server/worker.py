@@ -201,6 +201,10 @@ async def serve_forever(app: Any, config: ServerConfig, sock: socket.socket, *,
         host, port = await worker.start(sock)
         logger.info("Ember worker listening on %s://%s:%d (loop: %s)", config.scheme,
                     f"[{host}]" if ":" in host else host, port, config.loop)
+        if config.loop == "rloop":
+            logger.warning("loop='rloop' is experimental: with rloop 0.5 connections the "
+                           "server closes are never shut down (clients wait, descriptors "
+                           "leak); use uvloop in production (docs/engine.md)")
         if config.io_uring_num_bufs is not None or config.io_uring_buf_size is not None:
             # NOTE: honest no-op: no io_uring layer ships (BENCHMARKS.md "Issue 9 — the I/O
             # layer"); say so at the default level instead of pretending to size a pool.
