@@ -36,6 +36,7 @@ cdef extern from "Python.h":
         PYGEN_NEXT
     PySendResult PyIter_Send(PyObject *iter, PyObject *arg, PyObject **presult)
     void Py_DECREF(PyObject *o)
+    int PyErr_CheckSignals() except -1
 
 cdef extern from "<sys/epoll.h>":
     cdef union epoll_data_t:
@@ -172,6 +173,9 @@ def serve(int lfd, str mode, handler=None):
     while True:
         with nogil:
             nev = epoll_wait(ep, events, MAXEV, -1)
+        if nev < 0:
+            PyErr_CheckSignals()  # EINTR: let SIGINT stop the server (callgrind runs)
+            continue
         for i in range(nev):
             fd = events[i].data.fd
             if fd == lfd:

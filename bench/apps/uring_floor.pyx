@@ -28,6 +28,7 @@ cdef extern from "Python.h":
         PYGEN_NEXT
     PySendResult PyIter_Send(PyObject *iter, PyObject *arg, PyObject **presult)
     void Py_DECREF(PyObject *o)
+    int PyErr_CheckSignals() except -1
 
 cdef extern from "<string.h>":
     void *memmem(const void *h, size_t hn, const void *n, size_t nn)
@@ -227,6 +228,8 @@ def serve(int lfd, str mode, handler=None, int num_bufs=1024, int buf_size=4096)
     while True:
         with nogil:
             rc = io_uring_submit_and_wait(&ring, 1)
+        if rc < 0:
+            PyErr_CheckSignals()  # -EINTR: let SIGINT stop the server (callgrind runs)
         got = io_uring_peek_batch_cqe(&ring, cqes, BATCH)
         for i in range(got):
             cqe = cqes[i]
