@@ -92,6 +92,8 @@ def serve_c(builddir: str, module: str, port: int, mode: str) -> None:
     async def coro(answer: bytes) -> bytes:
         return answer
 
+    # SIGTERM ends the run through Python (callgrind writes its counts at a clean exit)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     mod.serve(sock.fileno(), mode, coro if mode == "coro" else call)
 
 
@@ -168,7 +170,9 @@ def callgrind_ir(label: str, argv: list[str], env: dict, requests: int, workdir:
             subprocess.run(["taskset", "-c", "1", sys.executable, str(HERE / "callgrind.py"),
                             "--client", str(port), "--path", "/hello", "--requests",
                             str(requests), "--connections", "10"], check=True)
-        proc.send_signal(signal.SIGINT)
+        # NOTE: SIGTERM, not SIGINT: a runner started in the background (nohup ... &)
+        # passes SIGINT on as ignored, and uvloop then never sees it.
+        proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:

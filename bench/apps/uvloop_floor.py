@@ -15,6 +15,7 @@ other I/O layers with the same code and answers (bench/io_layer.py).
 """
 
 import asyncio
+import signal
 import sys
 
 _HEAD = (b"HTTP/1.1 200 OK\r\nserver: floor\r\ndate: Mon, 30 Nov 2026 00:00:00 GMT\r\n"
@@ -82,8 +83,12 @@ async def main(port, mode):
     proto = Floor if mode == "plain" else FloorTask
     await loop.create_server(proto, "127.0.0.1", port, backlog=4096)
     # NOTE: not srv.serve_forever(): rloop 0.5.0 starts serving a second time there,
-    # gets EEXIST from epoll_ctl and closes the listening socket.
-    await loop.create_future()
+    # gets EEXIST from epoll_ctl and closes the listening socket.  SIGINT/SIGTERM end
+    # the run cleanly (callgrind writes its counts at exit: bench/io_layer.py).
+    stop = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    await stop
 
 
 def new_loop(name):
