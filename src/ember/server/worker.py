@@ -174,10 +174,14 @@ def _stop_listening(fd: int) -> None:
     """
     if fd < 0:
         return
-    listener = socket.socket(fileno=fd)
+    try:
+        listener = socket.socket(fileno=fd)
+    except OSError as exc:  # not a socket any more: nothing to stop
+        logger.debug("stopping the listener: %s", exc)
+        return
     try:
         listener.shutdown(socket.SHUT_RD)
-    except OSError as exc:  # not a socket any more (a test closed it): nothing to stop
+    except OSError as exc:
         logger.debug("stopping the listener: %s", exc)
     finally:
         listener.detach()
