@@ -50,7 +50,7 @@ class RunningServer:
             self._ready.set()
 
         self.config.on_listen = on_listen
-        self.loop = new_event_loop()
+        self.loop = new_event_loop(self.config.loop)  # EMBER_LOOP=rloop runs tests on rloop
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_until_complete(serve_forever(app, self.config, self.sock))

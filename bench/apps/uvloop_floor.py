@@ -1,6 +1,6 @@
 """The floor of any HTTP server written as a Python protocol on uvloop.
 
-    python uvloop_floor.py PORT [plain|task|eager]
+    python uvloop_floor.py PORT [plain|task|eager] [uvloop|rloop|asyncio]
 
 No parsing, no routing, no objects: each complete request head (``\\r\\n\\r\\n``) gets a
 fixed answer with the same body as Ember's bench app (``/json``, ``/users/42``, else
@@ -9,13 +9,14 @@ runs a trivial coroutine handler per request in its own asyncio Task and writes 
 its done callback (what a framework that runs every handler in a Task pays at least);
 ``eager`` is ``task`` with ``asyncio.eager_task_factory`` (Python 3.12+).  Not a server
 anyone should use: it shows what uvloop and the kernel cost per request.  Any Python
-with uvloop installed.
+with uvloop installed.  The third argument swaps the event loop (``rloop``: the Rust
+asyncio loop, ``pip install rloop``; ``asyncio``: the default selector loop) to measure
+other I/O layers with the same code and answers (bench/io_layer.py).
 """
 
 import asyncio
+import signal
 import sys
-
-import uvloop
 
 _HEAD = (b"HTTP/1.1 200 OK\r\nserver: floor\r\ndate: Mon, 30 Nov 2026 00:00:00 GMT\r\n"
          b"content-type: %s\r\ncontent-length: %d\r\n\r\n")
@@ -80,9 +81,31 @@ async def main(port, mode):
 
         loop.set_task_factory(eager)
     proto = Floor if mode == "plain" else FloorTask
-    srv = await loop.create_server(proto, "127.0.0.1", port, backlog=4096)
-    await srv.serve_forever()
+    await loop.create_server(proto, "127.0.0.1", port, backlog=4096)
+    # NOTE: not srv.serve_forever(): rloop 0.5.0 starts serving a second time there,
+    # gets EEXIST from epoll_ctl and closes the listening socket.  SIGINT/SIGTERM end
+    # the run cleanly (callgrind writes its counts at exit: bench/io_layer.py).
+    stop = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    await stop
+
+
+def new_loop(name):
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    if name == "rloop":
+        import rloop
+
+        return rloop.new_event_loop()
+    if name == "asyncio":
+        return asyncio.new_event_loop()
+    raise SystemExit(f"unknown loop {name!r}: uvloop, rloop or asyncio")
 
 
 if __name__ == "__main__":
-    uvloop.run(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "plain"))
+    loop = new_loop(sys.argv[3] if len(sys.argv) > 3 else "uvloop")
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "plain"))

@@ -489,9 +489,16 @@ class Ember(RouteDecorators):
         access_log: bool = False,
         log_level: str = "info",
         reload: bool = False,
+        loop: str = "auto",
+        io_uring_num_bufs: int | None = None,
+        io_uring_buf_size: int | None = None,
         **limits: Any,
     ) -> None:
         """Serve until SIGINT/SIGTERM (SPEC §2).  Extra keywords override ServerLimits.
+
+        ``loop``: ``"auto"`` | ``"uvloop"`` | ``"rloop"`` | ``"asyncio"`` (docs/engine.md).
+        ``io_uring_num_bufs`` / ``io_uring_buf_size`` (positive ints, else ConfigError):
+        accepted for the seed's API, ignored with a log line (no io_uring layer ships).
 
         Inside ``ember.server.run.no_serve()`` (the ``ember`` CLI importing the app) or
         with ``EMBER_NO_SERVE=1`` in the environment (the doc tests) it logs one line and
@@ -502,7 +509,9 @@ class Ember(RouteDecorators):
 
         config = ServerConfig(host=host, port=port, workers=workers, ssl_certfile=ssl_certfile,
                               ssl_keyfile=ssl_keyfile, http2=http2, access_log=access_log,
-                              log_level=log_level, reload=reload,
+                              log_level=log_level, reload=reload, loop=loop,
+                              io_uring_num_bufs=io_uring_num_bufs,
+                              io_uring_buf_size=io_uring_buf_size,
                               limits=self.server_limits.replace(**limits)
                               if limits else self.server_limits)
         serve(self, config)

@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                      choices=["critical", "error", "warning", "info", "debug", "trace"])
     run.add_argument("--ssl-certfile")
     run.add_argument("--ssl-keyfile")
+    run.add_argument("--loop", default="auto",
+                     help="event loop: auto (default; EMBER_LOOP or uvloop), uvloop, rloop, "
+                          "asyncio")
     routes = sub.add_parser("routes", help="list an app's routes")
     routes.add_argument("app", help="module:attribute, e.g. main:app")
     new = sub.add_parser("new", help="create a project skeleton that passes its own test")
@@ -124,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = load_app(args.app)
         app.run(host=args.host, port=args.port, workers=args.workers,
                 access_log=args.access_log, log_level=args.log_level,
-                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, loop=args.loop)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     return 0

@@ -31,6 +31,13 @@ class ServerConfig:
     reload: bool = False
     #: called with the bound (host, port) once listening (tests, port 0)
     on_listen: object = None
+    #: the event loop: "auto" | "uvloop" | "rloop" | "asyncio" (ember.server.loops);
+    #: resolved here to the concrete loop, so a typo or a missing package fails early
+    loop: str = "auto"
+    #: the seed's io_uring buffer pool (count, bytes each): validated and kept, but no
+    #: I/O layer of this build reads them (see docs/engine.md "Event loop"); None = unset
+    io_uring_num_bufs: int | None = None
+    io_uring_buf_size: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -57,6 +64,14 @@ class ServerConfig:
             raise ConfigError(f"reload must be True or False, got {self.reload!r}")
         if not isinstance(self.limits, ServerLimits):
             raise ConfigError(f"limits must be a ServerLimits, got {self.limits!r}")
+        for name in ("io_uring_num_bufs", "io_uring_buf_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value <= 0):
+                raise ConfigError(f"{name} must be a positive integer (or None), got {value!r}")
+        from ember.server.loops import resolve_loop
+
+        self.loop = resolve_loop(self.loop, tls=self.ssl_certfile is not None)
         if self.http2:
             try:
                 import h2  # noqa: F401

@@ -18,18 +18,15 @@ from typing import Any
 
 from ember.http.protocol import HttpProtocol, ServerState
 from ember.server.config import ServerConfig
+from ember.server.loops import new_event_loop as _new_loop
 from ember.server.sockets import ssl_context
 
 logger = logging.getLogger("ember.server")
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when installed, else the default asyncio loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+def new_event_loop(name: str = "auto") -> asyncio.AbstractEventLoop:
+    """A new loop of the kind ``name`` names (``ServerConfig.loop``; see ember.server.loops)."""
+    return _new_loop(name)
 
 
 def run_worker(app: Any, config: ServerConfig, sock: socket.socket, *,
@@ -41,7 +38,7 @@ def run_worker(app: Any, config: ServerConfig, sock: socket.socket, *,
     ``on_ready`` is called once listening; with ``parent_pid`` the worker stops
     gracefully when that process is gone (a supervisor that was SIGKILLed).
     """
-    loop = new_event_loop()
+    loop = new_event_loop(config.loop)
     asyncio.set_event_loop(loop)
     main = loop.create_task(serve_forever(app, config, sock, stop_signals=stop_signals,
                                           on_ready=on_ready, parent_pid=parent_pid))
@@ -79,6 +76,7 @@ class Worker:
         self.stopping = asyncio.Event()
         self.forced = False  # a second stop request: abort what is in flight
         self._ticker: asyncio.TimerHandle | None = None
+        self._listen_fd = -1
 
     async def start(self, sock: socket.socket) -> tuple[str, int]:
         """Run the app's startup, then accept connections on ``sock``."""
@@ -98,11 +96,14 @@ class Worker:
                 proto._http2 = True
             return proto
 
+        # NOTE: read the address first: rloop's create_server(sock=) detaches ``sock``
+        # (its fd becomes -1; the server owns and closes the listening socket, as asyncio's).
+        host, port = sock.getsockname()[:2]
+        self._listen_fd = sock.fileno()
         self.server = await loop.create_server(
             factory, sock=sock, ssl=ssl_context(self.config), backlog=self.config.backlog
         )
         self._tick()
-        host, port = sock.getsockname()[:2]
         return host, port
 
     def _tick(self) -> None:
@@ -129,8 +130,12 @@ class Worker:
         """Stop accepting, drain in-flight requests (bounded), close, run app shutdown."""
         state = self.state
         state.shutting_down = True
+        rloop = self.config.loop == "rloop"
         if self.server is not None:
-            self.server.close()
+            if rloop:
+                _stop_listening(self._listen_fd)
+            else:
+                self.server.close()
         for conn in list(state.connections):
             conn.shutdown()
         timeout = self.config.limits.graceful_timeout
@@ -150,10 +155,36 @@ class Worker:
         if self._ticker is not None:
             self._ticker.cancel()
         if self.server is not None:
+            if rloop:
+                self.server.close()
             await self.server.wait_closed()
         if state.tasks:
             await asyncio.gather(*state.tasks, return_exceptions=True)
         await self.app.shutdown()
+
+
+def _stop_listening(fd: int) -> None:
+    """Stop accepting on listening socket ``fd`` and refuse what waits in its backlog.
+
+    NOTE: rloop's ``Server.close()`` aborts every accepted connection too (rloop's
+    ``TCPServer::close`` calls ``streams_abort``), which would cut in-flight requests
+    short; ``shutdown(SHUT_RD)`` on a listener makes Linux stop listening (new and queued
+    connections are refused) while the loop keeps the fd, so the drain can proceed and
+    ``close()`` runs after it.  Not used on uvloop: its accept watcher spins on it.
+    """
+    if fd < 0:
+        return
+    try:
+        listener = socket.socket(fileno=fd)
+    except OSError as exc:  # not a socket any more: nothing to stop
+        logger.debug("stopping the listener: %s", exc)
+        return
+    try:
+        listener.shutdown(socket.SHUT_RD)
+    except OSError as exc:
+        logger.debug("stopping the listener: %s", exc)
+    finally:
+        listener.detach()
 
 
 async def serve_forever(app: Any, config: ServerConfig, sock: socket.socket, *,
@@ -172,8 +203,17 @@ async def serve_forever(app: Any, config: ServerConfig, sock: socket.socket, *,
             pass  # not the main thread (tests) or no signals on this platform
     try:
         host, port = await worker.start(sock)
-        logger.info("Ember worker listening on %s://%s:%d", config.scheme,
-                    f"[{host}]" if ":" in host else host, port)
+        logger.info("Ember worker listening on %s://%s:%d (loop: %s)", config.scheme,
+                    f"[{host}]" if ":" in host else host, port, config.loop)
+        if config.loop == "rloop":
+            logger.warning("loop='rloop' is experimental: with rloop 0.5 connections the "
+                           "server closes are never shut down (clients wait, descriptors "
+                           "leak); use uvloop in production (docs/engine.md)")
+        if config.io_uring_num_bufs is not None or config.io_uring_buf_size is not None:
+            # NOTE: honest no-op: no io_uring layer ships (BENCHMARKS.md "Issue 9 — the I/O
+            # layer"); say so at the default level instead of pretending to size a pool.
+            logger.info("io_uring_num_bufs/io_uring_buf_size are ignored: this worker runs on "
+                        "%s (epoll), not io_uring", config.loop)
         if callable(config.on_listen):
             config.on_listen(worker, host, port)
         if on_ready is not None:
