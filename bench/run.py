@@ -65,7 +65,9 @@ SERVERS = ["ember", "ember-pure", "ember-sync", "floor", "granian", "socketify",
 PEERS = {"granian", "socketify", "raw-asgi", "starlette", "fastapi"}
 # NOTE: only with --only: "before" rows of another source tree (EMBER_BENCH_BASE=<its src>),
 # e.g. main's, so a branch and its base are measured interleaved in one run.
-BASE_SERVERS = ["ember-base", "ember-sync-base"]
+# and Ember (compiled, this tree) under another interpreter: EMBER_BENCH_PY312 / _PY313=<python>
+# with orjson, msgspec and uvloop and this tree's extensions built for it (build_ext --inplace).
+BASE_SERVERS = ["ember-base", "ember-sync-base", "ember-py312", "ember-py313"]
 UVICORN = ["-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
            "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level",
            "warning", "--backlog", "4096"]
@@ -99,6 +101,13 @@ def server_command(server: str, variant: str, port: int, workdir: Path) -> tuple
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(APPS), os.environ.get("PYTHONPATH"))
                                          if p)}
     p = str(port)
+    if server in ("ember-py312", "ember-py313"):
+        var = "EMBER_BENCH_PY" + server[-3:]
+        python = os.environ.get(var)
+        if not python:
+            raise SystemExit(f"{server} needs {var}=<a python{server[-3]}.{server[-2:]} with "
+                             "orjson, msgspec and uvloop>")
+        return [python, str(APPS / "ember_app.py"), p, variant], env
     if server in BASE_SERVERS:
         base = os.environ.get("EMBER_BENCH_BASE")
         if not base:
