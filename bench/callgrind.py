@@ -49,10 +49,16 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 300) -> None:
         if proc.poll() is not None:
             raise SystemExit(f"server exited with {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
+            # NOTE: an answered request, not only an accepted connection: the socket
+            # listens before the worker installs its SIGINT handler, and a SIGINT in
+            # between was lost (the run then hung until killed).
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(65536).startswith(b"HTTP/1.1 "):
+                    return
         except OSError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     raise SystemExit("server did not start under valgrind")
 
 

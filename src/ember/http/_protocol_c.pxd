@@ -19,13 +19,14 @@ cdef class ServerState:
 
 @cython.final
 cdef class HttpProtocol:
-    cdef public object _app, _resolve, _dispatch, _upgrade
+    cdef public object _app, _resolve, _dispatch, _upgrade, _router
     cdef public ServerState _state
     cdef public object _limits, _scheme, _max_body, _body_timeout, _loop
     cdef public object _transport, _flow, _parser, _peer
     cdef public bint _closed, _admitted, _running, _http2
     cdef public list _out
-    cdef public Py_ssize_t _out_size
+    cdef public Py_ssize_t _out_size, _starts, _entered
+    cdef public bint _pipelining, _flush_scheduled
     cdef public bytes _held
     cdef public object _websocket, _h2, _timer
     cdef public double _timer_when, _idle_since, _last_read
@@ -42,6 +43,7 @@ cdef class HttpProtocol:
     cpdef _arm_timer(self, double when)
     cpdef _respond(self, Cycle cycle, response)
     cpdef _fast_kind(self, route)
+    cpdef _hold_pipeline(self)
 
     @cython.locals(cycle=Cycle)
     cpdef _run_queue(self)

@@ -58,6 +58,7 @@ from ember.http.writer import (
     encode_response,
     encode_result,
 )
+from ember import requests as _requests
 from ember.requests import Request
 from ember.responses import Response, to_response
 from ember.status import body_allowed
@@ -65,6 +66,8 @@ from ember.status import body_allowed
 # NOTE: not imported as ``Cycle``: the compiled twin cimports that name as a C type
 # (_protocol_c.pxd) so its cycles are read as struct fields.
 _new_cycle = _cycles.Cycle
+_new_request = _requests.new_request
+_EMBER_RESOLVE: Any = None
 
 logger = logging.getLogger("ember.server")
 access_logger = logging.getLogger("ember.access")
@@ -83,6 +86,16 @@ if sys.version_info >= (3, 12):
 else:
     def _new_task(loop: Any, coro: Any) -> asyncio.Task[Any]:
         return loop.create_task(coro)
+
+
+def _plain_resolve(resolve: Any) -> bool:
+    """True when ``resolve`` is ``Ember._resolve`` itself (not a subclass override)."""
+    global _EMBER_RESOLVE
+    if _EMBER_RESOLVE is None:
+        from ember.app import Ember
+
+        _EMBER_RESOLVE = Ember._resolve
+    return getattr(resolve, "__func__", None) is _EMBER_RESOLVE
 
 
 def date_header() -> bytes:
@@ -225,6 +238,9 @@ class HttpProtocol:
         # -- configuration: the app's side of the interface is fixed here
         self._app = app
         self._resolve, self._dispatch, self._upgrade = app._connection_interface()
+        # PERF: the app's own resolve (not overridden): requests are built and routed in
+        # one compiled call (new_request) instead of Request() + a Python _resolve frame.
+        self._router = app.router if _plain_resolve(self._resolve) else None
         self._state = state
         self._limits = limits
         self._scheme = scheme
@@ -239,6 +255,14 @@ class HttpProtocol:
         self._closed = False
         self._out: list[bytes] | None = None
         self._out_size = 0
+        # PERF: a pipeline batch: responses of pipelined requests answered after
+        # data_received returned (each in its own Task) are written together; see
+        # _hold_pipeline.  _starts/_entered count Tasks started/entered, so the flush
+        # callback can tell "the next handler has not run yet" from "it is waiting".
+        self._pipelining = False
+        self._flush_scheduled = False
+        self._starts = 0
+        self._entered = 0
         self._admitted = True
         self._held = b""
         self._running = False
@@ -384,8 +408,9 @@ class HttpProtocol:
                 and not self._queue:
             self._head_started = now
             self._arm_timer(now + self._limits.header_timeout)
-        self._out = []  # PERF: batch every response produced by this read into one write
-        self._out_size = 0
+        if self._out is None:  # NOTE: else a pipeline batch is open: it goes out first
+            self._out = []  # PERF: batch every response produced by this read into one write
+            self._out_size = 0
         try:
             parser.feed_data(data)
         except HttpParserError as exc:
@@ -453,11 +478,16 @@ class HttpProtocol:
                 if name == b"transfer-encoding" and value.lower().strip() != b"chunked":
                     raise HttpParserError(501, "unsupported transfer coding")
         cycle = _new_cycle(self)
-        cycle.request = req = Request(method, target, headers, minor, self, self._peer,
-                                      self._scheme, cycle)
+        if self._router is not None:
+            req = _new_request(method, target, headers, minor, self._peer, self._scheme, cycle,
+                               self._app, self._router)
+            route = req.route
+        else:
+            req = Request(method, target, headers, minor, self, self._peer, self._scheme, cycle)
+            route = self._resolve(req)
+        cycle.request = req
         cycle.keep_alive = keep_alive
         cycle.head_only = method == "HEAD"
-        route = self._resolve(req)
         limit = self._max_body
         if route is not None and route.max_body_size is not None:
             limit = route.max_body_size
@@ -529,6 +559,7 @@ class HttpProtocol:
         current = self._current
         if current is not None and current.request is req and not self._closed \
                 and not current.head_sent:
+            self._flush()  # NOTE: after any earlier response still batched
             self._transport.write(_CONTINUE)
 
     def _write(self, data: bytes) -> None:
@@ -537,8 +568,10 @@ class HttpProtocol:
             out.append(data)
             self._out_size += len(data)
             if self._out_size > OUT_BATCH:
+                pipelining = self._pipelining
                 self._flush()  # NOTE: batch for speed, never hold much
                 self._out = []
+                self._pipelining = pipelining
         elif not self._closed:
             self._transport.write(data)
 
@@ -547,6 +580,7 @@ class HttpProtocol:
         if out is not None:
             self._out = None
             self._out_size = 0
+            self._pipelining = False
             if out and not self._closed:
                 self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
@@ -591,6 +625,7 @@ class HttpProtocol:
         route = cycle.request.route
         if route is not None and route.timeout is not None:
             timeout = route.timeout
+        self._starts += 1
         task = _new_task(self._loop, self._run_cycle(cycle))
         if task.done():
             return  # PERF: an eager Task that never suspended already answered
@@ -605,6 +640,7 @@ class HttpProtocol:
 
     async def _run_cycle(self, cycle: _cycles.Cycle) -> None:
         """The handler's Task: run it, then write its response (one Task per request)."""
+        self._entered += 1
         req = cycle.request
         data = None
         response = None
@@ -664,16 +700,53 @@ class HttpProtocol:
         if cycle.state != RUNNING or self._closed:
             return  # answered already (error, timeout) or the client left
         if data is not None:
+            if self._out is None and self._queue:
+                self._hold_pipeline()
             cycle.head_sent = True
             cycle.status = 200
             self._write(data)  # type: ignore[arg-type]
             self._finish(cycle, 200, 0, None)
         elif response.streaming:
+            if self._pipelining:
+                self._flush()  # NOTE: the earlier responses go out before a stream starts
             await self._stream(cycle, response)
         else:
+            if self._out is None and self._queue:
+                self._hold_pipeline()
             self._respond(cycle, response)
-        if self._out is None:
-            self._flush()
+        if self._pipelining:
+            if self._current is None or self._closed:
+                self._flush()  # the pipeline is drained (or stalled on flow control)
+            elif not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._pipeline_flush)
+
+    def _hold_pipeline(self) -> None:
+        """More pipelined requests are queued: batch this response with theirs.
+
+        PERF: without it, each response of a pipelined read is one ``send()``.  The
+        batch is bounded by OUT_BATCH and written when the queue empties, when the
+        connection closes, before a streaming response or a 100 Continue, and as soon
+        as a handler waits (:meth:`_pipeline_flush`), so nothing is held behind a slow
+        handler.
+        """
+        self._out = []
+        self._out_size = 0
+        self._pipelining = True
+
+    def _pipeline_flush(self) -> None:
+        """One loop turn later: write the batch unless the next handler has yet to run."""
+        self._flush_scheduled = False
+        if not self._pipelining or self._closed:
+            return
+        current = self._current
+        if current is not None and self._starts != self._entered \
+                and current.task is not None and not current.task.done():
+            # NOTE: its Task was scheduled after this callback: wait for its first step
+            self._flush_scheduled = True
+            self._loop.call_soon(self._pipeline_flush)
+            return
+        self._flush()
 
     def _fast_kind(self, route: Any) -> int:
         """How the fast path calls ``route``'s handler: 1 ``fn()``, 2 ``fn(request)``,
