@@ -26,10 +26,10 @@ except ImportError:  # pragma: no cover - pure install without Cython
 from ember._json import loads as _json_loads
 from ember.datastructures import Address, Headers, QueryParams, State
 from ember.exceptions import HTTPException
-from ember.http.cycle import Cycle
 
 if TYPE_CHECKING:
     from ember.forms import FormData
+    from ember.http.cycle import Cycle
 
 _EMPTY_QUERY = QueryParams()
 
@@ -77,8 +77,12 @@ class Request:
         scheme: str = "http",
         cycle: Cycle | None = None,
     ) -> None:
-        self._fill(method, target, headers, http_minor, peer, scheme,
-                   cycle if cycle is not None else Cycle(conn))
+        if cycle is None:
+            # NOTE: imported here: the compiled Cycle types its ``request`` as this class
+            from ember.http.cycle import Cycle
+
+            cycle = Cycle(conn)
+        self._fill(method, target, headers, http_minor, peer, scheme, cycle)
 
     def _fill(self, method: str, target: bytes, headers: list, http_minor: int, peer: Any,
               scheme: str, cycle: Any) -> None:
@@ -88,8 +92,8 @@ class Request:
         # PERF: compiled, the scans are memchr calls (bytes.find/in cost ~1-2k
         # instructions each: argument parsing and the generic search)
         if cython.compiled and type(target) is bytes:
-            q = _c_find_byte(target, 63)  # "?"
-            first = _c_first_byte(target)
+            q = _c_find_byte(target, 63)  # noqa: F821 - "?" (the .pxd)
+            first = _c_first_byte(target)  # noqa: F821
         else:
             q = target.find(b"?")
             first = target[0] if target else -1
@@ -108,7 +112,7 @@ class Request:
             # NOTE: the target's authority wins over Host (RFC 9112 §3.2.2)
             self._authority = parts.netloc.rpartition("@")[2] or None
         if cython.compiled and type(raw_path) is bytes:
-            h = _c_find_byte(raw_path, 35)  # "#"
+            h = _c_find_byte(raw_path, 35)  # noqa: F821 - "#"
         else:
             h = raw_path.find(b"#")
         if h >= 0:

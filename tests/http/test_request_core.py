@@ -20,7 +20,6 @@ import pytest
 from ember import Ember, Request
 from ember._compat import is_compiled
 from ember.http.cycle import Cycle
-from ember.requests import new_request
 
 TARGETS = [
     b"/hello",

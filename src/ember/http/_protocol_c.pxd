@@ -5,6 +5,7 @@
 # ember.testing and the tests use some of them).  ``final`` makes cpdef calls direct C calls.
 cimport cython
 from ember.http._cycle_c cimport Cycle
+from ember._request_c cimport Request
 
 
 @cython.final
@@ -41,8 +42,13 @@ cdef class HttpProtocol:
     cpdef _finish(self, Cycle cycle, status, size, response)
     cpdef _log(self, Cycle cycle, status, size, note=*, req=*)
     cpdef _arm_timer(self, double when)
+    @cython.locals(req=Request)
     cpdef _respond(self, Cycle cycle, response)
     cpdef _fast_kind(self, route)
+    @cython.locals(fast=Py_ssize_t)
+    cpdef Py_ssize_t _route_kind(self, Cycle cycle) except -1
+    @cython.locals(req=Request)
+    cpdef _encode_fast(self, Cycle cycle, result)
     cpdef _hold_pipeline(self)
 
     @cython.locals(cycle=Cycle)

@@ -32,6 +32,7 @@ from collections import deque
 from email.utils import formatdate
 from typing import Any
 
+from ember import requests as _requests
 from ember.exceptions import ClientDisconnect
 from ember.http import cycle as _cycles
 from ember.http.cycle import (
@@ -58,8 +59,6 @@ from ember.http.writer import (
     encode_response,
     encode_result,
 )
-from ember import requests as _requests
-from ember.requests import Request
 from ember.responses import Response, to_response
 from ember.status import body_allowed
 
@@ -134,7 +133,7 @@ class BodyWriter:
         self._cycle = cycle
 
     @property
-    def request(self) -> Request:
+    def request(self) -> _requests.Request:
         """The request this body answers (Range, Last-Event-ID, conditional headers)."""
         return self._cycle.request
 
@@ -483,7 +482,8 @@ class HttpProtocol:
                                self._app, self._router)
             route = req.route
         else:
-            req = Request(method, target, headers, minor, self, self._peer, self._scheme, cycle)
+            req = _requests.Request(method, target, headers, minor, self, self._peer,
+                                    self._scheme, cycle)
             route = self._resolve(req)
         cycle.request = req
         cycle.keep_alive = keep_alive
@@ -554,7 +554,7 @@ class HttpProtocol:
                     and flow.resume_reading(READ_BODY):
                 self._last_read = self._loop.time()
 
-    def send_continue(self, req: Request) -> None:
+    def send_continue(self, req: _requests.Request) -> None:
         """``Expect: 100-continue``: the handler started reading, invite the body."""
         current = self._current
         if current is not None and current.request is req and not self._closed \
@@ -647,13 +647,7 @@ class HttpProtocol:
         try:
             route = req.route
             app = self._app
-            state = self._state
-            fast = 0
-            if route is not None and app._stack is None and not app.middleware \
-                    and state.fast_path and not state.access_log:
-                fast = state.fast_routes.get(route, -1)
-                if fast < 0:
-                    fast = self._fast_kind(route)
+            fast = self._route_kind(cycle)
             if fast:
                 # PERF: no middleware, no cache, a plain async handler: call it here and
                 # build a str/bytes/dict/list answer in C (encode_result) without
@@ -665,11 +659,7 @@ class HttpProtocol:
                         result = await route.endpoint(req)
                     else:
                         result = await route.endpoint(**req.path_params)
-                    if req._leaving is None:
-                        if cycle.body_state != BODY_COMPLETE:
-                            cycle.keep_alive = False
-                        data = encode_result(result, cycle.keep_alive, req.http_minor,
-                                             state.date_header, cycle.head_only)
+                    data = self._encode_fast(cycle, result)
                     if data is None:
                         response = result if type(result) is Response else to_response(result)
                 except Exception as exc:
@@ -747,6 +737,31 @@ class HttpProtocol:
             self._loop.call_soon(self._pipeline_flush)
             return
         self._flush()
+
+    def _route_kind(self, cycle: _cycles.Cycle) -> int:
+        """``cycle``'s fast-path kind (see :meth:`_fast_kind`; 0: the general path)."""
+        route = cycle.request.route
+        if route is None:
+            return 0
+        app = self._app
+        state = self._state
+        if app._stack is not None or app.middleware or not state.fast_path \
+                or state.access_log:
+            return 0
+        fast = state.fast_routes.get(route, -1)
+        if fast < 0:
+            fast = self._fast_kind(route)
+        return fast
+
+    def _encode_fast(self, cycle: _cycles.Cycle, result: Any) -> bytes | None:
+        """The whole response to a fast-path ``result`` in one C buffer, or None."""
+        req = cycle.request
+        if req._leaving is not None:
+            return None
+        if cycle.body_state != BODY_COMPLETE:
+            cycle.keep_alive = False
+        return encode_result(result, cycle.keep_alive, req.http_minor,
+                             self._state.date_header, cycle.head_only)
 
     def _fast_kind(self, route: Any) -> int:
         """How the fast path calls ``route``'s handler: 1 ``fn()``, 2 ``fn(request)``,
@@ -836,7 +851,7 @@ class HttpProtocol:
             self._run_next()
 
     def _log(self, cycle: _cycles.Cycle, status: int, size: int, note: str = "",
-             req: Request | None = None) -> None:
+             req: _requests.Request | None = None) -> None:
         state = self._state
         state.total_requests += 1
         if state.access_log:
@@ -1005,7 +1020,7 @@ class HttpProtocol:
             h2proto.data_received(data)
         return h2proto
 
-    def _upgrade_h2c(self, req: Request, settings: bytes) -> None:
+    def _upgrade_h2c(self, req: _requests.Request, settings: bytes) -> None:
         """``Upgrade: h2c``: 101, then HTTP/2 with this request as stream 1."""
         from ember.http.h2 import H2Protocol
 
