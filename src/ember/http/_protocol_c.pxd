@@ -30,7 +30,7 @@ cdef class HttpProtocol:
     cdef public bint _pipelining, _flush_scheduled
     cdef public bytes _held
     cdef public object _websocket, _h2, _timer
-    cdef public double _timer_when, _idle_since, _last_read
+    cdef public double _timer_when, _idle_since, _last_read, _run_deadline
     cdef public object _head_started
     cdef public object _queue, _receiving, _current
     cdef object __weakref__

@@ -274,6 +274,9 @@ class HttpProtocol:
         self._idle_since = 0.0
         self._last_read = 0.0
         self._head_started: float | None = None
+        # PERF: request_timeout of the running request, checked by the connection timer
+        # (0: none) instead of one TimerHandle per request
+        self._run_deadline = 0.0
         # -- requests
         self._queue: deque[_cycles.Cycle] = deque()
         self._receiving: _cycles.Cycle | None = None
@@ -630,8 +633,9 @@ class HttpProtocol:
         if task.done():
             return  # PERF: an eager Task that never suspended already answered
         cycle.task = task
-        if timeout is not None and cycle.state == RUNNING:
-            cycle.timeout = self._loop.call_later(timeout, self._on_handler_timeout, cycle)
+        if timeout is not None and cycle.state == RUNNING and cycle is self._current:
+            self._run_deadline = deadline = self._loop.time() + timeout
+            self._arm_timer(deadline)  # NOTE: lazy: an earlier timer re-arms for it
 
     def _on_handler_timeout(self, cycle: _cycles.Cycle) -> None:
         cycle.timeout = None
@@ -683,10 +687,8 @@ class HttpProtocol:
                              req.path, exc_info=exc)
                 self._fail(cycle, 500, "Internal Server Error")
             return
-        handle = cycle.timeout
-        if handle is not None:
-            handle.cancel()
-            cycle.timeout = None
+        if cycle is self._current:
+            self._run_deadline = 0.0  # the handler answered: its request_timeout is over
         if cycle.state != RUNNING or self._closed:
             return  # answered already (error, timeout) or the client left
         if data is not None:
@@ -950,6 +952,17 @@ class HttpProtocol:
             return  # waiting for a slot: no timer
         now = self._loop.time()
         limits = self._limits
+        run_deadline = self._run_deadline
+        if run_deadline:
+            current = self._current
+            if current is None or current.state != RUNNING:
+                self._run_deadline = 0.0
+            elif now >= run_deadline:
+                self._run_deadline = 0.0
+                self._on_handler_timeout(current)
+                return
+            else:
+                self._arm_timer(run_deadline)  # NOTE: and whatever the state needs below
         receiving = self._receiving
         if receiving is not None:
             # reading a body: body_timeout between two reads, unless *we* paused reading
