@@ -7,12 +7,14 @@ cimport cython
 from ember.http._cycle_c cimport Cycle
 from ember._request_c cimport Request
 
+cdef bint _EAGER
+
 
 @cython.final
 cdef class ServerState:
     cdef public object connections, waiting, tasks
     cdef public bytes date_header
-    cdef public object total_requests
+    cdef public Py_ssize_t total_requests
     cdef public bint shutting_down, access_log, fast_path
     cdef public dict fast_routes
     cdef object __weakref__
@@ -22,7 +24,8 @@ cdef class ServerState:
 cdef class HttpProtocol:
     cdef public object _app, _resolve, _dispatch, _upgrade, _router
     cdef public ServerState _state
-    cdef public object _limits, _scheme, _max_body, _body_timeout, _loop
+    cdef public object _limits, _scheme, _max_body, _body_timeout, _loop, _request_timeout
+    cdef public double _header_timeout, _keep_alive_timeout
     cdef public object _transport, _flow, _parser, _peer
     cdef public bint _closed, _admitted, _running, _http2
     cdef public list _out

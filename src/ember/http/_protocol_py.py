@@ -77,7 +77,8 @@ MAX_PIPELINE = 128  # queued requests before reading pauses
 OUT_BATCH = 64 * 1024  # bytes batched within one read before they are written
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-if sys.version_info >= (3, 12):
+_EAGER = sys.version_info >= (3, 12)
+if _EAGER:
     def _new_task(loop: Any, coro: Any) -> asyncio.Task[Any]:
         # PERF: an eager Task runs the handler at once, inside the Task (current_task,
         # contextvars, timeouts all work); one that never suspends completes here.
@@ -245,6 +246,10 @@ class HttpProtocol:
         self._scheme = scheme
         self._max_body = limits.max_body_size
         self._body_timeout = getattr(limits, "body_timeout", None)
+        # PERF: read once (ServerLimits is frozen); typed in the compiled twin
+        self._header_timeout = limits.header_timeout
+        self._keep_alive_timeout = limits.keep_alive_timeout
+        self._request_timeout = limits.request_timeout
         self._loop = asyncio.get_event_loop()
         # -- connection
         self._transport: Any = None
@@ -317,7 +322,7 @@ class HttpProtocol:
         """A slot freed up (max_connections): start reading, timers from now."""
         self._admitted = True
         self._idle_since = self._loop.time()
-        self._arm_timer(self._idle_since + self._limits.keep_alive_timeout)
+        self._arm_timer(self._idle_since + self._keep_alive_timeout)
         self._flow.resume_reading(READ_WAITING)
         if self._held:
             held, self._held = self._held, b""
@@ -409,7 +414,7 @@ class HttpProtocol:
         if self._current is None and self._head_started is None and self._receiving is None \
                 and not self._queue:
             self._head_started = now
-            self._arm_timer(now + self._limits.header_timeout)
+            self._arm_timer(now + self._header_timeout)
         if self._out is None:  # NOTE: else a pipeline batch is open: it goes out first
             self._out = []  # PERF: batch every response produced by this read into one write
             self._out_size = 0
@@ -624,12 +629,15 @@ class HttpProtocol:
 
     def _start(self, cycle: _cycles.Cycle) -> None:
         cycle.state = RUNNING
-        timeout = self._limits.request_timeout
+        timeout = self._request_timeout
         route = cycle.request.route
         if route is not None and route.timeout is not None:
             timeout = route.timeout
         self._starts += 1
-        task = _new_task(self._loop, self._run_cycle(cycle))
+        if _EAGER:
+            task = _new_task(self._loop, self._run_cycle(cycle))
+        else:  # PERF: no wrapper call on 3.11
+            task = self._loop.create_task(self._run_cycle(cycle))
         if task.done():
             return  # PERF: an eager Task that never suspended already answered
         cycle.task = task
@@ -848,7 +856,7 @@ class HttpProtocol:
         if not self._queue:
             self._idle_since = self._loop.time()
             if self._receiving is None:
-                self._arm_timer(self._idle_since + self._limits.keep_alive_timeout)
+                self._arm_timer(self._idle_since + self._keep_alive_timeout)
         else:
             self._run_next()
 
