@@ -207,3 +207,20 @@ def test_the_connection_takes_the_fast_constructor_only_for_the_plain_resolve() 
             assert b'"params":{"n":"5"}' in conn.output
         finally:
             conn.close()
+
+
+def test_the_compiled_request_is_built_and_selected() -> None:
+    from tests._compiled import BUILD_HINT, extensions_expected
+
+    if not extensions_expected():
+        pytest.skip("pure twins expected here (EMBER_NO_EXTENSIONS or no compiler)")
+    from ember import requests
+    from ember.http.cycle import Cycle as SelectedCycle
+
+    assert is_compiled(requests._impl), f"ember._request_c is not built; {BUILD_HINT}"
+    req = requests.Request("GET", b"/", [])
+    assert not hasattr(req, "__dict__")
+    cycle = SelectedCycle()
+    cycle.request = req  # the compiled Cycle types its request
+    with pytest.raises(TypeError):
+        cycle.request = "not a request"
