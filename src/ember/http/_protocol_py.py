@@ -715,8 +715,10 @@ class HttpProtocol:
                 self._hold_pipeline()
             self._respond(cycle, response)
         if self._pipelining:
-            if self._current is None or self._closed:
-                self._flush()  # the pipeline is drained (or stalled on flow control)
+            if self._closed or (self._current is None and not self._running):
+                # the pipeline is drained (or stalled on flow control).  NOTE: not while
+                # _run_queue runs (an eager Task, 3.12+): it starts the next one now.
+                self._flush()
             elif not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._loop.call_soon(self._pipeline_flush)
