@@ -22,7 +22,7 @@ cdef class ServerState:
 
 @cython.final
 cdef class HttpProtocol:
-    cdef public object _app, _resolve, _dispatch, _upgrade, _router
+    cdef public object _app, _resolve, _dispatch, _upgrade, _router, _route_app
     cdef public ServerState _state
     cdef public object _limits, _scheme, _max_body, _body_timeout, _loop, _request_timeout
     cdef public double _header_timeout, _keep_alive_timeout

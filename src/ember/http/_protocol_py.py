@@ -240,7 +240,12 @@ class HttpProtocol:
         self._resolve, self._dispatch, self._upgrade = app._connection_interface()
         # PERF: the app's own resolve (not overridden): requests are built and routed in
         # one compiled call (new_request) instead of Request() + a Python _resolve frame.
-        self._router = app.router if _plain_resolve(self._resolve) else None
+        # NOTE: the router and app are the resolve's own (an app object may hand out
+        # another app's interface).
+        owner = getattr(self._resolve, "__self__", None) if _plain_resolve(self._resolve) \
+            else None
+        self._router = owner.router if owner is not None else None
+        self._route_app = owner
         self._state = state
         self._limits = limits
         self._scheme = scheme
@@ -487,7 +492,7 @@ class HttpProtocol:
         cycle = _new_cycle(self)
         if self._router is not None:
             req = _new_request(method, target, headers, minor, self._peer, self._scheme, cycle,
-                               self._app, self._router)
+                               self._route_app, self._router)
             route = req.route
         else:
             req = _requests.Request(method, target, headers, minor, self, self._peer,
