@@ -120,3 +120,26 @@ def test_a_route_timeout_without_a_server_timeout() -> None:
         assert conn.statuses() == [504]
     finally:
         conn.close()
+
+
+def test_request_timeout_on_a_real_server(serve) -> None:
+    import httpx
+
+    app = Ember(server_limits=ServerLimits(request_timeout=0.2), openapi_url=None)
+
+    @app.get("/forever")
+    async def forever():
+        await asyncio.Event().wait()
+
+    @app.get("/quick")
+    async def quick():
+        return "quick"
+
+    url = serve(app)
+    with httpx.Client(timeout=30) as client:  # NOTE: the timeout only guards a hang
+        for _ in range(3):  # kept-alive requests in between do not move the deadline
+            assert client.get(url + "/quick").text == "quick"
+        response = client.get(url + "/forever")
+        assert response.status_code == 504
+        assert "did not answer in time" in response.text
+        assert client.get(url + "/quick").text == "quick"  # a new connection is fine
