@@ -17,6 +17,6 @@ from ember._compat import load_twin
 
 _impl = load_twin("ember", "request")
 Request = _impl.Request
-new_request = _impl.new_request
+new_request = _impl.new_request  # NOTE: the HTTP/1.1 connection's constructor (internal)
 
-__all__ = ["Request", "new_request"]
+__all__ = ["Request"]
