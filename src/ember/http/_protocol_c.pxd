@@ -48,11 +48,18 @@ cdef class HttpProtocol:
     @cython.locals(req=Request)
     cpdef _respond(self, Cycle cycle, response)
     cpdef _fast_kind(self, route)
+    # NOTE: cpdef so its locals are typed; the parser still calls it through Python
+    @cython.locals(cycle=Cycle, req=Request, hosts=Py_ssize_t)
+    cpdef on_headers(self, method, target, minor, headers, keep_alive, chunked,
+                     content_length, upgrade, expect)
     @cython.locals(fast=Py_ssize_t)
     cpdef Py_ssize_t _route_kind(self, Cycle cycle) except -1
     @cython.locals(req=Request)
     cpdef _encode_fast(self, Cycle cycle, result)
     cpdef _hold_pipeline(self)
+    cpdef bint _answerable(self, Cycle cycle) except -1
+    cpdef _answer(self, Cycle cycle, data, response)
+    cpdef _after_answer(self)
 
     @cython.locals(cycle=Cycle)
     cpdef _run_queue(self)

@@ -700,25 +700,41 @@ class HttpProtocol:
                              req.path, exc_info=exc)
                 self._fail(cycle, 500, "Internal Server Error")
             return
+        if data is not None:
+            self._answer(cycle, data, None)
+        elif self._answerable(cycle):
+            if response.streaming:
+                if self._pipelining:
+                    self._flush()  # NOTE: the earlier responses go out before a stream
+                await self._stream(cycle, response)
+                self._after_answer()
+            else:
+                self._answer(cycle, None, response)
+
+    def _answerable(self, cycle: _cycles.Cycle) -> bool:
+        """The handler returned: False when ``cycle`` was answered already (error,
+        timeout) or the client left."""
         if cycle is self._current:
             self._run_deadline = 0.0  # the handler answered: its request_timeout is over
-        if cycle.state != RUNNING or self._closed:
-            return  # answered already (error, timeout) or the client left
+        return cycle.state == RUNNING and not self._closed
+
+    def _answer(self, cycle: _cycles.Cycle, data: bytes | None, response: Any) -> None:
+        """Write ``data`` (a whole fast-path response) or ``response`` (not streaming)."""
+        if data is not None and not self._answerable(cycle):
+            return
+        if self._out is None and self._queue:
+            self._hold_pipeline()
         if data is not None:
-            if self._out is None and self._queue:
-                self._hold_pipeline()
             cycle.head_sent = True
             cycle.status = 200
-            self._write(data)  # type: ignore[arg-type]
+            self._write(data)
             self._finish(cycle, 200, 0, None)
-        elif response.streaming:
-            if self._pipelining:
-                self._flush()  # NOTE: the earlier responses go out before a stream starts
-            await self._stream(cycle, response)
         else:
-            if self._out is None and self._queue:
-                self._hold_pipeline()
             self._respond(cycle, response)
+        self._after_answer()
+
+    def _after_answer(self) -> None:
+        """A pipeline batch goes out when drained, else one loop turn later (re-checked)."""
         if self._pipelining:
             if self._closed or (self._current is None and not self._running):
                 # the pipeline is drained (or stalled on flow control).  NOTE: not while
