@@ -173,3 +173,22 @@ def test_garbage_mid_pipeline_answers_the_earlier_requests_then_400() -> None:
         assert conn.closed
     finally:
         conn.close()
+
+
+def test_answers_go_out_while_the_next_request_is_still_arriving() -> None:
+    # valyala/fasthttp#1050: buffered pipelined answers were held until the next request
+    # arrived; here a half-received head, then a body still trickling in.
+    app = make_app()
+    conn = Conn(app)
+    try:
+        conn.send(HELLO + HELLO + b"GET /hel")
+        assert conn.statuses() == [200, 200]  # not held for the third request
+        assert conn.proto._out is None
+        conn.send(b"lo HTTP/1.1\r\nhost: x\r\n\r\nPOST /echo HTTP/1.1\r\nhost: x\r\n"
+                  b"content-length: 6\r\n\r\nabc")
+        assert conn.statuses() == [200, 200, 200]  # the echo handler waits for its body
+        conn.send(b"def")
+        assert conn.statuses() == [200, 200, 200, 200]
+        assert conn.output.endswith(b"abcdef")
+    finally:
+        conn.close()
