@@ -3,6 +3,7 @@
     python bench/callgrind.py                         # compiled and pure, GET /hello, 5,000 requests
     python bench/callgrind.py --requests 20000 --path /users/42 --modes compiled
     python bench/callgrind.py --variant sync          # the same routes as def handlers
+    python bench/callgrind.py --pipeline 16 --modes compiled  # 16 requests per write
 
 On a shared, noisy machine wall-clock figures move by tens of percent between runs;
 instruction counts move by well under one percent, so this is the figure to accept or
@@ -49,14 +50,21 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 300) -> None:
         if proc.poll() is not None:
             raise SystemExit(f"server exited with {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
+            # NOTE: an answered request, not only an accepted connection: the socket
+            # listens before the worker installs its SIGINT handler, and a SIGINT in
+            # between was lost (the run then hung until killed).
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(65536).startswith(b"HTTP/1.1 "):
+                    return
         except OSError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     raise SystemExit("server did not start under valgrind")
 
 
-async def client(port: int, path: str, requests: int, connections: int) -> None:
+async def client(port: int, path: str, requests: int, connections: int,
+                 pipeline: int = 1) -> None:
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     per_conn = [requests // connections + (1 if i < requests % connections else 0)
                 for i in range(connections)]
@@ -66,8 +74,12 @@ async def client(port: int, path: str, requests: int, connections: int) -> None:
             return
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         buf = b""
-        for _ in range(count):
-            writer.write(request)
+        sent = 0
+        for i in range(count):
+            if sent == i:  # NOTE: --pipeline N: N requests per write, like wrk's pipeline.lua
+                n = min(pipeline, count - i)
+                writer.write(request * n)
+                sent += n
             while True:
                 end = buf.find(b"\r\n\r\n")
                 if end >= 0:
@@ -105,7 +117,8 @@ def run(mode: str, requests: int, args: argparse.Namespace, workdir: Path) -> in
         if requests:
             client_cmd = ["taskset", "-c", "1", sys.executable, __file__, "--client",
                           str(port), "--path", args.path, "--requests", str(requests),
-                          "--connections", str(args.connections)]
+                          "--connections", str(args.connections),
+                          "--pipeline", str(args.pipeline)]
             subprocess.run(client_cmd, check=True)
         proc.send_signal(signal.SIGINT)
         try:
@@ -133,10 +146,13 @@ def main() -> int:
     ap.add_argument("--modes", default="compiled,pure")
     ap.add_argument("--variant", default="minimal", choices=("minimal", "sync"),
                     help="bench app variant: async handlers, or the same as def handlers")
+    ap.add_argument("--pipeline", type=int, default=1,
+                    help="requests per client write (16: like wrk's pipelined scenario)")
     ap.add_argument("--client", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
-        asyncio.run(client(args.client, args.path, args.requests, args.connections))
+        asyncio.run(client(args.client, args.path, args.requests, args.connections,
+                           args.pipeline))
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind not found (apt-get install valgrind)", file=sys.stderr)
@@ -151,7 +167,7 @@ def main() -> int:
         per = (total - base) / (args.requests - args.baseline)
         print(f"{mode:<9} {args.variant} GET {args.path}: {per:,.0f} instructions/request "
               f"(Ir {total:,} - baseline {base:,}, {args.requests - args.baseline} requests, "
-              f"{args.connections} connections)", flush=True)
+              f"{args.connections} connections, {args.pipeline} per write)", flush=True)
     print(f"(callgrind output files in {workdir})")
     return 0
 

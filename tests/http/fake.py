@@ -56,12 +56,14 @@ class FakeTransport(asyncio.Transport):
         self.high_water = high_water
         self.write_paused = False
         self.extra = {"peername": ("127.0.0.1", 40000)}
+        self.writes = 0  # transport.write calls (one send() each on a real socket)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.extra.get(name, default)
 
     def write(self, data: bytes) -> None:
         assert not self.closed, "write after close"
+        self.writes += 1
         self.buffer += data
         self.output += data
         if not self.write_paused and len(self.buffer) > self.high_water:

@@ -3,12 +3,15 @@
 # freelist (no allocator call, no Python __init__ frame) and typed attributes, which the
 # compiled protocol reads as struct fields (it cimports this type).
 cimport cython
+from ember._request_c cimport Request
 
 
 @cython.final
 @cython.freelist(64)
 cdef class Cycle:
-    cdef public object conn, request
+    cdef public object conn
+    # NOTE: typed, so the compiled protocol reads ``cycle.request.route`` as struct fields
+    cdef public Request request
     cdef public Py_ssize_t state, body_state, buffered, received
     cdef public object limit
     cdef public bint keep_alive, expect_continue, expectation_failed, stream_used

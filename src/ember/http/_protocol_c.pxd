@@ -5,13 +5,16 @@
 # ember.testing and the tests use some of them).  ``final`` makes cpdef calls direct C calls.
 cimport cython
 from ember.http._cycle_c cimport Cycle
+from ember._request_c cimport Request
+
+cdef bint _EAGER
 
 
 @cython.final
 cdef class ServerState:
     cdef public object connections, waiting, tasks
     cdef public bytes date_header
-    cdef public object total_requests
+    cdef public Py_ssize_t total_requests
     cdef public bint shutting_down, access_log, fast_path
     cdef public dict fast_routes
     cdef object __weakref__
@@ -19,16 +22,18 @@ cdef class ServerState:
 
 @cython.final
 cdef class HttpProtocol:
-    cdef public object _app, _resolve, _dispatch, _upgrade
+    cdef public object _app, _resolve, _dispatch, _upgrade, _router, _route_app
     cdef public ServerState _state
-    cdef public object _limits, _scheme, _max_body, _body_timeout, _loop
+    cdef public object _limits, _scheme, _max_body, _body_timeout, _loop, _request_timeout
+    cdef public double _header_timeout, _keep_alive_timeout
     cdef public object _transport, _flow, _parser, _peer
     cdef public bint _closed, _admitted, _running, _http2
     cdef public list _out
-    cdef public Py_ssize_t _out_size
+    cdef public Py_ssize_t _out_size, _starts, _entered
+    cdef public bint _pipelining, _flush_scheduled
     cdef public bytes _held
     cdef public object _websocket, _h2, _timer
-    cdef public double _timer_when, _idle_since, _last_read
+    cdef public double _timer_when, _idle_since, _last_read, _run_deadline
     cdef public object _head_started
     cdef public object _queue, _receiving, _current
     cdef object __weakref__
@@ -40,8 +45,21 @@ cdef class HttpProtocol:
     cpdef _finish(self, Cycle cycle, status, size, response)
     cpdef _log(self, Cycle cycle, status, size, note=*, req=*)
     cpdef _arm_timer(self, double when)
+    @cython.locals(req=Request)
     cpdef _respond(self, Cycle cycle, response)
     cpdef _fast_kind(self, route)
+    # NOTE: cpdef so its locals are typed; the parser still calls it through Python
+    @cython.locals(cycle=Cycle, req=Request, hosts=Py_ssize_t)
+    cpdef on_headers(self, method, target, minor, headers, keep_alive, chunked,
+                     content_length, upgrade, expect)
+    @cython.locals(fast=Py_ssize_t)
+    cpdef Py_ssize_t _route_kind(self, Cycle cycle) except -1
+    @cython.locals(req=Request)
+    cpdef _encode_fast(self, Cycle cycle, result)
+    cpdef _hold_pipeline(self)
+    cpdef bint _answerable(self, Cycle cycle) except -1
+    cpdef _answer(self, Cycle cycle, data, response)
+    cpdef _after_answer(self)
 
     @cython.locals(cycle=Cycle)
     cpdef _run_queue(self)

@@ -32,6 +32,7 @@ from collections import deque
 from email.utils import formatdate
 from typing import Any
 
+from ember import requests as _requests
 from ember.exceptions import ClientDisconnect
 from ember.http import cycle as _cycles
 from ember.http.cycle import (
@@ -58,13 +59,14 @@ from ember.http.writer import (
     encode_response,
     encode_result,
 )
-from ember.requests import Request
 from ember.responses import Response, to_response
 from ember.status import body_allowed
 
 # NOTE: not imported as ``Cycle``: the compiled twin cimports that name as a C type
 # (_protocol_c.pxd) so its cycles are read as struct fields.
 _new_cycle = _cycles.Cycle
+_new_request = _requests.new_request
+_EMBER_RESOLVE: Any = None
 
 logger = logging.getLogger("ember.server")
 access_logger = logging.getLogger("ember.access")
@@ -75,7 +77,8 @@ MAX_PIPELINE = 128  # queued requests before reading pauses
 OUT_BATCH = 64 * 1024  # bytes batched within one read before they are written
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-if sys.version_info >= (3, 12):
+_EAGER = sys.version_info >= (3, 12)
+if _EAGER:
     def _new_task(loop: Any, coro: Any) -> asyncio.Task[Any]:
         # PERF: an eager Task runs the handler at once, inside the Task (current_task,
         # contextvars, timeouts all work); one that never suspends completes here.
@@ -103,6 +106,16 @@ def _sync_fast(route: Any, fast: int, req: Any) -> Any:
     if fast == 5:
         return pool.submit_kwargs(route.endpoint, {route.plan.params[0].name: req})
     return pool.submit_kwargs(route.endpoint, req.path_params)
+
+
+def _plain_resolve(resolve: Any) -> bool:
+    """True when ``resolve`` is ``Ember._resolve`` itself (not a subclass override)."""
+    global _EMBER_RESOLVE
+    if _EMBER_RESOLVE is None:
+        from ember.app import Ember
+
+        _EMBER_RESOLVE = Ember._resolve
+    return getattr(resolve, "__func__", None) is _EMBER_RESOLVE
 
 
 def date_header() -> bytes:
@@ -141,7 +154,7 @@ class BodyWriter:
         self._cycle = cycle
 
     @property
-    def request(self) -> Request:
+    def request(self) -> _requests.Request:
         """The request this body answers (Range, Last-Event-ID, conditional headers)."""
         return self._cycle.request
 
@@ -245,11 +258,23 @@ class HttpProtocol:
         # -- configuration: the app's side of the interface is fixed here
         self._app = app
         self._resolve, self._dispatch, self._upgrade = app._connection_interface()
+        # PERF: the app's own resolve (not overridden): requests are built and routed in
+        # one compiled call (new_request) instead of Request() + a Python _resolve frame.
+        # NOTE: the router and app are the resolve's own (an app object may hand out
+        # another app's interface).
+        owner = getattr(self._resolve, "__self__", None) if _plain_resolve(self._resolve) \
+            else None
+        self._router = owner.router if owner is not None else None
+        self._route_app = owner
         self._state = state
         self._limits = limits
         self._scheme = scheme
         self._max_body = limits.max_body_size
         self._body_timeout = getattr(limits, "body_timeout", None)
+        # PERF: read once (ServerLimits is frozen); typed in the compiled twin
+        self._header_timeout = limits.header_timeout
+        self._keep_alive_timeout = limits.keep_alive_timeout
+        self._request_timeout = limits.request_timeout
         self._loop = asyncio.get_event_loop()
         # -- connection
         self._transport: Any = None
@@ -259,6 +284,14 @@ class HttpProtocol:
         self._closed = False
         self._out: list[bytes] | None = None
         self._out_size = 0
+        # PERF: a pipeline batch: responses of pipelined requests answered after
+        # data_received returned (each in its own Task) are written together; see
+        # _hold_pipeline.  _starts/_entered count Tasks started/entered, so the flush
+        # callback can tell "the next handler has not run yet" from "it is waiting".
+        self._pipelining = False
+        self._flush_scheduled = False
+        self._starts = 0
+        self._entered = 0
         self._admitted = True
         self._held = b""
         self._running = False
@@ -271,6 +304,9 @@ class HttpProtocol:
         self._idle_since = 0.0
         self._last_read = 0.0
         self._head_started: float | None = None
+        # PERF: request_timeout of the running request, checked by the connection timer
+        # (0: none) instead of one TimerHandle per request
+        self._run_deadline = 0.0
         # -- requests
         self._queue: deque[_cycles.Cycle] = deque()
         self._receiving: _cycles.Cycle | None = None
@@ -311,7 +347,7 @@ class HttpProtocol:
         """A slot freed up (max_connections): start reading, timers from now."""
         self._admitted = True
         self._idle_since = self._loop.time()
-        self._arm_timer(self._idle_since + self._limits.keep_alive_timeout)
+        self._arm_timer(self._idle_since + self._keep_alive_timeout)
         self._flow.resume_reading(READ_WAITING)
         if self._held:
             held, self._held = self._held, b""
@@ -403,9 +439,10 @@ class HttpProtocol:
         if self._current is None and self._head_started is None and self._receiving is None \
                 and not self._queue:
             self._head_started = now
-            self._arm_timer(now + self._limits.header_timeout)
-        self._out = []  # PERF: batch every response produced by this read into one write
-        self._out_size = 0
+            self._arm_timer(now + self._header_timeout)
+        if self._out is None:  # NOTE: else a pipeline batch is open: it goes out first
+            self._out = []  # PERF: batch every response produced by this read into one write
+            self._out_size = 0
         try:
             parser.feed_data(data)
         except HttpParserError as exc:
@@ -473,11 +510,17 @@ class HttpProtocol:
                 if name == b"transfer-encoding" and value.lower().strip() != b"chunked":
                     raise HttpParserError(501, "unsupported transfer coding")
         cycle = _new_cycle(self)
-        cycle.request = req = Request(method, target, headers, minor, self, self._peer,
-                                      self._scheme, cycle)
+        if self._router is not None:
+            req = _new_request(method, target, headers, minor, self._peer, self._scheme, cycle,
+                               self._route_app, self._router)
+            route = req.route
+        else:
+            req = _requests.Request(method, target, headers, minor, self, self._peer,
+                                    self._scheme, cycle)
+            route = self._resolve(req)
+        cycle.request = req
         cycle.keep_alive = keep_alive
         cycle.head_only = method == "HEAD"
-        route = self._resolve(req)
         limit = self._max_body
         if route is not None and route.max_body_size is not None:
             limit = route.max_body_size
@@ -544,11 +587,12 @@ class HttpProtocol:
                     and flow.resume_reading(READ_BODY):
                 self._last_read = self._loop.time()
 
-    def send_continue(self, req: Request) -> None:
+    def send_continue(self, req: _requests.Request) -> None:
         """``Expect: 100-continue``: the handler started reading, invite the body."""
         current = self._current
         if current is not None and current.request is req and not self._closed \
                 and not current.head_sent:
+            self._flush()  # NOTE: after any earlier response still batched
             self._transport.write(_CONTINUE)
 
     def _write(self, data: bytes) -> None:
@@ -557,8 +601,10 @@ class HttpProtocol:
             out.append(data)
             self._out_size += len(data)
             if self._out_size > OUT_BATCH:
+                pipelining = self._pipelining
                 self._flush()  # NOTE: batch for speed, never hold much
                 self._out = []
+                self._pipelining = pipelining
         elif not self._closed:
             self._transport.write(data)
 
@@ -567,6 +613,7 @@ class HttpProtocol:
         if out is not None:
             self._out = None
             self._out_size = 0
+            self._pipelining = False
             if out and not self._closed:
                 self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
@@ -607,16 +654,21 @@ class HttpProtocol:
 
     def _start(self, cycle: _cycles.Cycle) -> None:
         cycle.state = RUNNING
-        timeout = self._limits.request_timeout
+        timeout = self._request_timeout
         route = cycle.request.route
         if route is not None and route.timeout is not None:
             timeout = route.timeout
-        task = _new_task(self._loop, self._run_cycle(cycle))
+        self._starts += 1
+        if _EAGER:
+            task = _new_task(self._loop, self._run_cycle(cycle))
+        else:  # PERF: no wrapper call on 3.11
+            task = self._loop.create_task(self._run_cycle(cycle))
         if task.done():
             return  # PERF: an eager Task that never suspended already answered
         cycle.task = task
-        if timeout is not None and cycle.state == RUNNING:
-            cycle.timeout = self._loop.call_later(timeout, self._on_handler_timeout, cycle)
+        if timeout is not None and cycle.state == RUNNING and cycle is self._current:
+            self._run_deadline = deadline = self._loop.time() + timeout
+            self._arm_timer(deadline)  # NOTE: lazy: an earlier timer re-arms for it
 
     def _on_handler_timeout(self, cycle: _cycles.Cycle) -> None:
         cycle.timeout = None
@@ -625,19 +677,14 @@ class HttpProtocol:
 
     async def _run_cycle(self, cycle: _cycles.Cycle) -> None:
         """The handler's Task: run it, then write its response (one Task per request)."""
+        self._entered += 1
         req = cycle.request
         data = None
         response = None
         try:
             route = req.route
             app = self._app
-            state = self._state
-            fast = 0
-            if route is not None and app._stack is None and not app.middleware \
-                    and state.fast_path and not state.access_log:
-                fast = state.fast_routes.get(route, -1)
-                if fast < 0:
-                    fast = self._fast_kind(route)
+            fast = self._route_kind(cycle)
             if fast:
                 # PERF: no middleware, no cache, a plain async handler: call it here and
                 # build a str/bytes/dict/list answer in C (encode_result) without
@@ -651,11 +698,7 @@ class HttpProtocol:
                         result = await route.endpoint(**req.path_params)
                     else:  # a plain ``def`` handler: in the thread pool, as Route._invoke does
                         result = await _sync_fast(route, fast, req)
-                    if req._leaving is None:
-                        if cycle.body_state != BODY_COMPLETE:
-                            cycle.keep_alive = False
-                        data = encode_result(result, cycle.keep_alive, req.http_minor,
-                                             state.date_header, cycle.head_only)
+                    data = self._encode_fast(cycle, result)
                     if data is None:
                         response = result if type(result) is Response else to_response(result)
                 except Exception as exc:
@@ -679,23 +722,107 @@ class HttpProtocol:
                              req.path, exc_info=exc)
                 self._fail(cycle, 500, "Internal Server Error")
             return
-        handle = cycle.timeout
-        if handle is not None:
-            handle.cancel()
-            cycle.timeout = None
-        if cycle.state != RUNNING or self._closed:
-            return  # answered already (error, timeout) or the client left
+        if data is not None:
+            self._answer(cycle, data, None)
+        elif self._answerable(cycle):
+            if response.streaming:
+                if self._pipelining:
+                    self._flush()  # NOTE: the earlier responses go out before a stream
+                await self._stream(cycle, response)
+                if self._pipelining:
+                    self._after_answer()
+            else:
+                self._answer(cycle, None, response)
+
+    def _answerable(self, cycle: _cycles.Cycle) -> bool:
+        """The handler returned: False when ``cycle`` was answered already (error,
+        timeout) or the client left."""
+        if cycle is self._current:
+            self._run_deadline = 0.0  # the handler answered: its request_timeout is over
+        return cycle.state == RUNNING and not self._closed
+
+    def _answer(self, cycle: _cycles.Cycle, data: bytes | None, response: Any) -> None:
+        """Write ``data`` (a whole fast-path response) or ``response`` (not streaming)."""
+        if data is not None:
+            # NOTE: _answerable, inlined (one frame less per request in the pure twin)
+            if cycle is self._current:
+                self._run_deadline = 0.0
+            if cycle.state != RUNNING or self._closed:
+                return
+        if self._out is None and self._queue:
+            self._hold_pipeline()
         if data is not None:
             cycle.head_sent = True
             cycle.status = 200
-            self._write(data)  # type: ignore[arg-type]
+            self._write(data)
             self._finish(cycle, 200, 0, None)
-        elif response.streaming:
-            await self._stream(cycle, response)
         else:
             self._respond(cycle, response)
-        if self._out is None:
-            self._flush()
+        if self._pipelining:
+            self._after_answer()
+
+    def _after_answer(self) -> None:
+        """A pipeline batch goes out when drained, else one loop turn later (re-checked)."""
+        if self._pipelining:
+            if self._closed or (self._current is None and not self._running):
+                # the pipeline is drained (or stalled on flow control).  NOTE: not while
+                # _run_queue runs (an eager Task, 3.12+): it starts the next one now.
+                self._flush()
+            elif not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_soon(self._pipeline_flush)
+
+    def _hold_pipeline(self) -> None:
+        """More pipelined requests are queued: batch this response with theirs.
+
+        PERF: without it, each response of a pipelined read is one ``send()``.  The
+        batch is bounded by OUT_BATCH and written when the queue empties, when the
+        connection closes, before a streaming response or a 100 Continue, and as soon
+        as a handler waits (:meth:`_pipeline_flush`), so nothing is held behind a slow
+        handler.
+        """
+        self._out = []
+        self._out_size = 0
+        self._pipelining = True
+
+    def _pipeline_flush(self) -> None:
+        """One loop turn later: write the batch unless the next handler has yet to run."""
+        self._flush_scheduled = False
+        if not self._pipelining or self._closed:
+            return
+        current = self._current
+        if current is not None and self._starts != self._entered \
+                and current.task is not None and not current.task.done():
+            # NOTE: its Task was scheduled after this callback: wait for its first step
+            self._flush_scheduled = True
+            self._loop.call_soon(self._pipeline_flush)
+            return
+        self._flush()
+
+    def _route_kind(self, cycle: _cycles.Cycle) -> int:
+        """``cycle``'s fast-path kind (see :meth:`_fast_kind`; 0: the general path)."""
+        route = cycle.request.route
+        if route is None:
+            return 0
+        app = self._app
+        state = self._state
+        if app._stack is not None or app.middleware or not state.fast_path \
+                or state.access_log:
+            return 0
+        fast = state.fast_routes.get(route, -1)
+        if fast < 0:
+            fast = self._fast_kind(route)
+        return fast
+
+    def _encode_fast(self, cycle: _cycles.Cycle, result: Any) -> bytes | None:
+        """The whole response to a fast-path ``result`` in one C buffer, or None."""
+        req = cycle.request
+        if req._leaving is not None:
+            return None
+        if cycle.body_state != BODY_COMPLETE:
+            cycle.keep_alive = False
+        return encode_result(result, cycle.keep_alive, req.http_minor,
+                             self._state.date_header, cycle.head_only)
 
     def _fast_kind(self, route: Any) -> int:
         """How the fast path calls ``route``'s handler: 1 ``fn()``, 2 ``fn(request)``,
@@ -783,12 +910,12 @@ class HttpProtocol:
         if not self._queue:
             self._idle_since = self._loop.time()
             if self._receiving is None:
-                self._arm_timer(self._idle_since + self._limits.keep_alive_timeout)
+                self._arm_timer(self._idle_since + self._keep_alive_timeout)
         else:
             self._run_next()
 
     def _log(self, cycle: _cycles.Cycle, status: int, size: int, note: str = "",
-             req: Request | None = None) -> None:
+             req: _requests.Request | None = None) -> None:
         state = self._state
         state.total_requests += 1
         if state.access_log:
@@ -887,6 +1014,17 @@ class HttpProtocol:
             return  # waiting for a slot: no timer
         now = self._loop.time()
         limits = self._limits
+        run_deadline = self._run_deadline
+        if run_deadline:
+            current = self._current
+            if current is None or current.state != RUNNING:
+                self._run_deadline = 0.0
+            elif now >= run_deadline:
+                self._run_deadline = 0.0
+                self._on_handler_timeout(current)
+                return
+            else:
+                self._arm_timer(run_deadline)  # NOTE: and whatever the state needs below
         receiving = self._receiving
         if receiving is not None:
             # reading a body: body_timeout between two reads, unless *we* paused reading
@@ -957,7 +1095,7 @@ class HttpProtocol:
             h2proto.data_received(data)
         return h2proto
 
-    def _upgrade_h2c(self, req: Request, settings: bytes) -> None:
+    def _upgrade_h2c(self, req: _requests.Request, settings: bytes) -> None:
         """``Upgrade: h2c``: 101, then HTTP/2 with this request as stream 1."""
         from ember.http.h2 import H2Protocol
 

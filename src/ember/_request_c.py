@@ -1,0 +1,1 @@
+_request_py.py
