@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -190,3 +191,29 @@ class AppProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.output()
+
+
+def refused(port: int) -> bool:
+    """Does a new connection to ``port`` fail because nothing listens any more?"""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except (ConnectionRefusedError, ConnectionResetError):
+        # NOTE: a SYN that raced the listener's close is reset rather than refused
+        # (it sat in the closing socket's accept queue): refused all the same.
+        return not _listening(port)
+    return False
+
+
+def _listening(port: int) -> bool:
+    """Is anything still listening on ``port`` (``/proc/net/tcp``, state 0A = LISTEN)?"""
+    needle = f":{port:04X} "
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 3 and fields[1].endswith(needle.strip()) and fields[3] == "0A":
+                return True
+    return False

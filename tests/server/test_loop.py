@@ -26,7 +26,7 @@ from ember.server.config import ServerConfig
 from ember.server.loops import LOOPS, resolve_loop
 from ember.server.run import no_serve
 from tests.conftest import free_port, raw_exchange
-from tests.server._proc import AppProcess, wait_for
+from tests.server._proc import AppProcess, refused, wait_for
 
 LOOP_MODULE = {"uvloop": "uvloop", "rloop": "rloop", "asyncio": "asyncio"}
 CONCRETE = [pytest.param(name, marks=pytest.mark.skipif(
@@ -207,14 +207,7 @@ def test_graceful_stop_finishes_in_flight_and_refuses_new(name, workers, tmp_pat
         wait_for(app.started_holds, "the held request to start")
         app.signal(signal.SIGTERM)
 
-        def refused() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", app.port), timeout=5).close()
-            except ConnectionRefusedError:
-                return True
-            return False
-
-        wait_for(refused, "new connections to be refused")
+        wait_for(lambda: refused(app.port), "new connections to be refused")
         app.release()
         thread.join(30)
         assert getattr(result.get("r"), "text", result.get("r")) == "released"

@@ -13,12 +13,11 @@ import os
 import signal
 import socket
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.server._proc import AppProcess, alive, wait_for
+from tests.server._proc import AppProcess, alive, refused, wait_for
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -135,7 +134,7 @@ def test_restart_on_the_same_port_right_after_a_stop(tmp_path, workers):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_port_held_by_another_embers_reuseport_workers_is_refused(tmp_path, workers):
+def test_a_port_held_by_another_embers_reuseport_workers_isrefused(tmp_path, workers):
     first = AppProcess(tmp_path, 2)
     try:
         second = AppProcess(tmp_path, workers, first.port, wait=False)
@@ -181,7 +180,7 @@ def test_stop_waits_for_the_in_flight_request_then_exits(tmp_path, workers):
     wait_for(server.started_holds, "the held request to start")
     server.signal(signal.SIGTERM)
     # a stopping server refuses new connections but keeps the held request's
-    wait_for(lambda: _refused(server.port), "the listener to close")
+    wait_for(lambda: refused(server.port), "the listener to close")
     assert server.proc.poll() is None
     server.release()
     held.join(60)
@@ -197,7 +196,7 @@ def test_a_second_stop_signal_aborts_what_is_in_flight(tmp_path, workers):
     held.start()
     wait_for(server.started_holds, "the held request to start")
     server.signal(signal.SIGINT)
-    wait_for(lambda: _refused(server.port), "the listener to close")
+    wait_for(lambda: refused(server.port), "the listener to close")
     wait_for(lambda: "Ctrl-C again" in server.output(), "the 'waiting' line")
     assert server.proc.poll() is None  # still draining: the grace period is 10 minutes
     server.signal(signal.SIGINT)
@@ -211,31 +210,6 @@ def _ignore_errors(fn, *args, **kwargs):
         fn(*args, **kwargs)
     except httpx.HTTPError:
         pass
-
-
-def _refused(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    except (ConnectionRefusedError, ConnectionResetError):
-        # NOTE: a SYN that raced the listener's close is reset rather than refused
-        # (it sat in the closing socket's accept queue): refused all the same.
-        return not _listening(port)
-    return False
-
-
-def _listening(port: int) -> bool:
-    """Is anything still listening on ``port`` (``/proc/net/tcp``, state 0A = LISTEN)?"""
-    needle = f":{port:04X} "
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 3 and fields[1].endswith(needle.strip()) and fields[3] == "0A":
-                return True
-    return False
 
 
 def test_metrics_are_summed_over_workers(tmp_path):
