@@ -90,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--loop", default="auto",
                      help="event loop: auto (default; EMBER_LOOP or uvloop), uvloop, rloop, "
                           "asyncio")
+    run.add_argument("--no-gc-freeze", action="store_true",
+                     help="do not gc.freeze() the app after startup (docs/engine.md)")
     routes = sub.add_parser("routes", help="list an app's routes")
     routes.add_argument("app", help="module:attribute, e.g. main:app")
     new = sub.add_parser("new", help="create a project skeleton that passes its own test")
@@ -127,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = load_app(args.app)
         app.run(host=args.host, port=args.port, workers=args.workers,
                 access_log=args.access_log, log_level=args.log_level,
-                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, loop=args.loop)
+                ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, loop=args.loop,
+                gc_freeze=not args.no_gc_freeze)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     return 0

@@ -43,6 +43,12 @@ APP = textwrap.dedent('''
     async def hit():
         return "hit"
 
+    @app.get("/gc")
+    async def gc_state():
+        import gc
+        return {"frozen": gc.get_freeze_count(), "enabled": gc.isenabled(),
+                "threshold": list(gc.get_threshold()), "app_tracked": gc.is_tracked(app)}
+
     @app.get("/metrics-of")
     async def metrics_of():
         return {"pid": os.getpid(), "text": metrics.render()}

@@ -38,6 +38,9 @@ class ServerConfig:
     #: I/O layer of this build reads them (see docs/engine.md "Event loop"); None = unset
     io_uring_num_bufs: int | None = None
     io_uring_buf_size: int | None = None
+    #: after startup, ``gc.collect()`` + ``gc.freeze()`` in a serving process (run_worker):
+    #: the collector's full passes then skip the app's long-lived objects (docs/engine.md)
+    gc_freeze: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -62,6 +65,8 @@ class ServerConfig:
         self.log_level = self.log_level.lower()
         if not isinstance(self.reload, bool):
             raise ConfigError(f"reload must be True or False, got {self.reload!r}")
+        if not isinstance(self.gc_freeze, bool):
+            raise ConfigError(f"gc_freeze must be True or False, got {self.gc_freeze!r}")
         if not isinstance(self.limits, ServerLimits):
             raise ConfigError(f"limits must be a ServerLimits, got {self.limits!r}")
         for name in ("io_uring_num_bufs", "io_uring_buf_size"):
