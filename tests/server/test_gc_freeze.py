@@ -5,6 +5,10 @@ startup, so the collector's full passes skip the app (p99 ~2x lower under load; 
 from __future__ import annotations
 
 import gc
+import signal
+import subprocess
+import sys
+import textwrap
 
 import httpx
 import pytest
@@ -12,7 +16,8 @@ import pytest
 from ember import Ember
 from ember.exceptions import ConfigError
 from ember.server.config import ServerConfig
-from tests.server._proc import AppProcess
+from tests.conftest import free_port
+from tests.server._proc import AppProcess, wait_for
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -57,3 +62,32 @@ def test_an_embedding_process_is_never_frozen(serve):
 def test_gc_freeze_garbage_is_a_config_error(garbage):
     with pytest.raises(ConfigError, match="gc_freeze must be True or False"):
         ServerConfig(gc_freeze=garbage)
+
+
+@pytest.mark.parametrize("flag, frozen", [([], True), (["--no-gc-freeze"], False)])
+def test_cli_gc_freeze_flag(tmp_path, flag, frozen):
+    (tmp_path / "gcapp.py").write_text(textwrap.dedent('''
+        import gc
+        from ember import Ember
+        app = Ember()
+
+        @app.get("/")
+        async def index():
+            return {"frozen": gc.get_freeze_count()}
+    '''))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ember.cli", "run", "gcapp:app",
+                             "--port", str(port), *flag], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def answer() -> dict | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).json()
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read()
+                return None
+
+        assert (wait_for(answer, "the CLI server")["frozen"] > 0) is frozen
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
