@@ -165,10 +165,23 @@ def test_tls(tmp_path, tls_files):
     ({"ssl_certfile": "/nope.pem"}, "ssl_keyfile"),
     ({"ssl_certfile": "/nope.pem", "ssl_keyfile": "/nope.key"}, "not found"),
     ({"reload": "yes"}, "reload"),
+    # a typo must not fork the machine into swap (a new user's workers=100000 did)
+    ({"workers": 100_000}, r"workers must be an integer from 0 to \d+ \(0 = one per CPU; "
+                           r"this machine has \d+\), got 100000"),
+    ({"workers": 2.0}, "workers"), ({"workers": True}, "workers"),
 ])
 def test_bad_run_options_fail_clearly(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         ServerConfig(**kwargs)
+
+
+def test_the_most_workers_is_generous_but_bounded():
+    from ember.server.config import MAX_WORKERS
+
+    most = max(MAX_WORKERS, 8 * (os.cpu_count() or 1))
+    assert ServerConfig(workers=most).workers == most
+    with pytest.raises(ConfigError, match="workers"):
+        ServerConfig(workers=most + 1)
 
 
 def test_port_in_use_is_a_clear_error(tmp_path):

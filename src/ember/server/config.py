@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from ember.exceptions import ConfigError
 from ember.limits import ServerLimits
 
+#: the most worker processes on any machine (8 per CPU where that is more): beyond this a
+#: typo forks the machine into swap instead of serving
+MAX_WORKERS = 64
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -49,9 +52,13 @@ class ServerConfig:
             0 <= self.port <= 65535
         ):
             raise ConfigError(f"port must be an integer 0-65535, got {self.port!r}")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
-            raise ConfigError(f"workers must be an integer >= 0 (0 = one per CPU), got "
-                              f"{self.workers!r}")
+        cpus = os.cpu_count() or 1
+        most = max(MAX_WORKERS, 8 * cpus)
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) \
+                or not 0 <= self.workers <= most:
+            # NOTE: an upper bound too: workers=100000 would fork until the machine swaps.
+            raise ConfigError(f"workers must be an integer from 0 to {most} (0 = one per CPU; "
+                              f"this machine has {cpus}), got {self.workers!r}")
         if self.workers == 0:
             self.workers = os.cpu_count() or 1
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
