@@ -176,9 +176,9 @@ def test_bad_run_options_fail_clearly(kwargs, message):
 
 
 def test_the_most_workers_is_generous_but_bounded():
-    from ember.server.config import MAX_WORKERS
+    from ember.server.config import MAX_WORKERS, MAX_WORKERS_CAP
 
-    most = max(MAX_WORKERS, 8 * (os.cpu_count() or 1))
+    most = min(max(MAX_WORKERS, 8 * (os.cpu_count() or 1)), MAX_WORKERS_CAP)
     assert ServerConfig(workers=most).workers == most
     with pytest.raises(ConfigError, match="workers"):
         ServerConfig(workers=most + 1)

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from ember.exceptions import ConfigError
 from ember.limits import ServerLimits
 
-#: the most worker processes on any machine (8 per CPU where that is more): beyond this a
-#: typo forks the machine into swap instead of serving
+#: the most worker processes: 8 per CPU, at least 64, at most 512 (the supervisor's
+#: select() watches one pipe per worker); beyond this a typo forks the machine into swap
 MAX_WORKERS = 64
+MAX_WORKERS_CAP = 512
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -53,7 +54,7 @@ class ServerConfig:
         ):
             raise ConfigError(f"port must be an integer 0-65535, got {self.port!r}")
         cpus = os.cpu_count() or 1
-        most = max(MAX_WORKERS, 8 * cpus)
+        most = min(max(MAX_WORKERS, 8 * cpus), MAX_WORKERS_CAP)
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) \
                 or not 0 <= self.workers <= most:
             # NOTE: an upper bound too: workers=100000 would fork until the machine swaps.

@@ -137,6 +137,8 @@ class Supervisor:
         old = {s: signal.signal(s, self._on_signal) for s in _SIGNALS}
         try:
             for slot in range(self.config.workers):
+                if signal.SIGINT in self.signals or signal.SIGTERM in self.signals:
+                    break  # NOTE: stopped while forking: stop now, not after the last fork
                 self._spawn(slot)
             logger.info("Ember supervisor %d: %d workers on %s://%s:%d", self.pid,
                         self.config.workers, self.config.scheme, self.config.host, self.port)

@@ -172,7 +172,7 @@ class Worker:
 def _freeze_gc() -> None:
     """Move everything alive after startup to the collector's permanent generation.
 
-    PERF: a served worker holds its modules, the app and its routes (~100k objects) for
+    PERF: a served worker holds its modules, the app and its routes (~21k objects for a minimal app) for
     its whole life; without this every full collection (triggered by the requests in
     flight being promoted) walks them all: ~4 ms p99 at 100 connections on GET /hello
     against ~1.8 ms with it (BENCHMARKS.md, "gc.freeze").  Collected first, so startup
