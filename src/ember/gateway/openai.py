@@ -183,7 +183,7 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
             max_in_flight, int) or max_in_flight < 1):
         raise ValueError(f"max_in_flight must be a positive int or None, got {max_in_flight!r}")
     msgspec = _msgspec()
-    from ember.gateway import schemas
+    from ember.gateway import numbers, schemas
 
     targets, catch_all = _targets(models)
     keys = _keys(api_keys)
@@ -258,7 +258,9 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
         if not isinstance(body, dict):
             return openai_error(400, "The request body must be a JSON object.", rid=rid)
         try:
-            spec = schemas.decode(raw, type_)
+            # 5.0 is an integer to JSON Schema and OpenAI: whole floats at integer
+            # positions become ints (in body too, which is what is forwarded)
+            spec = numbers.decode(raw, body, type_, schemas.decode)
         except msgspec.ValidationError as exc:
             text = str(exc)
             param = schemas.error_param(text)

@@ -17,8 +17,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-NonNegInt = Annotated[int, Meta(ge=0)]
-PosInt = Annotated[int, Meta(ge=1)]
+# NOTE: integers are bounded to int64 as OpenAI publishes for ``seed``: the JSON object
+# forwarded upstream is parsed by orjson, which reads larger integers as floats.
+INT64_MAX = 2**63 - 1
+NonNegInt = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+PosInt = Annotated[int, Meta(ge=1, le=INT64_MAX)]
+Int64 = Annotated[int, Meta(ge=-(2**63), le=INT64_MAX)]
 Name = Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
 
 
@@ -164,7 +168,7 @@ class ChatCompletionRequest(Struct, omit_defaults=True, forbid_unknown_fields=Tr
     logit_bias: dict[str, Annotated[int, Meta(ge=-100, le=100)]] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
-    seed: int | None = None
+    seed: Int64 | None = None
     user: str | None = None
     tools: list[Tool] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
