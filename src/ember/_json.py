@@ -5,7 +5,8 @@ orjson (the fast path everywhere) stops at 64 bits: ``dumps`` raises on a larger
 limit (RFC 8259 §6), and FastAPI answers such values exactly, so Ember does too:
 
 * :func:`dumps` tries orjson first and, only when orjson refuses an integer,
-  re-encodes through a slower path that keeps every integer exact;
+  re-encodes through a slower path that keeps every integer exact (written as
+  ``orjson.Fragment`` digits);
 * :func:`loads` parses with msgspec when installed (exact integers at orjson's
   speed), else with orjson and, only when the text holds a run of 20+ digits (the
   shortest integer that can exceed 64 bits), again with the standard library.
@@ -18,16 +19,26 @@ import enum
 import json
 import math
 import re
+import sys
 from typing import Any
 
 import orjson
 
 _LONG_DIGITS = re.compile(rb"\d{20}")
 _OPTIONS = orjson.OPT_NON_STR_KEYS
+_I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
 
 
 def default(obj: Any) -> Any:
-    """JSON fallbacks orjson lacks: pydantic models, msgspec structs, sets, bytes."""
+    """JSON fallbacks orjson lacks: pydantic models, msgspec structs, sets, bytes, Decimal.
+
+    (orjson itself writes datetime, date, time, UUID, Enum and dataclasses.)  A
+    ``Decimal`` is written as the exact JSON number it holds (``12.50`` stays
+    ``12.50``); NaN and infinities as ``null``, as orjson does for floats.
+    """
+    dec = sys.modules.get("decimal")  # NOTE: no import: a Decimal implies the module
+    if dec is not None and isinstance(obj, dec.Decimal):
+        return orjson.Fragment(str(obj).encode()) if obj.is_finite() else None
     dump = getattr(obj, "model_dump", None)
     if dump is not None:
         return dump(mode="json")
@@ -51,10 +62,76 @@ def dumps(content: Any) -> bytes:
         return orjson.dumps(content, default=default, option=_OPTIONS)
     except TypeError as exc:
         if "64-bit" not in str(exc):
-            raise
+            raise unserialisable(content) or exc from None
     # NOTE: only reached when an integer exceeds 64 bits; correctness over speed here.
-    return json.dumps(_plain(content), ensure_ascii=False, separators=(",", ":"),
-                      allow_nan=False).encode("utf-8")
+    try:
+        plain = _plain(content)
+    except TypeError as exc:
+        raise unserialisable(content) or exc from None
+    return orjson.dumps(plain, option=_OPTIONS)
+
+
+def unserialisable(content: Any) -> TypeError | None:
+    """The error naming the first value of ``content`` that has no JSON form and where it
+    is (``$.items[3].price``); ``None`` when every value has one.  Error path only."""
+    found = _where(content, "$", 0)
+    if found is None:
+        return None
+    path, value = found
+    return TypeError(
+        f"Object of type {type(value).__module__}.{type(value).__qualname__} at {path} is "
+        "not JSON serializable (JSON takes dict, list, str, int, float, bool, None, "
+        "Decimal, datetime/date/time, UUID, Enum, set, dataclasses, pydantic models and "
+        "msgspec Structs; convert it, or return a Response)")
+
+
+def _where(obj: Any, path: str, depth: int) -> tuple[str, Any] | None:
+    if depth > 200:  # NOTE: orjson stops at 254 levels; a cycle ends here too
+        return (path, obj)
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not _leaf_ok({key: None}):
+                return (f"{path}[{key!r}] (the key)", key)
+            found = _where(value, path + _segment(key), depth + 1)
+            if found is not None:
+                return found
+        return None
+    if isinstance(obj, list | tuple | set | frozenset):
+        for i, value in enumerate(obj):
+            found = _where(value, f"{path}[{i}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+    names: Any = None
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        names = [f.name for f in dataclasses.fields(obj)]
+    elif type(obj).__module__ != "builtins" and hasattr(type(obj), "__struct_fields__"):
+        names = type(obj).__struct_fields__
+    elif hasattr(obj, "model_dump") and hasattr(type(obj), "model_fields"):
+        names = list(type(obj).model_fields)
+    if names is not None:
+        for name in names:
+            found = _where(getattr(obj, name, None), f"{path}.{name}", depth + 1)
+            if found is not None:
+                return found
+        return None if _leaf_ok(obj) else (path, obj)
+    return None if _leaf_ok(obj) else (path, obj)
+
+
+def _leaf_ok(value: Any) -> bool:
+    try:
+        orjson.dumps(value, default=default, option=_OPTIONS)
+    except TypeError as exc:
+        return "64-bit" in str(exc)
+    except Exception:
+        return False
+    return True
+
+
+def _segment(key: Any) -> str:
+    if isinstance(key, str) and key.isidentifier():
+        return f".{key}"
+    return f"[{key!r}]"
 
 
 def _plain(obj: Any) -> Any:
@@ -62,7 +139,9 @@ def _plain(obj: Any) -> Any:
     if obj is None or isinstance(obj, (str, bool)):
         return str(obj) if isinstance(obj, str) and type(obj) is not str else obj
     if isinstance(obj, int) and not isinstance(obj, enum.Enum):
-        return int(obj)
+        value = int(obj)
+        # the integers orjson cannot write go in as their exact digits
+        return value if _I64_MIN <= value <= _U64_MAX else orjson.Fragment(str(value).encode())
     if isinstance(obj, float):
         return float(obj) if math.isfinite(obj) else None  # orjson writes NaN/inf as null
     if isinstance(obj, dict):
@@ -76,6 +155,9 @@ def _plain(obj: Any) -> Any:
     if hasattr(obj, "model_dump") or hasattr(type(obj), "__struct_fields__") or isinstance(
             obj, (set, frozenset, bytes)):
         return _plain(default(obj))
+    dec = sys.modules.get("decimal")
+    if dec is not None and isinstance(obj, dec.Decimal):
+        return default(obj)  # exact, as on the fast path
     # datetimes, UUIDs, numpy values...: whatever orjson makes of them
     return orjson.loads(orjson.dumps(obj, default=default, option=_OPTIONS))
 
@@ -83,6 +165,9 @@ def _plain(obj: Any) -> Any:
 def _key(key: Any) -> Any:
     if isinstance(key, str):
         return str(key)
+    if isinstance(key, int) and not isinstance(key, bool | enum.Enum) and not (
+            _I64_MIN <= key <= _U64_MAX):
+        return str(int(key))
     if isinstance(key, (bool, int, float)) or key is None:
         return key if not isinstance(key, enum.Enum) else _key(key.value)
     text = orjson.loads(orjson.dumps(key, option=_OPTIONS))

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ember._hints import add_await_hint
 from ember._redact import redact
 from ember.blueprints import Blueprint, check_prefixes, prefix_for
 from ember.datastructures import State
@@ -437,6 +438,8 @@ class Ember(RouteDecorators):
     async def _error_response(self, req: Any, exc: Exception) -> Response:
         if isinstance(exc, ClientDisconnect):
             raise exc  # NOTE: the client left: no answer, no 500, no error log (protocol)
+        if isinstance(exc, TypeError | AttributeError):  # "did you forget `await`?"
+            add_await_hint(exc)
         handler = self._find_handler(exc)
         if handler is not None:
             try:

@@ -246,3 +246,131 @@ class State:
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` or ``default``."""
         return self._state.get(key, default)
+
+
+class URL(str):
+    """A URL that is still a ``str`` (comparisons, f-strings, JSON, ``startswith`` work
+    as before) with its parts as attributes: ``scheme``, ``netloc``, ``hostname``,
+    ``port``, ``path`` (as sent, percent-encoded), ``query``, ``fragment``.
+
+    ``request.url`` is built by :meth:`build` only when read.  A malformed ``Host``
+    never raises here: ``port`` is ``None`` when it is not a number in 0-65535.
+    """
+
+    scheme: str
+    netloc: str
+    path: str
+    query: str
+    fragment: str
+
+    def __new__(cls, url: str = "") -> URL:
+        self = super().__new__(cls, url)
+        scheme, sep, rest = url.partition("://")
+        if not sep or "/" in scheme or "?" in scheme:
+            scheme, rest = "", url
+        netloc, path = (rest, "") if sep else ("", rest)
+        if sep:
+            cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0),
+                      default=len(rest))
+            netloc, path = rest[:cut], rest[cut:]
+        path, _, fragment = path.partition("#")
+        path, _, query = path.partition("?")
+        return self._set(scheme, netloc, path, query, fragment)
+
+    @classmethod
+    def build(cls, scheme: str, netloc: str, path: str, query: str = "",
+              fragment: str = "") -> URL:
+        """``scheme://netloc/path?query#fragment`` from its parts (the one constructor
+        ``request.url`` uses; the parts are kept as given, not re-parsed)."""
+        text = f"{scheme}://{netloc}{path}"
+        if query:
+            text += "?" + query
+        if fragment:
+            text += "#" + fragment
+        return str.__new__(cls, text)._set(scheme, netloc, path, query, fragment)
+
+    def _set(self, scheme: str, netloc: str, path: str, query: str, fragment: str) -> URL:
+        # NOTE: str subclasses cannot have slots of their own; the parts go in the
+        # instance dict through object.__setattr__ (the class is otherwise immutable)
+        d = self.__dict__
+        d["scheme"], d["netloc"], d["path"] = scheme.lower(), netloc, path
+        d["query"], d["fragment"] = query, fragment
+        return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("URL is immutable; use .replace(...)")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (URL, (str(self),))
+
+    @property
+    def _hostport(self) -> tuple[str, str]:
+        host = self.netloc.rpartition("@")[2]
+        if host.startswith("["):  # an IPv6 literal
+            end = host.find("]")
+            if end < 0:
+                return host, ""
+            rest = host[end + 1:]
+            return host[: end + 1], rest[1:] if rest.startswith(":") else ""
+        name, sep, port = host.rpartition(":")
+        return (name, port) if sep else (host, "")
+
+    @property
+    def hostname(self) -> str | None:
+        """The host, lower-cased, without userinfo, port or IPv6 brackets."""
+        host = self._hostport[0].strip("[]").lower()
+        return host or None
+
+    @property
+    def port(self) -> int | None:
+        """The explicit port, or ``None`` (absent or not a number in 0-65535)."""
+        port = self._hostport[1]
+        if port.isascii() and port.isdigit() and int(port) <= 65535:
+            return int(port)
+        return None
+
+    @property
+    def username(self) -> str | None:
+        user, sep, _ = self.netloc.rpartition("@")
+        return user.partition(":")[0] if sep else None
+
+    @property
+    def password(self) -> str | None:
+        user, sep, _ = self.netloc.rpartition("@")
+        _name, colon, password = user.partition(":")
+        return password if sep and colon else None
+
+    @property
+    def is_secure(self) -> bool:
+        return self.scheme in ("https", "wss")
+
+    def replace(self, **parts: Any) -> URL:
+        """A new URL with some parts changed: ``scheme``, ``netloc``, ``path``, ``query``,
+        ``fragment``, or ``hostname``/``port`` (which rebuild ``netloc``)."""
+        unknown = set(parts) - {"scheme", "netloc", "path", "query", "fragment", "hostname",
+                                "port"}
+        if unknown:
+            raise TypeError(f"URL.replace() got unknown parts: {sorted(unknown)}")
+        if "hostname" in parts or "port" in parts:
+            host = parts.pop("hostname", None) or self._hostport[0]
+            port = parts.pop("port", self.port)
+            if ":" in host and not host.startswith("["):
+                host = f"[{host}]"
+            user = self.netloc.rpartition("@")[0]
+            netloc = host if port is None else f"{host}:{int(port)}"
+            parts["netloc"] = f"{user}@{netloc}" if user else netloc
+        current = {"scheme": self.scheme, "netloc": self.netloc, "path": self.path,
+                   "query": self.query, "fragment": self.fragment}
+        return URL.build(**{**current, **parts})
+
+    def include_query_params(self, **params: Any) -> URL:
+        """A new URL with ``params`` set in the query (replacing same-named ones)."""
+        from urllib.parse import parse_qsl, urlencode
+
+        pairs = [(k, v) for k, v in parse_qsl(self.query, keep_blank_values=True)
+                 if k not in params]
+        pairs += [(k, str(v)) for k, v in params.items()]
+        return self.replace(query=urlencode(pairs))
+
+    def __repr__(self) -> str:
+        return f"URL({str(self)!r})"

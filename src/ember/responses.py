@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -266,6 +266,10 @@ def to_response(result: Any) -> Response:
         return JSONResponse(result)
     if isinstance(result, AsyncIterable) or inspect.isgenerator(result):
         return StreamingResponse(result)
+    if isinstance(result, Coroutine):  # NOTE: a missing `await` (ember._hints)
+        from ember._hints import coroutine_returned
+
+        raise coroutine_returned(result)
     raise TypeError(
         f"handler returned {type(result).__name__}; return a Response, dict, list, str, "
         "int, float, bool, bytes, a dataclass/model or None"
