@@ -409,7 +409,11 @@ DOCS_MISSING_HTML = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title} — API docs</title></head>
 <body><h1>{title}: API docs</h1>
 <p>The interactive docs page needs Swagger UI's files, which the <code>docs</code> extra
-installs: <code>pip install 'ember-api[docs]'</code>.</p>
+installs:</p>
+<ul><li>from the package index: <code>pip install 'ember-api[docs]&gt;=0.2.0'</code>
+(the index's <code>ember-api 0.1.0</code> is another project);</li>
+<li>from a clone of Ember, in its directory: <code>pip install -e ".[docs]"</code>.</li></ul>
+<p>Then restart the server.</p>
 <p>The OpenAPI document is at <a href="{url}">{url}</a>.</p>
 </body></html>"""
 

@@ -69,7 +69,8 @@ def test_missing_extra_names_it(serve, monkeypatch) -> None:
     base = serve(_app())
     with urllib.request.urlopen(base + "/docs") as r:
         html = r.read().decode()
-    assert "pip install 'ember-api[docs]'" in html and "/openapi.json" in html
+    assert "pip install 'ember-api[docs]&gt;=0.2.0'" in html and "/openapi.json" in html
+    assert 'pip install -e ".[docs]"' in html  # from a clone, as the README installs
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(base + "/docs/assets/swagger-ui-bundle.js")
     err.value.close()
