@@ -1,5 +1,15 @@
 from ember import Ember, Blueprint, Request, JSONResponse, StaticCache, RedisCache
 app = Ember()
+# NOTE (the seed's code is kept as it was): `tasks` lives in this process's memory, and
+# app.run(..., workers=4) below forks 4 worker processes, each with its own copy of it.
+# The kernel hands each connection to any worker, so a task created through one worker
+# is unknown to the other three: a GET right after the POST is a 404 about 3 times in 4,
+# and /tasks lists a different subset on every call.  Per-process state and workers>1
+# disagree.  Either serve one process (workers=1), or keep the data where every worker
+# (and every host) sees it: examples/crud_postgres.py stores the tasks in PostgreSQL
+# (ember.db, docs/database.md); Redis works the same way (one hash, HSET/HGET through
+# redis.asyncio).  The RedisCache on GET /tasks shares cached *responses* across workers
+# for 30 s; it does not share `tasks`.
 tasks: dict = {}
 @app.get("/tasks", cache=RedisCache(ttl=30))
 async def list_tasks(request: Request) -> JSONResponse:
@@ -20,4 +30,4 @@ async def create_task(request: Request) -> JSONResponse:
     task_id = str(uuid.uuid4())
     tasks[task_id] = {"id": task_id, **data}
     return JSONResponse(tasks[task_id], status_code=201)
-app.run(host="0.0.0.0", port=8000, workers=4)
+app.run(host="0.0.0.0", port=8000, workers=4)  # 4 processes: see the NOTE on `tasks` above
