@@ -7,9 +7,12 @@
     async for chunk in router.stream("Tell me a story"): # fallback before the first token
         ...
 
-Retries with exponential backoff (and jitter, honouring ``Retry-After``) on
-``rate_limit``, ``server``, ``timeout`` and ``connection`` errors, then moves on
-to the next model; a model that keeps failing cools down for ``cooldown`` seconds
+Retries follow one :class:`~ember.models.retry.RetryPolicy` (the one the HTTP
+providers use): exponential backoff with jitter on ``rate_limit``, ``server``,
+``timeout`` and ``connection`` errors, a provider's ``Retry-After`` honoured as given
+(longer than the policy's ``max_wait``: the next model is tried at once, never a
+shortened wait), then the next model; a model that keeps failing cools down for
+``cooldown`` seconds
 (it is tried last meanwhile, never skipped, so a request always has a model).
 A model whose provider has no API key on this install (a ``ModelProviderError``
 configuration error) is skipped, with one warning per model, and the next one is
@@ -18,6 +21,12 @@ they will not get better elsewhere and the caller must see them.  When every mod
 provider error is raised with its ``error_type`` intact and
 ``context["attempted_models"]`` listing what was tried.  The router owns the
 retries: calls go to HTTP providers with ``max_retries=0`` (unless given).
+
+``first_token_timeout`` (seconds; per router or per call) abandons a stream whose
+upstream sends nothing but keep-alives before its first token and tries the next
+model (``async`` streams; a stream never falls back after its first token).
+:meth:`ModelRouter.stream` returns a :class:`RouterStream` that carries the usage of
+every attempt once it ends (``.usage``, ``.calls``).
 """
 
 from __future__ import annotations
@@ -25,15 +34,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import random
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+from ember.models.retry import RetryPolicy
+
 logger = logging.getLogger("ember.ai.router")
 STRATEGIES = ("fallback", "cost", "latency", "round_robin", "least_busy")
-_RETRYABLE = frozenset(("rate_limit", "server", "timeout", "connection"))
 
 
 class _ModelState:
@@ -54,41 +63,61 @@ def _missing_key(exc: BaseException) -> bool:
             and context.get("reason") == "missing_api_key")
 
 
-def _error_type(exc: BaseException) -> str | None:
-    context = getattr(exc, "context", None)
-    return context.get("error_type") if isinstance(context, dict) else None
+def _first_token_timeout(model: str, seconds: float) -> Exception:
+    from ember.models.exceptions import ProviderAPIError
+
+    return ProviderAPIError(
+        f"{model}: no token within first_token_timeout={seconds:g} s (upstream stalled)",
+        error_type="timeout", model=model, provider_message="first token timeout",
+        context={"first_token_timeout": seconds})
+
+
+def _has_content(chunk: Any) -> bool:
+    return bool(getattr(chunk, "text", None) or getattr(chunk, "tool_calls", None)
+                or getattr(chunk, "finish_reason", None))
 
 
 class ModelRouter:
     """Choose among ``models`` per ``strategy``; see the module docstring.
 
-    ``max_retries`` retries per model (with ``backoff`` seconds, doubling), a
-    model goes into ``cooldown`` after ``failure_threshold`` exhausted attempts in
-    a row; other keyword arguments are default parameters of every call.
+    ``max_retries`` retries per model (with ``backoff`` seconds, doubling, waits
+    capped at ``max_wait``), a model goes into ``cooldown`` after
+    ``failure_threshold`` exhausted attempts in a row, ``first_token_timeout`` (or
+    None) bounds the wait for a stream's first token; or give all of it as one
+    ``policy=RetryPolicy(...)``. Other keyword arguments are default parameters of
+    every call (``first_token_timeout`` may also be given per call).
     """
 
     def __init__(self, models: Sequence[str], strategy: str = "fallback", *,
                  max_retries: int = 1, backoff: float = 0.25, cooldown: float = 30.0,
-                 failure_threshold: int = 1, registry: Any = None, **defaults: Any) -> None:
+                 failure_threshold: int = 1, max_wait: float = 10.0,
+                 first_token_timeout: float | None = None, policy: RetryPolicy | None = None,
+                 registry: Any = None, **defaults: Any) -> None:
         if isinstance(models, str) or not models or not all(isinstance(m, str) for m in models):
             raise ValueError("ModelRouter needs a non-empty list of model ids")
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-        if max_retries < 0 or backoff < 0 or cooldown < 0 or failure_threshold < 1:
-            raise ValueError("max_retries, backoff and cooldown must not be negative, "
-                             "failure_threshold must be at least 1")
+        if policy is None:
+            policy = RetryPolicy(max_retries, backoff, max_wait, cooldown=cooldown,
+                                 failure_threshold=failure_threshold,
+                                 first_token_timeout=first_token_timeout)
+        elif not isinstance(policy, RetryPolicy):
+            raise ValueError(f"policy must be a RetryPolicy, got {policy!r}")
+        self.policy = policy
         self.models = list(dict.fromkeys(models))
         self.strategy = strategy
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.cooldown = cooldown
-        self.failure_threshold = failure_threshold
         self.defaults = defaults
         self._registry = registry
         self._state = {m: _ModelState() for m in self.models}
         self._rr = itertools.count()
         self._lock = threading.Lock()
         self._unavailable: set[str] = set()
+
+    max_retries = property(lambda self: self.policy.max_retries)
+    backoff = property(lambda self: self.policy.backoff)
+    cooldown = property(lambda self: self.policy.cooldown)
+    failure_threshold = property(lambda self: self.policy.failure_threshold)
+    first_token_timeout = property(lambda self: self.policy.first_token_timeout)
 
     # -- choosing ---------------------------------------------------------------------
 
@@ -136,6 +165,7 @@ class ModelRouter:
 
     def _params(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
         merged = {**self.defaults, **params}
+        merged.pop("first_token_timeout", None)
         if "max_retries" not in merged:
             from ember.models.providers._http import HTTPProvider
 
@@ -171,16 +201,12 @@ class ModelRouter:
                 self._unavailable.add(model)
                 logger.warning("ModelRouter: skipping %s: %s", model, exc)
             return None
-        if _error_type(exc) not in _RETRYABLE:
+        if not self.policy.retryable(exc, malformed=True):
             raise exc
-        if attempt >= self.max_retries:
+        delay = self.policy.delay(attempt, exc, malformed=True)
+        if delay is None:
             self._failed(model)
-            return None
-        retry_after = exc.context.get("retry_after")  # type: ignore[attr-defined]
-        if retry_after is not None:
-            return min(float(retry_after), 10.0)
-        base = self.backoff * (2 ** attempt)
-        return base + random.uniform(0, base)
+        return delay
 
     def _final(self, last: BaseException | None, tried: list[str]) -> BaseException:
         if last is None:
@@ -228,9 +254,38 @@ class ModelRouter:
                 return response
         raise self._final(last, tried)
 
-    async def astream(self, prompt: Any, **params: Any) -> AsyncIterator[Any]:
+    def astream(self, prompt: Any, **params: Any) -> AsyncIterator[Any]:
         """Stream chunks from the first model that starts; no fallback after the first chunk."""
+        return self._astream(prompt, params, [])
+
+    async def _first(self, iterator: Any, timeout: float | None, model: str) -> list[Any]:
+        """The chunks up to and including the first with content ([] at once: empty stream),
+        within ``timeout`` seconds (keep-alives and empty deltas do not count)."""
+        head: list[Any] = []
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            try:
+                if deadline is None:
+                    chunk = await iterator.__anext__()
+                else:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return head
+            except TimeoutError:
+                raise _first_token_timeout(model, timeout or 0.0) from None
+            head.append(chunk)
+            if _has_content(chunk):
+                return head
+
+    async def _astream(self, prompt: Any, params: dict[str, Any],
+                       calls: list[Any]) -> AsyncIterator[Any]:
         registry = self.registry()
+        timeout = params.get("first_token_timeout", self.policy.first_token_timeout)
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+            raise ValueError(f"first_token_timeout must be a positive number of seconds, "
+                             f"got {timeout!r}")
         tried: list[str] = []
         last: Exception | None = None
         for model in self.order():
@@ -238,34 +293,38 @@ class ModelRouter:
             for attempt in itertools.count():
                 tried.append(model)
                 started = self._begin(model)
+                stream: Any = None
                 iterator: Any = None
                 try:
                     try:
                         # NOTE: inside the try: a provider that cannot be built raises here
-                        iterator = registry.stream_model_async(model, prompt, **merged)
-                        iterator = iterator.__aiter__()
-                        first = await iterator.__anext__()
-                    except StopAsyncIteration:
-                        self._succeeded(model, time.monotonic() - started)
-                        return
+                        stream = registry.stream_model_async(model, prompt, **merged)
+                        iterator = stream.__aiter__()
+                        head = await self._first(iterator, timeout, model)
                     except Exception as exc:
                         last = exc
+                        if getattr(exc, "context", {}).get("first_token_timeout"):
+                            self._failed(model)  # NOTE: stalled: the next model, not again
+                            break
                         delay = self._retry_delay(model, attempt, exc)
                         if delay is None:
                             break
                         await asyncio.sleep(delay)
                         continue
-                    yield first
-                    # NOTE: committed to this model now: a later error propagates as is.
-                    async for chunk in iterator:
+                    for chunk in head:
                         yield chunk
+                    # NOTE: committed to this model now: a later error propagates as is.
+                    if head:
+                        async for chunk in iterator:
+                            yield chunk
                     self._succeeded(model, time.monotonic() - started)
                     return
                 finally:
                     self._end(model)
-                    close = getattr(iterator, "aclose", None)
+                    close = getattr(stream, "aclose", None) or getattr(iterator, "aclose", None)
                     if close is not None:
                         await close()
+                    calls.extend(getattr(stream, "calls", ()))
         raise self._final(last, tried)
 
     # -- sync ----------------------------------------------------------------------------
@@ -296,7 +355,11 @@ class ModelRouter:
         raise self._final(last, tried)
 
     def stream_sync(self, prompt: Any, **params: Any) -> Iterator[Any]:
-        """Blocking twin of :meth:`astream`."""
+        """Blocking twin of :meth:`astream` (``first_token_timeout`` applies to async only)."""
+        return self._stream_sync(prompt, params, [])
+
+    def _stream_sync(self, prompt: Any, params: dict[str, Any],
+                     calls: list[Any]) -> Iterator[Any]:
         registry = self.registry()
         tried: list[str] = []
         last: Exception | None = None
@@ -305,10 +368,12 @@ class ModelRouter:
             for attempt in itertools.count():
                 tried.append(model)
                 started = self._begin(model)
-                iterator = None
+                stream: Any = None
+                iterator: Any = None
                 try:
                     try:
-                        iterator = iter(registry.stream_model(model, prompt, **merged))
+                        stream = registry.stream_model(model, prompt, **merged)
+                        iterator = iter(stream)
                         first = next(iterator)
                     except StopIteration:
                         self._succeeded(model, time.monotonic() - started)
@@ -326,9 +391,10 @@ class ModelRouter:
                     return
                 finally:
                     self._end(model)
-                    close = getattr(iterator, "close", None)
+                    close = getattr(stream, "close", None) or getattr(iterator, "close", None)
                     if close is not None:
                         close()
+                    calls.extend(getattr(stream, "calls", ()))
         raise self._final(last, tried)
 
     # -- either ----------------------------------------------------------------------------
@@ -365,15 +431,50 @@ class ModelRouter:
 
 
 class RouterStream:
-    """What :meth:`ModelRouter.stream` returns: iterable with ``async for`` and ``for``."""
+    """What :meth:`ModelRouter.stream` returns: iterable once with ``async for`` or ``for``.
+
+    Once it ends (or is closed), :attr:`calls` lists ``(provider/model, usage, error)``
+    for every attempt and :attr:`usage` is their sum: what the stream cost, failed
+    attempts included (a provider may bill the input of a stream that broke).
+    """
 
     def __init__(self, router: ModelRouter, prompt: Any, params: dict[str, Any]) -> None:
         self._router = router
         self._prompt = prompt
         self._params = params
+        self._calls: list[Any] = []
+        self._gen: Any = None
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        return self._router.astream(self._prompt, **self._params)
+        if self._gen is None:
+            self._gen = self._router._astream(self._prompt, self._params, self._calls)
+        return self._gen
 
     def __iter__(self) -> Iterator[Any]:
-        return self._router.stream_sync(self._prompt, **self._params)
+        if self._gen is None:
+            self._gen = self._router._stream_sync(self._prompt, self._params, self._calls)
+        return self._gen
+
+    async def aclose(self) -> None:
+        """Stop early; the usage so far is recorded."""
+        if self._gen is not None:
+            await self._gen.aclose()
+
+    def close(self) -> None:
+        """Sync twin of :meth:`aclose`."""
+        if self._gen is not None:
+            self._gen.close()
+
+    @property
+    def calls(self) -> list[Any]:
+        """``[(provider/model, usage, error)]`` of every attempt that ended."""
+        return list(self._calls)
+
+    @property
+    def usage(self) -> Any:
+        """The summed :class:`~ember.models.schemas.UsageStats` of every attempt, or None."""
+        total = None
+        for _key, usage, _error in self._calls:
+            if usage is not None:
+                total = usage if total is None else total + usage
+        return total

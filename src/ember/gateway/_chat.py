@@ -68,18 +68,12 @@ def _delta_call(call: Any) -> dict[str, Any]:
 
 async def _complete(target: Any, model: str, messages: list[Any], params: dict[str, Any],
                     rid: str, key: str, settle: Any, secrets: Any) -> Response:
-    from ember.models.registry import usage_sink
-
-    sink: list[Any] = []
-    token = usage_sink.set(sink)
     try:
         result = await target.complete(messages, params)
     except Exception as exc:
-        usage_sink.reset(token)
-        await settle(key, model, sink)
+        await settle(key, model, [])  # NOTE: a failed call has no usage to bill
         return error_response(exc, rid, secrets())
-    usage_sink.reset(token)
-    await settle(key, model, sink)
+    await settle(key, model, [(result.model_key or model, result.usage, None)])
     if result.choices:
         choices = [{"index": c.index, "message": _message(c.data, c.tool_calls),
                     "logprobs": c.logprobs, "finish_reason": _finish(c.finish_reason,
@@ -116,24 +110,13 @@ def _sse_class() -> Any:
 async def _stream(target: Any, model: str, messages: list[Any], params: dict[str, Any],
                   include_usage: bool, rid: str, key: str, settle: Any, secrets: Any,
                   release: Any) -> Response:
-    from ember.models.registry import usage_sink
-    sink: list[Any] = []
+    stream = target.stream(messages, params)
+    iterator = stream.__aiter__()
+    pull = type(iterator).__anext__
 
-    async def pull(iterator: Any) -> Any:
-        # NOTE: the sink is set around each step, not once: each step may run in
-        # another task (and so another context) than the handler.
-        token = usage_sink.set(sink)
-        try:
-            return await iterator.__anext__()
-        finally:
-            usage_sink.reset(token)
-
-    token = usage_sink.set(sink)
-    try:
-        stream = target.stream(messages, params)
-        iterator = stream.__aiter__()
-    finally:
-        usage_sink.reset(token)
+    def billed() -> list[Any]:
+        """What the stream's attempts used (carried on the stream object once it ended)."""
+        return list(getattr(stream, "calls", ()))
     # NOTE: pull the first chunk before answering, so that a failure to start (bad key,
     # refused parameter, rate limit) is a proper HTTP error instead of a broken 200 stream.
     try:
@@ -141,7 +124,8 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
     except StopAsyncIteration:
         first = None
     except Exception as exc:
-        await settle(key, model, sink)
+        await _close(stream, iterator, rid)
+        await settle(key, model, billed())
         return error_response(exc, rid, secrets())
     base = {"id": f"chatcmpl-{new_id()}", "object": "chat.completion.chunk",
             "created": int(time.time()), "model": model, "system_fingerprint": None}
@@ -161,13 +145,8 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
             return
         closed = True
         try:
-            close = getattr(iterator, "aclose", None)
-            if close is not None:
-                try:
-                    await close()
-                except Exception as exc:  # the stream already ended or failed
-                    logger.debug("gateway %s: closing the upstream stream: %r", rid, exc)
-            await settle(key, model, sink)
+            await _close(stream, iterator, rid)
+            await settle(key, model, billed())
         finally:
             release()
 
@@ -200,11 +179,12 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
                     chunk = None
             for index in sorted(opened):
                 yield frame(index, {}, _finish(finishes.get(index), index in tools))
-            usage = None
-            for _model, used, _error in sink:
-                if used is not None:
-                    usage = used if usage is None else usage + used
             if include_usage:
+                await _close(stream, iterator, rid)
+                usage = None
+                for _model, used, _error in billed():
+                    if used is not None:
+                        usage = used if usage is None else usage + used
                 yield b"data: " + dumps({**base, "choices": [], "usage": _usage(usage)}) + \
                     b"\n\n"
             yield b"data: [DONE]\n\n"
@@ -215,6 +195,16 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
 
     return _sse_class()(_Body(frames(), cleanup), ping_interval=None,
                         headers={"x-request-id": rid})
+
+
+async def _close(stream: Any, iterator: Any, rid: str) -> None:
+    """End the upstream stream (idempotent) so that its usage is final."""
+    close = getattr(stream, "aclose", None) or getattr(iterator, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception as exc:  # the stream already ended or failed
+            logger.debug("gateway %s: closing the upstream stream: %r", rid, exc)
 
 
 class _Body:

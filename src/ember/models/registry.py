@@ -7,7 +7,6 @@ so one connection pool) is shared by every model of a provider.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import sys
@@ -25,11 +24,6 @@ from ember.models.schemas import ChatResponse, ToolCall, UsageStats, UsageSummar
 from ember.models.streams import AsyncModelStream, ModelStream
 
 logger = logging.getLogger("ember.models")
-
-#: A list that every model call made in this context appends ``(model key, usage, error)``
-#: to (the gateway sets it around a call to charge per-key budgets); None: nobody listens.
-usage_sink: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
-    "ember_model_usage_sink", default=None)
 
 
 class Binding:
@@ -214,9 +208,8 @@ class ModelRegistry:
                 total.estimated = total.estimated or usage.estimated
         if self.metrics:
             self._observe(model_id, duration, usage, error)
-        sink = usage_sink.get()
-        if sink is not None:
-            sink.append((binding.key, usage, error))
+        if response is not None and hasattr(response, "model_key"):
+            response.model_key = binding.key
         # NOTE: Prometheus model tokens/cost for every call, without importing
         # observability (it is loaded once an app uses Metrics).
         obs = sys.modules.get("ember.observability")

@@ -72,18 +72,22 @@ class RetryPolicy:
         max_wait = values.pop("max_wait")
         return RetryPolicy(max_retries, backoff, max_wait, **values)
 
-    def retryable(self, error: BaseException) -> bool:
-        """Whether ``error`` is of a kind worth another attempt (or another model)."""
+    def retryable(self, error: BaseException, *, malformed: bool = False) -> bool:
+        """Whether ``error`` is of a kind worth another attempt (or another model).
+
+        A malformed reply counts only with ``malformed=True`` (the router retries
+        one; a provider's own retry loop does not).
+        """
         if not isinstance(error, ModelError):
             return False
         return (error.context.get("error_type") in self.retry_on
-                and not error.context.get("malformed"))
+                and (malformed or not error.context.get("malformed")))
 
-    def delay(self, attempt: int, error: BaseException,
-              max_retries: int | None = None) -> float | None:
+    def delay(self, attempt: int, error: BaseException, max_retries: int | None = None, *,
+              malformed: bool = False) -> float | None:
         """Seconds to wait before retry ``attempt`` (0-based), or None to give up."""
         limit = self.max_retries if max_retries is None else max_retries
-        if attempt >= limit or not self.retryable(error):
+        if attempt >= limit or not self.retryable(error, malformed=malformed):
             return None
         retry_after = error.context.get("retry_after")  # type: ignore[attr-defined]
         if retry_after is not None:

@@ -113,6 +113,8 @@ class ChatResponse:
     """Every choice when ``n > 1`` was asked for (index 0 is also ``data``); else None."""
     logprobs: Any = None
     """The provider's ``logprobs`` object for choice 0, when asked for."""
+    model_key: str | None = None
+    """``provider/model`` that answered (set by the registry; what usage is billed to)."""
 
     @property
     def text(self) -> str:
@@ -141,6 +143,8 @@ class EmbeddingResponse:
     vectors: list[list[float]]
     usage: UsageStats = field(default_factory=UsageStats)
     model_id: str | None = None
+    model_key: str | None = None
+    """``provider/model`` that answered (set by the registry)."""
 
 
 @dataclass(slots=True)
