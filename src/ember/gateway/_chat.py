@@ -13,8 +13,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-
 from ember.gateway.errors import error_frame, error_response, new_id
 from ember.responses import JSONResponse, Response
 
@@ -127,15 +125,10 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
         await _close(stream, iterator, rid)
         await settle(key, model, billed())
         return error_response(exc, rid, secrets())
-    base = {"id": f"chatcmpl-{new_id()}", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": model, "system_fingerprint": None}
-    dumps = orjson.dumps
+    from ember._chunks import DONE, ChunkEncoder
 
-    def frame(index: int, delta: dict[str, Any], finish: str | None,
-              logprobs: Any = None) -> bytes:
-        return b"data: " + dumps({**base, "choices": [
-            {"index": index, "delta": delta, "logprobs": logprobs,
-             "finish_reason": finish}]}) + b"\n\n"
+    encoder = ChunkEncoder(f"chatcmpl-{new_id()}", model, int(time.time()))
+    frame = encoder.choice
 
     closed = False
 
@@ -185,9 +178,8 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
                 for _model, used, _error in billed():
                     if used is not None:
                         usage = used if usage is None else usage + used
-                yield b"data: " + dumps({**base, "choices": [], "usage": _usage(usage)}) + \
-                    b"\n\n"
-            yield b"data: [DONE]\n\n"
+                yield encoder.usage(_usage(usage))
+            yield DONE
         except Exception as exc:
             yield error_frame(exc, rid, secrets())
         finally:
