@@ -19,15 +19,22 @@ from ember.responses import JSONResponse, Response
 logger = logging.getLogger("ember.gateway")
 
 _FINISH = ("stop", "length", "tool_calls", "content_filter", "function_call")
-_ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
 def _usage(usage: Any, with_cost: bool = True) -> dict[str, Any]:
     if usage is None:
-        return dict(_ZERO_USAGE)
-    out: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens,
-                           "completion_tokens": usage.completion_tokens,
-                           "total_tokens": usage.total_tokens}
+        from ember.models.schemas import UsageStats
+
+        return _usage(UsageStats(), with_cost=False)
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        # NOTE: (issue 22) every billed class, in OpenAI's shape
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens,
+                                  "audio_tokens": usage.audio_prompt_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens,
+                                      "audio_tokens": usage.audio_completion_tokens},
+    }
     if with_cost:
         # NOTE: not in OpenAI's schema; the SDK keeps unknown fields (usage.model_extra)
         out["cost"] = round(usage.cost, 10)

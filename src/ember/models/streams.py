@@ -117,6 +117,7 @@ class _StreamState:
                 usage = UsageStats(
                     reported.prompt_tokens or usage.prompt_tokens,
                     max(reported.completion_tokens, usage.completion_tokens), estimated=True,
+                    **reported.classes(),
                 )
         self.response = ChatResponse(
             data=text, usage=usage, model_id=self.model_id, finish_reason=self._finish,

@@ -243,14 +243,12 @@ class AnthropicProvider(HTTPProvider):
                 calls.append(ToolCall(block["id"], block["name"],
                                       orjson.dumps(block.get("input", {})).decode()))
         usage = data.get("usage") or {}
-        prompt = int(usage.get("input_tokens") or 0) + int(
-            usage.get("cache_creation_input_tokens") or 0) + int(
-            usage.get("cache_read_input_tokens") or 0)
+        counts = UsageCounts()
+        counts.update(usage)
         reason = data.get("stop_reason")
         return ChatResponse(
             data="".join(texts),
-            usage=UsageStats(prompt, int(usage.get("output_tokens") or 0),
-                             estimated=not usage),
+            usage=counts.stats(estimated=not usage),
             model_id=data.get("model", model), finish_reason=FINISH.get(reason, reason),
             raw_finish_reason=reason, tool_calls=calls, raw=data,
         )
@@ -269,6 +267,29 @@ class AnthropicProvider(HTTPProvider):
         return AnthropicStreamParser(self, model)
 
 
+class UsageCounts:
+    """Anthropic's usage fields, merged as they arrive (``message_start`` then
+    ``message_delta``, both cumulative); ``input_tokens`` there excludes the cache."""
+
+    __slots__ = ("cache_read", "cache_write", "input", "output")
+
+    def __init__(self) -> None:
+        self.input = self.cache_read = self.cache_write = self.output = 0
+
+    def update(self, usage: dict[str, Any]) -> None:
+        for name, attr in (("input_tokens", "input"), ("output_tokens", "output"),
+                           ("cache_read_input_tokens", "cache_read"),
+                           ("cache_creation_input_tokens", "cache_write")):
+            value = usage.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                setattr(self, attr, value)
+
+    def stats(self, estimated: bool = False) -> UsageStats:
+        prompt = self.input + self.cache_read + self.cache_write
+        return UsageStats(prompt, self.output, estimated=estimated,
+                          cached_tokens=self.cache_read, cache_creation_tokens=self.cache_write)
+
+
 class AnthropicStreamParser(StreamParser):
     """Named Messages-stream events -> chunks (usage when ``message_stop`` arrives)."""
 
@@ -276,8 +297,7 @@ class AnthropicStreamParser(StreamParser):
         self.provider = provider
         self.model = model
         self.done = False
-        self.input_tokens = 0
-        self.output_tokens = 0
+        self.counts = UsageCounts()
         self.reported = False
         self.tool_index: dict[int, int] = {}  # content block index -> tool call index
         self.tool_json: dict[int, bool] = {}  # content block index -> any JSON text seen
@@ -292,10 +312,7 @@ class AnthropicStreamParser(StreamParser):
             raise self.provider._error_event(data, self.model)
         if kind == "message_start":
             usage = data["message"].get("usage") or {}
-            self.input_tokens = int(usage.get("input_tokens") or 0) + int(
-                usage.get("cache_creation_input_tokens") or 0) + int(
-                usage.get("cache_read_input_tokens") or 0)
-            self.output_tokens = int(usage.get("output_tokens") or 0)
+            self.counts.update(usage)
             self.reported = bool(usage)
             return []
         if kind == "content_block_start":
@@ -330,22 +347,22 @@ class AnthropicStreamParser(StreamParser):
             return []
         if kind == "message_delta":
             usage = data.get("usage") or {}
+            # NOTE: cumulative counts; a field it leaves out (or sends as null) keeps the
+            # message_start value: its input_tokens never replaces the cache-inclusive sum
+            self.counts.update(usage)
             if "output_tokens" in usage:
-                self.output_tokens = int(usage["output_tokens"])  # cumulative, not a delta
                 self.reported = True
-            if usage.get("input_tokens"):
-                self.input_tokens = int(usage["input_tokens"])
             reason = (data.get("delta") or {}).get("stop_reason")
             if reason:
                 return [StreamChunk(finish_reason=FINISH.get(reason, reason))]
             return []
         if kind == "message_stop":
             self.done = True
-            return [StreamChunk(usage=UsageStats(self.input_tokens, self.output_tokens))]
+            return [StreamChunk(usage=self.counts.stats())]
         return []  # unknown future events
 
     def partial_usage(self) -> UsageStats | None:
         """What the provider reported before the stream broke."""
         if not self.reported:
             return None
-        return UsageStats(self.input_tokens, self.output_tokens)
+        return self.counts.stats()

@@ -194,10 +194,27 @@ def gemini_usage(meta: Any) -> UsageStats | None:
     """UsageStats from ``usageMetadata``."""
     if not isinstance(meta, dict):
         return None
-    prompt = int(meta.get("promptTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + int(
-        meta.get("thoughtsTokenCount") or 0)
-    return UsageStats(prompt, completion, int(meta.get("totalTokenCount") or prompt + completion))
+    prompt = _int(meta.get("promptTokenCount")) + _int(meta.get("toolUsePromptTokenCount"))
+    thoughts = _int(meta.get("thoughtsTokenCount"))
+    completion = _int(meta.get("candidatesTokenCount")) + thoughts
+    return UsageStats(prompt, completion, _int(meta.get("totalTokenCount")) or prompt + completion,
+                      cached_tokens=_int(meta.get("cachedContentTokenCount")),
+                      reasoning_tokens=thoughts,
+                      audio_prompt_tokens=_modality(meta.get("promptTokensDetails"), "AUDIO"),
+                      audio_completion_tokens=_modality(meta.get("candidatesTokensDetails"),
+                                                        "AUDIO"))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _modality(details: Any, modality: str) -> int:
+    """Tokens of one modality in a ``[{"modality", "tokenCount"}]`` list."""
+    if not isinstance(details, list):
+        return 0
+    return sum(_int(d.get("tokenCount")) for d in details
+               if isinstance(d, dict) and d.get("modality") == modality)
 
 
 class GoogleProvider(HTTPProvider):

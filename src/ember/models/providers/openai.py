@@ -74,9 +74,24 @@ def openai_usage(data: Any) -> UsageStats | None:
     """UsageStats from an OpenAI ``usage`` object (None when absent)."""
     if not isinstance(data, dict):
         return None
-    prompt = int(data.get("prompt_tokens") or 0)
-    completion = int(data.get("completion_tokens") or 0)
-    return UsageStats(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+    prompt = _int(data.get("prompt_tokens"))
+    completion = _int(data.get("completion_tokens"))
+    into = data.get("prompt_tokens_details")
+    into = into if isinstance(into, dict) else {}
+    out = data.get("completion_tokens_details")
+    out = out if isinstance(out, dict) else {}
+    # NOTE: DeepSeek (OpenAI-compatible) reports cache hits as prompt_cache_hit_tokens
+    cached = _int(into.get("cached_tokens")) or _int(data.get("prompt_cache_hit_tokens"))
+    return UsageStats(prompt, completion,
+                      _int(data.get("total_tokens")) or prompt + completion,
+                      cached_tokens=cached, reasoning_tokens=_int(out.get("reasoning_tokens")),
+                      audio_prompt_tokens=_int(into.get("audio_tokens")),
+                      audio_completion_tokens=_int(out.get("audio_tokens")))
+
+
+def _int(value: Any) -> int:
+    """A token count from a provider's JSON (null, absent or garbage: 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class OpenAIProvider(HTTPProvider):
