@@ -19,6 +19,7 @@ import orjson
 from ember._redact import redact
 from ember.models import params as P
 from ember.models.exceptions import ProviderAPIError
+from ember.models.providers._convert import ToolIds, claude_content, merge_turns
 from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
 from ember.models.providers.openai import to_messages
@@ -53,9 +54,14 @@ def _json_arg(text: str | None) -> Any:
 
 
 def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
-    """OpenAI-shaped messages -> (system, Anthropic messages)."""
+    """OpenAI-shaped messages -> (system, Anthropic messages) that the API accepts.
+
+    Images become ``image`` blocks, tool-call ids valid and unique, consecutive turns of
+    one role one turn, empty text dropped (see :mod:`ember.models.providers._convert`).
+    """
     system: list[str] = []
     out: list[dict[str, Any]] = []
+    ids = ToolIds()
     for m in messages:
         role = m.get("role")
         content = m.get("content")
@@ -63,31 +69,35 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
             system.append(_text_of(content))
             continue
         if role == "tool":
-            block = {"type": "tool_result", "tool_use_id": m.get("tool_call_id"),
-                     "content": content if isinstance(content, str | list) else str(content)}
-            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list) and all(
-                b.get("type") == "tool_result" for b in out[-1]["content"]
-            ):
-                out[-1]["content"].append(block)
-            else:
-                out.append({"role": "user", "content": [block]})
+            result = claude_content(content)
+            block = {"type": "tool_result", "tool_use_id": ids.result(m.get("tool_call_id")),
+                     "content": result if isinstance(result, str | list) else str(result)}
+            out.append({"role": "user", "content": [block]})
             continue
         if role == "assistant" and m.get("tool_calls"):
-            blocks: list[dict[str, Any]] = []
-            if content:
-                blocks.append({"type": "text", "text": _text_of(content)})
+            blocks = _as_blocks(claude_content(content))
             for call in m["tool_calls"]:
                 fn = call.get("function") or {}
-                blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
-                               "input": _json_arg(fn.get("arguments"))})
+                blocks.append({"type": "tool_use", "id": ids.call(call.get("id")),
+                               "name": fn.get("name"), "input": _json_arg(fn.get("arguments"))})
             out.append({"role": "assistant", "content": blocks})
             continue
-        if isinstance(content, list):
-            content = [
-                {"type": "text", "text": p} if isinstance(p, str) else p for p in content
-            ]
-        out.append({"role": role or "user", "content": content})
+        converted = claude_content(content)
+        if not converted:
+            continue  # NOTE: an empty turn is a 400 ("all messages must have non-empty content")
+        out.append({"role": "assistant" if role == "assistant" else "user",
+                    "content": converted})
+    out = merge_turns(out, "content")
+    for m in out:  # NOTE: tool results lead a user turn (the API requires them first)
+        if isinstance(m["content"], list) and m["role"] == "user":
+            m["content"].sort(key=lambda b: b.get("type") != "tool_result")
     return ("\n\n".join(system) if system else None), out
+
+
+def _as_blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return list(content)
 
 
 def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -123,11 +133,33 @@ def _stop(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
     body["stop_sequences"] = P.stop_list(value)
 
 
+#: The tool that carries a structured answer (``response_format``): Claude is made to call
+#: it, and its input comes back as the answer's text (never as a tool call).
+STRUCTURED_TOOL = "ember_structured_output"
+
+
 def _response_format(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
-    if isinstance(value, dict) and value.get("type") == "text":
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
         return
-    raise P.refuse("anthropic", "response_format", "JSON mode and JSON schemas are not "
-                   "part of the Messages API; describe the format in the prompt or use a tool")
+    if kind == "json_object":
+        schema: Any = {"type": "object"}
+        about = "the answer as one JSON object"
+    elif kind == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, dict):
+            raise P.refuse("anthropic", "response_format", "json_schema needs an object "
+                           "with a schema")
+        schema = spec.get("schema") or {"type": "object"}
+        if not isinstance(schema, dict) or schema.get("type", "object") != "object":
+            raise P.refuse("anthropic", "response_format", "the JSON schema's root must be "
+                           "an object (as OpenAI requires)")
+        about = spec.get("description") or f"the answer as {spec.get('name') or 'JSON'}"
+    else:
+        raise P.refuse("anthropic", "response_format", f"unknown type {kind!r}")
+    # NOTE: tool forcing works on every Claude model (structured outputs need a beta)
+    body["_structured"] = {"name": STRUCTURED_TOOL, "description": f"Give {about}.",
+                           "input_schema": {"type": "object", **schema}}
 
 
 def _tool_choice(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
@@ -218,6 +250,14 @@ class AnthropicProvider(HTTPProvider):
         if system:
             body["system"] = system
         P.apply(self.name, self.PARAMS, params, body, model)
+        structured = body.pop("_structured", None)
+        if structured is not None:
+            if body.get("tools") or body.get("tool_choice") or body.get("thinking"):
+                raise P.refuse("anthropic", "response_format", "a JSON format is translated "
+                               "by forcing a tool, which Claude cannot combine with tools, "
+                               "tool_choice or thinking (reasoning_effort)")
+            body["tools"] = [structured]
+            body["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
         body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
         thinking = body.get("thinking")
         if isinstance(thinking, dict) and body["max_tokens"] <= thinking.get("budget_tokens", 0):
@@ -239,6 +279,8 @@ class AnthropicProvider(HTTPProvider):
             kind = block.get("type")
             if kind == "text":
                 texts.append(block["text"])
+            elif kind == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                texts.append(orjson.dumps(block.get("input", {})).decode())
             elif kind == "tool_use":
                 calls.append(ToolCall(block["id"], block["name"],
                                       orjson.dumps(block.get("input", {})).decode()))
@@ -246,6 +288,8 @@ class AnthropicProvider(HTTPProvider):
         counts = UsageCounts()
         counts.update(usage)
         reason = data.get("stop_reason")
+        if reason == "tool_use" and not calls:
+            reason = "end_turn"  # NOTE: the structured answer is text, not a tool call
         return ChatResponse(
             data="".join(texts),
             usage=counts.stats(estimated=not usage),
@@ -301,6 +345,7 @@ class AnthropicStreamParser(StreamParser):
         self.reported = False
         self.tool_index: dict[int, int] = {}  # content block index -> tool call index
         self.tool_json: dict[int, bool] = {}  # content block index -> any JSON text seen
+        self.structured: set[int] = set()  # blocks of the structured-answer tool
 
     def feed(self, event: Any) -> list[StreamChunk]:
         name = event.event
@@ -317,6 +362,10 @@ class AnthropicStreamParser(StreamParser):
             return []
         if kind == "content_block_start":
             block = data["content_block"]
+            if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                self.structured.add(data["index"])
+                self.tool_json[data["index"]] = False
+                return []
             if block.get("type") == "tool_use":
                 idx = self.tool_index.setdefault(data["index"], len(self.tool_index))
                 self.tool_json[data["index"]] = False
@@ -334,6 +383,8 @@ class AnthropicStreamParser(StreamParser):
                 if not text:
                     return []
                 self.tool_json[data["index"]] = True
+                if data["index"] in self.structured:
+                    return [StreamChunk(text=text)]
                 idx = self.tool_index.get(data["index"], 0)
                 return [StreamChunk(tool_calls=[ToolCallDelta(idx, arguments=text)])]
             return []
@@ -342,6 +393,8 @@ class AnthropicStreamParser(StreamParser):
             # one empty partial_json): send "{}" so clients always get a JSON object.
             if self.tool_json.get(data.get("index")) is False:
                 self.tool_json[data["index"]] = True
+                if data["index"] in self.structured:
+                    return [StreamChunk(text="{}")]
                 idx = self.tool_index[data["index"]]
                 return [StreamChunk(tool_calls=[ToolCallDelta(idx, arguments="{}")])]
             return []
@@ -353,6 +406,8 @@ class AnthropicStreamParser(StreamParser):
             if "output_tokens" in usage:
                 self.reported = True
             reason = (data.get("delta") or {}).get("stop_reason")
+            if reason == "tool_use" and self.structured and not self.tool_index:
+                reason = "end_turn"
             if reason:
                 return [StreamChunk(finish_reason=FINISH.get(reason, reason))]
             return []

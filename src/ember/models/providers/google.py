@@ -20,6 +20,7 @@ import orjson
 from ember._redact import redact
 from ember.models import params as P
 from ember.models.exceptions import ProviderAPIError
+from ember.models.providers._convert import gemini_part, gemini_schema, merge_turns
 from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
 from ember.models.providers.openai import to_messages
@@ -123,15 +124,9 @@ _VERSIONED = re.compile(r"/v\d+(alpha|beta)?\d*$")
 def _text_parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}]
-    parts = []
-    for p in content or ():
-        if isinstance(p, str):
-            parts.append({"text": p})
-        elif isinstance(p, dict) and p.get("type") == "text":
-            parts.append({"text": p.get("text", "")})
-        elif isinstance(p, dict):
-            parts.append(p)  # already a Gemini part
-    return parts
+    if not isinstance(content, list):
+        return [{"text": str(content)}] if content is not None else []
+    return [p for p in (gemini_part(part) for part in content) if p is not None]
 
 
 def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
@@ -154,11 +149,7 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
             if not isinstance(result, dict):
                 result = {"result": result}
             part = {"functionResponse": {"name": name, "response": result}}
-            if contents and contents[-1]["role"] == "user" and "functionResponse" in contents[-1][
-                "parts"][-1]:
-                contents[-1]["parts"].append(part)
-            else:
-                contents.append({"role": "user", "parts": [part]})
+            contents.append({"role": "user", "parts": [part]})
             continue
         parts = _text_parts(content) if content else []
         for call in m.get("tool_calls") or ():
@@ -169,8 +160,14 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
             except orjson.JSONDecodeError:
                 args = {}
             parts.append({"functionCall": {"name": fn.get("name"), "args": args}})
+        if not parts:
+            continue  # NOTE: an empty turn is a 400 (contents.parts must not be empty)
         contents.append({"role": "model" if role in ("assistant", "model") else "user",
-                         "parts": parts or [{"text": ""}]})
+                         "parts": parts})
+    # NOTE: turns alternate; function responses lead a user turn
+    contents = merge_turns(contents, "parts")
+    for c in contents:
+        c["parts"].sort(key=lambda p: "functionResponse" not in p)
     return ("\n\n".join(system) if system else None), contents
 
 
@@ -185,7 +182,8 @@ def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         decl = {"name": fn["name"], "description": fn.get("description", "")}
         if fn.get("parameters"):
-            decl["parameters"] = fn["parameters"]
+            decl["parameters"] = gemini_schema(fn["parameters"],
+                                               f"tools[{fn['name']}].parameters")
         declarations.append(decl)
     return ([{"functionDeclarations": declarations}] if declarations else []) + passthrough
 
