@@ -212,6 +212,8 @@ def _gemini(node: Any, defs: dict[str, Any], seen: tuple[str, ...], where: str) 
                            f"Gemini takes no recursive schemas")
         merged = {**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}
         return _gemini(merged, defs, (*seen, name), where)
+    if "const" in node and "enum" not in node:
+        node = {**node, "enum": [node["const"]]}
     out: dict[str, Any] = {}
     kind = node.get("type")
     if isinstance(kind, list):
@@ -224,8 +226,6 @@ def _gemini(node: Any, defs: dict[str, Any], seen: tuple[str, ...], where: str) 
             out["nullable"] = True
     elif kind is not None:
         out["type"] = kind
-    if "const" in node:
-        out["enum"] = [node["const"]]
     for key, value in node.items():
         if key == "type" or (key not in _GEMINI_KEYS and key not in ("oneOf", "allOf")):
             continue
