@@ -30,6 +30,7 @@ from ember.models.providers._transport import (
 from ember.models.providers.base import BaseProvider, Prompt
 from ember.models.retry import RetryPolicy, run_async, run_sync
 from ember.models.schemas import ChatResponse, StreamChunk
+from ember.models.vocab import classify_error
 
 # NOTE: closers live as long as their loop, not their provider: a registry dropped
 # mid-loop still gets its connections closed by asyncio.run()'s shutdown_asyncgens().
@@ -79,6 +80,8 @@ class HTTPProvider(BaseProvider):
     """A provider speaking JSON + SSE over one pooled httpx client per side."""
 
     name: ClassVar[str] = "http"
+    #: whose error and finish vocabulary it speaks (ember.models.vocab)
+    vocabulary: ClassVar[str] = "compatible"
     base_url_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
 
@@ -247,16 +250,23 @@ class HTTPProvider(BaseProvider):
     # -- errors ------------------------------------------------------------------------------
     def _status_error(self, status: int, headers: Any, body: bytes, model: str) -> ProviderAPIError:
         message = None
+        data: Any = None
         try:
-            message = self.error_message(orjson.loads(body)) if body else None
+            data = orjson.loads(body) if body else None
+            message = self.error_message(data) if data is not None else None
         except orjson.JSONDecodeError:
             message = body[:500].decode("utf-8", "replace").strip() or None
         message = redact(message, [self.api_key]) if message else None  # echoed keys, URLs
-        error_type = error_type_for_status(status)
+        found = classify_error(self.vocabulary, status, data, message)
+        error_type = found.pop("error_type", None) or error_type_for_status(status)
+        # NOTE: the longest delay the provider asked for (header or body): never shortened
+        delays = [d for d in (parse_retry_after(headers), found.pop("retry_after", None))
+                  if d is not None]
         return ProviderAPIError(
             f"{self.name} API error {status} ({error_type}): {message or 'no message'}",
             error_type=error_type, status_code=status, provider=self.name, model=model,
-            provider_message=message, retry_after=parse_retry_after(headers),
+            provider_message=message, retry_after=max(delays) if delays else None,
+            context=found,
         )
 
     def _transport_error(self, exc: BaseException, model: str,

@@ -24,14 +24,11 @@ from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
 from ember.models.providers.openai import to_messages
 from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, UsageStats
+from ember.models.vocab import FINISH_REASONS, classify_error
 
 DEFAULT_MAX_TOKENS = 4096
 API_VERSION = "2023-06-01"
-FINISH = {
-    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
-    "tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "stop",
-    "model_context_window_exceeded": "length",
-}
+FINISH = FINISH_REASONS["anthropic"]  # NOTE: the one table lives in ember.models.vocab
 ERROR_TYPES = {
     "invalid_request_error": "bad_request", "not_found_error": "bad_request",
     "request_too_large": "bad_request", "authentication_error": "authentication",
@@ -225,6 +222,7 @@ class AnthropicProvider(HTTPProvider):
     """Anthropic's Messages API."""
 
     name: ClassVar[str] = "anthropic"
+    vocabulary: ClassVar[str] = "anthropic"
     api_key_env: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     base_url_env: ClassVar[str] = "ANTHROPIC_BASE_URL"
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
@@ -304,7 +302,8 @@ class AnthropicProvider(HTTPProvider):
         return ProviderAPIError(
             f"anthropic error ({kind}): {message}", error_type=ERROR_TYPES.get(kind, "server"),
             provider=self.name, model=model, provider_message=message,
-            context={"provider_error_type": kind},
+            context={"provider_error_type": kind,
+                     **classify_error(self.name, None, data, message)},
         )
 
     def stream_parser(self, model: str) -> StreamParser:

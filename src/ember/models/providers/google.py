@@ -25,15 +25,9 @@ from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
 from ember.models.providers.openai import to_messages
 from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, UsageStats
+from ember.models.vocab import FINISH_REASONS, classify_error, finish_reason
 
-FINISH = {
-    "STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
-    "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
-    "IMAGE_SAFETY": "content_filter", "LANGUAGE": "content_filter", "OTHER": "stop",
-    "MALFORMED_FUNCTION_CALL": "error", "UNEXPECTED_TOOL_CALL": "error",
-    "FINISH_REASON_UNSPECIFIED": None,
-}
+FINISH = FINISH_REASONS["google"]  # NOTE: the one table lives in ember.models.vocab
 GENERATION_KEYS = {
     "temperature": "temperature", "top_p": "topP", "top_k": "topK",
     "max_tokens": "maxOutputTokens", "max_completion_tokens": "maxOutputTokens",
@@ -219,6 +213,7 @@ class GoogleProvider(HTTPProvider):
     """Google's Gemini API (Generative Language API)."""
 
     name: ClassVar[str] = "google"
+    vocabulary: ClassVar[str] = "google"
     api_key_env: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     base_url_env: ClassVar[str] = "GOOGLE_BASE_URL"
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
@@ -279,10 +274,13 @@ class GoogleProvider(HTTPProvider):
         status = err.get("status", "")
         message = redact(err.get("message") or status or "error", [self.api_key])
         code = err.get("code")
+        found = classify_error(self.name, code if isinstance(code, int) else None, data,
+                               message)
         return ProviderAPIError(
             f"google error ({status or code}): {message}",
-            error_type=STATUS_TYPES.get(status, "server"), status_code=code,
-            provider=self.name, model=model, provider_message=message,
+            error_type=found.pop("error_type", STATUS_TYPES.get(status, "server")),
+            status_code=code, provider=self.name, model=model, provider_message=message,
+            retry_after=found.pop("retry_after", None), context=found,
         )
 
     def parse_response(self, data: Any, model: str) -> ChatResponse:
@@ -296,7 +294,7 @@ class GoogleProvider(HTTPProvider):
             usage=gemini_usage(data.get("usageMetadata")) or UsageStats(estimated=True),
             model_id=data.get("modelVersion", model),
             finish_reason=("tool_calls" if calls and reason == "STOP" else
-                           FINISH.get(reason, "content_filter" if reason else None)),
+                           finish_reason(self.name, reason)),
             raw_finish_reason=reason, tool_calls=calls, raw=data,
         )
 
@@ -350,8 +348,8 @@ class GoogleStreamParser(StreamParser):
             self.calls += len(calls)
         finish = None
         if reason:
-            finish = "tool_calls" if self.calls and reason == "STOP" else FINISH.get(
-                reason, "content_filter")
+            finish = "tool_calls" if self.calls and reason == "STOP" else finish_reason(
+                "google", reason)
         if text or deltas or finish:
             chunks.append(StreamChunk(text=text, finish_reason=finish, tool_calls=deltas))
         if reason:
