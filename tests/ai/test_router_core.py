@@ -163,3 +163,29 @@ def test_chunk_encoder_bytes_equal_a_full_dump(model):
     assert enc.usage(usage) == \
         b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
     assert DONE == b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "soon", "inf", "nan"])
+def test_env_first_token_timeout_garbage_is_refused(registry, monkeypatch, raw):
+    monkeypatch.setenv("EMBER_MODEL_FIRST_TOKEN_TIMEOUT", raw)
+    with pytest.raises(ValueError, match="EMBER_MODEL_FIRST_TOKEN_TIMEOUT"):
+        ModelRouter(["offline/echo"], registry=registry)
+
+
+def test_gateway_fallback_list_abandons_a_stalled_upstream(fake, serve, monkeypatch):
+    """The official openai SDK streams from a fallback list whose first model only pings."""
+    openai = pytest.importorskip("openai")
+    from ember import Ember
+
+    monkeypatch.setenv("EMBER_MODEL_FIRST_TOKEN_TIMEOUT", "1.5")
+    fake.queue("anthropic", _stalled_anthropic())
+    app = Ember()
+    app.mount_openai({"smart": ["claude-3-5-haiku-latest", "offline/echo"]}, api_keys=["k"])
+    client = openai.OpenAI(base_url=serve(app) + "/v1", api_key="k", max_retries=0,
+                           timeout=30)
+    stream = client.chat.completions.create(model="smart", stream=True,
+                                            messages=[{"role": "user", "content": "hi"}])
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "[offline echo] You said: hi"
+    assert fake.count("anthropic") == 1
+    client.close()

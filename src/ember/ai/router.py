@@ -22,7 +22,9 @@ provider error is raised with its ``error_type`` intact and
 ``context["attempted_models"]`` listing what was tried.  The router owns the
 retries: calls go to HTTP providers with ``max_retries=0`` (unless given).
 
-``first_token_timeout`` (seconds; per router or per call) abandons a stream whose
+``first_token_timeout`` (seconds; per router, per call, or for every router the
+``EMBER_MODEL_FIRST_TOKEN_TIMEOUT`` environment variable — so the gateway's fallback
+lists too) abandons a stream whose
 upstream sends nothing but keep-alives before its first token and tries the next
 model (``async`` streams; a stream never falls back after its first token).
 :meth:`ModelRouter.stream` returns a :class:`RouterStream` that carries the usage of
@@ -72,6 +74,23 @@ def _first_token_timeout(model: str, seconds: float) -> Exception:
         context={"first_token_timeout": seconds})
 
 
+def _env_first_token_timeout() -> float | None:
+    """``EMBER_MODEL_FIRST_TOKEN_TIMEOUT`` (seconds; unset or empty: none)."""
+    import os
+
+    raw = os.environ.get("EMBER_MODEL_FIRST_TOKEN_TIMEOUT", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"EMBER_MODEL_FIRST_TOKEN_TIMEOUT={raw!r} must be a positive number "
+                         f"of seconds")
+    return value
+
+
 def _has_content(chunk: Any) -> bool:
     return bool(getattr(chunk, "text", None) or getattr(chunk, "tool_calls", None)
                 or getattr(chunk, "finish_reason", None))
@@ -97,6 +116,8 @@ class ModelRouter:
             raise ValueError("ModelRouter needs a non-empty list of model ids")
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        if first_token_timeout is None:
+            first_token_timeout = _env_first_token_timeout()
         if policy is None:
             policy = RetryPolicy(max_retries, backoff, max_wait, cooldown=cooldown,
                                  failure_threshold=failure_threshold,
