@@ -15,8 +15,10 @@ transport allows it in place of an SSE stream); notifications get ``202 Accepted
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextvars
 import hashlib
 import hmac
 import logging
@@ -47,6 +49,7 @@ from ember.mcp.protocol import (
     PARSE_ERROR,
     PROTOCOL_VERSION_HEADER,
     PROTOCOL_VERSION_META_KEY,
+    REQUEST_CANCELLED,
     RESOURCE_NOT_FOUND_LEGACY,
     SERVER_INFO_META_KEY,
     SESSION_HEADER,
@@ -54,6 +57,7 @@ from ember.mcp.protocol import (
     MCPError,
     version_at_least,
 )
+from ember.mcp.results import error_result, output_schema, safe_error_text, tool_result
 from ember.mcp.security import HostOriginGuard, local_ip
 from ember.requests import Request
 from ember.responses import Response
@@ -62,6 +66,9 @@ logger = logging.getLogger("ember.mcp")
 
 _Handler = Callable[..., Any]
 _NO_ID = object()
+#: (session id, JSON-RPC id) of the request being answered (for notifications/cancelled)
+_request_key: contextvars.ContextVar[tuple[str, Any] | None] = contextvars.ContextVar(
+    "ember_mcp_request", default=None)
 
 
 class _InvalidMessage(Exception):
@@ -197,6 +204,9 @@ class MCPServer:
         self.templates: dict[str, Resource] = {}
         self.prompts: dict[str, Prompt] = {}
         self._sessions = _Sessions(session_secret)
+        #: tools/call runs by (session, request id): what notifications/cancelled stops
+        self._running: dict[tuple[str, Any], asyncio.Future[Any]] = {}
+        self._schemas: dict[str, dict[str, Any] | None] = {}
 
     # -- registration --------------------------------------------------------------------
 
@@ -286,8 +296,20 @@ class MCPServer:
             raise MCPError(INVALID_PARAMS, "Invalid cursor (this server does not paginate)")
         return await handler(self, params, version)
 
+    def _output_schema(self, name: str) -> dict[str, Any] | None:
+        if name not in self._schemas:
+            tool = self.tools.get(name) if self.tools is not None else None
+            self._schemas[name] = output_schema(tool.fn) if tool is not None else None
+        return self._schemas[name]
+
     async def _tools_list(self, params: dict[str, Any], version: str) -> dict[str, Any]:
-        return {"tools": list(self.tools.to_mcp()) if self.tools is not None else []}
+        tools = list(self.tools.to_mcp()) if self.tools is not None else []
+        if version_at_least(version, "2025-06-18"):
+            for tool in tools:
+                schema = self._output_schema(tool["name"])
+                if schema is not None:
+                    tool["outputSchema"] = schema
+        return {"tools": tools}
 
     async def _tools_call(self, params: dict[str, Any], version: str) -> dict[str, Any]:
         name = params.get("name")
@@ -300,13 +322,40 @@ class MCPServer:
             raise MCPError(INVALID_PARAMS, '"arguments" must be an object')
         if self.tools is None or name not in self.tools:
             raise MCPError(INVALID_PARAMS, f"Unknown tool: {name}")
+        key = _request_key.get()
+        work = asyncio.ensure_future(self.tools.call(name, arguments))
+        if key is not None:
+            self._running[key] = work
         try:
-            value = await self.tools.call(name, arguments)
+            value = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if not work.cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                work.cancel()
+                raise  # NOTE: this request itself is being cancelled (client gone)
+            logger.info("MCP tool %r cancelled by the client", name)
+            raise MCPError(REQUEST_CANCELLED, "Request cancelled") from None
         except Exception as exc:
-            logger.info("MCP tool %r failed: %s", name, exc)
-            return {"content": [{"type": "text", "text": str(exc) or type(exc).__name__}],
-                    "isError": True}
-        return _tool_result(value, version)
+            logger.info("MCP tool %r failed: %s", name, safe_error_text(exc))
+            return error_result(exc)
+        finally:
+            if key is not None and self._running.get(key) is work:
+                del self._running[key]
+        return tool_result(value, version, self._output_schema(name) is not None)
+
+    def cancel(self, session_id: str, request_id: Any) -> bool:
+        """Stop the running ``tools/call`` ``request_id`` of ``session_id`` (True if one was)."""
+        work = self._running.get((session_id, request_id))
+        if work is None or work.done():
+            return False
+        work.cancel()
+        return True
+
+    def _notified(self, session_id: str, msg: _Message) -> None:
+        if msg.method == "notifications/cancelled" and isinstance(msg.params, dict):
+            request_id = msg.params.get("requestId")
+            if _valid_id(request_id) and self.cancel(session_id, request_id):
+                logger.info("MCP: request %r cancelled (%s)", request_id,
+                            safe_error_text(Exception(msg.params.get("reason") or "no reason")))
 
     async def _resources_list(self, params: dict[str, Any], version: str) -> dict[str, Any]:
         return {"resources": [r.describe() for r in self.resources.values()]}
@@ -465,8 +514,14 @@ class MCPServer:
         assert version is not None and session_id is not None
         headers = {"Mcp-Session-Id": session_id}
         if msg.kind != "request":
+            if msg.kind == "notification":
+                self._notified(session_id, msg)
             return Response(b"", 202, headers=headers)
-        return _json(await self._answer(msg, version), headers=headers)
+        token = _request_key.set((session_id, msg.id))
+        try:
+            return _json(await self._answer(msg, version), headers=headers)
+        finally:
+            _request_key.reset(token)
 
     def _initialize(self, msg: _Message) -> Response:
         params = msg.params
@@ -500,6 +555,8 @@ class MCPServer:
                                            f"Invalid Request: {exc.message}"))
                 continue
             if msg.kind != "request":
+                if msg.kind == "notification":
+                    self._notified(session_id, msg)
                 continue
             if msg.method == "initialize":
                 answers.append(_error_body(msg.id, INVALID_REQUEST,
@@ -588,26 +645,7 @@ def _decode_header(value: str | None) -> str | None:
         return None
 
 
-def _tool_result(value: Any, version: str) -> dict[str, Any]:
-    """A ``tools/call`` result: text content, plus ``structuredContent`` for dicts/lists."""
-    structured: Any = None
-    if value is None:
-        content: list[dict[str, Any]] = []
-    elif isinstance(value, str):
-        content = [{"type": "text", "text": value}]
-    elif isinstance(value, (bytes, bytearray)):
-        content = [{"type": "text", "text": bytes(value).decode("utf-8", "replace")}]
-    else:
-        text = _dumps(value).decode()
-        content = [{"type": "text", "text": text}]
-        if isinstance(value, dict):
-            structured = orjson.loads(text)
-        elif isinstance(value, (list, tuple)):
-            structured = {"result": orjson.loads(text)}
-    result: dict[str, Any] = {"content": content, "isError": False}
-    if structured is not None and version_at_least(version, "2025-06-18"):
-        result["structuredContent"] = structured
-    return result
+_tool_result = tool_result  # NOTE: the old private name
 
 
 _METHODS: dict[str, Callable[..., Any]] = {
