@@ -41,10 +41,11 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from ember.models.retry import RetryPolicy
+from ember.models.retry import RetryPolicy, run_async, run_sync
 
 logger = logging.getLogger("ember.ai.router")
 STRATEGIES = ("fallback", "cost", "latency", "round_robin", "least_busy")
+_END = object()
 
 
 class _ModelState:
@@ -213,21 +214,20 @@ class ModelRouter:
             if st.failures >= self.failure_threshold:
                 st.cooldown_until = time.monotonic() + self.cooldown
 
-    def _retry_delay(self, model: str, attempt: int, exc: Exception) -> float | None:
-        """Seconds before retrying ``model``; None to move on; raises what must not be retried."""
+    def _give_up(self, model: str, exc: Exception) -> None:
+        """``model`` failed for good (its retries done): move on, or raise what must not."""
         if _missing_key(exc):
             # NOTE: a model this install has no key for is not available here: move on
             # (the listed order is the user's fallback plan); raised when nothing answers.
             if model not in self._unavailable:
                 self._unavailable.add(model)
                 logger.warning("ModelRouter: skipping %s: %s", model, exc)
-            return None
-        if not self.policy.retryable(exc, malformed=True):
-            raise exc
-        delay = self.policy.delay(attempt, exc, malformed=True)
-        if delay is None:
-            self._failed(model)
-        return delay
+            return
+        context = getattr(exc, "context", None)
+        stalled = isinstance(context, dict) and context.get("first_token_timeout")
+        if not stalled and not self.policy.retryable(exc, malformed=True):
+            raise exc  # NOTE: authentication, bad requests: not better elsewhere
+        self._failed(model)
 
     def _final(self, last: BaseException | None, tried: list[str]) -> BaseException:
         if last is None:
@@ -248,7 +248,7 @@ class ModelRouter:
         with self._lock:
             self._state[model].in_flight -= 1
 
-    # -- async -------------------------------------------------------------------------
+    # -- drivers: one per model, retries by the policy (run_async / run_sync) ----------
 
     async def acomplete(self, prompt: Any, **params: Any) -> Any:
         """A completion from the first model (per strategy) that answers."""
@@ -257,22 +257,47 @@ class ModelRouter:
         last: Exception | None = None
         for model in self.order():
             merged = self._params(model, params)
-            for attempt in itertools.count():
+
+            async def attempt(model: str = model, merged: dict[str, Any] = merged) -> Any:
                 tried.append(model)
                 started = self._begin(model)
                 try:
                     response = await registry.invoke_model_async(model, prompt, **merged)
-                except Exception as exc:
-                    last = exc
-                    delay = self._retry_delay(model, attempt, exc)
-                    if delay is None:
-                        break
-                    await asyncio.sleep(delay)
-                    continue
                 finally:
                     self._end(model)
                 self._succeeded(model, time.monotonic() - started)
                 return response
+
+            try:
+                return await run_async(self.policy, attempt, malformed=True)
+            except Exception as exc:
+                last = exc
+                self._give_up(model, exc)
+        raise self._final(last, tried)
+
+    def complete_sync(self, prompt: Any, **params: Any) -> Any:
+        """Blocking twin of :meth:`acomplete`."""
+        registry = self.registry()
+        tried: list[str] = []
+        last: Exception | None = None
+        for model in self.order():
+            merged = self._params(model, params)
+
+            def attempt(model: str = model, merged: dict[str, Any] = merged) -> Any:
+                tried.append(model)
+                started = self._begin(model)
+                try:
+                    response = registry.invoke_model(model, prompt, **merged)
+                finally:
+                    self._end(model)
+                self._succeeded(model, time.monotonic() - started)
+                return response
+
+            try:
+                return run_sync(self.policy, attempt, malformed=True)
+            except Exception as exc:
+                last = exc
+                self._give_up(model, exc)
         raise self._final(last, tried)
 
     def astream(self, prompt: Any, **params: Any) -> AsyncIterator[Any]:
@@ -309,70 +334,49 @@ class ModelRouter:
                              f"got {timeout!r}")
         tried: list[str] = []
         last: Exception | None = None
+
+        async def close(stream: Any, model: str) -> None:
+            self._end(model)
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            calls.extend(getattr(stream, "calls", ()))
+
         for model in self.order():
             merged = self._params(model, params)
-            for attempt in itertools.count():
+
+            async def attempt(model: str = model, merged: dict[str, Any] = merged) -> Any:
                 tried.append(model)
                 started = self._begin(model)
                 stream: Any = None
-                iterator: Any = None
                 try:
-                    try:
-                        # NOTE: inside the try: a provider that cannot be built raises here
-                        stream = registry.stream_model_async(model, prompt, **merged)
-                        iterator = stream.__aiter__()
-                        head = await self._first(iterator, timeout, model)
-                    except Exception as exc:
-                        last = exc
-                        if getattr(exc, "context", {}).get("first_token_timeout"):
-                            self._failed(model)  # NOTE: stalled: the next model, not again
-                            break
-                        delay = self._retry_delay(model, attempt, exc)
-                        if delay is None:
-                            break
-                        await asyncio.sleep(delay)
-                        continue
-                    for chunk in head:
+                    # NOTE: inside the try: a provider that cannot be built raises here
+                    stream = registry.stream_model_async(model, prompt, **merged)
+                    iterator = stream.__aiter__()
+                    head = await self._first(iterator, timeout, model)
+                except BaseException:
+                    await close(stream, model)
+                    raise
+                return stream, iterator, head, started
+
+            try:
+                stream, iterator, head, started = await run_async(self.policy, attempt,
+                                                                  malformed=True)
+            except Exception as exc:
+                last = exc
+                self._give_up(model, exc)
+                continue
+            try:
+                for chunk in head:
+                    yield chunk
+                # NOTE: committed to this model now: a later error propagates as is.
+                if head:
+                    async for chunk in iterator:
                         yield chunk
-                    # NOTE: committed to this model now: a later error propagates as is.
-                    if head:
-                        async for chunk in iterator:
-                            yield chunk
-                    self._succeeded(model, time.monotonic() - started)
-                    return
-                finally:
-                    self._end(model)
-                    close = getattr(stream, "aclose", None) or getattr(iterator, "aclose", None)
-                    if close is not None:
-                        await close()
-                    calls.extend(getattr(stream, "calls", ()))
-        raise self._final(last, tried)
-
-    # -- sync ----------------------------------------------------------------------------
-
-    def complete_sync(self, prompt: Any, **params: Any) -> Any:
-        """Blocking twin of :meth:`acomplete`."""
-        registry = self.registry()
-        tried: list[str] = []
-        last: Exception | None = None
-        for model in self.order():
-            merged = self._params(model, params)
-            for attempt in itertools.count():
-                tried.append(model)
-                started = self._begin(model)
-                try:
-                    response = registry.invoke_model(model, prompt, **merged)
-                except Exception as exc:
-                    last = exc
-                    delay = self._retry_delay(model, attempt, exc)
-                    if delay is None:
-                        break
-                    time.sleep(delay)
-                    continue
-                finally:
-                    self._end(model)
                 self._succeeded(model, time.monotonic() - started)
-                return response
+                return
+            finally:
+                await close(stream, model)
         raise self._final(last, tried)
 
     def stream_sync(self, prompt: Any, **params: Any) -> Iterator[Any]:
@@ -384,38 +388,45 @@ class ModelRouter:
         registry = self.registry()
         tried: list[str] = []
         last: Exception | None = None
+
+        def close(stream: Any, model: str) -> None:
+            self._end(model)
+            sclose = getattr(stream, "close", None)
+            if sclose is not None:
+                sclose()
+            calls.extend(getattr(stream, "calls", ()))
+
         for model in self.order():
             merged = self._params(model, params)
-            for attempt in itertools.count():
+
+            def attempt(model: str = model, merged: dict[str, Any] = merged) -> Any:
                 tried.append(model)
                 started = self._begin(model)
                 stream: Any = None
-                iterator: Any = None
                 try:
-                    try:
-                        stream = registry.stream_model(model, prompt, **merged)
-                        iterator = iter(stream)
-                        first = next(iterator)
-                    except StopIteration:
-                        self._succeeded(model, time.monotonic() - started)
-                        return
-                    except Exception as exc:
-                        last = exc
-                        delay = self._retry_delay(model, attempt, exc)
-                        if delay is None:
-                            break
-                        time.sleep(delay)
-                        continue
-                    yield first
+                    stream = registry.stream_model(model, prompt, **merged)
+                    iterator = iter(stream)
+                    head = [next(iterator, _END)]
+                except BaseException:
+                    close(stream, model)
+                    raise
+                return stream, iterator, head, started
+
+            try:
+                stream, iterator, head, started = run_sync(self.policy, attempt,
+                                                           malformed=True)
+            except Exception as exc:
+                last = exc
+                self._give_up(model, exc)
+                continue
+            try:
+                if head[0] is not _END:
+                    yield head[0]
                     yield from iterator
-                    self._succeeded(model, time.monotonic() - started)
-                    return
-                finally:
-                    self._end(model)
-                    close = getattr(stream, "close", None) or getattr(iterator, "close", None)
-                    if close is not None:
-                        close()
-                    calls.extend(getattr(stream, "calls", ()))
+                self._succeeded(model, time.monotonic() - started)
+                return
+            finally:
+                close(stream, model)
         raise self._final(last, tried)
 
     # -- either ----------------------------------------------------------------------------

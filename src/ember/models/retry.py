@@ -78,8 +78,8 @@ class RetryPolicy:
         A malformed reply counts only with ``malformed=True`` (the router retries
         one; a provider's own retry loop does not).
         """
-        if not isinstance(error, ModelError):
-            return False
+        if not isinstance(error, ModelError) or error.context.get("first_token_timeout"):
+            return False  # NOTE: a stalled stream: the next model, not this one again
         return (error.context.get("error_type") in self.retry_on
                 and (malformed or not error.context.get("malformed")))
 
@@ -103,14 +103,14 @@ class RetryPolicy:
 
 
 def run_sync(policy: RetryPolicy, attempt: Callable[[], T], *,
-             max_retries: int | None = None) -> T:
+             max_retries: int | None = None, malformed: bool = False) -> T:
     """Call ``attempt()`` until it returns or ``policy`` gives up (then re-raise)."""
     n = 0
     while True:
         try:
             return attempt()
         except ModelError as exc:
-            wait = policy.delay(n, exc, max_retries)
+            wait = policy.delay(n, exc, max_retries, malformed=malformed)
             if wait is None:
                 exc.context["attempts"] = n + 1
                 raise
@@ -119,14 +119,14 @@ def run_sync(policy: RetryPolicy, attempt: Callable[[], T], *,
 
 
 async def run_async(policy: RetryPolicy, attempt: Callable[[], Awaitable[T]], *,
-                    max_retries: int | None = None) -> T:
+                    max_retries: int | None = None, malformed: bool = False) -> T:
     """Async driver: ``await attempt()`` until it returns or ``policy`` gives up."""
     n = 0
     while True:
         try:
             return await attempt()
         except ModelError as exc:
-            wait = policy.delay(n, exc, max_retries)
+            wait = policy.delay(n, exc, max_retries, malformed=malformed)
             if wait is None:
                 exc.context["attempts"] = n + 1
                 raise
