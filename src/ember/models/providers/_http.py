@@ -5,7 +5,8 @@ provider, created lazily (``import ember`` never imports httpx). Every request
 goes through :meth:`HTTPProvider._send` / :meth:`_asend` (retry loop) and
 every failure becomes a :class:`ProviderAPIError` with an ``error_type``.
 Subclasses describe the wire format: :meth:`build_request`,
-:meth:`parse_response` and :meth:`stream_parser`.
+:meth:`parse_response` and :meth:`stream_parser`. Streaming lives in
+:mod:`ember.models.providers._stream`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import asyncio
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import orjson
 
 from ember._redact import redact
 from ember.models.exceptions import ProviderAPIError, error_type_for_status
+from ember.models.providers._stream import HTTPStreaming, StreamParser
 from ember.models.providers._transport import (
     _env_float,
     _verify_for,
@@ -29,30 +31,14 @@ from ember.models.providers._transport import (
 )
 from ember.models.providers.base import BaseProvider, Prompt
 from ember.models.retry import RetryPolicy, run_async, run_sync
-from ember.models.schemas import ChatResponse, StreamChunk
+from ember.models.schemas import ChatResponse
 from ember.models.vocab import classify_error
 
 # NOTE: closers live as long as their loop, not their provider: a registry dropped
 # mid-loop still gets its connections closed by asyncio.run()'s shutdown_asyncgens().
+__all__ = ["HTTPProvider", "StreamParser"]
+
 _loop_closers: weakref.WeakKeyDictionary[Any, set[Any]] = weakref.WeakKeyDictionary()
-
-
-class StreamParser:
-    """Turns SSE events of one provider into :class:`StreamChunk` objects."""
-
-    #: set once the provider's end-of-stream marker was seen
-    done: bool = False
-
-    def feed(self, event: Any) -> list[StreamChunk]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def at_eof(self) -> list[StreamChunk] | None:
-        """Final chunks when the body ends without an end marker, or None if truncated."""
-        return None
-
-    def partial_usage(self) -> Any:
-        """Usage the provider reported before the stream broke, if any."""
-        return None
 
 
 class _LoopClient:
@@ -76,7 +62,7 @@ async def _close_with_loop(client: Any) -> AsyncIterator[None]:
         await client.aclose()
 
 
-class HTTPProvider(BaseProvider):
+class HTTPProvider(HTTPStreaming, BaseProvider):
     """A provider speaking JSON + SSE over one pooled httpx client per side."""
 
     name: ClassVar[str] = "http"
@@ -371,131 +357,3 @@ class HTTPProvider(BaseProvider):
             raise
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise self.malformed(f"unexpected JSON shape ({type(exc).__name__}: {exc})", model) from exc
-
-    # -- streaming -------------------------------------------------------------------------------
-    def stream(self, prompt: Prompt, model: str, **params: Any) -> Iterator[StreamChunk]:
-        """Yield chunks as SSE events arrive; retries only before the first byte."""
-        from ember.models._sse import SSEDecoder
-
-        timeout, max_retries = self._split(params)
-        path, body = self.build_request(prompt, model, params, True)
-        content = orjson.dumps(body)
-        client = self.sync_client()
-        httpx = httpx_module()
-        kwargs: dict[str, Any] = {"content": content}
-        if timeout is not None:
-            kwargs["timeout"] = self._timeout(timeout)
-
-        def attempt() -> Any:
-            request = client.build_request("POST", path, **kwargs)
-            try:
-                response = client.send(request, stream=True)
-            except httpx.TransportError as exc:
-                raise self._transport_error(exc, model) from exc
-            if response.status_code >= 400:
-                try:
-                    raw = response.read()
-                except httpx.TransportError:
-                    raw = b""
-                finally:
-                    response.close()
-                raise self._status_error(response.status_code, response.headers, raw, model)
-            return response
-
-        response = run_sync(self.retry_policy, attempt, max_retries=max_retries)
-        parser = self.stream_parser(model)
-        decoder = SSEDecoder()
-        try:
-            try:
-                for raw_chunk in response.iter_raw():
-                    if parser.done:
-                        continue  # NOTE: drain to EOF so the connection goes back to the pool
-                    for event in decoder.feed(raw_chunk):
-                        yield from self._feed(parser, event, model)
-            except httpx.TransportError as exc:
-                if not parser.done:  # a failure while draining after the end marker is moot
-                    raise self._transport_error(exc, model) from exc
-            if not parser.done:
-                tail = parser.at_eof()
-                if tail is None:
-                    raise self._truncated(model)
-                yield from tail
-        except ProviderAPIError as exc:
-            partial = parser.partial_usage()
-            if partial is not None:
-                exc.context["reported_usage"] = partial
-            raise
-        finally:
-            response.close()
-
-    async def stream_async(
-        self, prompt: Prompt, model: str, **params: Any
-    ) -> AsyncIterator[StreamChunk]:
-        """Async twin of :meth:`stream`."""
-        from ember.models._sse import SSEDecoder
-
-        timeout, max_retries = self._split(params)
-        path, body = self.build_request(prompt, model, params, True)
-        content = orjson.dumps(body)
-        client = await self.async_client()
-
-        async def attempt() -> Any:
-            try:
-                response = await client.open(path, content, timeout)
-            except client.errors as exc:
-                raise self._transport_error(exc, model, client) from exc
-            if response.status_code >= 400:
-                try:
-                    raw = await response.aread()
-                except client.errors:
-                    raw = b""
-                finally:
-                    await response.aclose()
-                raise self._status_error(response.status_code, response.headers, raw, model)
-            return response
-
-        response = await run_async(self.retry_policy, attempt, max_retries=max_retries)
-        parser = self.stream_parser(model)
-        decoder = SSEDecoder()
-        try:
-            try:
-                async for raw_chunk in response.aiter():
-                    if parser.done:
-                        continue  # NOTE: drain to EOF so the connection goes back to the pool
-                    for event in decoder.feed(raw_chunk):
-                        for chunk in self._feed(parser, event, model):
-                            yield chunk
-            except client.errors as exc:
-                if not parser.done:  # a failure while draining after the end marker is moot
-                    raise self._transport_error(exc, model, client) from exc
-            if not parser.done:
-                tail = parser.at_eof()
-                if tail is None:
-                    raise self._truncated(model)
-                for chunk in tail:
-                    yield chunk
-        except ProviderAPIError as exc:
-            partial = parser.partial_usage()
-            if partial is not None:
-                exc.context["reported_usage"] = partial
-            raise
-        finally:
-            await response.aclose()
-
-    def _feed(self, parser: StreamParser, event: Any, model: str) -> list[StreamChunk]:
-        try:
-            return parser.feed(event)
-        except ProviderAPIError:
-            raise
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError,
-                ValueError) as exc:
-            raise self.malformed(
-                f"bad stream event {event.data[:200]!r} ({type(exc).__name__})", model
-            ) from exc
-
-    def _truncated(self, model: str) -> ProviderAPIError:
-        return ProviderAPIError(
-            f"{self.name} stream ended before its end marker (truncated)",
-            error_type="connection", provider=self.name, model=model,
-            provider_message="stream truncated",
-        )
