@@ -18,12 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextvars
-import hashlib
-import hmac
 import logging
-import secrets
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +44,6 @@ from ember.mcp.protocol import (
     PARSE_ERROR,
     PROTOCOL_VERSION_HEADER,
     PROTOCOL_VERSION_META_KEY,
-    REQUEST_CANCELLED,
     RESOURCE_NOT_FOUND_LEGACY,
     SERVER_INFO_META_KEY,
     SESSION_HEADER,
@@ -57,8 +51,10 @@ from ember.mcp.protocol import (
     MCPError,
     version_at_least,
 )
-from ember.mcp.results import error_result, output_schema, safe_error_text, tool_result
+from ember.mcp.results import tool_result
 from ember.mcp.security import HostOriginGuard, local_ip
+from ember.mcp.sessions import Sessions as _Sessions
+from ember.mcp.tool_calls import ToolCalls, _request_key
 from ember.requests import Request
 from ember.responses import Response
 
@@ -66,9 +62,6 @@ logger = logging.getLogger("ember.mcp")
 
 _Handler = Callable[..., Any]
 _NO_ID = object()
-#: (session id, JSON-RPC id) of the request being answered (for notifications/cancelled)
-_request_key: contextvars.ContextVar[tuple[str, Any] | None] = contextvars.ContextVar(
-    "ember_mcp_request", default=None)
 
 
 class _InvalidMessage(Exception):
@@ -140,43 +133,7 @@ def _error(request_id: Any, code: int, message: str, status: int = 400, data: An
     return _json(_error_body(request_id, code, message, data), status, headers)
 
 
-class _Sessions:
-    """Handshake-era session ids: signed (so every forked worker accepts them), revocable.
-
-    A session id is ``<random>.<negotiated version>.<HMAC>``; the key is made when the
-    server is created, i.e. before a supervisor forks its workers. Ended sessions are
-    remembered (bounded) by the worker that ended them.
-    """
-
-    def __init__(self, secret: bytes | None = None, max_ended: int = 100_000) -> None:
-        self._key = secret or secrets.token_bytes(32)
-        self._ended: OrderedDict[str, None] = OrderedDict()
-        self._max_ended = max_ended
-
-    def _sign(self, payload: str) -> str:
-        return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def issue(self, version: str) -> str:
-        payload = f"{secrets.token_urlsafe(18)}.{version}"
-        return f"{payload}.{self._sign(payload)}"
-
-    def version(self, session_id: str) -> str | None:
-        """The negotiated version of a live session, or None for unknown/ended ids."""
-        payload, _, sig = session_id.rpartition(".")
-        if not payload or not hmac.compare_digest(sig.encode(), self._sign(payload).encode()):
-            return None
-        if session_id in self._ended:
-            return None
-        version = payload.rpartition(".")[2]
-        return version if version in HANDSHAKE_VERSIONS else None
-
-    def end(self, session_id: str) -> None:
-        self._ended[session_id] = None
-        while len(self._ended) > self._max_ended:
-            self._ended.popitem(last=False)
-
-
-class MCPServer:
+class MCPServer(ToolCalls):
     """Tools (a :class:`~ember.ai.tools.ToolRegistry`), resources and prompts over MCP.
 
     Usually made by :func:`add_mcp` / ``app.add_mcp(...)``; register resources and prompts
@@ -295,67 +252,6 @@ class MCPServer:
         if method.endswith("/list") and params.get("cursor") is not None:
             raise MCPError(INVALID_PARAMS, "Invalid cursor (this server does not paginate)")
         return await handler(self, params, version)
-
-    def _output_schema(self, name: str) -> dict[str, Any] | None:
-        if name not in self._schemas:
-            tool = self.tools.get(name) if self.tools is not None else None
-            self._schemas[name] = output_schema(tool.fn) if tool is not None else None
-        return self._schemas[name]
-
-    async def _tools_list(self, params: dict[str, Any], version: str) -> dict[str, Any]:
-        tools = list(self.tools.to_mcp()) if self.tools is not None else []
-        if version_at_least(version, "2025-06-18"):
-            for tool in tools:
-                schema = self._output_schema(tool["name"])
-                if schema is not None:
-                    tool["outputSchema"] = schema
-        return {"tools": tools}
-
-    async def _tools_call(self, params: dict[str, Any], version: str) -> dict[str, Any]:
-        name = params.get("name")
-        if not isinstance(name, str):
-            raise MCPError(INVALID_PARAMS, 'tools/call needs a string "name"')
-        arguments = params.get("arguments")
-        if arguments is None:
-            arguments = {}
-        if not isinstance(arguments, dict):
-            raise MCPError(INVALID_PARAMS, '"arguments" must be an object')
-        if self.tools is None or name not in self.tools:
-            raise MCPError(INVALID_PARAMS, f"Unknown tool: {name}")
-        key = _request_key.get()
-        work = asyncio.ensure_future(self.tools.call(name, arguments))
-        if key is not None:
-            self._running[key] = work
-        try:
-            value = await asyncio.shield(work)
-        except asyncio.CancelledError:
-            if not work.cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                work.cancel()
-                raise  # NOTE: this request itself is being cancelled (client gone)
-            logger.info("MCP tool %r cancelled by the client", name)
-            raise MCPError(REQUEST_CANCELLED, "Request cancelled") from None
-        except Exception as exc:
-            logger.info("MCP tool %r failed: %s", name, safe_error_text(exc))
-            return error_result(exc)
-        finally:
-            if key is not None and self._running.get(key) is work:
-                del self._running[key]
-        return tool_result(value, version, self._output_schema(name) is not None)
-
-    def cancel(self, session_id: str, request_id: Any) -> bool:
-        """Stop the running ``tools/call`` ``request_id`` of ``session_id`` (True if one was)."""
-        work = self._running.get((session_id, request_id))
-        if work is None or work.done():
-            return False
-        work.cancel()
-        return True
-
-    def _notified(self, session_id: str, msg: _Message) -> None:
-        if msg.method == "notifications/cancelled" and isinstance(msg.params, dict):
-            request_id = msg.params.get("requestId")
-            if _valid_id(request_id) and self.cancel(session_id, request_id):
-                logger.info("MCP: request %r cancelled (%s)", request_id,
-                            safe_error_text(Exception(msg.params.get("reason") or "no reason")))
 
     async def _resources_list(self, params: dict[str, Any], version: str) -> dict[str, Any]:
         return {"resources": [r.describe() for r in self.resources.values()]}
