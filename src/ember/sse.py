@@ -323,12 +323,10 @@ class TokenStreamResponse(SSEResponse):
         if format == "text":
             self._headers["content-type"] = "text/plain; charset=utf-8"
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
-        body = {"id": self.completion_id, "object": "chat.completion.chunk",
-                "created": self.created, "model": self.model, "system_fingerprint": None,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                             "finish_reason": finish}]}
-        return b"data: " + orjson.dumps(body) + b"\n\n"
+    def _encoder(self) -> Any:
+        from ember._chunks import ChunkEncoder
+
+        return ChunkEncoder(self.completion_id, self.model, self.created)
 
     def error_frame(self, message: str) -> bytes:
         if self.format == "text":
@@ -355,22 +353,21 @@ class TokenStreamResponse(SSEResponse):
                 if self.done:
                     yield b"data: [DONE]\n\n"
                 return
-            yield self._chunk({"role": "assistant", "content": ""}, None)
+            encoder = self._encoder()
+            chunk = encoder.choice
+            yield chunk(0, {"role": "assistant", "content": ""}, None)
             async for token in source:
                 text = _token_text(token)
                 if text:
-                    yield self._chunk({"content": text}, None)
-            yield self._chunk({}, "stop")
+                    yield chunk(0, {"content": text}, None)
+            yield chunk(0, {}, "stop")
             usage = self.usage() if callable(self.usage) else self.usage
             if usage is not None:
                 if not isinstance(usage, dict):
                     usage = {k: getattr(usage, k) for k in
                              ("prompt_tokens", "completion_tokens", "total_tokens")
                              if hasattr(usage, k)}
-                body = {"id": self.completion_id, "object": "chat.completion.chunk",
-                        "created": self.created, "model": self.model,
-                        "system_fingerprint": None, "choices": [], "usage": usage}
-                yield b"data: " + orjson.dumps(body) + b"\n\n"
+                yield encoder.usage(usage)
             if self.done:
                 yield b"data: [DONE]\n\n"
         finally:

@@ -150,7 +150,8 @@ def test_google_parameters_are_translated(client, fake):
     ("claude-sonnet-4-5", {"seed": 1}, "seed"),
     ("claude-sonnet-4-5", {"n": 2}, "n"),
     ("claude-sonnet-4-5", {"logprobs": True}, "logprobs"),
-    ("claude-sonnet-4-5", {"response_format": {"type": "json_object"}}, "response_format"),
+    ("claude-sonnet-4-5", {"response_format": {"type": "json_object"},
+                           "reasoning_effort": "low"}, "response_format"),  # forcing + thinking
     ("claude-sonnet-4-5", {"presence_penalty": 0.5}, "presence_penalty"),
     ("claude-sonnet-4-5", {"temperature": 1.5}, "temperature"),
     ("gemini-2.0-flash", {"n": 3}, "n"),

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from tests.models import _wire
+from tests.models import _strict, _wire
 
 
 @dataclass
@@ -92,6 +92,21 @@ def default_reply(seen: Seen) -> Reply:
         return Reply(body=orjson.dumps({"embeddings": [
             {"values": [0.25, float(i)]} for i, _ in enumerate(body.get("requests") or [])]}))
     return Reply(status=404, body=b'{"error": {"message": "no such route"}}')
+
+
+def _refusal(api: str, body: Any) -> Reply | None:
+    """The provider's own 400 for a request it would refuse, or None."""
+    if api == "anthropic":
+        problem = _strict.anthropic_problem(body)
+        if problem:
+            return Reply(status=400, body=orjson.dumps({"type": "error", "error": {
+                "type": "invalid_request_error", "message": problem}}))
+    elif api == "google":
+        problem = _strict.gemini_problem(body)
+        if problem:
+            return Reply(status=400, body=orjson.dumps({"error": {
+                "code": 400, "message": problem, "status": "INVALID_ARGUMENT"}}))
+    return None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -178,6 +193,7 @@ class FakeProvider:
         self.queues: dict[str, deque[Reply]] = {}
         self.requests: list[Seen] = []
         self.handler: Callable[[Seen], Reply] | None = None
+        self.strict = True  # answer 400 to what the real provider refuses (tests/models/_strict)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         kwargs={"poll_interval": 0.05})
         self._thread.start()
@@ -190,6 +206,10 @@ class FakeProvider:
         api = api_of(seen.path)
         with self._lock:
             self.requests.append(seen)
+            if self.strict:
+                refused = _refusal(api, seen.body)
+                if refused is not None:
+                    return refused
             q = self.queues.get(api)
             if q:
                 return q.popleft()
@@ -200,6 +220,7 @@ class FakeProvider:
             self.queues.clear()
             self.requests.clear()
             self.handler = None
+            self.strict = True
 
     def last(self, api: str | None = None) -> Seen:
         with self._lock:

@@ -275,12 +275,12 @@ def test_a_missing_http_client_is_a_configuration_error(monkeypatch):
 
     from ember.exceptions import MissingDependency
     from ember.models.exceptions import ModelProviderError
-    from ember.models.providers import _http
+    from ember.models.providers import _transport
 
     monkeypatch.setitem(sys.modules, "httpx", None)  # an import of httpx now fails
-    monkeypatch.setattr(_http, "_httpx", None)
+    monkeypatch.setattr(_transport, "_httpx", None)
     with pytest.raises(ModelProviderError) as info:
-        _http.httpx_module()
+        _transport.httpx_module()
     err = info.value
     assert isinstance(err, ModelProviderError) and isinstance(err, MissingDependency)
     assert isinstance(err, ImportError)

@@ -34,7 +34,7 @@ def test_request_shape(registry: ModelRegistry, fake: FakeProvider) -> None:
 @pytest.mark.parametrize(("reason", "expected"), [
     ("STOP", "stop"), ("MAX_TOKENS", "length"), ("SAFETY", "content_filter"),
     ("RECITATION", "content_filter"), ("PROHIBITED_CONTENT", "content_filter"),
-    ("MALFORMED_FUNCTION_CALL", "error"), ("SOMETHING_NEW", "content_filter")])
+    ("MALFORMED_FUNCTION_CALL", "stop"), ("SOMETHING_NEW", "content_filter")])
 def test_finish_reasons(registry: ModelRegistry, fake: FakeProvider, reason: str,
                         expected: str) -> None:
     fake.queue("google", Reply(body=orjson.dumps(_wire.gemini_response("t", reason))))

@@ -7,9 +7,12 @@
     async for chunk in router.stream("Tell me a story"): # fallback before the first token
         ...
 
-Retries with exponential backoff (and jitter, honouring ``Retry-After``) on
-``rate_limit``, ``server``, ``timeout`` and ``connection`` errors, then moves on
-to the next model; a model that keeps failing cools down for ``cooldown`` seconds
+Retries follow one :class:`~ember.models.retry.RetryPolicy` (the one the HTTP
+providers use): exponential backoff with jitter on ``rate_limit``, ``server``,
+``timeout`` and ``connection`` errors, a provider's ``Retry-After`` honoured as given
+(longer than the policy's ``max_wait``: the next model is tried at once, never a
+shortened wait), then the next model; a model that keeps failing cools down for
+``cooldown`` seconds
 (it is tried last meanwhile, never skipped, so a request always has a model).
 A model whose provider has no API key on this install (a ``ModelProviderError``
 configuration error) is skipped, with one warning per model, and the next one is
@@ -18,6 +21,14 @@ they will not get better elsewhere and the caller must see them.  When every mod
 provider error is raised with its ``error_type`` intact and
 ``context["attempted_models"]`` listing what was tried.  The router owns the
 retries: calls go to HTTP providers with ``max_retries=0`` (unless given).
+
+``first_token_timeout`` (seconds; per router, per call, or for every router the
+``EMBER_MODEL_FIRST_TOKEN_TIMEOUT`` environment variable — so the gateway's fallback
+lists too) abandons a stream whose
+upstream sends nothing but keep-alives before its first token and tries the next
+model (``async`` streams; a stream never falls back after its first token).
+:meth:`ModelRouter.stream` returns a :class:`RouterStream` that carries the usage of
+every attempt once it ends (``.usage``, ``.calls``).
 """
 
 from __future__ import annotations
@@ -25,15 +36,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+from ember.ai._router_streams import RouterStream, StreamingMixin
+from ember.models.retry import RetryPolicy, run_async, run_sync
 
 logger = logging.getLogger("ember.ai.router")
 STRATEGIES = ("fallback", "cost", "latency", "round_robin", "least_busy")
-_RETRYABLE = frozenset(("rate_limit", "server", "timeout", "connection"))
 
 
 class _ModelState:
@@ -54,41 +66,66 @@ def _missing_key(exc: BaseException) -> bool:
             and context.get("reason") == "missing_api_key")
 
 
-def _error_type(exc: BaseException) -> str | None:
-    context = getattr(exc, "context", None)
-    return context.get("error_type") if isinstance(context, dict) else None
+def _env_first_token_timeout() -> float | None:
+    """``EMBER_MODEL_FIRST_TOKEN_TIMEOUT`` (seconds; unset or empty: none)."""
+    import os
+
+    raw = os.environ.get("EMBER_MODEL_FIRST_TOKEN_TIMEOUT", "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"EMBER_MODEL_FIRST_TOKEN_TIMEOUT={raw!r} must be a positive number "
+                         f"of seconds")
+    return value
 
 
-class ModelRouter:
+class ModelRouter(StreamingMixin):
     """Choose among ``models`` per ``strategy``; see the module docstring.
 
-    ``max_retries`` retries per model (with ``backoff`` seconds, doubling), a
-    model goes into ``cooldown`` after ``failure_threshold`` exhausted attempts in
-    a row; other keyword arguments are default parameters of every call.
+    ``max_retries`` retries per model (with ``backoff`` seconds, doubling, waits
+    capped at ``max_wait``), a model goes into ``cooldown`` after
+    ``failure_threshold`` exhausted attempts in a row, ``first_token_timeout`` (or
+    None) bounds the wait for a stream's first token; or give all of it as one
+    ``policy=RetryPolicy(...)``. Other keyword arguments are default parameters of
+    every call (``first_token_timeout`` may also be given per call).
     """
 
     def __init__(self, models: Sequence[str], strategy: str = "fallback", *,
                  max_retries: int = 1, backoff: float = 0.25, cooldown: float = 30.0,
-                 failure_threshold: int = 1, registry: Any = None, **defaults: Any) -> None:
+                 failure_threshold: int = 1, max_wait: float = 10.0,
+                 first_token_timeout: float | None = None, policy: RetryPolicy | None = None,
+                 registry: Any = None, **defaults: Any) -> None:
         if isinstance(models, str) or not models or not all(isinstance(m, str) for m in models):
             raise ValueError("ModelRouter needs a non-empty list of model ids")
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-        if max_retries < 0 or backoff < 0 or cooldown < 0 or failure_threshold < 1:
-            raise ValueError("max_retries, backoff and cooldown must not be negative, "
-                             "failure_threshold must be at least 1")
+        if first_token_timeout is None:
+            first_token_timeout = _env_first_token_timeout()
+        if policy is None:
+            policy = RetryPolicy(max_retries, backoff, max_wait, cooldown=cooldown,
+                                 failure_threshold=failure_threshold,
+                                 first_token_timeout=first_token_timeout)
+        elif not isinstance(policy, RetryPolicy):
+            raise ValueError(f"policy must be a RetryPolicy, got {policy!r}")
+        self.policy = policy
         self.models = list(dict.fromkeys(models))
         self.strategy = strategy
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.cooldown = cooldown
-        self.failure_threshold = failure_threshold
         self.defaults = defaults
         self._registry = registry
         self._state = {m: _ModelState() for m in self.models}
         self._rr = itertools.count()
         self._lock = threading.Lock()
         self._unavailable: set[str] = set()
+
+    max_retries = property(lambda self: self.policy.max_retries)
+    backoff = property(lambda self: self.policy.backoff)
+    cooldown = property(lambda self: self.policy.cooldown)
+    failure_threshold = property(lambda self: self.policy.failure_threshold)
+    first_token_timeout = property(lambda self: self.policy.first_token_timeout)
 
     # -- choosing ---------------------------------------------------------------------
 
@@ -136,6 +173,7 @@ class ModelRouter:
 
     def _params(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
         merged = {**self.defaults, **params}
+        merged.pop("first_token_timeout", None)
         if "max_retries" not in merged:
             from ember.models.providers._http import HTTPProvider
 
@@ -162,25 +200,20 @@ class ModelRouter:
             if st.failures >= self.failure_threshold:
                 st.cooldown_until = time.monotonic() + self.cooldown
 
-    def _retry_delay(self, model: str, attempt: int, exc: Exception) -> float | None:
-        """Seconds before retrying ``model``; None to move on; raises what must not be retried."""
+    def _give_up(self, model: str, exc: Exception) -> None:
+        """``model`` failed for good (its retries done): move on, or raise what must not."""
         if _missing_key(exc):
             # NOTE: a model this install has no key for is not available here: move on
             # (the listed order is the user's fallback plan); raised when nothing answers.
             if model not in self._unavailable:
                 self._unavailable.add(model)
                 logger.warning("ModelRouter: skipping %s: %s", model, exc)
-            return None
-        if _error_type(exc) not in _RETRYABLE:
-            raise exc
-        if attempt >= self.max_retries:
-            self._failed(model)
-            return None
-        retry_after = exc.context.get("retry_after")  # type: ignore[attr-defined]
-        if retry_after is not None:
-            return min(float(retry_after), 10.0)
-        base = self.backoff * (2 ** attempt)
-        return base + random.uniform(0, base)
+            return
+        context = getattr(exc, "context", None)
+        stalled = isinstance(context, dict) and context.get("first_token_timeout")
+        if not stalled and not self.policy.retryable(exc, malformed=True):
+            raise exc  # NOTE: authentication, bad requests: not better elsewhere
+        self._failed(model)
 
     def _final(self, last: BaseException | None, tried: list[str]) -> BaseException:
         if last is None:
@@ -201,7 +234,7 @@ class ModelRouter:
         with self._lock:
             self._state[model].in_flight -= 1
 
-    # -- async -------------------------------------------------------------------------
+    # -- drivers: one per model, retries by the policy (run_async / run_sync) ----------
 
     async def acomplete(self, prompt: Any, **params: Any) -> Any:
         """A completion from the first model (per strategy) that answers."""
@@ -210,65 +243,23 @@ class ModelRouter:
         last: Exception | None = None
         for model in self.order():
             merged = self._params(model, params)
-            for attempt in itertools.count():
+
+            async def attempt(model: str = model, merged: dict[str, Any] = merged) -> Any:
                 tried.append(model)
                 started = self._begin(model)
                 try:
                     response = await registry.invoke_model_async(model, prompt, **merged)
-                except Exception as exc:
-                    last = exc
-                    delay = self._retry_delay(model, attempt, exc)
-                    if delay is None:
-                        break
-                    await asyncio.sleep(delay)
-                    continue
                 finally:
                     self._end(model)
                 self._succeeded(model, time.monotonic() - started)
                 return response
-        raise self._final(last, tried)
 
-    async def astream(self, prompt: Any, **params: Any) -> AsyncIterator[Any]:
-        """Stream chunks from the first model that starts; no fallback after the first chunk."""
-        registry = self.registry()
-        tried: list[str] = []
-        last: Exception | None = None
-        for model in self.order():
-            merged = self._params(model, params)
-            for attempt in itertools.count():
-                tried.append(model)
-                started = self._begin(model)
-                iterator: Any = None
-                try:
-                    try:
-                        # NOTE: inside the try: a provider that cannot be built raises here
-                        iterator = registry.stream_model_async(model, prompt, **merged)
-                        iterator = iterator.__aiter__()
-                        first = await iterator.__anext__()
-                    except StopAsyncIteration:
-                        self._succeeded(model, time.monotonic() - started)
-                        return
-                    except Exception as exc:
-                        last = exc
-                        delay = self._retry_delay(model, attempt, exc)
-                        if delay is None:
-                            break
-                        await asyncio.sleep(delay)
-                        continue
-                    yield first
-                    # NOTE: committed to this model now: a later error propagates as is.
-                    async for chunk in iterator:
-                        yield chunk
-                    self._succeeded(model, time.monotonic() - started)
-                    return
-                finally:
-                    self._end(model)
-                    close = getattr(iterator, "aclose", None)
-                    if close is not None:
-                        await close()
+            try:
+                return await run_async(self.policy, attempt, malformed=True)
+            except Exception as exc:
+                last = exc
+                self._give_up(model, exc)
         raise self._final(last, tried)
-
-    # -- sync ----------------------------------------------------------------------------
 
     def complete_sync(self, prompt: Any, **params: Any) -> Any:
         """Blocking twin of :meth:`acomplete`."""
@@ -277,58 +268,22 @@ class ModelRouter:
         last: Exception | None = None
         for model in self.order():
             merged = self._params(model, params)
-            for attempt in itertools.count():
+
+            def attempt(model: str = model, merged: dict[str, Any] = merged) -> Any:
                 tried.append(model)
                 started = self._begin(model)
                 try:
                     response = registry.invoke_model(model, prompt, **merged)
-                except Exception as exc:
-                    last = exc
-                    delay = self._retry_delay(model, attempt, exc)
-                    if delay is None:
-                        break
-                    time.sleep(delay)
-                    continue
                 finally:
                     self._end(model)
                 self._succeeded(model, time.monotonic() - started)
                 return response
-        raise self._final(last, tried)
 
-    def stream_sync(self, prompt: Any, **params: Any) -> Iterator[Any]:
-        """Blocking twin of :meth:`astream`."""
-        registry = self.registry()
-        tried: list[str] = []
-        last: Exception | None = None
-        for model in self.order():
-            merged = self._params(model, params)
-            for attempt in itertools.count():
-                tried.append(model)
-                started = self._begin(model)
-                iterator = None
-                try:
-                    try:
-                        iterator = iter(registry.stream_model(model, prompt, **merged))
-                        first = next(iterator)
-                    except StopIteration:
-                        self._succeeded(model, time.monotonic() - started)
-                        return
-                    except Exception as exc:
-                        last = exc
-                        delay = self._retry_delay(model, attempt, exc)
-                        if delay is None:
-                            break
-                        time.sleep(delay)
-                        continue
-                    yield first
-                    yield from iterator
-                    self._succeeded(model, time.monotonic() - started)
-                    return
-                finally:
-                    self._end(model)
-                    close = getattr(iterator, "close", None)
-                    if close is not None:
-                        close()
+            try:
+                return run_sync(self.policy, attempt, malformed=True)
+            except Exception as exc:
+                last = exc
+                self._give_up(model, exc)
         raise self._final(last, tried)
 
     # -- either ----------------------------------------------------------------------------
@@ -362,18 +317,3 @@ class ModelRouter:
 
     def __repr__(self) -> str:
         return f"ModelRouter({self.models!r}, strategy={self.strategy!r})"
-
-
-class RouterStream:
-    """What :meth:`ModelRouter.stream` returns: iterable with ``async for`` and ``for``."""
-
-    def __init__(self, router: ModelRouter, prompt: Any, params: dict[str, Any]) -> None:
-        self._router = router
-        self._prompt = prompt
-        self._params = params
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._router.astream(self._prompt, **self._params)
-
-    def __iter__(self) -> Iterator[Any]:
-        return self._router.stream_sync(self._prompt, **self._params)

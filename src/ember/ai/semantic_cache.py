@@ -11,6 +11,12 @@ The index is in process memory by default (numpy when available, pure Python
 otherwise); ``backend=RedisVectorBackend(url)`` shares it between workers and
 hosts; any object with async ``add(vector, prompt, answer, expires)``,
 ``search(vector) -> (score, prompt, answer) | None`` and ``clear()`` will do.
+
+A hit also passes a guard (``guard=True``, :func:`ember.ai.prompt_guard.prompt_conflict`):
+prompts that differ in negation ("with" / "without"), numbers or the order of named
+entities ("Paris to London" / "London to Paris") never share an answer, whatever the
+similarity.  ``guard`` may be False or any callable ``(prompt, cached prompt) -> reason
+| None``.
 """
 
 from __future__ import annotations
@@ -216,13 +222,24 @@ class SemanticCache:
 
     def __init__(self, threshold: float | None = None,
                  embedder: Callable[[str], Any] | None = None, backend: Any = None,
-                 max_entries: int = 10_000, ttl: float | None = None) -> None:
+                 max_entries: int = 10_000, ttl: float | None = None,
+                 guard: bool | Callable[[str, str], str | None] = True) -> None:
         if threshold is not None and (isinstance(threshold, bool)
                                       or not isinstance(threshold, int | float)
                                       or not 0.0 < threshold <= 1.0):
             raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
         if embedder is not None and not callable(embedder):
             raise TypeError("embedder must be a callable str -> list[float]")
+        if guard is True:
+            from ember.ai.prompt_guard import prompt_conflict
+
+            guard = prompt_conflict
+        elif guard is not False and not callable(guard):
+            raise TypeError("guard must be True, False or a callable (prompt, cached) -> "
+                            "reason or None")
+        self.guard: Callable[[str, str], str | None] | None = guard or None
+        self.guarded = 0
+        """Hits refused by the guard (counted as misses too)."""
         self._threshold = threshold
         self._embedder = embedder
         self.backend = backend if backend is not None else MemoryVectorIndex(max_entries)
@@ -273,6 +290,14 @@ class SemanticCache:
         if found is None or found[0] < self.threshold - 1e-6:
             self.misses += 1
             return None
+        if self.guard is not None:
+            reason = self.guard(prompt, found[1])
+            if reason:
+                logger.debug("SemanticCache: similar prompt refused (%s, %.3f)", reason,
+                             found[0])
+                self.guarded += 1
+                self.misses += 1
+                return None
         self.hits += 1
         return found
 

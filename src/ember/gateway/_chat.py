@@ -13,23 +13,28 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-
 from ember.gateway.errors import error_frame, error_response, new_id
 from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.gateway")
 
 _FINISH = ("stop", "length", "tool_calls", "content_filter", "function_call")
-_ZERO_USAGE = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
 def _usage(usage: Any, with_cost: bool = True) -> dict[str, Any]:
     if usage is None:
-        return dict(_ZERO_USAGE)
-    out: dict[str, Any] = {"prompt_tokens": usage.prompt_tokens,
-                           "completion_tokens": usage.completion_tokens,
-                           "total_tokens": usage.total_tokens}
+        from ember.models.schemas import UsageStats
+
+        return _usage(UsageStats(), with_cost=False)
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        # NOTE: (issue 22) every billed class, in OpenAI's shape
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens,
+                                  "audio_tokens": usage.audio_prompt_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens,
+                                      "audio_tokens": usage.audio_completion_tokens},
+    }
     if with_cost:
         # NOTE: not in OpenAI's schema; the SDK keeps unknown fields (usage.model_extra)
         out["cost"] = round(usage.cost, 10)
@@ -68,18 +73,12 @@ def _delta_call(call: Any) -> dict[str, Any]:
 
 async def _complete(target: Any, model: str, messages: list[Any], params: dict[str, Any],
                     rid: str, key: str, settle: Any, secrets: Any) -> Response:
-    from ember.models.registry import usage_sink
-
-    sink: list[Any] = []
-    token = usage_sink.set(sink)
     try:
         result = await target.complete(messages, params)
     except Exception as exc:
-        usage_sink.reset(token)
-        await settle(key, model, sink)
+        await settle(key, model, [])  # NOTE: a failed call has no usage to bill
         return error_response(exc, rid, secrets())
-    usage_sink.reset(token)
-    await settle(key, model, sink)
+    await settle(key, model, [(result.model_key or model, result.usage, None)])
     if result.choices:
         choices = [{"index": c.index, "message": _message(c.data, c.tool_calls),
                     "logprobs": c.logprobs, "finish_reason": _finish(c.finish_reason,
@@ -116,24 +115,13 @@ def _sse_class() -> Any:
 async def _stream(target: Any, model: str, messages: list[Any], params: dict[str, Any],
                   include_usage: bool, rid: str, key: str, settle: Any, secrets: Any,
                   release: Any) -> Response:
-    from ember.models.registry import usage_sink
-    sink: list[Any] = []
+    stream = target.stream(messages, params)
+    iterator = stream.__aiter__()
+    pull = type(iterator).__anext__
 
-    async def pull(iterator: Any) -> Any:
-        # NOTE: the sink is set around each step, not once: each step may run in
-        # another task (and so another context) than the handler.
-        token = usage_sink.set(sink)
-        try:
-            return await iterator.__anext__()
-        finally:
-            usage_sink.reset(token)
-
-    token = usage_sink.set(sink)
-    try:
-        stream = target.stream(messages, params)
-        iterator = stream.__aiter__()
-    finally:
-        usage_sink.reset(token)
+    def billed() -> list[Any]:
+        """What the stream's attempts used (carried on the stream object once it ended)."""
+        return list(getattr(stream, "calls", ()))
     # NOTE: pull the first chunk before answering, so that a failure to start (bad key,
     # refused parameter, rate limit) is a proper HTTP error instead of a broken 200 stream.
     try:
@@ -141,17 +129,13 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
     except StopAsyncIteration:
         first = None
     except Exception as exc:
-        await settle(key, model, sink)
+        await _close(stream, iterator, rid)
+        await settle(key, model, billed())
         return error_response(exc, rid, secrets())
-    base = {"id": f"chatcmpl-{new_id()}", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": model, "system_fingerprint": None}
-    dumps = orjson.dumps
+    from ember._chunks import DONE, ChunkEncoder
 
-    def frame(index: int, delta: dict[str, Any], finish: str | None,
-              logprobs: Any = None) -> bytes:
-        return b"data: " + dumps({**base, "choices": [
-            {"index": index, "delta": delta, "logprobs": logprobs,
-             "finish_reason": finish}]}) + b"\n\n"
+    encoder = ChunkEncoder(f"chatcmpl-{new_id()}", model, int(time.time()))
+    frame = encoder.choice
 
     closed = False
 
@@ -161,13 +145,8 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
             return
         closed = True
         try:
-            close = getattr(iterator, "aclose", None)
-            if close is not None:
-                try:
-                    await close()
-                except Exception as exc:  # the stream already ended or failed
-                    logger.debug("gateway %s: closing the upstream stream: %r", rid, exc)
-            await settle(key, model, sink)
+            await _close(stream, iterator, rid)
+            await settle(key, model, billed())
         finally:
             release()
 
@@ -200,14 +179,14 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
                     chunk = None
             for index in sorted(opened):
                 yield frame(index, {}, _finish(finishes.get(index), index in tools))
-            usage = None
-            for _model, used, _error in sink:
-                if used is not None:
-                    usage = used if usage is None else usage + used
             if include_usage:
-                yield b"data: " + dumps({**base, "choices": [], "usage": _usage(usage)}) + \
-                    b"\n\n"
-            yield b"data: [DONE]\n\n"
+                await _close(stream, iterator, rid)
+                usage = None
+                for _model, used, _error in billed():
+                    if used is not None:
+                        usage = used if usage is None else usage + used
+                yield encoder.usage(_usage(usage))
+            yield DONE
         except Exception as exc:
             yield error_frame(exc, rid, secrets())
         finally:
@@ -215,6 +194,16 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
 
     return _sse_class()(_Body(frames(), cleanup), ping_interval=None,
                         headers={"x-request-id": rid})
+
+
+async def _close(stream: Any, iterator: Any, rid: str) -> None:
+    """End the upstream stream (idempotent) so that its usage is final."""
+    close = getattr(stream, "aclose", None) or getattr(iterator, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception as exc:  # the stream already ended or failed
+            logger.debug("gateway %s: closing the upstream stream: %r", rid, exc)
 
 
 class _Body:

@@ -94,7 +94,10 @@ class _Target:
 
     def stream(self, messages: list[Any], params: dict[str, Any]) -> Any:
         if self.router is not None:
-            return self.router.astream(messages, **params)
+            # NOTE: (issue 22) a ModelRouter's stream object carries every attempt's usage
+            stream = getattr(self.router, "stream", None)
+            return (stream(messages, **params) if stream is not None
+                    else self.router.astream(messages, **params))
         from ember.models.api import default_registry
 
         return default_registry().stream_model_async(self.model_id, messages, **params)
@@ -372,15 +375,8 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
             inputs = [spec.input] if isinstance(spec.input, str) else list(spec.input)
             params = {k: v for k, v in (("dimensions", spec.dimensions), ("user", spec.user))
                       if v is not None}
-            from ember.models.registry import usage_sink
-
-            sink: list[Any] = []
-            token = usage_sink.set(sink)
-            try:
-                result = await target.embed(inputs, params)
-            finally:
-                usage_sink.reset(token)
-            await settle(key, spec.model, sink)
+            result = await target.embed(inputs, params)
+            await settle(key, spec.model, [(result.model_key or spec.model, result.usage, None)])
             b64 = spec.encoding_format == "base64"
             data = [{"object": "embedding", "index": i, "embedding": (
                 base64.b64encode(array("f", vec).tobytes()).decode() if b64 else vec)}

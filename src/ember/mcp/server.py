@@ -15,13 +15,10 @@ transport allows it in place of an SSE stream); notifications get ``202 Accepted
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import hashlib
-import hmac
 import logging
-import secrets
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +51,10 @@ from ember.mcp.protocol import (
     MCPError,
     version_at_least,
 )
+from ember.mcp.results import tool_result
 from ember.mcp.security import HostOriginGuard, local_ip
+from ember.mcp.sessions import Sessions as _Sessions
+from ember.mcp.tool_calls import ToolCalls, _request_key
 from ember.requests import Request
 from ember.responses import Response
 
@@ -133,43 +133,7 @@ def _error(request_id: Any, code: int, message: str, status: int = 400, data: An
     return _json(_error_body(request_id, code, message, data), status, headers)
 
 
-class _Sessions:
-    """Handshake-era session ids: signed (so every forked worker accepts them), revocable.
-
-    A session id is ``<random>.<negotiated version>.<HMAC>``; the key is made when the
-    server is created, i.e. before a supervisor forks its workers. Ended sessions are
-    remembered (bounded) by the worker that ended them.
-    """
-
-    def __init__(self, secret: bytes | None = None, max_ended: int = 100_000) -> None:
-        self._key = secret or secrets.token_bytes(32)
-        self._ended: OrderedDict[str, None] = OrderedDict()
-        self._max_ended = max_ended
-
-    def _sign(self, payload: str) -> str:
-        return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def issue(self, version: str) -> str:
-        payload = f"{secrets.token_urlsafe(18)}.{version}"
-        return f"{payload}.{self._sign(payload)}"
-
-    def version(self, session_id: str) -> str | None:
-        """The negotiated version of a live session, or None for unknown/ended ids."""
-        payload, _, sig = session_id.rpartition(".")
-        if not payload or not hmac.compare_digest(sig.encode(), self._sign(payload).encode()):
-            return None
-        if session_id in self._ended:
-            return None
-        version = payload.rpartition(".")[2]
-        return version if version in HANDSHAKE_VERSIONS else None
-
-    def end(self, session_id: str) -> None:
-        self._ended[session_id] = None
-        while len(self._ended) > self._max_ended:
-            self._ended.popitem(last=False)
-
-
-class MCPServer:
+class MCPServer(ToolCalls):
     """Tools (a :class:`~ember.ai.tools.ToolRegistry`), resources and prompts over MCP.
 
     Usually made by :func:`add_mcp` / ``app.add_mcp(...)``; register resources and prompts
@@ -197,6 +161,9 @@ class MCPServer:
         self.templates: dict[str, Resource] = {}
         self.prompts: dict[str, Prompt] = {}
         self._sessions = _Sessions(session_secret)
+        #: tools/call runs by (session, request id): what notifications/cancelled stops
+        self._running: dict[tuple[str, Any], asyncio.Future[Any]] = {}
+        self._schemas: dict[str, dict[str, Any] | None] = {}
 
     # -- registration --------------------------------------------------------------------
 
@@ -285,28 +252,6 @@ class MCPServer:
         if method.endswith("/list") and params.get("cursor") is not None:
             raise MCPError(INVALID_PARAMS, "Invalid cursor (this server does not paginate)")
         return await handler(self, params, version)
-
-    async def _tools_list(self, params: dict[str, Any], version: str) -> dict[str, Any]:
-        return {"tools": list(self.tools.to_mcp()) if self.tools is not None else []}
-
-    async def _tools_call(self, params: dict[str, Any], version: str) -> dict[str, Any]:
-        name = params.get("name")
-        if not isinstance(name, str):
-            raise MCPError(INVALID_PARAMS, 'tools/call needs a string "name"')
-        arguments = params.get("arguments")
-        if arguments is None:
-            arguments = {}
-        if not isinstance(arguments, dict):
-            raise MCPError(INVALID_PARAMS, '"arguments" must be an object')
-        if self.tools is None or name not in self.tools:
-            raise MCPError(INVALID_PARAMS, f"Unknown tool: {name}")
-        try:
-            value = await self.tools.call(name, arguments)
-        except Exception as exc:
-            logger.info("MCP tool %r failed: %s", name, exc)
-            return {"content": [{"type": "text", "text": str(exc) or type(exc).__name__}],
-                    "isError": True}
-        return _tool_result(value, version)
 
     async def _resources_list(self, params: dict[str, Any], version: str) -> dict[str, Any]:
         return {"resources": [r.describe() for r in self.resources.values()]}
@@ -465,8 +410,14 @@ class MCPServer:
         assert version is not None and session_id is not None
         headers = {"Mcp-Session-Id": session_id}
         if msg.kind != "request":
+            if msg.kind == "notification":
+                self._notified(session_id, msg)
             return Response(b"", 202, headers=headers)
-        return _json(await self._answer(msg, version), headers=headers)
+        token = _request_key.set((session_id, msg.id))
+        try:
+            return _json(await self._answer(msg, version), headers=headers)
+        finally:
+            _request_key.reset(token)
 
     def _initialize(self, msg: _Message) -> Response:
         params = msg.params
@@ -500,6 +451,8 @@ class MCPServer:
                                            f"Invalid Request: {exc.message}"))
                 continue
             if msg.kind != "request":
+                if msg.kind == "notification":
+                    self._notified(session_id, msg)
                 continue
             if msg.method == "initialize":
                 answers.append(_error_body(msg.id, INVALID_REQUEST,
@@ -588,26 +541,7 @@ def _decode_header(value: str | None) -> str | None:
         return None
 
 
-def _tool_result(value: Any, version: str) -> dict[str, Any]:
-    """A ``tools/call`` result: text content, plus ``structuredContent`` for dicts/lists."""
-    structured: Any = None
-    if value is None:
-        content: list[dict[str, Any]] = []
-    elif isinstance(value, str):
-        content = [{"type": "text", "text": value}]
-    elif isinstance(value, (bytes, bytearray)):
-        content = [{"type": "text", "text": bytes(value).decode("utf-8", "replace")}]
-    else:
-        text = _dumps(value).decode()
-        content = [{"type": "text", "text": text}]
-        if isinstance(value, dict):
-            structured = orjson.loads(text)
-        elif isinstance(value, (list, tuple)):
-            structured = {"result": orjson.loads(text)}
-    result: dict[str, Any] = {"content": content, "isError": False}
-    if structured is not None and version_at_least(version, "2025-06-18"):
-        result["structuredContent"] = structured
-    return result
+_tool_result = tool_result  # NOTE: the old private name
 
 
 _METHODS: dict[str, Callable[..., Any]] = {

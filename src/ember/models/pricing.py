@@ -12,6 +12,11 @@ Prices are USD per **1M** tokens. Lookup order for ``provider/model``:
    provider with no entry of its own (``azure/gpt-4``), the same bare model
    under another provider.
 
+Per token class: ``cached_input`` (input read from the prompt cache) and
+``cache_write`` (input written to it) — in the table, the JSON entries and
+``EMBER_COST_<MODEL>_CACHED_INPUT`` / ``_CACHE_WRITE``; absent, they cost ``input``.
+Reasoning and audio tokens are priced as output / input (they are part of those counts).
+
 A model with no price costs 0 and triggers one :class:`PricingWarning`.
 """
 
@@ -38,11 +43,14 @@ class PricingWarning(UserWarning):
 
 
 class ModelPrice(NamedTuple):
-    """USD per 1M input and output tokens, and the context window (tokens)."""
+    """USD per 1M input and output tokens, the context window (tokens), and the prices of
+    cached input read and written (None: the ``input`` price)."""
 
     input: float
     output: float
     context_window: int | None = None
+    cached_input: float | None = None
+    cache_write: float | None = None
 
 
 _defaults: Mapping[str, ModelPrice] | None = None
@@ -57,11 +65,22 @@ def default_prices() -> Mapping[str, ModelPrice]:
             if _defaults is None:
                 raw = json.loads(resources.files("ember.models").joinpath("pricing.json").read_text())
                 table = {
-                    key: ModelPrice(float(v["input"]), float(v["output"]), v.get("context_window"))
+                    key: ModelPrice(float(v["input"]), float(v["output"]), v.get("context_window"),
+                                    _opt(v.get("cached_input")), _opt(v.get("cache_write")))
                     for key, v in raw["models"].items()
                 }
                 _defaults = MappingProxyType(table)
     return _defaults
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+_KEYS = frozenset({"input", "output", "context_window", "cached_input", "cache_write"})
+_PRICED = frozenset({"input", "output", "cached_input", "cache_write"})
+_SUFFIXES = (("input", "_INPUT"), ("output", "_OUTPUT"), ("cached_input", "_CACHED_INPUT"),
+             ("cache_write", "_CACHE_WRITE"))
 
 
 def env_names(model: str) -> tuple[str, ...]:
@@ -104,10 +123,11 @@ def _parse_costs_json(text: str) -> dict[str, dict[str, float]]:
         )
     out: dict[str, dict[str, float]] = {}
     for key, entry in data.items():
-        if not isinstance(entry, dict) or not entry.keys() <= {"input", "output", "context_window"}:
+        if not isinstance(entry, dict) or not entry.keys() <= _KEYS:
             raise ModelProviderError(
-                f"{COSTS_JSON_ENV}: entry {key!r} must be an object with 'input' and/or "
-                f"'output' (USD per 1M tokens), got {entry!r}",
+                f"{COSTS_JSON_ENV}: entry {key!r} must be an object with 'input', 'output', "
+                f"'cached_input', 'cache_write' (USD per 1M tokens) or 'context_window', "
+                f"got {entry!r}",
                 context={"variable": COSTS_JSON_ENV},
             )
         parsed: dict[str, float] = {}
@@ -170,7 +190,7 @@ class Pricing:
     def price(self, provider: str, model: str) -> ModelPrice | None:
         """The effective price of ``provider/model``, or None when unknown."""
         base = self._base(provider, model)
-        inp = out = None
+        found: dict[str, float] = {}
         ctx = base.context_window if base else None
         overrides = self._json_overrides()
         if overrides:
@@ -179,7 +199,7 @@ class Pricing:
                 undated = _DATE_SUFFIX.sub("", model)
                 entry = overrides.get(f"{provider}/{undated}") or overrides.get(undated)
             if entry:
-                inp, out = entry.get("input"), entry.get("output")
+                found.update((k, v) for k, v in entry.items() if k in _PRICED)
                 if "context_window" in entry:
                     ctx = int(entry["context_window"])
         names = self._env_cache.get(model)
@@ -187,22 +207,27 @@ class Pricing:
             names = self._env_cache[model] = env_names(model)
         env = self._environ
         for prefix in names:
-            value = env.get(prefix + "_INPUT")
-            if value is not None:
-                inp = _parse_float(prefix + "_INPUT", value)
-            value = env.get(prefix + "_OUTPUT")
-            if value is not None:
-                out = _parse_float(prefix + "_OUTPUT", value)
-        if inp is None and out is None:
+            for name, suffix in _SUFFIXES:
+                value = env.get(prefix + suffix)
+                if value is not None:
+                    found[name] = _parse_float(prefix + suffix, value)
+        if not found:
             return base
         return ModelPrice(
-            inp if inp is not None else (base.input if base else 0.0),
-            out if out is not None else (base.output if base else 0.0),
+            found.get("input", base.input if base else 0.0),
+            found.get("output", base.output if base else 0.0),
             ctx,
+            found.get("cached_input", base.cached_input if base else None),
+            found.get("cache_write", base.cache_write if base else None),
         )
 
-    def cost(self, provider: str, model: str, prompt_tokens: int, completion_tokens: int) -> float:
-        """USD cost of a call; 0 (with a one-time warning) for an unpriced model."""
+    def cost(self, provider: str, model: str, prompt_tokens: int, completion_tokens: int, *,
+             cached: int = 0, cache_write: int = 0) -> float:
+        """USD cost of a call; 0 (with a one-time warning) for an unpriced model.
+
+        ``cached`` and ``cache_write`` are the parts of ``prompt_tokens`` read from and
+        written to the prompt cache, priced at ``cached_input`` / ``cache_write``.
+        """
         price = self.price(provider, model)
         if price is None:
             key = f"{provider}/{model}"
@@ -215,7 +240,13 @@ class Pricing:
                     stacklevel=4,
                 )
             return 0.0
-        return (prompt_tokens * price.input + completion_tokens * price.output) / 1_000_000
+        cached = max(0, min(cached, prompt_tokens))
+        cache_write = max(0, min(cache_write, prompt_tokens - cached))
+        plain = prompt_tokens - cached - cache_write
+        read_price = price.input if price.cached_input is None else price.cached_input
+        write_price = price.input if price.cache_write is None else price.cache_write
+        return (plain * price.input + cached * read_price + cache_write * write_price
+                + completion_tokens * price.output) / 1_000_000
 
 
 def known_models() -> list[str]:

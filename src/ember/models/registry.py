@@ -7,7 +7,6 @@ so one connection pool) is shared by every model of a provider.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import os
 import sys
@@ -25,11 +24,6 @@ from ember.models.schemas import ChatResponse, ToolCall, UsageStats, UsageSummar
 from ember.models.streams import AsyncModelStream, ModelStream
 
 logger = logging.getLogger("ember.models")
-
-#: A list that every model call made in this context appends ``(model key, usage, error)``
-#: to (the gateway sets it around a call to charge per-key budgets); None: nobody listens.
-usage_sink: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
-    "ember_model_usage_sink", default=None)
 
 
 class Binding:
@@ -197,7 +191,9 @@ class ModelRegistry:
         usage = response.usage if response is not None else None
         if usage is not None and not binding.free and usage.cost == 0.0:
             usage.cost = self.pricing.cost(binding.provider_name, binding.model,
-                                           usage.prompt_tokens, usage.completion_tokens)
+                                           usage.prompt_tokens, usage.completion_tokens,
+                                           cached=usage.cached_tokens,
+                                           cache_write=usage.cache_creation_tokens)
         with self._usage_lock:
             summary = self._usage.get(binding.key)
             if summary is None:
@@ -206,17 +202,11 @@ class ModelRegistry:
             if error is not None:
                 summary.error_count += 1
             if usage is not None:
-                total = summary.total_usage
-                total.prompt_tokens += usage.prompt_tokens
-                total.completion_tokens += usage.completion_tokens
-                total.total_tokens += usage.total_tokens
-                total.cost += usage.cost
-                total.estimated = total.estimated or usage.estimated
+                summary.total_usage = summary.total_usage + usage
         if self.metrics:
             self._observe(model_id, duration, usage, error)
-        sink = usage_sink.get()
-        if sink is not None:
-            sink.append((binding.key, usage, error))
+        if response is not None and hasattr(response, "model_key"):
+            response.model_key = binding.key
         # NOTE: Prometheus model tokens/cost for every call, without importing
         # observability (it is loaded once an app uses Metrics).
         obs = sys.modules.get("ember.observability")
@@ -249,13 +239,8 @@ class ModelRegistry:
             summary = self._usage.get(key)
             if summary is None:
                 return None
-            total = summary.total_usage
-            return UsageSummary(
-                summary.model_name, summary.request_count,
-                UsageStats(total.prompt_tokens, total.completion_tokens, total.total_tokens,
-                           total.cost, total.estimated),
-                summary.error_count,
-            )
+            return UsageSummary(summary.model_name, summary.request_count,
+                                summary.total_usage + UsageStats(), summary.error_count)
 
     def get_usage_summaries(self) -> dict[str, UsageSummary]:
         """Snapshots for every model used, keyed ``provider/model``."""

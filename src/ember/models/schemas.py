@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "cost", "estimated")
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens", "cost", "estimated",
+               "cached_tokens", "cache_creation_tokens", "reasoning_tokens",
+               "audio_prompt_tokens", "audio_completion_tokens")
 
 
 @dataclass(slots=True)
@@ -19,6 +21,11 @@ class UsageStats:
     ``total_tokens`` defaults to ``prompt_tokens + completion_tokens``.
     ``estimated`` is True when the counts were computed locally rather than
     reported by the provider (e.g. a stream that broke before its usage frame).
+
+    Every billed class, as OpenAI counts them: ``prompt_tokens`` *includes*
+    ``cached_tokens`` (input read from the provider's prompt cache),
+    ``cache_creation_tokens`` (input written to it) and ``audio_prompt_tokens``;
+    ``completion_tokens`` includes ``reasoning_tokens`` and ``audio_completion_tokens``.
     """
 
     prompt_tokens: int = 0
@@ -26,6 +33,11 @@ class UsageStats:
     total_tokens: int = -1
     cost: float = 0.0
     estimated: bool = False
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    audio_prompt_tokens: int = 0
+    audio_completion_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.total_tokens < 0:
@@ -66,7 +78,20 @@ class UsageStats:
             self.total_tokens + other.total_tokens,
             self.cost + other.cost,
             self.estimated or other.estimated,
+            self.cached_tokens + other.cached_tokens,
+            self.cache_creation_tokens + other.cache_creation_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+            self.audio_prompt_tokens + other.audio_prompt_tokens,
+            self.audio_completion_tokens + other.audio_completion_tokens,
         )
+
+    def classes(self) -> dict[str, int]:
+        """The token classes other than plain input/output (for details and pricing)."""
+        return {"cached_tokens": self.cached_tokens,
+                "cache_creation_tokens": self.cache_creation_tokens,
+                "reasoning_tokens": self.reasoning_tokens,
+                "audio_prompt_tokens": self.audio_prompt_tokens,
+                "audio_completion_tokens": self.audio_completion_tokens}
 
 
 @dataclass(slots=True)
@@ -113,6 +138,8 @@ class ChatResponse:
     """Every choice when ``n > 1`` was asked for (index 0 is also ``data``); else None."""
     logprobs: Any = None
     """The provider's ``logprobs`` object for choice 0, when asked for."""
+    model_key: str | None = None
+    """``provider/model`` that answered (set by the registry; what usage is billed to)."""
 
     @property
     def text(self) -> str:
@@ -141,6 +168,8 @@ class EmbeddingResponse:
     vectors: list[list[float]]
     usage: UsageStats = field(default_factory=UsageStats)
     model_id: str | None = None
+    model_key: str | None = None
+    """``provider/model`` that answered (set by the registry)."""
 
 
 @dataclass(slots=True)

@@ -18,19 +18,26 @@ usage so far. Both classes are context managers that always close.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ember.models.exceptions import ModelError
 from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, UsageStats
 
-if TYPE_CHECKING:
-    from ember.models.registry import Binding, ModelRegistry
+
+class Recorder(Protocol):
+    """What a stream reports to when it ends (the registry; no import of it here)."""
+
+    def estimate_usage(self, binding: Any, prompt: Any, text: str,
+                       calls: list[ToolCall] | None = None) -> UsageStats: ...
+
+    def _record(self, binding: Any, model_id: str, response: ChatResponse | None,
+                started: float, error: BaseException | None) -> UsageStats | None: ...
 
 
 class _StreamState:
     """What both stream flavours accumulate."""
 
-    def __init__(self, registry: ModelRegistry, binding: Binding, model_id: str,
+    def __init__(self, registry: Recorder, binding: Any, model_id: str,
                  prompt: Any, params: dict[str, Any]) -> None:
         self._registry = registry
         self._binding = binding
@@ -43,10 +50,18 @@ class _StreamState:
         self._finish: str | None = None
         self._started = 0.0
         self._done = False
+        self._error: BaseException | None = None
         self.usage: UsageStats | None = None
         """Final usage, set when the stream ends (normally, by error, or closed early)."""
         self.response: ChatResponse | None = None
         """The assembled response, set when the stream ends."""
+
+    @property
+    def calls(self) -> list[tuple[str, UsageStats | None, BaseException | None]]:
+        """``[(provider/model, usage, error)]`` once ended (what to bill), else ``[]``."""
+        if not self._done:
+            return []
+        return [(self._binding.key, self.usage, self._error)]
 
     @property
     def text(self) -> str:
@@ -79,6 +94,7 @@ class _StreamState:
         if self._done:
             return
         self._done = True
+        self._error = error
         calls = [
             ToolCall(e[0] or f"call_{i}", e[1] or "", "".join(e[2]) or "{}")
             for i, e in sorted(self._calls.items())
@@ -101,6 +117,7 @@ class _StreamState:
                 usage = UsageStats(
                     reported.prompt_tokens or usage.prompt_tokens,
                     max(reported.completion_tokens, usage.completion_tokens), estimated=True,
+                    **reported.classes(),
                 )
         self.response = ChatResponse(
             data=text, usage=usage, model_id=self.model_id, finish_reason=self._finish,

@@ -5,118 +5,40 @@ provider, created lazily (``import ember`` never imports httpx). Every request
 goes through :meth:`HTTPProvider._send` / :meth:`_asend` (retry loop) and
 every failure becomes a :class:`ProviderAPIError` with an ``error_type``.
 Subclasses describe the wire format: :meth:`build_request`,
-:meth:`parse_response` and :meth:`stream_parser`.
+:meth:`parse_response` and :meth:`stream_parser`. Streaming lives in
+:mod:`ember.models.providers._stream`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import os
-import random
 import threading
-import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import orjson
 
 from ember._redact import redact
 from ember.models.exceptions import ProviderAPIError, error_type_for_status
+from ember.models.providers._stream import HTTPStreaming, StreamParser
+from ember.models.providers._transport import (
+    _env_float,
+    _verify_for,
+    httpx_module,
+    parse_retry_after,
+)
 from ember.models.providers.base import BaseProvider, Prompt
-from ember.models.schemas import ChatResponse, StreamChunk
+from ember.models.retry import RetryPolicy, run_async, run_sync
+from ember.models.schemas import ChatResponse
+from ember.models.vocab import classify_error
 
-_httpx: Any = None
 # NOTE: closers live as long as their loop, not their provider: a registry dropped
 # mid-loop still gets its connections closed by asyncio.run()'s shutdown_asyncgens().
+__all__ = ["HTTPProvider", "StreamParser"]
+
 _loop_closers: weakref.WeakKeyDictionary[Any, set[Any]] = weakref.WeakKeyDictionary()
-
-
-def httpx_module() -> Any:
-    """Import httpx on first use, naming the extra when it is missing."""
-    global _httpx
-    if _httpx is None:
-        try:
-            import httpx
-        except ImportError:
-            from ember.models.exceptions import ProviderDependencyMissing
-
-            raise ProviderDependencyMissing("httpx", "models") from None
-        _httpx = httpx
-    return _httpx
-
-
-_ssl_context: Any = None
-
-
-def _verify_for(base_url: str) -> Any:
-    """One shared TLS context per process (building one costs ~10 ms); none for http://."""
-    global _ssl_context
-    if base_url.startswith("http://"):
-        return False  # NOTE: plain HTTP never uses it; skip loading the CA bundle
-    if _ssl_context is None:
-        import ssl
-
-        try:
-            import certifi
-
-            _ssl_context = ssl.create_default_context(cafile=certifi.where())
-        except ImportError:
-            _ssl_context = ssl.create_default_context()
-    return _ssl_context
-
-
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    if not value:
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        from ember.models.exceptions import ModelProviderError
-
-        raise ModelProviderError(f"{name}={value!r} is not a number") from None
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-class StreamParser:
-    """Turns SSE events of one provider into :class:`StreamChunk` objects."""
-
-    #: set once the provider's end-of-stream marker was seen
-    done: bool = False
-
-    def feed(self, event: Any) -> list[StreamChunk]:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def at_eof(self) -> list[StreamChunk] | None:
-        """Final chunks when the body ends without an end marker, or None if truncated."""
-        return None
-
-    def partial_usage(self) -> Any:
-        """Usage the provider reported before the stream broke, if any."""
-        return None
 
 
 class _LoopClient:
@@ -140,10 +62,12 @@ async def _close_with_loop(client: Any) -> AsyncIterator[None]:
         await client.aclose()
 
 
-class HTTPProvider(BaseProvider):
+class HTTPProvider(HTTPStreaming, BaseProvider):
     """A provider speaking JSON + SSE over one pooled httpx client per side."""
 
     name: ClassVar[str] = "http"
+    #: whose error and finish vocabulary it speaks (ember.models.vocab)
+    vocabulary: ClassVar[str] = "compatible"
     base_url_env: ClassVar[str] = ""
     default_base_url: ClassVar[str] = ""
 
@@ -164,14 +88,12 @@ class HTTPProvider(BaseProvider):
         self.base_url = (base_url or env_url or self.default_base_url).rstrip("/")
         self.timeout = timeout if timeout is not None else _env_float("EMBER_MODEL_TIMEOUT", 600.0)
         self.connect_timeout = connect_timeout or _env_float("EMBER_MODEL_CONNECT_TIMEOUT", 10.0)
-        self.max_retries = int(
-            max_retries if max_retries is not None else _env_float("EMBER_MODEL_MAX_RETRIES", 2)
-        )
-        self.retry_base = retry_base if retry_base is not None else _env_float(
-            "EMBER_MODEL_RETRY_BASE", 0.5
-        )
-        self.retry_max_wait = retry_max_wait if retry_max_wait is not None else _env_float(
-            "EMBER_MODEL_RETRY_MAX_WAIT", 60.0
+        self.retry_policy = RetryPolicy(
+            int(max_retries if max_retries is not None else
+                _env_float("EMBER_MODEL_MAX_RETRIES", 2)),
+            retry_base if retry_base is not None else _env_float("EMBER_MODEL_RETRY_BASE", 0.5),
+            retry_max_wait if retry_max_wait is not None else _env_float(
+                "EMBER_MODEL_RETRY_MAX_WAIT", 60.0),
         )
         self.max_connections = int(
             max_connections or _env_float("EMBER_MODEL_MAX_CONNECTIONS", 1000)
@@ -180,6 +102,23 @@ class HTTPProvider(BaseProvider):
         self._aclients: dict[int, _LoopClient] = {}
         self._last: _LoopClient | None = None
         self._lock = threading.Lock()
+
+    @property
+    def max_retries(self) -> int:
+        """Retries per call (the :class:`RetryPolicy`'s ``max_retries``)."""
+        return self.retry_policy.max_retries
+
+    @max_retries.setter
+    def max_retries(self, value: int) -> None:
+        self.retry_policy = self.retry_policy.replace(max_retries=value)
+
+    @property
+    def retry_base(self) -> float:
+        return self.retry_policy.backoff
+
+    @property
+    def retry_max_wait(self) -> float:
+        return self.retry_policy.max_wait
 
     # -- wire format hooks -------------------------------------------------------------------
     def headers(self) -> dict[str, str]:
@@ -297,16 +236,23 @@ class HTTPProvider(BaseProvider):
     # -- errors ------------------------------------------------------------------------------
     def _status_error(self, status: int, headers: Any, body: bytes, model: str) -> ProviderAPIError:
         message = None
+        data: Any = None
         try:
-            message = self.error_message(orjson.loads(body)) if body else None
+            data = orjson.loads(body) if body else None
+            message = self.error_message(data) if data is not None else None
         except orjson.JSONDecodeError:
             message = body[:500].decode("utf-8", "replace").strip() or None
         message = redact(message, [self.api_key]) if message else None  # echoed keys, URLs
-        error_type = error_type_for_status(status)
+        found = classify_error(self.vocabulary, status, data, message)
+        error_type = found.pop("error_type", None) or error_type_for_status(status)
+        # NOTE: the longest delay the provider asked for (header or body): never shortened
+        delays = [d for d in (parse_retry_after(headers), found.pop("retry_after", None))
+                  if d is not None]
         return ProviderAPIError(
             f"{self.name} API error {status} ({error_type}): {message or 'no message'}",
             error_type=error_type, status_code=status, provider=self.name, model=model,
-            provider_message=message, retry_after=parse_retry_after(headers),
+            provider_message=message, retry_after=max(delays) if delays else None,
+            context=found,
         )
 
     def _transport_error(self, exc: BaseException, model: str,
@@ -330,16 +276,6 @@ class HTTPProvider(BaseProvider):
             provider_message=what, context={"malformed": True},
         )
 
-    def _delay(self, attempt: int, error: ProviderAPIError, max_retries: int) -> float | None:
-        """Seconds to wait before retry ``attempt`` (0-based), or None to give up."""
-        if attempt >= max_retries or not error.retryable or error.context.get("malformed"):
-            return None
-        retry_after = error.context.get("retry_after")
-        if retry_after is not None:
-            return None if retry_after > self.retry_max_wait else retry_after
-        backoff = min(self.retry_max_wait, self.retry_base * (2**attempt))
-        return backoff * (0.5 + random.random() / 2)
-
     @staticmethod
     def _split(params: dict[str, Any]) -> tuple[float | None, int | None]:
         return params.pop("timeout", None), params.pop("max_retries", None)
@@ -351,31 +287,23 @@ class HTTPProvider(BaseProvider):
         path, body = self.build_request(prompt, model, params, False)
         content = orjson.dumps(body)
         client = self.sync_client()
-        retries = self.max_retries if max_retries is None else max_retries
         httpx = httpx_module()
-        attempt = 0
-        while True:
+        kwargs: dict[str, Any] = {"content": content}
+        if timeout is not None:
+            kwargs["timeout"] = self._timeout(timeout)
+
+        def attempt() -> bytes:
             try:
-                try:
-                    response = client.post(
-                        path, content=content,
-                        timeout=self._timeout(timeout) if timeout is not None else
-                        httpx.USE_CLIENT_DEFAULT,
-                    )
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc, model) from exc
-                if response.status_code >= 400:
-                    raise self._status_error(
-                        response.status_code, response.headers, response.content, model
-                    )
-                return self._parse_body(response.content, model)
-            except ProviderAPIError as exc:
-                delay = self._delay(attempt, exc, retries)
-                if delay is None:
-                    exc.context["attempts"] = attempt + 1
-                    raise
-                attempt += 1
-                time.sleep(delay)
+                response = client.post(path, **kwargs)
+            except httpx.TransportError as exc:
+                raise self._transport_error(exc, model) from exc
+            if response.status_code >= 400:
+                raise self._status_error(response.status_code, response.headers,
+                                         response.content, model)
+            return response.content
+
+        data = run_sync(self.retry_policy, attempt, max_retries=max_retries)
+        return self._parse_body(data, model)
 
     async def complete_async(self, prompt: Prompt, model: str, **params: Any) -> ChatResponse:
         """Async twin of :meth:`complete`."""
@@ -387,26 +315,19 @@ class HTTPProvider(BaseProvider):
 
     async def _apost(self, path: str, content: bytes, model: str, timeout: float | None,
                      max_retries: int | None) -> tuple[int, Any, bytes]:
-        """POST with the retry loop; a status >= 400 raises :class:`ProviderAPIError`."""
+        """POST with the retry policy; a status >= 400 raises :class:`ProviderAPIError`."""
         client = await self.async_client()
-        retries = self.max_retries if max_retries is None else max_retries
-        attempt = 0
-        while True:
+
+        async def attempt() -> tuple[int, Any, bytes]:
             try:
-                try:
-                    status, headers, data = await client.post(path, content, timeout)
-                except client.errors as exc:
-                    raise self._transport_error(exc, model, client) from exc
-                if status >= 400:
-                    raise self._status_error(status, headers, data, model)
-                return status, headers, data
-            except ProviderAPIError as exc:
-                delay = self._delay(attempt, exc, retries)
-                if delay is None:
-                    exc.context["attempts"] = attempt + 1
-                    raise
-                attempt += 1
-                await asyncio.sleep(delay)
+                status, headers, data = await client.post(path, content, timeout)
+            except client.errors as exc:
+                raise self._transport_error(exc, model, client) from exc
+            if status >= 400:
+                raise self._status_error(status, headers, data, model)
+            return status, headers, data
+
+        return await run_async(self.retry_policy, attempt, max_retries=max_retries)
 
     async def embed_async(self, inputs: list[str], model: str, **params: Any) -> Any:
         """Embed ``inputs`` (providers with ``embeddings_request``/``parse_embeddings``)."""
@@ -436,145 +357,3 @@ class HTTPProvider(BaseProvider):
             raise
         except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
             raise self.malformed(f"unexpected JSON shape ({type(exc).__name__}: {exc})", model) from exc
-
-    # -- streaming -------------------------------------------------------------------------------
-    def stream(self, prompt: Prompt, model: str, **params: Any) -> Iterator[StreamChunk]:
-        """Yield chunks as SSE events arrive; retries only before the first byte."""
-        from ember.models._sse import SSEDecoder
-
-        timeout, max_retries = self._split(params)
-        path, body = self.build_request(prompt, model, params, True)
-        content = orjson.dumps(body)
-        client = self.sync_client()
-        retries = self.max_retries if max_retries is None else max_retries
-        httpx = httpx_module()
-        attempt = 0
-        kwargs: dict[str, Any] = {"content": content}
-        if timeout is not None:
-            kwargs["timeout"] = self._timeout(timeout)
-        while True:
-            try:
-                request = client.build_request("POST", path, **kwargs)
-                try:
-                    response = client.send(request, stream=True)
-                except httpx.TransportError as exc:
-                    raise self._transport_error(exc, model) from exc
-                if response.status_code >= 400:
-                    try:
-                        raw = response.read()
-                    except httpx.TransportError:
-                        raw = b""
-                    finally:
-                        response.close()
-                    raise self._status_error(response.status_code, response.headers, raw, model)
-                break
-            except ProviderAPIError as exc:
-                delay = self._delay(attempt, exc, retries)
-                if delay is None:
-                    exc.context["attempts"] = attempt + 1
-                    raise
-                attempt += 1
-                time.sleep(delay)
-        parser = self.stream_parser(model)
-        decoder = SSEDecoder()
-        try:
-            try:
-                for raw_chunk in response.iter_raw():
-                    if parser.done:
-                        continue  # NOTE: drain to EOF so the connection goes back to the pool
-                    for event in decoder.feed(raw_chunk):
-                        yield from self._feed(parser, event, model)
-            except httpx.TransportError as exc:
-                if not parser.done:  # a failure while draining after the end marker is moot
-                    raise self._transport_error(exc, model) from exc
-            if not parser.done:
-                tail = parser.at_eof()
-                if tail is None:
-                    raise self._truncated(model)
-                yield from tail
-        except ProviderAPIError as exc:
-            partial = parser.partial_usage()
-            if partial is not None:
-                exc.context["reported_usage"] = partial
-            raise
-        finally:
-            response.close()
-
-    async def stream_async(
-        self, prompt: Prompt, model: str, **params: Any
-    ) -> AsyncIterator[StreamChunk]:
-        """Async twin of :meth:`stream`."""
-        from ember.models._sse import SSEDecoder
-
-        timeout, max_retries = self._split(params)
-        path, body = self.build_request(prompt, model, params, True)
-        content = orjson.dumps(body)
-        client = await self.async_client()
-        retries = self.max_retries if max_retries is None else max_retries
-        attempt = 0
-        while True:
-            try:
-                try:
-                    response = await client.open(path, content, timeout)
-                except client.errors as exc:
-                    raise self._transport_error(exc, model, client) from exc
-                if response.status_code >= 400:
-                    try:
-                        raw = await response.aread()
-                    except client.errors:
-                        raw = b""
-                    finally:
-                        await response.aclose()
-                    raise self._status_error(response.status_code, response.headers, raw, model)
-                break
-            except ProviderAPIError as exc:
-                delay = self._delay(attempt, exc, retries)
-                if delay is None:
-                    exc.context["attempts"] = attempt + 1
-                    raise
-                attempt += 1
-                await asyncio.sleep(delay)
-        parser = self.stream_parser(model)
-        decoder = SSEDecoder()
-        try:
-            try:
-                async for raw_chunk in response.aiter():
-                    if parser.done:
-                        continue  # NOTE: drain to EOF so the connection goes back to the pool
-                    for event in decoder.feed(raw_chunk):
-                        for chunk in self._feed(parser, event, model):
-                            yield chunk
-            except client.errors as exc:
-                if not parser.done:  # a failure while draining after the end marker is moot
-                    raise self._transport_error(exc, model, client) from exc
-            if not parser.done:
-                tail = parser.at_eof()
-                if tail is None:
-                    raise self._truncated(model)
-                for chunk in tail:
-                    yield chunk
-        except ProviderAPIError as exc:
-            partial = parser.partial_usage()
-            if partial is not None:
-                exc.context["reported_usage"] = partial
-            raise
-        finally:
-            await response.aclose()
-
-    def _feed(self, parser: StreamParser, event: Any, model: str) -> list[StreamChunk]:
-        try:
-            return parser.feed(event)
-        except ProviderAPIError:
-            raise
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError,
-                ValueError) as exc:
-            raise self.malformed(
-                f"bad stream event {event.data[:200]!r} ({type(exc).__name__})", model
-            ) from exc
-
-    def _truncated(self, model: str) -> ProviderAPIError:
-        return ProviderAPIError(
-            f"{self.name} stream ended before its end marker (truncated)",
-            error_type="connection", provider=self.name, model=model,
-            provider_message="stream truncated",
-        )

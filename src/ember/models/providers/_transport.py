@@ -15,9 +15,81 @@ Both adapters expose the same small surface: :meth:`post` (status, headers, body
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
+
+_httpx: Any = None
+
+
+def httpx_module() -> Any:
+    """Import httpx on first use, naming the extra when it is missing."""
+    global _httpx
+    if _httpx is None:
+        try:
+            import httpx
+        except ImportError:
+            from ember.models.exceptions import ProviderDependencyMissing
+
+            raise ProviderDependencyMissing("httpx", "models") from None
+        _httpx = httpx
+    return _httpx
+
+
+_ssl_context: Any = None
+
+
+def _verify_for(base_url: str) -> Any:
+    """One shared TLS context per process (building one costs ~10 ms); none for http://."""
+    global _ssl_context
+    if base_url.startswith("http://"):
+        return False  # NOTE: plain HTTP never uses it; skip loading the CA bundle
+    if _ssl_context is None:
+        import ssl
+
+        try:
+            import certifi
+
+            _ssl_context = ssl.create_default_context(cafile=certifi.where())
+        except ImportError:
+            _ssl_context = ssl.create_default_context()
+    return _ssl_context
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        from ember.models.exceptions import ModelProviderError
+
+        raise ModelProviderError(f"{name}={value!r} is not a number") from None
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date)."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def client_kind() -> str:
@@ -36,8 +108,6 @@ class HttpxAsync:
     """``httpx.AsyncClient`` behind the adapter surface."""
 
     def __init__(self, provider: Any) -> None:
-        from ember.models.providers._http import _verify_for, httpx_module
-
         httpx = self.httpx = httpx_module()
         self.provider = provider
         self.client = httpx.AsyncClient(
@@ -93,8 +163,6 @@ class AiohttpAsync:
 
     def __init__(self, provider: Any) -> None:
         import aiohttp
-
-        from ember.models.providers._http import _verify_for
 
         self.aiohttp = aiohttp
         self.provider = provider

@@ -19,18 +19,16 @@ import orjson
 from ember._redact import redact
 from ember.models import params as P
 from ember.models.exceptions import ProviderAPIError
+from ember.models.providers._convert import ToolIds, claude_content, merge_turns
 from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
 from ember.models.providers.openai import to_messages
 from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, UsageStats
+from ember.models.vocab import FINISH_REASONS, classify_error
 
 DEFAULT_MAX_TOKENS = 4096
 API_VERSION = "2023-06-01"
-FINISH = {
-    "end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
-    "tool_use": "tool_calls", "refusal": "content_filter", "pause_turn": "stop",
-    "model_context_window_exceeded": "length",
-}
+FINISH = FINISH_REASONS["anthropic"]  # NOTE: the one table lives in ember.models.vocab
 ERROR_TYPES = {
     "invalid_request_error": "bad_request", "not_found_error": "bad_request",
     "request_too_large": "bad_request", "authentication_error": "authentication",
@@ -53,9 +51,14 @@ def _json_arg(text: str | None) -> Any:
 
 
 def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
-    """OpenAI-shaped messages -> (system, Anthropic messages)."""
+    """OpenAI-shaped messages -> (system, Anthropic messages) that the API accepts.
+
+    Images become ``image`` blocks, tool-call ids valid and unique, consecutive turns of
+    one role one turn, empty text dropped (see :mod:`ember.models.providers._convert`).
+    """
     system: list[str] = []
     out: list[dict[str, Any]] = []
+    ids = ToolIds()
     for m in messages:
         role = m.get("role")
         content = m.get("content")
@@ -63,31 +66,35 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
             system.append(_text_of(content))
             continue
         if role == "tool":
-            block = {"type": "tool_result", "tool_use_id": m.get("tool_call_id"),
-                     "content": content if isinstance(content, str | list) else str(content)}
-            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list) and all(
-                b.get("type") == "tool_result" for b in out[-1]["content"]
-            ):
-                out[-1]["content"].append(block)
-            else:
-                out.append({"role": "user", "content": [block]})
+            result = claude_content(content)
+            block = {"type": "tool_result", "tool_use_id": ids.result(m.get("tool_call_id")),
+                     "content": result if isinstance(result, str | list) else str(result)}
+            out.append({"role": "user", "content": [block]})
             continue
         if role == "assistant" and m.get("tool_calls"):
-            blocks: list[dict[str, Any]] = []
-            if content:
-                blocks.append({"type": "text", "text": _text_of(content)})
+            blocks = _as_blocks(claude_content(content))
             for call in m["tool_calls"]:
                 fn = call.get("function") or {}
-                blocks.append({"type": "tool_use", "id": call.get("id"), "name": fn.get("name"),
-                               "input": _json_arg(fn.get("arguments"))})
+                blocks.append({"type": "tool_use", "id": ids.call(call.get("id")),
+                               "name": fn.get("name"), "input": _json_arg(fn.get("arguments"))})
             out.append({"role": "assistant", "content": blocks})
             continue
-        if isinstance(content, list):
-            content = [
-                {"type": "text", "text": p} if isinstance(p, str) else p for p in content
-            ]
-        out.append({"role": role or "user", "content": content})
+        converted = claude_content(content)
+        if not converted:
+            continue  # NOTE: an empty turn is a 400 ("all messages must have non-empty content")
+        out.append({"role": "assistant" if role == "assistant" else "user",
+                    "content": converted})
+    out = merge_turns(out, "content")
+    for m in out:  # NOTE: tool results lead a user turn (the API requires them first)
+        if isinstance(m["content"], list) and m["role"] == "user":
+            m["content"].sort(key=lambda b: b.get("type") != "tool_result")
     return ("\n\n".join(system) if system else None), out
+
+
+def _as_blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return list(content)
 
 
 def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -123,11 +130,33 @@ def _stop(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
     body["stop_sequences"] = P.stop_list(value)
 
 
+#: The tool that carries a structured answer (``response_format``): Claude is made to call
+#: it, and its input comes back as the answer's text (never as a tool call).
+STRUCTURED_TOOL = "ember_structured_output"
+
+
 def _response_format(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
-    if isinstance(value, dict) and value.get("type") == "text":
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text":
         return
-    raise P.refuse("anthropic", "response_format", "JSON mode and JSON schemas are not "
-                   "part of the Messages API; describe the format in the prompt or use a tool")
+    if kind == "json_object":
+        schema: Any = {"type": "object"}
+        about = "the answer as one JSON object"
+    elif kind == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, dict):
+            raise P.refuse("anthropic", "response_format", "json_schema needs an object "
+                           "with a schema")
+        schema = spec.get("schema") or {"type": "object"}
+        if not isinstance(schema, dict) or schema.get("type", "object") != "object":
+            raise P.refuse("anthropic", "response_format", "the JSON schema's root must be "
+                           "an object (as OpenAI requires)")
+        about = spec.get("description") or f"the answer as {spec.get('name') or 'JSON'}"
+    else:
+        raise P.refuse("anthropic", "response_format", f"unknown type {kind!r}")
+    # NOTE: tool forcing works on every Claude model (structured outputs need a beta)
+    body["_structured"] = {"name": STRUCTURED_TOOL, "description": f"Give {about}.",
+                           "input_schema": {"type": "object", **schema}}
 
 
 def _tool_choice(value: Any, params: dict[str, Any], body: dict[str, Any]) -> None:
@@ -193,6 +222,7 @@ class AnthropicProvider(HTTPProvider):
     """Anthropic's Messages API."""
 
     name: ClassVar[str] = "anthropic"
+    vocabulary: ClassVar[str] = "anthropic"
     api_key_env: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     base_url_env: ClassVar[str] = "ANTHROPIC_BASE_URL"
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
@@ -218,6 +248,14 @@ class AnthropicProvider(HTTPProvider):
         if system:
             body["system"] = system
         P.apply(self.name, self.PARAMS, params, body, model)
+        structured = body.pop("_structured", None)
+        if structured is not None:
+            if body.get("tools") or body.get("tool_choice") or body.get("thinking"):
+                raise P.refuse("anthropic", "response_format", "a JSON format is translated "
+                               "by forcing a tool, which Claude cannot combine with tools, "
+                               "tool_choice or thinking (reasoning_effort)")
+            body["tools"] = [structured]
+            body["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
         body.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
         thinking = body.get("thinking")
         if isinstance(thinking, dict) and body["max_tokens"] <= thinking.get("budget_tokens", 0):
@@ -239,18 +277,20 @@ class AnthropicProvider(HTTPProvider):
             kind = block.get("type")
             if kind == "text":
                 texts.append(block["text"])
+            elif kind == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                texts.append(orjson.dumps(block.get("input", {})).decode())
             elif kind == "tool_use":
                 calls.append(ToolCall(block["id"], block["name"],
                                       orjson.dumps(block.get("input", {})).decode()))
         usage = data.get("usage") or {}
-        prompt = int(usage.get("input_tokens") or 0) + int(
-            usage.get("cache_creation_input_tokens") or 0) + int(
-            usage.get("cache_read_input_tokens") or 0)
+        counts = UsageCounts()
+        counts.update(usage)
         reason = data.get("stop_reason")
+        if reason == "tool_use" and not calls:
+            reason = "end_turn"  # NOTE: the structured answer is text, not a tool call
         return ChatResponse(
             data="".join(texts),
-            usage=UsageStats(prompt, int(usage.get("output_tokens") or 0),
-                             estimated=not usage),
+            usage=counts.stats(estimated=not usage),
             model_id=data.get("model", model), finish_reason=FINISH.get(reason, reason),
             raw_finish_reason=reason, tool_calls=calls, raw=data,
         )
@@ -262,11 +302,35 @@ class AnthropicProvider(HTTPProvider):
         return ProviderAPIError(
             f"anthropic error ({kind}): {message}", error_type=ERROR_TYPES.get(kind, "server"),
             provider=self.name, model=model, provider_message=message,
-            context={"provider_error_type": kind},
+            context={"provider_error_type": kind,
+                     **classify_error(self.name, None, data, message)},
         )
 
     def stream_parser(self, model: str) -> StreamParser:
         return AnthropicStreamParser(self, model)
+
+
+class UsageCounts:
+    """Anthropic's usage fields, merged as they arrive (``message_start`` then
+    ``message_delta``, both cumulative); ``input_tokens`` there excludes the cache."""
+
+    __slots__ = ("cache_read", "cache_write", "input", "output")
+
+    def __init__(self) -> None:
+        self.input = self.cache_read = self.cache_write = self.output = 0
+
+    def update(self, usage: dict[str, Any]) -> None:
+        for name, attr in (("input_tokens", "input"), ("output_tokens", "output"),
+                           ("cache_read_input_tokens", "cache_read"),
+                           ("cache_creation_input_tokens", "cache_write")):
+            value = usage.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                setattr(self, attr, value)
+
+    def stats(self, estimated: bool = False) -> UsageStats:
+        prompt = self.input + self.cache_read + self.cache_write
+        return UsageStats(prompt, self.output, estimated=estimated,
+                          cached_tokens=self.cache_read, cache_creation_tokens=self.cache_write)
 
 
 class AnthropicStreamParser(StreamParser):
@@ -276,11 +340,11 @@ class AnthropicStreamParser(StreamParser):
         self.provider = provider
         self.model = model
         self.done = False
-        self.input_tokens = 0
-        self.output_tokens = 0
+        self.counts = UsageCounts()
         self.reported = False
         self.tool_index: dict[int, int] = {}  # content block index -> tool call index
         self.tool_json: dict[int, bool] = {}  # content block index -> any JSON text seen
+        self.structured: set[int] = set()  # blocks of the structured-answer tool
 
     def feed(self, event: Any) -> list[StreamChunk]:
         name = event.event
@@ -292,14 +356,15 @@ class AnthropicStreamParser(StreamParser):
             raise self.provider._error_event(data, self.model)
         if kind == "message_start":
             usage = data["message"].get("usage") or {}
-            self.input_tokens = int(usage.get("input_tokens") or 0) + int(
-                usage.get("cache_creation_input_tokens") or 0) + int(
-                usage.get("cache_read_input_tokens") or 0)
-            self.output_tokens = int(usage.get("output_tokens") or 0)
+            self.counts.update(usage)
             self.reported = bool(usage)
             return []
         if kind == "content_block_start":
             block = data["content_block"]
+            if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
+                self.structured.add(data["index"])
+                self.tool_json[data["index"]] = False
+                return []
             if block.get("type") == "tool_use":
                 idx = self.tool_index.setdefault(data["index"], len(self.tool_index))
                 self.tool_json[data["index"]] = False
@@ -317,6 +382,8 @@ class AnthropicStreamParser(StreamParser):
                 if not text:
                     return []
                 self.tool_json[data["index"]] = True
+                if data["index"] in self.structured:
+                    return [StreamChunk(text=text)]
                 idx = self.tool_index.get(data["index"], 0)
                 return [StreamChunk(tool_calls=[ToolCallDelta(idx, arguments=text)])]
             return []
@@ -325,27 +392,31 @@ class AnthropicStreamParser(StreamParser):
             # one empty partial_json): send "{}" so clients always get a JSON object.
             if self.tool_json.get(data.get("index")) is False:
                 self.tool_json[data["index"]] = True
+                if data["index"] in self.structured:
+                    return [StreamChunk(text="{}")]
                 idx = self.tool_index[data["index"]]
                 return [StreamChunk(tool_calls=[ToolCallDelta(idx, arguments="{}")])]
             return []
         if kind == "message_delta":
             usage = data.get("usage") or {}
+            # NOTE: cumulative counts; a field it leaves out (or sends as null) keeps the
+            # message_start value: its input_tokens never replaces the cache-inclusive sum
+            self.counts.update(usage)
             if "output_tokens" in usage:
-                self.output_tokens = int(usage["output_tokens"])  # cumulative, not a delta
                 self.reported = True
-            if usage.get("input_tokens"):
-                self.input_tokens = int(usage["input_tokens"])
             reason = (data.get("delta") or {}).get("stop_reason")
+            if reason == "tool_use" and self.structured and not self.tool_index:
+                reason = "end_turn"
             if reason:
                 return [StreamChunk(finish_reason=FINISH.get(reason, reason))]
             return []
         if kind == "message_stop":
             self.done = True
-            return [StreamChunk(usage=UsageStats(self.input_tokens, self.output_tokens))]
+            return [StreamChunk(usage=self.counts.stats())]
         return []  # unknown future events
 
     def partial_usage(self) -> UsageStats | None:
         """What the provider reported before the stream broke."""
         if not self.reported:
             return None
-        return UsageStats(self.input_tokens, self.output_tokens)
+        return self.counts.stats()

@@ -28,6 +28,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """Chat Completions at an arbitrary base URL; the key is optional."""
 
     requires_api_key: ClassVar[bool] = False
+    vocabulary: ClassVar[str] = "compatible"
 
     def __init__(
         self,

@@ -20,19 +20,14 @@ import orjson
 from ember._redact import redact
 from ember.models import params as P
 from ember.models.exceptions import ProviderAPIError
+from ember.models.providers._convert import gemini_part, gemini_schema, merge_turns
 from ember.models.providers._http import HTTPProvider, StreamParser
 from ember.models.providers.base import Prompt
 from ember.models.providers.openai import to_messages
 from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, ToolCallDelta, UsageStats
+from ember.models.vocab import FINISH_REASONS, classify_error, finish_reason
 
-FINISH = {
-    "STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
-    "RECITATION": "content_filter", "BLOCKLIST": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter", "SPII": "content_filter",
-    "IMAGE_SAFETY": "content_filter", "LANGUAGE": "content_filter", "OTHER": "stop",
-    "MALFORMED_FUNCTION_CALL": "error", "UNEXPECTED_TOOL_CALL": "error",
-    "FINISH_REASON_UNSPECIFIED": None,
-}
+FINISH = FINISH_REASONS["google"]  # NOTE: the one table lives in ember.models.vocab
 GENERATION_KEYS = {
     "temperature": "temperature", "top_p": "topP", "top_k": "topK",
     "max_tokens": "maxOutputTokens", "max_completion_tokens": "maxOutputTokens",
@@ -123,15 +118,9 @@ _VERSIONED = re.compile(r"/v\d+(alpha|beta)?\d*$")
 def _text_parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}]
-    parts = []
-    for p in content or ():
-        if isinstance(p, str):
-            parts.append({"text": p})
-        elif isinstance(p, dict) and p.get("type") == "text":
-            parts.append({"text": p.get("text", "")})
-        elif isinstance(p, dict):
-            parts.append(p)  # already a Gemini part
-    return parts
+    if not isinstance(content, list):
+        return [{"text": str(content)}] if content is not None else []
+    return [p for p in (gemini_part(part) for part in content) if p is not None]
 
 
 def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
@@ -154,11 +143,7 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
             if not isinstance(result, dict):
                 result = {"result": result}
             part = {"functionResponse": {"name": name, "response": result}}
-            if contents and contents[-1]["role"] == "user" and "functionResponse" in contents[-1][
-                "parts"][-1]:
-                contents[-1]["parts"].append(part)
-            else:
-                contents.append({"role": "user", "parts": [part]})
+            contents.append({"role": "user", "parts": [part]})
             continue
         parts = _text_parts(content) if content else []
         for call in m.get("tool_calls") or ():
@@ -169,8 +154,14 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
             except orjson.JSONDecodeError:
                 args = {}
             parts.append({"functionCall": {"name": fn.get("name"), "args": args}})
+        if not parts:
+            continue  # NOTE: an empty turn is a 400 (contents.parts must not be empty)
         contents.append({"role": "model" if role in ("assistant", "model") else "user",
-                         "parts": parts or [{"text": ""}]})
+                         "parts": parts})
+    # NOTE: turns alternate; function responses lead a user turn
+    contents = merge_turns(contents, "parts")
+    for c in contents:
+        c["parts"].sort(key=lambda p: "functionResponse" not in p)
     return ("\n\n".join(system) if system else None), contents
 
 
@@ -185,7 +176,8 @@ def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         decl = {"name": fn["name"], "description": fn.get("description", "")}
         if fn.get("parameters"):
-            decl["parameters"] = fn["parameters"]
+            decl["parameters"] = gemini_schema(fn["parameters"],
+                                               f"tools[{fn['name']}].parameters")
         declarations.append(decl)
     return ([{"functionDeclarations": declarations}] if declarations else []) + passthrough
 
@@ -194,16 +186,34 @@ def gemini_usage(meta: Any) -> UsageStats | None:
     """UsageStats from ``usageMetadata``."""
     if not isinstance(meta, dict):
         return None
-    prompt = int(meta.get("promptTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + int(
-        meta.get("thoughtsTokenCount") or 0)
-    return UsageStats(prompt, completion, int(meta.get("totalTokenCount") or prompt + completion))
+    prompt = _int(meta.get("promptTokenCount")) + _int(meta.get("toolUsePromptTokenCount"))
+    thoughts = _int(meta.get("thoughtsTokenCount"))
+    completion = _int(meta.get("candidatesTokenCount")) + thoughts
+    return UsageStats(prompt, completion, _int(meta.get("totalTokenCount")) or prompt + completion,
+                      cached_tokens=_int(meta.get("cachedContentTokenCount")),
+                      reasoning_tokens=thoughts,
+                      audio_prompt_tokens=_modality(meta.get("promptTokensDetails"), "AUDIO"),
+                      audio_completion_tokens=_modality(meta.get("candidatesTokensDetails"),
+                                                        "AUDIO"))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _modality(details: Any, modality: str) -> int:
+    """Tokens of one modality in a ``[{"modality", "tokenCount"}]`` list."""
+    if not isinstance(details, list):
+        return 0
+    return sum(_int(d.get("tokenCount")) for d in details
+               if isinstance(d, dict) and d.get("modality") == modality)
 
 
 class GoogleProvider(HTTPProvider):
     """Google's Gemini API (Generative Language API)."""
 
     name: ClassVar[str] = "google"
+    vocabulary: ClassVar[str] = "google"
     api_key_env: ClassVar[tuple[str, ...]] = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
     base_url_env: ClassVar[str] = "GOOGLE_BASE_URL"
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
@@ -264,10 +274,13 @@ class GoogleProvider(HTTPProvider):
         status = err.get("status", "")
         message = redact(err.get("message") or status or "error", [self.api_key])
         code = err.get("code")
+        found = classify_error(self.name, code if isinstance(code, int) else None, data,
+                               message)
         return ProviderAPIError(
             f"google error ({status or code}): {message}",
-            error_type=STATUS_TYPES.get(status, "server"), status_code=code,
-            provider=self.name, model=model, provider_message=message,
+            error_type=found.pop("error_type", STATUS_TYPES.get(status, "server")),
+            status_code=code, provider=self.name, model=model, provider_message=message,
+            retry_after=found.pop("retry_after", None), context=found,
         )
 
     def parse_response(self, data: Any, model: str) -> ChatResponse:
@@ -281,7 +294,7 @@ class GoogleProvider(HTTPProvider):
             usage=gemini_usage(data.get("usageMetadata")) or UsageStats(estimated=True),
             model_id=data.get("modelVersion", model),
             finish_reason=("tool_calls" if calls and reason == "STOP" else
-                           FINISH.get(reason, "content_filter" if reason else None)),
+                           finish_reason(self.name, reason)),
             raw_finish_reason=reason, tool_calls=calls, raw=data,
         )
 
@@ -335,8 +348,8 @@ class GoogleStreamParser(StreamParser):
             self.calls += len(calls)
         finish = None
         if reason:
-            finish = "tool_calls" if self.calls and reason == "STOP" else FINISH.get(
-                reason, "content_filter")
+            finish = "tool_calls" if self.calls and reason == "STOP" else finish_reason(
+                "google", reason)
         if text or deltas or finish:
             chunks.append(StreamChunk(text=text, finish_reason=finish, tool_calls=deltas))
         if reason:

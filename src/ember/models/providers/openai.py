@@ -27,6 +27,7 @@ from ember.models.schemas import (
     ToolCallDelta,
     UsageStats,
 )
+from ember.models.vocab import classify_error, finish_reason
 
 #: OpenAI's own vocabulary: every parameter goes through unchanged (``max_completion_tokens``
 #: stays ``max_completion_tokens``: reasoning models refuse ``max_tokens``).
@@ -74,15 +75,31 @@ def openai_usage(data: Any) -> UsageStats | None:
     """UsageStats from an OpenAI ``usage`` object (None when absent)."""
     if not isinstance(data, dict):
         return None
-    prompt = int(data.get("prompt_tokens") or 0)
-    completion = int(data.get("completion_tokens") or 0)
-    return UsageStats(prompt, completion, int(data.get("total_tokens") or prompt + completion))
+    prompt = _int(data.get("prompt_tokens"))
+    completion = _int(data.get("completion_tokens"))
+    into = data.get("prompt_tokens_details")
+    into = into if isinstance(into, dict) else {}
+    out = data.get("completion_tokens_details")
+    out = out if isinstance(out, dict) else {}
+    # NOTE: DeepSeek (OpenAI-compatible) reports cache hits as prompt_cache_hit_tokens
+    cached = _int(into.get("cached_tokens")) or _int(data.get("prompt_cache_hit_tokens"))
+    return UsageStats(prompt, completion,
+                      _int(data.get("total_tokens")) or prompt + completion,
+                      cached_tokens=cached, reasoning_tokens=_int(out.get("reasoning_tokens")),
+                      audio_prompt_tokens=_int(into.get("audio_tokens")),
+                      audio_completion_tokens=_int(out.get("audio_tokens")))
+
+
+def _int(value: Any) -> int:
+    """A token count from a provider's JSON (null, absent or garbage: 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class OpenAIProvider(HTTPProvider):
     """OpenAI's Chat Completions API (also the base of OpenAI-compatible servers)."""
 
     name: ClassVar[str] = "openai"
+    vocabulary: ClassVar[str] = "openai"
     api_key_env: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
     base_url_env: ClassVar[str] = "OPENAI_BASE_URL"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
@@ -111,19 +128,23 @@ class OpenAIProvider(HTTPProvider):
 
     def parse_response(self, data: Any, model: str) -> ChatResponse:
         if isinstance(data, dict) and "error" in data and "choices" not in data:
+            message = self.error_message(data)
+            found = classify_error(self.vocabulary, None, data, message)
+            found.pop("retry_after", None)
+            return_type = found.pop("error_type", "server")
             raise ProviderAPIError(
-                f"{self.name} returned an error body: {self.error_message(data)}",
-                error_type="server", status_code=200, provider=self.name, model=model,
-                provider_message=self.error_message(data),
+                f"{self.name} returned an error body: {message}",
+                error_type=return_type, status_code=200, provider=self.name, model=model,
+                provider_message=message, context=found,
             )
         choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
-        parsed = [_choice(c) for c in choices]
+        parsed = [_choice(c, self.vocabulary) for c in choices]
         first = parsed[0]
         return ChatResponse(
             data=first.data,
             usage=openai_usage(data.get("usage")) or UsageStats(estimated=True),
             model_id=data.get("model", model),
-            finish_reason=first.finish_reason,
+            finish_reason=finish_reason(self.vocabulary, first.finish_reason),
             raw_finish_reason=first.finish_reason,
             tool_calls=first.tool_calls,
             raw=data,
@@ -151,14 +172,14 @@ class OpenAIProvider(HTTPProvider):
         return OpenAIStreamParser(self, model)
 
 
-def _choice(choice: dict[str, Any]) -> Choice:
+def _choice(choice: dict[str, Any], vocabulary: str = "openai") -> Choice:
     message = choice["message"]
     calls = [
         ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}")
         for c in message.get("tool_calls") or ()
     ]
     return Choice(int(choice.get("index", 0)), message.get("content") or "", calls,
-                  choice.get("finish_reason"), choice.get("logprobs"))
+                  finish_reason(vocabulary, choice.get("finish_reason")), choice.get("logprobs"))
 
 
 class OpenAIStreamParser(StreamParser):
@@ -186,9 +207,14 @@ class OpenAIStreamParser(StreamParser):
             err = frame["error"] if isinstance(frame["error"], dict) else {}
             kind = str(err.get("type") or err.get("code") or "")
             error_type = "rate_limit" if "rate" in kind else "server"
+            found = classify_error(self.provider.vocabulary, None, frame, message)
+            found.pop("retry_after", None)
+            if found.get("code") == "context_length_exceeded":
+                error_type = "bad_request"
             raise ProviderAPIError(
-                f"{self.provider.name} stream error: {message}", error_type=error_type,
-                provider=self.provider.name, model=self.model, provider_message=message,
+                f"{self.provider.name} stream error: {message}",
+                error_type=found.pop("error_type", error_type), provider=self.provider.name,
+                model=self.model, provider_message=message, context=found,
             )
         chunks: list[StreamChunk] = []
         for choice in frame.get("choices") or ():
@@ -205,7 +231,7 @@ class OpenAIStreamParser(StreamParser):
                     for tc in delta["tool_calls"]
                 ]
             text = delta.get("content") or ""
-            finish = choice.get("finish_reason")
+            finish = finish_reason(self.provider.vocabulary, choice.get("finish_reason"))
             logprobs = choice.get("logprobs")
             if finish:
                 self.finished = True
