@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from ember.gateway.errors import error_frame, error_response, new_id
+from ember.gateway._endpoint import ChatCall, Endpoint
+from ember.gateway.errors import classify, error_response, new_id
 from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.gateway")
@@ -66,34 +67,24 @@ def _delta_call(call: Any) -> dict[str, Any]:
     return out
 
 
-async def _complete(target: Any, model: str, messages: list[Any], params: dict[str, Any],
-                    rid: str, key: str, settle: Any, secrets: Any) -> Response:
+# -- the shared runners (every endpoint) -------------------------------------------------------
+async def _complete(target: Any, endpoint: Any, call: Any, rid: str, key: str, settle: Any,
+                    secrets: Any, headers: dict[str, str] | None = None) -> Response:
+    """One completed call, rendered by ``endpoint``; errors in OpenAI's shape."""
     from ember.models.registry import usage_sink
 
     sink: list[Any] = []
     token = usage_sink.set(sink)
     try:
-        result = await target.complete(messages, params)
+        result = await target.complete(call.messages, call.params)
     except Exception as exc:
         usage_sink.reset(token)
-        await settle(key, model, sink)
+        await settle(key, call.model, sink)
         return error_response(exc, rid, secrets())
     usage_sink.reset(token)
-    await settle(key, model, sink)
-    if result.choices:
-        choices = [{"index": c.index, "message": _message(c.data, c.tool_calls),
-                    "logprobs": c.logprobs, "finish_reason": _finish(c.finish_reason,
-                                                                     bool(c.tool_calls))}
-                   for c in result.choices]
-    else:
-        choices = [{"index": 0, "message": _message(result.data, result.tool_calls),
-                    "logprobs": result.logprobs,
-                    "finish_reason": _finish(result.finish_reason, bool(result.tool_calls))}]
-    return JSONResponse({
-        "id": f"chatcmpl-{new_id()}", "object": "chat.completion",
-        "created": int(time.time()), "model": model, "choices": choices,
-        "usage": _usage(result.usage), "system_fingerprint": None,
-    }, headers={"x-request-id": rid})
+    await settle(key, call.model, sink)
+    body = await endpoint.render(result, call)
+    return JSONResponse(body, headers={"x-request-id": rid, **(headers or {})})
 
 
 class _GatewayStream:
@@ -113,9 +104,11 @@ def _sse_class() -> Any:
     return _SSE
 
 
-async def _stream(target: Any, model: str, messages: list[Any], params: dict[str, Any],
-                  include_usage: bool, rid: str, key: str, settle: Any, secrets: Any,
-                  release: Any) -> Response:
+async def _stream(target: Any, endpoint: Any, call: Any, rid: str, key: str, settle: Any,
+                  secrets: Any, release: Any, headers: dict[str, str] | None = None,
+                  ) -> Response:
+    """A streamed call: the first chunk is pulled before answering (so that a failure to
+    start is a proper HTTP error), then ``endpoint.frames`` encodes the chunks."""
     from ember.models.registry import usage_sink
     sink: list[Any] = []
 
@@ -130,28 +123,17 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
 
     token = usage_sink.set(sink)
     try:
-        stream = target.stream(messages, params)
+        stream = target.stream(call.messages, call.params)
         iterator = stream.__aiter__()
     finally:
         usage_sink.reset(token)
-    # NOTE: pull the first chunk before answering, so that a failure to start (bad key,
-    # refused parameter, rate limit) is a proper HTTP error instead of a broken 200 stream.
     try:
         first = await pull(iterator)
     except StopAsyncIteration:
         first = None
     except Exception as exc:
-        await settle(key, model, sink)
+        await settle(key, call.model, sink)
         return error_response(exc, rid, secrets())
-    base = {"id": f"chatcmpl-{new_id()}", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": model, "system_fingerprint": None}
-    dumps = orjson.dumps
-
-    def frame(index: int, delta: dict[str, Any], finish: str | None,
-              logprobs: Any = None) -> bytes:
-        return b"data: " + dumps({**base, "choices": [
-            {"index": index, "delta": delta, "logprobs": logprobs,
-             "finish_reason": finish}]}) + b"\n\n"
 
     closed = False
 
@@ -167,54 +149,155 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
                     await close()
                 except Exception as exc:  # the stream already ended or failed
                     logger.debug("gateway %s: closing the upstream stream: %r", rid, exc)
-            await settle(key, model, sink)
+            await settle(key, call.model, sink)
         finally:
             release()
 
-    async def frames() -> AsyncIterator[bytes]:
-        finishes: dict[int, str | None] = {}
-        tools: set[int] = set()
+    async def chunks() -> AsyncIterator[Any]:
         chunk = first
+        while chunk is not None:
+            yield chunk
+            try:
+                chunk = await pull(iterator)
+            except StopAsyncIteration:
+                chunk = None
+
+    def usage() -> Any:
+        total = None
+        for _model, used, _error in sink:
+            if used is not None:
+                total = used if total is None else total + used
+        return total
+
+    async def frames() -> AsyncIterator[bytes]:
         try:
-            yield frame(0, {"role": "assistant", "content": "", "refusal": None}, None)
-            opened = {0}
-            while chunk is not None:
-                index = chunk.index
-                if index not in opened:
-                    opened.add(index)
-                    yield frame(index, {"role": "assistant", "content": "", "refusal": None},
-                                None)
-                delta: dict[str, Any] = {}
-                if chunk.text:
-                    delta["content"] = chunk.text
-                if chunk.tool_calls:
-                    tools.add(index)
-                    delta["tool_calls"] = [_delta_call(c) for c in chunk.tool_calls]
-                if delta or chunk.logprobs:
-                    yield frame(index, delta, None, chunk.logprobs)
-                if chunk.finish_reason:
-                    finishes[index] = chunk.finish_reason
-                try:
-                    chunk = await pull(iterator)
-                except StopAsyncIteration:
-                    chunk = None
-            for index in sorted(opened):
-                yield frame(index, {}, _finish(finishes.get(index), index in tools))
-            usage = None
-            for _model, used, _error in sink:
-                if used is not None:
-                    usage = used if usage is None else usage + used
-            if include_usage:
-                yield b"data: " + dumps({**base, "choices": [], "usage": _usage(usage)}) + \
-                    b"\n\n"
-            yield b"data: [DONE]\n\n"
+            async for piece in endpoint.frames(chunks(), call, usage):
+                yield piece
         except Exception as exc:
-            yield error_frame(exc, rid, secrets())
+            status, body, _headers = classify(exc, rid, secrets())
+            yield endpoint.error_frame(status, body)
         finally:
             await cleanup()
 
     return _sse_class()(_Body(frames(), cleanup), ping_interval=None,
-                        headers={"x-request-id": rid})
+                        headers={"x-request-id": rid, **(headers or {})})
+
+
+# -- OpenAI chat.completion / chat.completion.chunk (>>> the chunk encoder) --------------------
+REFUSED = "The model declined to answer."
+
+
+def _refusal(result: Any, index: int, text: str, finish: Any) -> str | None:
+    """The assistant's refusal: the provider's (OpenAI ``message.refusal``), or Claude's
+    ``stop_reason: refusal`` (mapped to ``content_filter``) made one."""
+    refusal = getattr(result, "refusal", None)
+    if refusal is None and isinstance(result.raw, dict):
+        choices = result.raw.get("choices")
+        if isinstance(choices, list) and len(choices) > index and isinstance(
+                choices[index], dict):
+            refusal = (choices[index].get("message") or {}).get("refusal")
+        elif result.raw.get("stop_reason") == "refusal":
+            refusal = text or REFUSED
+    if refusal is None and finish == "content_filter" and not text:
+        refusal = REFUSED
+    return refusal if isinstance(refusal, str) and refusal else None
+
+
+#: Request fields that are the provider's business (mapped by its PARAMS table).
+FORWARD = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stop",
+           "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+           "seed", "user", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+           "reasoning_effort")
+#: Fields the gateway itself consumes.
+_OWN = frozenset(("model", "messages", "stream", "stream_options"))
+
+
+class ChatEndpoint(Endpoint):
+    """``POST {prefix}/chat/completions``: OpenAI in, OpenAI out."""
+
+    name = "chat"
+
+    def __init__(self) -> None:
+        from ember.gateway.schemas import ChatCompletionRequest
+
+        self.schema = ChatCompletionRequest
+
+    async def to_chat(self, body: dict[str, Any], spec: Any) -> ChatCall:
+        params = {k: body[k] for k in FORWARD if body.get(k) is not None}
+        extras = {k: v for k, v in body.items()
+                  if k not in _OWN and k not in params and v is not None and k not in FORWARD}
+        return ChatCall(spec.model, body["messages"], params, extras, bool(spec.stream),
+                        bool(spec.stream_options and spec.stream_options.include_usage))
+
+    async def render(self, result: Any, call: Any) -> dict[str, Any]:
+        items = result.choices or [result]
+        choices = []
+        for i, c in enumerate(items):
+            index = getattr(c, "index", i)
+            finish = _finish(c.finish_reason, bool(c.tool_calls))
+            message = _message(c.data, c.tool_calls)
+            refusal = _refusal(result, index, c.data, c.finish_reason)
+            if refusal is not None:
+                message["refusal"] = refusal
+                if c.data == refusal or not c.data:
+                    message["content"] = None
+            choices.append({"index": index, "message": message, "logprobs": c.logprobs,
+                            "finish_reason": finish})
+        return {"id": f"chatcmpl-{new_id()}", "object": "chat.completion",
+                "created": int(time.time()), "model": call.model, "choices": choices,
+                "usage": _usage(result.usage), "system_fingerprint": None}
+
+    async def frames(self, chunks: AsyncIterator[Any], call: Any,
+                     usage: Any) -> AsyncIterator[bytes]:
+        base = {"id": f"chatcmpl-{new_id()}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": call.model, "system_fingerprint": None}
+        dumps = orjson.dumps
+
+        def frame(index: int, delta: dict[str, Any], finish: str | None,
+                  logprobs: Any = None) -> bytes:
+            return b"data: " + dumps({**base, "choices": [
+                {"index": index, "delta": delta, "logprobs": logprobs,
+                 "finish_reason": finish}]}) + b"\n\n"
+
+        finishes: dict[int, str | None] = {}
+        tools: set[int] = set()
+        refused: set[int] = set()
+        texts: set[int] = set()
+        yield frame(0, {"role": "assistant", "content": "", "refusal": None}, None)
+        opened = {0}
+        async for chunk in chunks:
+            index = chunk.index
+            if index not in opened:
+                opened.add(index)
+                yield frame(index, {"role": "assistant", "content": "", "refusal": None}, None)
+            delta: dict[str, Any] = {}
+            if chunk.text:
+                texts.add(index)
+                delta["content"] = chunk.text
+            refusal = getattr(chunk, "refusal", None)
+            if refusal:
+                refused.add(index)
+                delta["refusal"] = refusal
+            if chunk.tool_calls:
+                tools.add(index)
+                delta["tool_calls"] = [_delta_call(c) for c in chunk.tool_calls]
+            if delta or chunk.logprobs:
+                yield frame(index, delta, None, chunk.logprobs)
+            if chunk.finish_reason:
+                finishes[index] = chunk.finish_reason
+        for index in sorted(opened):
+            if finishes.get(index) == "content_filter" and index not in refused \
+                    and index not in texts:
+                yield frame(index, {"refusal": REFUSED}, None)
+            yield frame(index, {}, _finish(finishes.get(index), index in tools))
+        if call.include_usage:
+            yield b"data: " + dumps({**base, "choices": [], "usage": _usage(usage())}) + \
+                b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    def error_frame(self, status: int, body: dict[str, Any]) -> bytes:
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+# -- <<< the chunk encoder ---------------------------------------------------------------------
 
 
 class _Body:

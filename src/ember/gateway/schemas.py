@@ -4,8 +4,8 @@ The fields follow OpenAI's published API reference (openai-openapi,
 ``CreateChatCompletionRequest`` and ``CreateEmbeddingRequest``) for what the gateway
 accepts; a request that does not fit is a 400 in OpenAI's error shape whose ``param``
 names the field (``max_tokens``, ``messages[0].content``).  Unknown top-level fields
-are refused, as OpenAI does ("Unrecognized request argument"), rather than silently
-dropped.  :data:`CHAT_COMPLETIONS_OPENAPI` / :data:`EMBEDDINGS_OPENAPI` describe the
+are not refused here: they pass unchanged to OpenAI-family upstreams and are translated
+or refused (400 naming them) for the others, see :func:`ember.models.params.for_provider`.  :data:`CHAT_COMPLETIONS_OPENAPI` / :data:`EMBEDDINGS_OPENAPI` describe the
 routes (request body and error responses) for the OpenAPI document.
 """
 
@@ -144,10 +144,19 @@ class JSONSchemaFormat(_Base, tag_field="type", tag="json_schema"):
 
 class StreamOptions(_Base):
     include_usage: bool | None = None
+    include_obfuscation: bool | None = None
 
 
-class ChatCompletionRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
-    """``POST /v1/chat/completions`` (the fields the gateway accepts)."""
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+
+
+class ChatCompletionRequest(Struct, omit_defaults=True, forbid_unknown_fields=False):
+    """``POST /v1/chat/completions`` (the fields the gateway checks).
+
+    NOTE: other top-level fields are not refused here: they pass unchanged to
+    OpenAI-family upstreams (forward compatibility) and are translated or refused per
+    provider (``ember.models.params.for_provider``).
+    """
 
     model: Annotated[str, Meta(min_length=1)]
     messages: Annotated[list[Message], Meta(min_length=1)]
@@ -170,10 +179,17 @@ class ChatCompletionRequest(Struct, omit_defaults=True, forbid_unknown_fields=Tr
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: TextFormat | JSONObjectFormat | JSONSchemaFormat | None = None
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
-    # NOTE: accepted and not forwarded: the gateway stores nothing (store=true is refused).
+    reasoning_effort: Effort | None = None
     store: bool | None = None
     metadata: dict[str, str] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    modalities: list[Literal["text", "audio"]] | None = None
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
 
 
 class EmbeddingRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
