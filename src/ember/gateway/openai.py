@@ -31,6 +31,7 @@ import os
 import sys
 from array import array
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -428,6 +429,13 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
 
     app.add_route(f"{prefix}/chat/completions", chat_completions, ["POST"],
                   name="openai_chat_completions", openapi_extra=schemas.CHAT_COMPLETIONS_OPENAPI)
+    # -- the other client vocabularies (issue #22): the same pipeline, their translators
+    gateway = SimpleNamespace(serve=serve, authenticate=authenticate, decode=decode,
+                              target_for=target_for, secrets=secrets,
+                              response_store=response_store)
+    from ember.gateway import messages as _messages
+
+    _messages.register(app, prefix, gateway)
     app.add_route(f"{prefix}/embeddings", embeddings, ["POST"], name="openai_embeddings",
                   openapi_extra=schemas.EMBEDDINGS_OPENAPI)
     app.add_route(f"{prefix}/models", list_models, ["GET"], name="openai_models",

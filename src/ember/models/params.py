@@ -208,7 +208,13 @@ EXTRA_FIELDS: dict[str, dict[str, Extra]] = {
     "modalities": {"*": _text_only},
     "audio": {"*": _refuse_with("it does not answer with audio")},
     "web_search_options": {"*": _refuse_with("web search is not a chat parameter there")},
+    # not OpenAI's: the Messages API's (``/v1/messages``); provider-native where it exists
+    "top_k": {"anthropic": lambda v: {"top_k": v}, "google": lambda v: {"top_k": v},
+              "*": _refuse_with("it has no top_k sampling")},
 }
+#: Fields in :data:`EXTRA_FIELDS` that are not OpenAI's: OpenAI-family providers refuse
+#: them too (sent unchanged they would be an upstream 400).
+NOT_OPENAI = frozenset(("top_k",))
 
 #: ``reasoning_effort`` spellings a provider's table does not know -> its equivalent
 #: (``None``: the parameter is not sent, which is the provider's "no reasoning").
@@ -235,9 +241,15 @@ def for_provider(provider: Any, params: dict[str, Any], extras: dict[str, Any],
     parameter their table refuses raises :class:`UnsupportedParameterError` — unless
     ``drop``, then it is left out and named in the second item.
     """
-    if openai_family(provider):
-        return {**params, **extras}, []
     name = str(getattr(provider, "name", "provider"))
+    if openai_family(provider):
+        out = {**params, **extras}
+        foreign = [f for f in NOT_OPENAI if f in extras]
+        if foreign and not drop:
+            raise UnsupportedParameterError(name, foreign[0], "it has no such parameter")
+        for field in foreign:
+            del out[field]
+        return out, foreign
     out = dict(params)
     dropped: list[str] = []
     effort = out.get("reasoning_effort")
