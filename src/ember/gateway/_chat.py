@@ -222,7 +222,7 @@ class ChatEndpoint(Endpoint):
 
         self.schema = ChatCompletionRequest
 
-    async def to_chat(self, body: dict[str, Any], spec: Any) -> ChatCall:
+    async def to_chat(self, body: dict[str, Any], spec: Any, key: str = "") -> ChatCall:
         params = {k: body[k] for k in FORWARD if body.get(k) is not None}
         extras = {k: v for k, v in body.items()
                   if k not in _OWN and k not in params and v is not None and k not in FORWARD}

@@ -65,8 +65,9 @@ class Endpoint:
         """Top-level fields the schema declares (others are ``ChatCall.extras``)."""
         return frozenset(getattr(self.schema, "__struct_fields__", ()))
 
-    async def to_chat(self, body: dict[str, Any], spec: Any) -> ChatCall:
-        """The internal request; raises :class:`EndpointError` for what cannot be faithful."""
+    async def to_chat(self, body: dict[str, Any], spec: Any, key: str = "") -> ChatCall:
+        """The internal request (``key``: the gateway key's name, for what is stored per
+        key); raises :class:`EndpointError` for what cannot be faithful."""
         raise NotImplementedError
 
     async def render(self, result: Any, call: ChatCall) -> dict[str, Any]:

@@ -246,7 +246,7 @@ class MessagesEndpoint(Endpoint):
         key = request.headers.get("x-api-key")
         return key.strip() if key is not None else super().credentials(request)
 
-    async def to_chat(self, body: dict[str, Any], spec: Any) -> ChatCall:
+    async def to_chat(self, body: dict[str, Any], spec: Any, key: str = "") -> ChatCall:
         messages = _messages(spec.messages)
         system = _system(spec.system)
         if system:

@@ -335,7 +335,7 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
             if isinstance(prepared, Response):
                 return reshape(endpoint, prepared)
             body, spec, key, target = prepared
-            call = await endpoint.to_chat(body, spec)
+            call = await endpoint.to_chat(body, spec, key)
             call.params, dropped = provider_params(target.providers(), call, drop_params)
             headers = {"x-ember-dropped-params": ",".join(dropped)} if dropped else None
             if dropped:
@@ -349,8 +349,10 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
             return reshape(endpoint, await _complete(target, endpoint, call, rid, key, settle,
                                                      secrets, headers))
         except EndpointError as exc:
-            return reshape(endpoint, openai_error(exc.status, exc.message, param=exc.param,
-                                                  code=exc.code, rid=rid))
+            return reshape(endpoint, openai_error(
+                exc.status, exc.message, "server_error" if exc.status >= 500 else
+                "invalid_request_error", exc.code, exc.param,
+                {"retry-after": "1"} if exc.status == 503 else None, rid))
         except Exception as exc:  # NOTE: never a bare 500: OpenAI's shape, details logged
             return reshape(endpoint, error_response(exc, rid, secrets()))
         finally:
@@ -434,8 +436,10 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
                               target_for=target_for, secrets=secrets,
                               response_store=response_store)
     from ember.gateway import messages as _messages
+    from ember.gateway import responses as _responses
 
     _messages.register(app, prefix, gateway)
+    _responses.register(app, prefix, gateway)
     app.add_route(f"{prefix}/embeddings", embeddings, ["POST"], name="openai_embeddings",
                   openapi_extra=schemas.EMBEDDINGS_OPENAPI)
     app.add_route(f"{prefix}/models", list_models, ["GET"], name="openai_models",
