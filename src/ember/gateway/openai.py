@@ -435,11 +435,13 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
     gateway = SimpleNamespace(serve=serve, authenticate=authenticate, decode=decode,
                               target_for=target_for, secrets=secrets,
                               response_store=response_store)
+    from ember.gateway import completions as _completions
     from ember.gateway import messages as _messages
     from ember.gateway import responses as _responses
 
     _messages.register(app, prefix, gateway)
     _responses.register(app, prefix, gateway)
+    _completions.register(app, prefix, gateway)
     app.add_route(f"{prefix}/embeddings", embeddings, ["POST"], name="openai_embeddings",
                   openapi_extra=schemas.EMBEDDINGS_OPENAPI)
     app.add_route(f"{prefix}/models", list_models, ["GET"], name="openai_models",
