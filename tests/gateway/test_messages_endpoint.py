@@ -254,3 +254,31 @@ def test_error_mid_stream_is_an_error_event(client, fake):
             model="gpt-4o", max_tokens=5, messages=HI) as stream:
         for _event in stream:
             pass
+
+
+# -- peers' bugs (LiteLLM #29286, #25561) --------------------------------------------------------
+def test_text_with_empty_tool_calls_list_is_text(client, fake):
+    frames = [_wire.sse(_wire.openai_chunk({"role": "assistant", "content": "Hel",
+                                            "tool_calls": []})),
+              _wire.sse(_wire.openai_chunk({"content": "lo", "tool_calls": []})),
+              _wire.sse(_wire.openai_chunk({}, finish="stop")), b"data: [DONE]\n\n"]
+    fake.queue("openai", _sse(frames))
+    with client.messages.stream(model="gpt-4o", max_tokens=5, messages=HI) as stream:
+        deltas = [e.delta.type for e in stream if e.type == "content_block_delta"]
+        final = stream.get_final_message()
+    assert set(deltas) == {"text_delta"} and final.content[0].text == "Hello"
+
+
+def test_tool_arguments_in_the_first_chunk_are_not_dropped(client, fake):
+    frames = [_wire.sse(_wire.openai_chunk({"role": "assistant", "tool_calls": [{
+                  "index": 0, "id": "call_1", "type": "function",
+                  "function": {"name": "get_weather", "arguments": '{"city": "Lima"}'}}]})),
+              _wire.sse(_wire.openai_chunk({"tool_calls": [{
+                  "index": 1, "id": "call_2", "type": "function",
+                  "function": {"name": "get_weather", "arguments": '{"city": "Quito"}'}}]})),
+              _wire.sse(_wire.openai_chunk({}, finish="tool_calls")), b"data: [DONE]\n\n"]
+    fake.queue("openai", _sse(frames))
+    with client.messages.stream(model="gpt-4o", max_tokens=50, messages=HI,
+                                tools=[TOOL]) as stream:
+        final = stream.get_final_message()
+    assert [b.input for b in final.content] == [{"city": "Lima"}, {"city": "Quito"}]

@@ -245,3 +245,23 @@ def test_redis_down_policy(fake, serve):
 def test_bad_store_config_is_refused_at_mount(bad):
     with pytest.raises(ValueError):
         gateway_app().mount_openai(["gpt-4o"], response_store=bad)
+
+
+def test_codex_style_history_with_reasoning_and_text_then_calls(client, fake):
+    """Codex sends reasoning items between turns and text + calls in one turn
+    (CLIProxyAPI #4138): one assistant message with content and tool_calls."""
+    client.responses.create(model="gpt-4o", tools=[TOOL], input=[
+        {"role": "user", "content": "weather in two cities?"},
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {"type": "message", "role": "assistant",
+         "content": [{"type": "output_text", "text": "Checking both."}]},
+        {"type": "function_call", "call_id": "c1", "name": "get_weather",
+         "arguments": '{"city": "A"}'},
+        {"type": "function_call", "call_id": "c2", "name": "get_weather",
+         "arguments": '{"city": "B"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": "1C"},
+        {"type": "function_call_output", "call_id": "c2", "output": "2C"}])
+    messages = fake.last("openai").body["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool"]
+    assert messages[1]["content"] == "Checking both."
+    assert [c["id"] for c in messages[1]["tool_calls"]] == ["c1", "c2"]

@@ -3,7 +3,12 @@
 Serves ``POST {prefix}/chat/completions`` (plain and streaming, tools, ``n``, usage
 with cost), ``POST {prefix}/embeddings`` and ``GET {prefix}/models`` /
 ``{prefix}/models/{id}`` in OpenAI's wire format, so the official OpenAI SDK works
-against the app with ``base_url="http://host:port/v1"``.
+against the app with ``base_url="http://host:port/v1"``; and, through the same pipeline,
+``{prefix}/messages`` (Anthropic, :mod:`ember.gateway.messages`), ``{prefix}/responses``
+(:mod:`ember.gateway.responses`, stored in ``response_store``) and ``{prefix}/completions``
+(:mod:`ember.gateway.completions`).  Fields OpenAI-family upstreams take pass unchanged;
+for translated providers what cannot be honoured is a 400, or with ``drop_params=True``
+left out and named in ``x-ember-dropped-params``.
 
 ``models`` is a model id, a list of ids, a ``ModelRouter`` (any requested name is
 routed), or a dict of public names to a model id, a list of ids (a fallback

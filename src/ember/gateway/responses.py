@@ -117,8 +117,11 @@ def input_messages(items: str | list[dict[str, Any]] | None) -> list[dict[str, A
             call = {"id": item["call_id"], "type": "function",
                     "function": {"name": item["name"], "arguments": item["arguments"]}}
             last = out[-1] if out else None
-            if last and last["role"] == "assistant" and last.get("tool_calls") is not None:
-                last["tool_calls"].append(call)
+            if last and last["role"] == "assistant":
+                # NOTE: text then calls of one turn are one assistant message in chat
+                last.setdefault("tool_calls", []).append(call)
+                if last["content"] == "":
+                    last["content"] = None
             else:
                 out.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
