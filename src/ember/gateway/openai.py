@@ -64,10 +64,11 @@ def _msgspec() -> Any:
 class _Target:
     """One public model name: a model id (through the registry) or a router."""
 
-    __slots__ = ("model_id", "name", "router")
+    __slots__ = ("_providers", "model_id", "name", "router")
 
     def __init__(self, name: str, target: Any) -> None:
         self.name = name
+        self._providers: list[Any] | None = None
         self.router = None
         self.model_id: str | None = None
         if isinstance(target, str) and target:
@@ -85,16 +86,22 @@ class _Target:
 
     def providers(self) -> list[Any]:
         """The provider of each model (for the parameters each one takes)."""
+        if self._providers is not None:
+            return self._providers
         from ember.models.api import default_registry
 
-        out = []
+        out: list[Any] = []
+        complete = True
         for model in self.ids():
             try:
                 provider = default_registry().get_model(model).provider
             except Exception:  # NOTE: the call itself raises the configuration error
+                complete = False
                 continue
             if all(p is not provider for p in out):
                 out.append(provider)
+        if complete:  # PERF: bindings do not change once made
+            self._providers = out
         return out
 
     def ids(self) -> list[str]:

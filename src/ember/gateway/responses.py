@@ -13,6 +13,8 @@ Built-in tools, files, background mode and other parts that cannot be faithful a
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -262,8 +264,10 @@ class ResponsesEndpoint(Endpoint):
 
     # -- the store -------------------------------------------------------------------------------
     async def load(self, key: str, rid: str) -> dict[str, Any] | None:
+        if not _ID.match(rid):
+            return None  # NOTE: never ours (and never a way into another key's entries)
         try:
-            raw = await self.store.get(f"{key}:{rid}")
+            raw = await self.store.get(_slot(key, rid))
         except StoreUnavailable:
             raise EndpointError("The response store is unavailable; retry shortly.", None, 503,
                                 "store_unavailable") from None
@@ -275,7 +279,7 @@ class ResponsesEndpoint(Endpoint):
             return
         history = state.history + _as_messages(response["output"])
         try:
-            await self.store.put(f"{state.key}:{response['id']}", orjson.dumps(
+            await self.store.put(_slot(state.key, response["id"]), orjson.dumps(
                 {"response": response, "history": history}))
         except StoreUnavailable:
             response["store"] = False  # NOTE: fail open: served, but not continuable
@@ -413,6 +417,14 @@ class ResponsesEndpoint(Endpoint):
             "param": error.get("param"), "error": error}) + b"\n\n"
 
 
+_ID = re.compile(r"resp_[0-9a-f]{24}\Z")
+
+
+def _slot(key: str, response_id: str) -> str:
+    """The store key of a response: the gateway key's name, hashed, and the id."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32] + ":" + response_id
+
+
 def _message_item(item_id: str, content: list[dict[str, Any]], status: str) -> dict[str, Any]:
     return {"type": "message", "id": item_id, "status": status, "role": "assistant",
             "content": content}
@@ -477,7 +489,7 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
                                     param="response_id", code="not_found", rid=rid)
             if request.method == "DELETE":
                 try:
-                    await endpoint.store.delete(f"{key}:{response_id}")
+                    await endpoint.store.delete(_slot(key, response_id))
                 except StoreUnavailable:
                     raise EndpointError("The response store is unavailable; retry shortly.",
                                         None, 503, "store_unavailable") from None

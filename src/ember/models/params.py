@@ -224,11 +224,20 @@ EFFORT_ALIASES: dict[str, dict[str, str | None]] = {
 }
 
 
+_FAMILY: dict[int, tuple[Any, bool]] = {}
+
+
 def openai_family(provider: Any) -> bool:
     """True when ``provider`` speaks OpenAI's vocabulary (every parameter passes)."""
     table = getattr(provider, "PARAMS", None)
-    return isinstance(table, Mapping) and all(
+    known = _FAMILY.get(id(table))
+    if known is not None and known[0] is table:  # PERF: once per table
+        return known[1]
+    family = isinstance(table, Mapping) and all(
         table.get(name, PASS) == PASS for name in _SAME_AS_OPENAI)
+    if table is not None:
+        _FAMILY[id(table)] = (table, family)
+    return family
 
 
 def for_provider(provider: Any, params: dict[str, Any], extras: dict[str, Any],
@@ -243,7 +252,9 @@ def for_provider(provider: Any, params: dict[str, Any], extras: dict[str, Any],
     """
     name = str(getattr(provider, "name", "provider"))
     if openai_family(provider):
-        out = {**params, **extras}
+        out = {**params, **extras} if extras else params
+        if not extras:
+            return out, []
         foreign = [f for f in NOT_OPENAI if f in extras]
         if foreign and not drop:
             raise UnsupportedParameterError(name, foreign[0], "it has no such parameter")
