@@ -267,3 +267,29 @@ def test_claude_overloaded_529_is_a_503_with_retry_after(client, fake):
         client.chat.completions.create(model="claude-sonnet-4-5", messages=USER)
     assert info.value.status_code == 503
     assert info.value.response.headers["retry-after"] == "90"
+
+
+def test_refusals_reach_messages_and_responses_clients(fake, serve):
+    anthropic = pytest.importorskip("anthropic")
+    url, client = _client(serve)
+    body = _wire.openai_completion(None)
+    body["choices"][0]["message"]["refusal"] = "No."
+    fake.queue("openai", Reply(body=orjson.dumps(body)), Reply(body=orjson.dumps(body)))
+    r = client.responses.create(model="gpt-4o", input="x", store=False)
+    assert r.output[0].content[0].type == "refusal" and r.output[0].content[0].refusal == "No."
+    an = anthropic.Anthropic(base_url=url, api_key="sk-gateway-key", max_retries=0)
+    m = an.messages.create(model="gpt-4o", max_tokens=5, messages=USER)
+    assert m.stop_reason == "refusal" and m.content[0].text == "No."
+    frames = [_wire.sse(_wire.openai_chunk({"refusal": "No"})),
+              _wire.sse(_wire.openai_chunk({"refusal": "pe."})),
+              _wire.sse(_wire.openai_chunk({}, finish="stop")), b"data: [DONE]\n\n"]
+    fake.queue("openai", _sse(frames), _sse(frames))
+    with client.responses.stream(model="gpt-4o", input="x", store=False) as stream:
+        kinds = [e.type for e in stream]
+        final = stream.get_final_response()
+    assert "response.refusal.delta" in kinds and final.output[0].content[0].refusal == "Nope."
+    with an.messages.stream(model="gpt-4o", max_tokens=5, messages=USER) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "refusal" and final.content[0].text == "Nope."
+    an.close()
+    client.close()

@@ -208,6 +208,7 @@ FORWARD = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "
            "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
            "seed", "user", "tools", "tool_choice", "parallel_tool_calls", "response_format",
            "reasoning_effort")
+_FORWARD = frozenset(FORWARD)
 #: Fields the gateway itself consumes.
 _OWN = frozenset(("model", "messages", "stream", "stream_options"))
 
@@ -223,11 +224,18 @@ class ChatEndpoint(Endpoint):
         self.schema = ChatCompletionRequest
 
     async def to_chat(self, body: dict[str, Any], spec: Any, key: str = "") -> ChatCall:
-        params = {k: body[k] for k in FORWARD if body.get(k) is not None}
-        extras = {k: v for k, v in body.items()
-                  if k not in _OWN and k not in params and v is not None and k not in FORWARD}
+        params: dict[str, Any] = {}
+        extras: dict[str, Any] = {}
+        for k, v in body.items():  # PERF: one pass (the gateway's hot path)
+            if v is None or k in _OWN:
+                continue
+            if k in _FORWARD:
+                params[k] = v
+            else:
+                extras[k] = v
+        options = spec.stream_options
         return ChatCall(spec.model, body["messages"], params, extras, bool(spec.stream),
-                        bool(spec.stream_options and spec.stream_options.include_usage))
+                        bool(options and options.include_usage), None)
 
     async def render(self, result: Any, call: Any) -> dict[str, Any]:
         items = result.choices or [result]

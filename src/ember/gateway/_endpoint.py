@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from ember.models import params as P
 from ember.responses import JSONResponse, Response
 
 
@@ -111,10 +112,10 @@ def provider_params(providers: list[Any], call: ChatCall,
     providers treat differently (one passes it, another translates or drops it) is
     refused, or dropped with ``drop``.
     """
-    from ember.models import params as P
-
     if not providers:
         return {**call.params, **call.extras}, []
+    if len(providers) == 1:  # PERF: the common case
+        return P.for_provider(providers[0], call.params, call.extras, drop)
     results = [P.for_provider(p, call.params, call.extras, drop) for p in providers]
     out, dropped = dict(results[0][0]), list(results[0][1])
     for other, gone in results[1:]:
