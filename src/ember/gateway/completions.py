@@ -142,4 +142,8 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
     async def completions(request: Any) -> Any:
         return await gateway.serve(request, endpoint)
 
-    app.add_route(f"{prefix}/completions", completions, ["POST"], name="openai_completions")
+    from ember.gateway.schemas import openapi_for
+
+    app.add_route(f"{prefix}/completions", completions, ["POST"], name="openai_completions",
+                  openapi_extra=openapi_for(CompletionRequest, "A text_completion object, or "
+                                            "with stream=true its SSE chunks"))

@@ -409,6 +409,11 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
         except Exception as exc:
             return reshape(counter, error_response(exc, rid, gateway.secrets()))
 
-    app.add_route(f"{prefix}/messages", messages, ["POST"], name="anthropic_messages")
+    from ember.gateway.schemas import openapi_for
+
+    app.add_route(f"{prefix}/messages", messages, ["POST"], name="anthropic_messages",
+                  openapi_extra=openapi_for(MessagesRequest, "A message, or with stream=true "
+                                            "Anthropic's SSE event sequence"))
     app.add_route(f"{prefix}/messages/count_tokens", count, ["POST"],
-                  name="anthropic_count_tokens")
+                  name="anthropic_count_tokens",
+                  openapi_extra=openapi_for(CountTokensRequest, '{"input_tokens": N}'))

@@ -504,6 +504,10 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
         except Exception as exc:
             return error_response(exc, rid, gateway.secrets())
 
-    app.add_route(f"{prefix}/responses", create, ["POST"], name="openai_responses")
+    from ember.gateway.schemas import openapi_for
+
+    app.add_route(f"{prefix}/responses", create, ["POST"], name="openai_responses",
+                  openapi_extra=openapi_for(ResponsesRequest, "A response object, or with "
+                                            "stream=true the Responses SSE events"))
     app.add_route(f"{prefix}/responses/{{response_id}}", stored, ["GET", "DELETE"],
                   name="openai_response")

@@ -287,6 +287,11 @@ def _openapi(type_: Any, ok: str) -> dict[str, Any]:
     }
 
 
+def openapi_for(type_: Any, ok: str) -> dict[str, Any]:
+    """``openapi_extra`` for a gateway route whose body is ``type_`` (a msgspec Struct)."""
+    return _openapi(type_, ok)
+
+
 #: ``openapi_extra`` for ``POST {prefix}/chat/completions`` (request body + error responses).
 CHAT_COMPLETIONS_OPENAPI = _openapi(
     ChatCompletionRequest, "A chat.completion object, or with stream=true an SSE stream of "
