@@ -265,3 +265,46 @@ def test_codex_style_history_with_reasoning_and_text_then_calls(client, fake):
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool"]
     assert messages[1]["content"] == "Checking both."
     assert [c["id"] for c in messages[1]["tool_calls"]] == ["c1", "c2"]
+
+
+@pytest.mark.parametrize("field,value", [("n", 2), ("seed", 1), ("logprobs", True),
+                                         ("stop", ["x"]), ("messages", []),
+                                         ("top_k", 3), ("a_field_from_next_year", 1)])
+def test_fields_that_are_not_the_responses_apis_are_a_400(client, fake, field, value):
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model="gpt-4o", input="x", extra_body={field: value})
+    assert info.value.body["param"] == field
+    assert not fake.requests
+
+
+def test_memory_store_bounds():
+    import asyncio
+
+    from ember.gateway.response_store import MemoryResponseStore, StoreUnavailable
+
+    async def go():
+        store = MemoryResponseStore(max_items=2, max_bytes=10)
+        await store.put("a", b"1234")
+        await store.put("b", b"1234")
+        await store.put("c", b"1234")  # over max_items: "a" goes
+        assert await store.get("a") is None and await store.get("c") == b"1234"
+        await store.put("d", b"123456")  # over max_bytes: "b" goes, 10 bytes left
+        assert await store.get("b") is None and await store.get("c") == b"1234"
+        with pytest.raises(StoreUnavailable):
+            await store.put("e", b"x" * 11)
+        assert await store.delete("d") and not await store.delete("d")
+        short = MemoryResponseStore(ttl=0.001)
+        await short.put("a", b"1")
+        await asyncio.sleep(0.01)
+        assert await short.get("a") is None
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("kwargs", [{"ttl": 0}, {"ttl": -1}, {"ttl": True}, {"max_items": 0},
+                                    {"max_bytes": "1"}, {"max_items": 1.5}])
+def test_memory_store_config_garbage(kwargs):
+    from ember.gateway.response_store import MemoryResponseStore
+
+    with pytest.raises(ValueError):
+        MemoryResponseStore(**kwargs)

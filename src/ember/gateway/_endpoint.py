@@ -89,6 +89,21 @@ class Endpoint:
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
+def shared_extras(body: dict[str, Any], own: frozenset[str]) -> dict[str, Any]:
+    """The fields of a Responses/Completions request outside ``own`` that are OpenAI
+    request fields shared with Chat Completions (``prompt_cache_key``, ``service_tier``,
+    ...); any other field is a 400 naming it, as OpenAI answers (it would mean something
+    else in a chat request, or nothing)."""
+    extras: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in own or value is None:
+            continue
+        if name not in P.EXTRA_FIELDS or name in P.NOT_OPENAI:
+            raise EndpointError(f"Unknown parameter: '{name}'.", name, code="unknown_parameter")
+        extras[name] = value
+    return extras
+
+
 def reshape(endpoint: Endpoint, response: Response) -> Response:
     """An OpenAI-shaped error response of the pipeline in ``endpoint``'s shape."""
     if type(endpoint).error is Endpoint.error or response.status_code < 400:

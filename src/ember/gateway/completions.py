@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import orjson
 from msgspec import Meta, Struct
 
-from ember.gateway._endpoint import ChatCall, Endpoint, EndpointError
+from ember.gateway._endpoint import ChatCall, Endpoint, EndpointError, shared_extras
 from ember.gateway.errors import new_id
 from ember.gateway.schemas import StreamOptions
 
@@ -91,7 +91,7 @@ class CompletionsEndpoint(Endpoint):
                      "frequency_penalty", "logit_bias", "seed", "user"):
             if getattr(spec, name) is not None:
                 params[name] = getattr(spec, name)
-        extras = {k: v for k, v in body.items() if k not in _OWN and v is not None}
+        extras = shared_extras(body, _OWN)
         return ChatCall(spec.model, [{"role": "user", "content": prompt}], params, extras,
                         bool(spec.stream),
                         bool(spec.stream_options and spec.stream_options.include_usage),

@@ -25,6 +25,7 @@ logger = logging.getLogger("ember.gateway")
 
 DEFAULT_TTL = 3600.0
 DEFAULT_MAX_ITEMS = 10_000
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 
 class StoreUnavailable(Exception):
@@ -44,35 +45,49 @@ class ResponseStore(Protocol):
 
 
 class MemoryResponseStore:
-    """In this worker's memory: at most ``max_items`` entries, each for ``ttl`` seconds
-    (the oldest go first).  With ``workers > 1`` each worker has its own: use Redis."""
+    """In this worker's memory: at most ``max_items`` entries and ``max_bytes`` in all,
+    each for ``ttl`` seconds (the oldest go first).  With ``workers > 1`` each worker has
+    its own: use Redis."""
 
-    def __init__(self, ttl: float = DEFAULT_TTL, max_items: int = DEFAULT_MAX_ITEMS) -> None:
+    def __init__(self, ttl: float = DEFAULT_TTL, max_items: int = DEFAULT_MAX_ITEMS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if not isinstance(ttl, int | float) or isinstance(ttl, bool) or not ttl > 0:
             raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
-        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
-            raise ValueError(f"max_items must be a positive int, got {max_items!r}")
+        for name, value in (("max_items", max_items), ("max_bytes", max_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.ttl = float(ttl)
         self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    def _pop(self, key: str) -> tuple[float, bytes] | None:
+        entry = self._items.pop(key, None)
+        if entry is not None:
+            self._bytes -= len(entry[1])
+        return entry
 
     async def get(self, key: str) -> bytes | None:
         entry = self._items.get(key)
         if entry is None:
             return None
         if entry[0] <= time.monotonic():
-            self._items.pop(key, None)
+            self._pop(key)
             return None
         return entry[1]
 
     async def put(self, key: str, value: bytes) -> None:
-        self._items.pop(key, None)
+        self._pop(key)
+        if len(value) > self.max_bytes:
+            raise StoreUnavailable("larger than max_bytes")  # answered as "store": false
         self._items[key] = (time.monotonic() + self.ttl, value)
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
+        self._bytes += len(value)
+        while len(self._items) > self.max_items or self._bytes > self.max_bytes:
+            self._pop(next(iter(self._items)))
 
     async def delete(self, key: str) -> bool:
-        return await self.get(key) is not None and self._items.pop(key, None) is not None
+        return await self.get(key) is not None and self._pop(key) is not None
 
     async def aclose(self) -> None:
         return None

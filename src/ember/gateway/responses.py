@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from msgspec import Meta, Struct
 
-from ember.gateway._endpoint import ChatCall, Endpoint, EndpointError
+from ember.gateway._endpoint import ChatCall, Endpoint, EndpointError, shared_extras
 from ember.gateway.errors import new_id
 from ember.gateway.response_store import StoreUnavailable
 
@@ -238,7 +238,7 @@ class ResponsesEndpoint(Endpoint):
         if spec.instructions:
             messages.insert(0, {"role": "system", "content": spec.instructions})
         params: dict[str, Any] = {}
-        extras = {k: v for k, v in body.items() if k not in _OWN and v is not None}
+        extras = shared_extras(body, _OWN)
         if spec.max_output_tokens is not None:
             params["max_completion_tokens"] = spec.max_output_tokens
         for name in ("temperature", "top_p", "parallel_tool_calls", "user"):
