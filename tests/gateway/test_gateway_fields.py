@@ -293,3 +293,22 @@ def test_refusals_reach_messages_and_responses_clients(fake, serve):
     assert final.stop_reason == "refusal" and final.content[0].text == "Nope."
     an.close()
     client.close()
+
+
+@pytest.mark.filterwarnings("ignore:no price known")
+def test_unknown_fields_pass_through_to_openai_compatible_upstreams(fake, serve, monkeypatch):
+    monkeypatch.setenv("LOCALLLM_BASE_URL", fake.url + "/v1")
+    app = gateway_app()
+    app.mount_openai(["localllm/qwen3"], api_keys=["sk-gateway-key"], drop_params=True)
+    url = serve(app)
+    client = openai.OpenAI(base_url=url + "/v1", api_key="sk-gateway-key", max_retries=0)
+    r = client.chat.completions.with_raw_response.create(
+        model="localllm/qwen3", messages=USER, reasoning_effort="xhigh",
+        extra_body={"chat_template_kwargs": {"enable_thinking": False}, "top_k": 20,
+                    "verbosity": "low"})
+    sent = fake.last("openai").body
+    assert sent["chat_template_kwargs"] == {"enable_thinking": False}
+    assert sent["top_k"] == 20 and sent["verbosity"] == "low"
+    assert sent["reasoning_effort"] == "xhigh" and sent["model"] == "qwen3"
+    assert "x-ember-dropped-params" not in r.headers
+    client.close()

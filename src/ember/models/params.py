@@ -212,8 +212,8 @@ EXTRA_FIELDS: dict[str, dict[str, Extra]] = {
     "top_k": {"anthropic": lambda v: {"top_k": v}, "google": lambda v: {"top_k": v},
               "*": _refuse_with("it has no top_k sampling")},
 }
-#: Fields in :data:`EXTRA_FIELDS` that are not OpenAI's: OpenAI-family providers refuse
-#: them too (sent unchanged they would be an upstream 400).
+#: Fields in :data:`EXTRA_FIELDS` that are not OpenAI's: OpenAI itself refuses them too
+#: (sent unchanged they would be an upstream 400); OpenAI-compatible servers get them.
 NOT_OPENAI = frozenset(("top_k",))
 
 #: ``reasoning_effort`` spellings a provider's table does not know -> its equivalent
@@ -255,7 +255,8 @@ def for_provider(provider: Any, params: dict[str, Any], extras: dict[str, Any],
         out = {**params, **extras} if extras else params
         if not extras:
             return out, []
-        foreign = [f for f in NOT_OPENAI if f in extras]
+        # NOTE: OpenAI's own API has no such field; compatible servers (vLLM, ...) may
+        foreign = [f for f in NOT_OPENAI if f in extras] if name == "openai" else []
         if foreign and not drop:
             raise UnsupportedParameterError(name, foreign[0], "it has no such parameter")
         for field in foreign:
