@@ -20,7 +20,6 @@ from ember.gateway._endpoint import ChatCall, Endpoint, EndpointError, shared_ex
 from ember.gateway.errors import new_id
 from ember.gateway.schemas import StreamOptions
 
-PosInt = Annotated[int, Meta(ge=1)]
 _FINISH = ("stop", "length", "content_filter")
 
 
@@ -29,7 +28,7 @@ class CompletionRequest(Struct, omit_defaults=True, forbid_unknown_fields=False)
 
     model: Annotated[str, Meta(min_length=1)]
     prompt: str | list[Any]
-    max_tokens: Annotated[int, Meta(ge=0)] | None = None
+    max_tokens: Annotated[int, Meta(ge=0, le=2**31 - 1)] | None = None
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
     top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
     n: Annotated[int, Meta(ge=1, le=128)] | None = None
@@ -43,7 +42,7 @@ class CompletionRequest(Struct, omit_defaults=True, forbid_unknown_fields=False)
     presence_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
     frequency_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
     logit_bias: dict[str, Annotated[int, Meta(ge=-100, le=100)]] | None = None
-    seed: int | None = None
+    seed: Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)] | None = None
     user: str | None = None
 
 

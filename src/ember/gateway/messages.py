@@ -22,7 +22,7 @@ from ember.gateway._endpoint import ChatCall, Endpoint, EndpointError
 from ember.gateway.errors import new_id
 from ember.responses import JSONResponse, Response
 
-PosInt = Annotated[int, Meta(ge=1)]
+PosInt = Annotated[int, Meta(ge=1, le=2**31 - 1)]
 Unit = Annotated[float, Meta(ge=0, le=1)]
 
 
@@ -37,7 +37,7 @@ class MessagesRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
     stream: bool | None = None
     temperature: Unit | None = None
     top_p: Unit | None = None
-    top_k: Annotated[int, Meta(ge=0)] | None = None
+    top_k: Annotated[int, Meta(ge=0, le=2**31 - 1)] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
@@ -409,11 +409,13 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
         except Exception as exc:
             return reshape(counter, error_response(exc, rid, gateway.secrets()))
 
-    from ember.gateway.schemas import openapi_for
+    from ember.gateway.schemas import ANTHROPIC_ERROR_SCHEMA, openapi_for
 
     app.add_route(f"{prefix}/messages", messages, ["POST"], name="anthropic_messages",
                   openapi_extra=openapi_for(MessagesRequest, "A message, or with stream=true "
-                                            "Anthropic's SSE event sequence"))
+                                            "Anthropic's SSE event sequence",
+                                            ANTHROPIC_ERROR_SCHEMA))
     app.add_route(f"{prefix}/messages/count_tokens", count, ["POST"],
                   name="anthropic_count_tokens",
-                  openapi_extra=openapi_for(CountTokensRequest, '{"input_tokens": N}'))
+                  openapi_extra=openapi_for(CountTokensRequest, '{"input_tokens": N}',
+                                            ANTHROPIC_ERROR_SCHEMA))

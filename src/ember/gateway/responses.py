@@ -26,7 +26,7 @@ from ember.gateway._endpoint import ChatCall, Endpoint, EndpointError, shared_ex
 from ember.gateway.errors import new_id
 from ember.gateway.response_store import StoreUnavailable
 
-PosInt = Annotated[int, Meta(ge=1)]
+PosInt = Annotated[int, Meta(ge=1, le=2**31 - 1)]
 
 
 class ResponsesRequest(Struct, omit_defaults=True, forbid_unknown_fields=False):
@@ -504,10 +504,10 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
         except Exception as exc:
             return error_response(exc, rid, gateway.secrets())
 
-    from ember.gateway.schemas import openapi_for
+    from ember.gateway.schemas import STORED_RESPONSE_OPENAPI, openapi_for
 
     app.add_route(f"{prefix}/responses", create, ["POST"], name="openai_responses",
                   openapi_extra=openapi_for(ResponsesRequest, "A response object, or with "
                                             "stream=true the Responses SSE events"))
     app.add_route(f"{prefix}/responses/{{response_id}}", stored, ["GET", "DELETE"],
-                  name="openai_response")
+                  name="openai_response", openapi_extra=STORED_RESPONSE_OPENAPI)

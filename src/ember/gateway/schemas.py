@@ -265,31 +265,47 @@ def request_schema(type_: Any) -> dict[str, Any]:
 _ERRORS = {
     400: "Invalid request (error.param names the field)",
     401: "Missing or wrong API key",
-    404: "Unknown model",
+    404: "Unknown model (or stored response)",
     429: "Rate limited upstream or budget exhausted (Retry-After)",
     500: "Model configuration incomplete",
     502: "Upstream failure",
-    503: "Gateway at capacity (Retry-After)",
+    503: "Gateway at capacity, upstream overloaded or store down (Retry-After)",
     504: "Upstream timeout",
 }
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    error = {"content": {"application/json": {"schema": ERROR_SCHEMA}}}
+#: Anthropic's error shape (``{prefix}/messages``).
+ANTHROPIC_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "error"],
+    "properties": {"type": {"const": "error"}, "error": {
+        "type": "object", "required": ["type", "message"],
+        "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}},
+}
+
+
+def _errors(*codes: int, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": schema or ERROR_SCHEMA}}}
     return {str(code): {"description": _ERRORS[code], **error} for code in codes}
 
 
-def _openapi(type_: Any, ok: str) -> dict[str, Any]:
+def _openapi(type_: Any, ok: str, error_schema: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
     return {
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": request_schema(type_)}}},
-        "responses": {"200": {"description": ok}, **_errors(*_ERRORS)},
+        "responses": {"200": {"description": ok}, **_errors(*_ERRORS, schema=error_schema)},
     }
 
 
-def openapi_for(type_: Any, ok: str) -> dict[str, Any]:
-    """``openapi_extra`` for a gateway route whose body is ``type_`` (a msgspec Struct)."""
-    return _openapi(type_, ok)
+def openapi_for(type_: Any, ok: str, error_schema: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """``openapi_extra`` for a gateway route whose body is ``type_`` (a msgspec Struct);
+    errors in OpenAI's shape unless ``error_schema`` says otherwise."""
+    return _openapi(type_, ok, error_schema)
+
+
+#: ``openapi_extra`` for ``GET``/``DELETE {prefix}/responses/{id}``.
+STORED_RESPONSE_OPENAPI = {"responses": _errors(401, 404, 503)}
 
 
 #: ``openapi_extra`` for ``POST {prefix}/chat/completions`` (request body + error responses).
