@@ -312,3 +312,9 @@ def test_unknown_fields_pass_through_to_openai_compatible_upstreams(fake, serve,
     assert sent["reasoning_effort"] == "xhigh" and sent["model"] == "qwen3"
     assert "x-ember-dropped-params" not in r.headers
     client.close()
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_drop_params_must_be_a_bool(value):
+    with pytest.raises(ValueError, match="drop_params"):
+        gateway_app().mount_openai(["gpt-4o"], drop_params=value)

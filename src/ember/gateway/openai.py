@@ -205,6 +205,8 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
     if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(
             max_in_flight, int) or max_in_flight < 1):
         raise ValueError(f"max_in_flight must be a positive int or None, got {max_in_flight!r}")
+    if not isinstance(drop_params, bool):
+        raise ValueError(f"drop_params must be True or False, got {drop_params!r}")
     msgspec = _msgspec()
     from ember.gateway import schemas
 

@@ -25,6 +25,13 @@ from msgspec import Meta, Struct
 from ember.gateway._endpoint import ChatCall, Endpoint, EndpointError, shared_extras
 from ember.gateway.errors import new_id
 from ember.gateway.response_store import StoreUnavailable
+from ember.gateway.responses_input import (
+    chat_tools,
+    input_messages,
+    output_messages,
+    text_format,
+    tool_choice,
+)
 
 PosInt = Annotated[int, Meta(ge=1, le=2**31 - 1)]
 
@@ -62,130 +69,6 @@ _REFUSED = {"conversation": "conversations are not stored by this gateway",
             "top_logprobs": "log probabilities are not returned by the Responses endpoint here"}
 _STATUS = {"length": ("incomplete", "max_output_tokens"),
            "content_filter": ("incomplete", "content_filter")}
-
-
-def _where(i: int, j: int | None = None) -> str:
-    return f"input[{i}]" + (f".content[{j}]" if j is not None else "")
-
-
-def _content(content: Any, role: str, i: int) -> str | list[dict[str, Any]]:
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise EndpointError(f"{_where(i)}.content: expected a string or a list of parts",
-                            f"{_where(i)}.content")
-    parts: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind in ("input_text", "output_text", "text") and isinstance(part.get("text"), str):
-            parts.append({"type": "text", "text": part["text"]})
-        elif kind == "refusal" and role == "assistant" and isinstance(part.get("refusal"), str):
-            parts.append({"type": "text", "text": part["refusal"]})
-        elif kind == "input_image" and role == "user" and isinstance(part.get("image_url"), str):
-            image: dict[str, Any] = {"url": part["image_url"]}
-            if part.get("detail") in ("low", "high", "auto"):
-                image["detail"] = part["detail"]
-            parts.append({"type": "image_url", "image_url": image})
-        else:
-            raise EndpointError(f"{_where(i, j)}: a {kind!r} part cannot be translated by this "
-                                "gateway (file ids and files are not available)", _where(i, j))
-    if role != "user":
-        return "".join(p["text"] for p in parts)
-    return parts
-
-
-def input_messages(items: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Responses input -> OpenAI chat messages (``function_call`` items grouped into one
-    assistant message, ``function_call_output`` -> ``tool`` messages)."""
-    if items is None:
-        return []
-    if isinstance(items, str):
-        return [{"role": "user", "content": items}]
-    out: list[dict[str, Any]] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise EndpointError(f"{_where(i)}: expected an object", _where(i))
-        kind = item.get("type", "message")
-        if kind == "message":
-            role = item.get("role")
-            if role not in ("user", "assistant", "system", "developer"):
-                raise EndpointError(f"{_where(i)}.role: expected user, assistant, system or "
-                                    "developer", f"{_where(i)}.role")
-            out.append({"role": role, "content": _content(item.get("content"), role, i)})
-        elif kind == "function_call":
-            if not all(isinstance(item.get(k), str) for k in ("call_id", "name", "arguments")):
-                raise EndpointError(f"{_where(i)}: a function_call needs call_id, name and "
-                                    "arguments strings", _where(i))
-            call = {"id": item["call_id"], "type": "function",
-                    "function": {"name": item["name"], "arguments": item["arguments"]}}
-            last = out[-1] if out else None
-            if last and last["role"] == "assistant":
-                # NOTE: text then calls of one turn are one assistant message in chat
-                last.setdefault("tool_calls", []).append(call)
-                if last["content"] == "":
-                    last["content"] = None
-            else:
-                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
-            output = item.get("output")
-            if isinstance(output, list):
-                output = _content(output, "tool", i)
-            if not isinstance(item.get("call_id"), str) or not isinstance(output, str):
-                raise EndpointError(f"{_where(i)}: a function_call_output needs a call_id and "
-                                    "a text output", _where(i))
-            out.append({"role": "tool", "tool_call_id": item["call_id"], "content": output})
-        elif kind == "reasoning":
-            continue  # NOTE: the model's own earlier reasoning: nothing to send elsewhere
-        else:
-            raise EndpointError(f"{_where(i)}.type: {kind!r} items cannot be translated by "
-                                "this gateway", f"{_where(i)}.type")
-    return out
-
-
-def _tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for i, tool in enumerate(tools):
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        if kind != "function":
-            raise EndpointError(f"tools[{i}]: the built-in tool {kind!r} is not available "
-                                "through this gateway; only function tools are",
-                                f"tools[{i}].type")
-        if not isinstance(tool.get("name"), str):
-            raise EndpointError(f"tools[{i}].name: expected a string", f"tools[{i}].name")
-        fn = {k: tool[k] for k in ("name", "description", "parameters", "strict")
-              if tool.get(k) is not None}
-        out.append({"type": "function", "function": fn})
-    return out
-
-
-def _tool_choice(choice: Any) -> Any:
-    if choice in ("none", "auto", "required"):
-        return choice
-    if isinstance(choice, dict) and choice.get("type") == "function" and isinstance(
-            choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
-    raise EndpointError("tool_choice: expected none, auto, required or a function",
-                        "tool_choice")
-
-
-def _text_format(text: dict[str, Any], params: dict[str, Any],
-                 extras: dict[str, Any]) -> None:
-    fmt = text.get("format")
-    if isinstance(fmt, dict):
-        kind = fmt.get("type")
-        if kind == "json_schema":
-            if not isinstance(fmt.get("schema"), dict) or not isinstance(fmt.get("name"), str):
-                raise EndpointError("text.format: json_schema needs a name and a schema",
-                                    "text.format")
-            spec = {k: fmt[k] for k in ("name", "schema", "strict", "description")
-                    if fmt.get(k) is not None}
-            params["response_format"] = {"type": "json_schema", "json_schema": spec}
-        elif kind in ("json_object", "text"):
-            params["response_format"] = {"type": kind}
-        else:
-            raise EndpointError(f"text.format.type {kind!r} is not known", "text.format.type")
-    if text.get("verbosity") is not None:
-        extras["verbosity"] = text["verbosity"]
 
 
 def _usage(usage: Any) -> dict[str, Any]:
@@ -245,11 +128,11 @@ class ResponsesEndpoint(Endpoint):
             if getattr(spec, name) is not None:
                 params[name] = getattr(spec, name)
         if spec.tools:
-            params["tools"] = _tools(spec.tools)
+            params["tools"] = chat_tools(spec.tools)
         if spec.tool_choice is not None:
-            params["tool_choice"] = _tool_choice(spec.tool_choice)
+            params["tool_choice"] = tool_choice(spec.tool_choice)
         if spec.text:
-            _text_format(spec.text, params, extras)
+            text_format(spec.text, params, extras)
         reasoning = spec.reasoning or {}
         if reasoning.get("summary") not in (None, "auto") and reasoning.get("summary"):
             raise EndpointError("reasoning.summary: reasoning summaries are not returned by "
@@ -277,7 +160,7 @@ class ResponsesEndpoint(Endpoint):
         state: Conversation = call.state
         if not state.store:
             return
-        history = state.history + _as_messages(response["output"])
+        history = state.history + output_messages(response["output"])
         try:
             await self.store.put(_slot(state.key, response["id"]), orjson.dumps(
                 {"response": response, "history": history}))
@@ -434,15 +317,6 @@ def _call_item(item_id: str, call_id: str, name: str, arguments: str,
                status: str) -> dict[str, Any]:
     return {"type": "function_call", "id": item_id, "call_id": call_id, "name": name,
             "arguments": arguments, "status": status}
-
-
-def _as_messages(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A response's output items as chat messages (the next turn's history)."""
-    return input_messages([
-        {"type": "message", "role": "assistant", "content": item["content"]}
-        if item["type"] == "message" else
-        {"type": "function_call", "call_id": item["call_id"], "name": item["name"],
-         "arguments": item["arguments"]} for item in output])
 
 
 def _echo(spec: Any) -> dict[str, Any]:
