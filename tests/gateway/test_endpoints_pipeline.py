@@ -157,14 +157,16 @@ def test_two_processes_with_two_workers_share_the_redis_store(tmp_path, redis_se
                     time.sleep(0.1)
         created = []
         for i in range(8):  # fresh connections: any worker of either process
-            r = httpx.post(urls[i % 2] + "/v1/responses", headers=AUTH,
+            r = httpx.post(urls[i % 2] + "/v1/responses", headers=AUTH, timeout=30,
                            json={"model": "offline/echo", "input": f"q{i}"})
             created.append(r.json())
         for i, first in enumerate(created):
-            got = httpx.get(f"{urls[(i + 1) % 2]}/v1/responses/{first['id']}", headers=AUTH)
+            got = httpx.get(f"{urls[(i + 1) % 2]}/v1/responses/{first['id']}", headers=AUTH,
+                            timeout=30)
             assert got.status_code == 200 and got.json()["output"] == first["output"]
-            follow = httpx.post(urls[(i + 1) % 2] + "/v1/responses", headers=AUTH, json={
-                "model": "offline/echo", "input": "next", "previous_response_id": first["id"]})
+            follow = httpx.post(urls[(i + 1) % 2] + "/v1/responses", headers=AUTH, timeout=30,
+                                json={"model": "offline/echo", "input": "next",
+                                      "previous_response_id": first["id"]})
             assert follow.status_code == 200, follow.text
     finally:
         for proc in procs:

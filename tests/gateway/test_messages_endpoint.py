@@ -282,3 +282,21 @@ def test_tool_arguments_in_the_first_chunk_are_not_dropped(client, fake):
                                 tools=[TOOL]) as stream:
         final = stream.get_final_message()
     assert [b.input for b in final.content] == [{"city": "Lima"}, {"city": "Quito"}]
+
+
+@pytest.mark.parametrize("version", ["2023-06-01", "garbage", "", "2099-01-01"])
+def test_any_anthropic_version_header_is_accepted(url, fake, version):
+    r = httpx.post(url + "/v1/messages", headers={
+        "x-api-key": KEY, "anthropic-version": version, "anthropic-beta": "x,y"},
+        json={"model": "gpt-4o", "max_tokens": 5, "messages": HI})
+    assert r.status_code == 200 and r.json()["type"] == "message"
+
+
+def test_drop_params_applies_to_messages(fake, serve):
+    app = gateway_app()
+    app.mount_openai(["gpt-4o"], api_keys=[KEY], drop_params=True)
+    url = serve(app)
+    r = httpx.post(url + "/v1/messages", headers={"x-api-key": KEY}, json={
+        "model": "gpt-4o", "max_tokens": 5, "messages": HI, "top_k": 4})
+    assert r.status_code == 200 and r.headers["x-ember-dropped-params"] == "top_k"
+    assert "top_k" not in fake.last("openai").body
