@@ -318,3 +318,25 @@ def test_unknown_fields_pass_through_to_openai_compatible_upstreams(fake, serve,
 def test_drop_params_must_be_a_bool(value):
     with pytest.raises(ValueError, match="drop_params"):
         gateway_app().mount_openai(["gpt-4o"], drop_params=value)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_claude_refusal_after_some_text_keeps_the_text_and_adds_the_refusal(client, fake, stream):
+    if stream:
+        frames = _wire.anthropic_sse(["I was", " about"], "claude-sonnet-4-5")
+        frames[-2] = _wire.sse({"type": "message_delta", "delta": {"stop_reason": "refusal"},
+                                "usage": {"output_tokens": 3}}, "message_delta")
+        fake.queue("anthropic", _sse(frames))
+        content, refusal = "", ""
+        for chunk in client.chat.completions.create(model="claude-sonnet-4-5", messages=USER,
+                                                    stream=True):
+            for choice in chunk.choices:
+                content += choice.delta.content or ""
+                refusal += choice.delta.refusal or ""
+    else:
+        fake.queue("anthropic", Reply(body=orjson.dumps(_wire.anthropic_message(
+            "I was about", "claude-sonnet-4-5", stop_reason="refusal"))))
+        message = client.chat.completions.create(model="claude-sonnet-4-5",
+                                                 messages=USER).choices[0].message
+        content, refusal = message.content, message.refusal
+    assert content == "I was about" and refusal

@@ -197,8 +197,8 @@ def _refusal(result: Any, index: int, text: str, finish: Any) -> str | None:
                 choices[index], dict):
             refusal = (choices[index].get("message") or {}).get("refusal")
         elif result.raw.get("stop_reason") == "refusal":
-            refusal = text or REFUSED
-    if refusal is None and finish == "content_filter" and not text:
+            refusal = REFUSED  # NOTE: any text before it stays the content
+    if refusal is None and finish == "content_filter":
         refusal = REFUSED
     return refusal if isinstance(refusal, str) and refusal else None
 
@@ -270,7 +270,6 @@ class ChatEndpoint(Endpoint):
         finishes: dict[int, str | None] = {}
         tools: set[int] = set()
         refused: set[int] = set()
-        texts: set[int] = set()
         yield frame(0, {"role": "assistant", "content": "", "refusal": None}, None)
         opened = {0}
         async for chunk in chunks:
@@ -280,7 +279,6 @@ class ChatEndpoint(Endpoint):
                 yield frame(index, {"role": "assistant", "content": "", "refusal": None}, None)
             delta: dict[str, Any] = {}
             if chunk.text:
-                texts.add(index)
                 delta["content"] = chunk.text
             refusal = getattr(chunk, "refusal", None)
             if refusal:
@@ -294,8 +292,7 @@ class ChatEndpoint(Endpoint):
             if chunk.finish_reason:
                 finishes[index] = chunk.finish_reason
         for index in sorted(opened):
-            if finishes.get(index) == "content_filter" and index not in refused \
-                    and index not in texts:
+            if finishes.get(index) == "content_filter" and index not in refused:
                 yield frame(index, {"refusal": REFUSED}, None)
             yield frame(index, {}, _finish(finishes.get(index), index in tools))
         if call.include_usage:
