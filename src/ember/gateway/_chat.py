@@ -13,7 +13,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ember.gateway.errors import error_frame, error_response, new_id
+import orjson
+
+from ember.gateway._endpoint import ChatCall, Endpoint
+from ember.gateway.errors import classify, error_response, new_id
 from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.gateway")
@@ -71,28 +74,18 @@ def _delta_call(call: Any) -> dict[str, Any]:
     return out
 
 
-async def _complete(target: Any, model: str, messages: list[Any], params: dict[str, Any],
-                    rid: str, key: str, settle: Any, secrets: Any) -> Response:
+# -- the shared runners (every endpoint) -------------------------------------------------------
+async def _complete(target: Any, endpoint: Any, call: Any, rid: str, key: str, settle: Any,
+                    secrets: Any, headers: dict[str, str] | None = None) -> Response:
+    """One completed call, rendered by ``endpoint``; errors in OpenAI's shape."""
     try:
-        result = await target.complete(messages, params)
+        result = await target.complete(call.messages, call.params)
     except Exception as exc:
-        await settle(key, model, [])  # NOTE: a failed call has no usage to bill
+        await settle(key, call.model, [])  # NOTE: a failed call has no usage to bill
         return error_response(exc, rid, secrets())
-    await settle(key, model, [(result.model_key or model, result.usage, None)])
-    if result.choices:
-        choices = [{"index": c.index, "message": _message(c.data, c.tool_calls),
-                    "logprobs": c.logprobs, "finish_reason": _finish(c.finish_reason,
-                                                                     bool(c.tool_calls))}
-                   for c in result.choices]
-    else:
-        choices = [{"index": 0, "message": _message(result.data, result.tool_calls),
-                    "logprobs": result.logprobs,
-                    "finish_reason": _finish(result.finish_reason, bool(result.tool_calls))}]
-    return JSONResponse({
-        "id": f"chatcmpl-{new_id()}", "object": "chat.completion",
-        "created": int(time.time()), "model": model, "choices": choices,
-        "usage": _usage(result.usage), "system_fingerprint": None,
-    }, headers={"x-request-id": rid})
+    await settle(key, call.model, [(result.model_key or call.model, result.usage, None)])
+    body = await endpoint.render(result, call)
+    return JSONResponse(body, headers={"x-request-id": rid, **(headers or {})})
 
 
 class _GatewayStream:
@@ -112,30 +105,27 @@ def _sse_class() -> Any:
     return _SSE
 
 
-async def _stream(target: Any, model: str, messages: list[Any], params: dict[str, Any],
-                  include_usage: bool, rid: str, key: str, settle: Any, secrets: Any,
-                  release: Any) -> Response:
-    stream = target.stream(messages, params)
+async def _stream(target: Any, endpoint: Any, call: Any, rid: str, key: str, settle: Any,
+                  secrets: Any, release: Any, headers: dict[str, str] | None = None,
+                  ) -> Response:
+    """A streamed call: the first chunk is pulled before answering (so that a failure to
+    start is a proper HTTP error), then ``endpoint.frames`` encodes the chunks."""
+    stream = target.stream(call.messages, call.params)
     iterator = stream.__aiter__()
     pull = type(iterator).__anext__
 
     def billed() -> list[Any]:
         """What the stream's attempts used (carried on the stream object once it ended)."""
         return list(getattr(stream, "calls", ()))
-    # NOTE: pull the first chunk before answering, so that a failure to start (bad key,
-    # refused parameter, rate limit) is a proper HTTP error instead of a broken 200 stream.
+
     try:
         first = await pull(iterator)
     except StopAsyncIteration:
         first = None
     except Exception as exc:
         await _close(stream, iterator, rid)
-        await settle(key, model, billed())
+        await settle(key, call.model, billed())
         return error_response(exc, rid, secrets())
-    from ember._chunks import DONE, ChunkEncoder
-
-    encoder = ChunkEncoder(f"chatcmpl-{new_id()}", model, int(time.time()))
-    frame = encoder.choice
 
     closed = False
 
@@ -146,64 +136,155 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
         closed = True
         try:
             await _close(stream, iterator, rid)
-            await settle(key, model, billed())
+            await settle(key, call.model, billed())
         finally:
             release()
 
-    async def frames() -> AsyncIterator[bytes]:
-        finishes: dict[int, str | None] = {}
-        tools: set[int] = set()
+    async def chunks() -> AsyncIterator[Any]:
         chunk = first
+        while chunk is not None:
+            yield chunk
+            try:
+                chunk = await pull(iterator)
+            except StopAsyncIteration:
+                chunk = None
+
+    def usage() -> Any:
+        # NOTE: called once the chunks are exhausted: the stream has ended, its usage is final
+        total = None
+        for _model, used, _error in billed():
+            if used is not None:
+                total = used if total is None else total + used
+        return total
+
+    async def frames() -> AsyncIterator[bytes]:
         try:
-            yield frame(0, {"role": "assistant", "content": "", "refusal": None}, None)
-            opened = {0}
-            while chunk is not None:
-                index = chunk.index
-                if index not in opened:
-                    opened.add(index)
-                    yield frame(index, {"role": "assistant", "content": "", "refusal": None},
-                                None)
-                delta: dict[str, Any] = {}
-                if chunk.text:
-                    delta["content"] = chunk.text
-                if chunk.tool_calls:
-                    tools.add(index)
-                    delta["tool_calls"] = [_delta_call(c) for c in chunk.tool_calls]
-                if delta or chunk.logprobs:
-                    yield frame(index, delta, None, chunk.logprobs)
-                if chunk.finish_reason:
-                    finishes[index] = chunk.finish_reason
-                try:
-                    chunk = await pull(iterator)
-                except StopAsyncIteration:
-                    chunk = None
-            for index in sorted(opened):
-                yield frame(index, {}, _finish(finishes.get(index), index in tools))
-            if include_usage:
-                await _close(stream, iterator, rid)
-                usage = None
-                for _model, used, _error in billed():
-                    if used is not None:
-                        usage = used if usage is None else usage + used
-                yield encoder.usage(_usage(usage))
-            yield DONE
+            async for piece in endpoint.frames(chunks(), call, usage):
+                yield piece
         except Exception as exc:
-            yield error_frame(exc, rid, secrets())
+            status, body, _headers = classify(exc, rid, secrets())
+            yield endpoint.error_frame(status, body)
         finally:
             await cleanup()
 
     return _sse_class()(_Body(frames(), cleanup), ping_interval=None,
-                        headers={"x-request-id": rid})
+                        headers={"x-request-id": rid, **(headers or {})})
 
 
-async def _close(stream: Any, iterator: Any, rid: str) -> None:
-    """End the upstream stream (idempotent) so that its usage is final."""
-    close = getattr(stream, "aclose", None) or getattr(iterator, "aclose", None)
-    if close is not None:
-        try:
-            await close()
-        except Exception as exc:  # the stream already ended or failed
-            logger.debug("gateway %s: closing the upstream stream: %r", rid, exc)
+# -- OpenAI chat.completion / chat.completion.chunk (>>> the chunk encoder) --------------------
+REFUSED = "The model declined to answer."
+
+
+def _refusal(result: Any, index: int, text: str, finish: Any) -> str | None:
+    """The assistant's refusal: the provider's (OpenAI ``message.refusal``), or Claude's
+    ``stop_reason: refusal`` (mapped to ``content_filter``) made one."""
+    refusal = getattr(result, "refusal", None)
+    if refusal is None and isinstance(result.raw, dict):
+        choices = result.raw.get("choices")
+        if isinstance(choices, list) and len(choices) > index and isinstance(
+                choices[index], dict):
+            refusal = (choices[index].get("message") or {}).get("refusal")
+        elif result.raw.get("stop_reason") == "refusal":
+            refusal = REFUSED  # NOTE: any text before it stays the content
+    if refusal is None and finish == "content_filter":
+        refusal = REFUSED
+    return refusal if isinstance(refusal, str) and refusal else None
+
+
+#: Request fields that are the provider's business (mapped by its PARAMS table).
+FORWARD = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stop",
+           "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+           "seed", "user", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+           "reasoning_effort")
+_FORWARD = frozenset(FORWARD)
+#: Fields the gateway itself consumes.
+_OWN = frozenset(("model", "messages", "stream", "stream_options"))
+
+
+class ChatEndpoint(Endpoint):
+    """``POST {prefix}/chat/completions``: OpenAI in, OpenAI out."""
+
+    name = "chat"
+
+    def __init__(self) -> None:
+        from ember.gateway.schemas import ChatCompletionRequest
+
+        self.schema = ChatCompletionRequest
+
+    async def to_chat(self, body: dict[str, Any], spec: Any, key: str = "") -> ChatCall:
+        params: dict[str, Any] = {}
+        extras: dict[str, Any] = {}
+        for k, v in body.items():  # PERF: one pass (the gateway's hot path)
+            if v is None or k in _OWN:
+                continue
+            if k in _FORWARD:
+                params[k] = v
+            else:
+                extras[k] = v
+        options = spec.stream_options
+        return ChatCall(spec.model, body["messages"], params, extras, bool(spec.stream),
+                        bool(options and options.include_usage), None)
+
+    async def render(self, result: Any, call: Any) -> dict[str, Any]:
+        items = result.choices or [result]
+        choices = []
+        for i, c in enumerate(items):
+            index = getattr(c, "index", i)
+            finish = _finish(c.finish_reason, bool(c.tool_calls))
+            message = _message(c.data, c.tool_calls)
+            refusal = _refusal(result, index, c.data, c.finish_reason)
+            if refusal is not None:
+                message["refusal"] = refusal
+                if c.data == refusal or not c.data:
+                    message["content"] = None
+            choices.append({"index": index, "message": message, "logprobs": c.logprobs,
+                            "finish_reason": finish})
+        return {"id": f"chatcmpl-{new_id()}", "object": "chat.completion",
+                "created": int(time.time()), "model": call.model, "choices": choices,
+                "usage": _usage(result.usage), "system_fingerprint": None}
+
+    async def frames(self, chunks: AsyncIterator[Any], call: Any,
+                     usage: Any) -> AsyncIterator[bytes]:
+        from ember._chunks import DONE, ChunkEncoder
+
+        encoder = ChunkEncoder(f"chatcmpl-{new_id()}", call.model, int(time.time()))
+        frame = encoder.choice
+
+        finishes: dict[int, str | None] = {}
+        tools: set[int] = set()
+        refused: set[int] = set()
+        yield frame(0, {"role": "assistant", "content": "", "refusal": None}, None)
+        opened = {0}
+        async for chunk in chunks:
+            index = chunk.index
+            if index not in opened:
+                opened.add(index)
+                yield frame(index, {"role": "assistant", "content": "", "refusal": None}, None)
+            delta: dict[str, Any] = {}
+            if chunk.text:
+                delta["content"] = chunk.text
+            refusal = getattr(chunk, "refusal", None)
+            if refusal:
+                refused.add(index)
+                delta["refusal"] = refusal
+            if chunk.tool_calls:
+                tools.add(index)
+                delta["tool_calls"] = [_delta_call(c) for c in chunk.tool_calls]
+            if delta or chunk.logprobs:
+                yield frame(index, delta, None, chunk.logprobs)
+            if chunk.finish_reason:
+                finishes[index] = chunk.finish_reason
+        for index in sorted(opened):
+            if finishes.get(index) == "content_filter" and index not in refused:
+                yield frame(index, {"refusal": REFUSED}, None)
+            yield frame(index, {}, _finish(finishes.get(index), index in tools))
+        if call.include_usage:
+            yield encoder.usage(_usage(usage()))
+        yield DONE
+
+    def error_frame(self, status: int, body: dict[str, Any]) -> bytes:
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+# -- <<< the chunk encoder ---------------------------------------------------------------------
 
 
 class _Body:
@@ -226,3 +307,13 @@ class _Body:
             await self.gen.aclose()
         finally:
             await self.cleanup()
+
+
+async def _close(stream: Any, iterator: Any, rid: str) -> None:
+    """End the upstream stream (idempotent) so that its usage is final."""
+    close = getattr(stream, "aclose", None) or getattr(iterator, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception as exc:  # the stream already ended or failed
+            logger.debug("gateway %s: closing the upstream stream: %r", rid, exc)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 from typing import Any
 
@@ -35,6 +36,48 @@ UPSTREAM: dict[str, tuple[int, str, str]] = {
     "connection": (502, "upstream_error", "The gateway could not reach the upstream model "
                    "provider."),
 }
+
+
+#: ``context["code"]`` of a ProviderAPIError (OpenAI's error codes) -> (status, type, message)
+CODES: dict[str, tuple[int, str, str]] = {
+    "context_length_exceeded": (400, "invalid_request_error", "The request is longer than the "
+                                "model's context window; shorten the messages or max_tokens."),
+    "content_filter": (400, "invalid_request_error", "The upstream model provider refused the "
+                       "request under its content policy."),
+    "content_policy_violation": (400, "invalid_request_error", "The upstream model provider "
+                                 "refused the request under its content policy."),
+    "rate_limit_exceeded": (429, "rate_limit_error", "The upstream model provider is rate "
+                            "limiting requests; retry after the delay in Retry-After."),
+    "insufficient_quota": (429, "insufficient_quota", "The upstream model provider's quota for "
+                           "this gateway is exhausted."),
+    "server_error": (502, "upstream_error", "The upstream model provider failed to answer."),
+    "overloaded": (503, "server_error", "The upstream model provider is overloaded; retry "
+                   "after the delay in Retry-After."),
+    "invalid_api_key": (502, "upstream_error", "The gateway could not authenticate with the "
+                        "upstream model provider."),
+    "model_not_found": (502, "upstream_error", "The upstream model provider does not serve the "
+                        "configured model."),
+}
+OVERLOADED = CODES["overloaded"]
+
+
+def _overloaded(context: dict[str, Any]) -> bool:
+    return context.get("status_code") in (503, 529) or context.get(
+        "provider_error_type") == "overloaded_error"
+
+
+def retry_headers(after: Any) -> dict[str, str]:
+    """``Retry-After`` (whole seconds, rounded up: never shorter than the upstream's) and
+    ``retry-after-ms`` (the OpenAI SDK prefers it) for a delay in seconds."""
+    try:
+        seconds = float(after)
+    except (TypeError, ValueError):
+        seconds = 1.0
+    if not math.isfinite(seconds) or seconds <= 0:
+        seconds = 1.0
+    seconds = min(seconds, 86400.0)
+    return {"retry-after": str(max(1, math.ceil(seconds))),
+            "retry-after-ms": str(max(1, math.ceil(seconds * 1000)))}
 
 
 _ids = itertools.count()
@@ -94,13 +137,22 @@ def classify(exc: BaseException, rid: str, secrets: list[str]) -> tuple[
     if isinstance(exc, ProviderAPIError):
         kind = context.get("error_type", "server")
         status, type_, message = UPSTREAM.get(kind, UPSTREAM["server"])
+        code: str = kind
+        known = CODES.get(str(context.get("code") or ""))
+        if known is not None:
+            status, type_, message = known
+            code = str(context["code"])
+        elif _overloaded(context):
+            status, type_, message = OVERLOADED
+            code = "overloaded"
         logger.warning("gateway %s: upstream %s error from %s (model %s, status %s): %s", rid,
-                       kind, context.get("provider"), context.get("model"),
+                       code, context.get("provider"), context.get("model"),
                        context.get("status_code"), redact(str(exc), secrets=secrets))
-        if kind == "rate_limit":
-            after = context.get("retry_after")
-            headers["retry-after"] = str(max(1, int(float(after)))) if after is not None else "1"
-        return status, error_body(message + suffix, type_, kind), headers
+        if status in (429, 503):
+            headers.update(retry_headers(context.get("retry_after")))
+        if code == "insufficient_quota":
+            headers["x-should-retry"] = "false"
+        return status, error_body(message + suffix, type_, code), headers
     if isinstance(exc, ModelProviderError):
         env = context.get("env_vars")
         logger.error("gateway %s: model configuration: %s", rid,

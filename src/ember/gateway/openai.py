@@ -3,7 +3,12 @@
 Serves ``POST {prefix}/chat/completions`` (plain and streaming, tools, ``n``, usage
 with cost), ``POST {prefix}/embeddings`` and ``GET {prefix}/models`` /
 ``{prefix}/models/{id}`` in OpenAI's wire format, so the official OpenAI SDK works
-against the app with ``base_url="http://host:port/v1"``.
+against the app with ``base_url="http://host:port/v1"``; and, through the same pipeline,
+``{prefix}/messages`` (Anthropic, :mod:`ember.gateway.messages`), ``{prefix}/responses``
+(:mod:`ember.gateway.responses`, stored in ``response_store``) and ``{prefix}/completions``
+(:mod:`ember.gateway.completions`).  Fields OpenAI-family upstreams take pass unchanged;
+for translated providers what cannot be honoured is a 400, or with ``drop_params=True``
+left out and named in ``x-ember-dropped-params``.
 
 ``models`` is a model id, a list of ids, a ``ModelRouter`` (any requested name is
 routed), or a dict of public names to a model id, a list of ids (a fallback
@@ -31,21 +36,17 @@ import os
 import sys
 from array import array
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
-from ember.gateway._chat import _complete, _GatewayStream, _stream
+from ember.gateway._chat import ChatEndpoint, _complete, _GatewayStream, _stream
+from ember.gateway._endpoint import EndpointError, provider_params, reshape
 from ember.gateway.errors import error_response, openai_error, request_id
 from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.gateway")
-
-#: Request fields that are the provider's business (mapped by its PARAMS table).
-_FORWARD = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stop",
-            "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
-            "seed", "user", "tools", "tool_choice", "parallel_tool_calls", "response_format",
-            "reasoning_effort")
 
 __all__ = ["mount_openai", "openai_error"]
 
@@ -63,10 +64,11 @@ def _msgspec() -> Any:
 class _Target:
     """One public model name: a model id (through the registry) or a router."""
 
-    __slots__ = ("model_id", "name", "router")
+    __slots__ = ("_providers", "model_id", "name", "router")
 
     def __init__(self, name: str, target: Any) -> None:
         self.name = name
+        self._providers: list[Any] | None = None
         self.router = None
         self.model_id: str | None = None
         if isinstance(target, str) and target:
@@ -81,6 +83,26 @@ class _Target:
         else:
             raise ValueError(f"mount_openai: model {name!r} must map to a model id, a non-empty "
                              f"list of ids or a ModelRouter, got {target!r}")
+
+    def providers(self) -> list[Any]:
+        """The provider of each model (for the parameters each one takes)."""
+        if self._providers is not None:
+            return self._providers
+        from ember.models.api import default_registry
+
+        out: list[Any] = []
+        complete = True
+        for model in self.ids():
+            try:
+                provider = default_registry().get_model(model).provider
+            except Exception:  # NOTE: the call itself raises the configuration error
+                complete = False
+                continue
+            if all(p is not provider for p in out):
+                out.append(provider)
+        if complete:  # PERF: bindings do not change once made
+            self._providers = out
+        return out
 
     def ids(self) -> list[str]:
         return [self.model_id] if self.model_id else list(getattr(self.router, "models", []))
@@ -173,7 +195,8 @@ def _is_loopback(host: str) -> bool:
 def mount_openai(app: Any, models: Any, prefix: str = "/v1",
                  api_keys: list[str] | Mapping[str, str] | None = None, *,
                  allow_unauthenticated: bool = False, budget: Any = None,
-                 budget_store: Any = None, max_in_flight: int | None = 256) -> None:
+                 budget_store: Any = None, max_in_flight: int | None = 256,
+                 drop_params: bool = False, response_store: Any = None) -> None:
     """Register the OpenAI-compatible routes on ``app`` (see the module docstring).
 
     Raises ``ValueError`` for a malformed configuration; at server start, raises
@@ -185,6 +208,8 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
     if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(
             max_in_flight, int) or max_in_flight < 1):
         raise ValueError(f"max_in_flight must be a positive int or None, got {max_in_flight!r}")
+    if not isinstance(drop_params, bool):
+        raise ValueError(f"drop_params must be True or False, got {drop_params!r}")
     msgspec = _msgspec()
     from ember.gateway import numbers, schemas
 
@@ -198,6 +223,7 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
     elif budget_store is not None:
         raise ValueError("budget_store= needs budget=")
     gateway_secrets = [k.decode() for k in keys.values()]
+    chat_endpoint = ChatEndpoint()
     in_flight = 0
 
     def secrets() -> list[str]:
@@ -230,18 +256,17 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
 
     app.on_shutdown(close_clients)
 
-    def authenticate(request: Any, rid: str) -> str | Response:
+    def authenticate(request: Any, rid: str, endpoint: Any = None) -> str | Response:
         """The key's name, or a 401."""
         if not keys:
             return "anonymous"
-        auth = request.headers.get("authorization") or ""
-        scheme, _, token = auth.partition(" ")
-        given = token.strip().encode("utf-8", "surrogateescape")
+        token = (endpoint or chat_endpoint).credentials(request)
+        given = (token or "").encode("utf-8", "surrogateescape")
         found = None
         for name, key in keys.items():  # NOTE: compare with every key (constant time)
             if hmac.compare_digest(given, key):
                 found = name
-        if scheme.lower() == "bearer" and found is not None:
+        if token is not None and found is not None:
             return found
         return openai_error(401, "Incorrect API key provided.", code="invalid_api_key",
                             headers={"www-authenticate": 'Bearer realm="openai"'}, rid=rid)
@@ -314,46 +339,56 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
                                 headers={"retry-after": "1"}, rid=rid)
         return None
 
-    async def chat_completions(request: Any) -> Response:
+    async def serve(request: Any, endpoint: Any) -> Response:
+        """The one pipeline of every chat-like endpoint: capacity, key, body, admission,
+        parameters, the call (budget settled), errors in ``endpoint``'s shape."""
         nonlocal in_flight
         rid = request_id(request)
         refused = busy(rid)
         if refused is not None:
-            return refused
+            return reshape(endpoint, refused)
         in_flight += 1
         streaming = False
         try:
-            prepared = await prepare(request, rid, schemas.ChatCompletionRequest)
+            prepared = await prepare(request, rid, endpoint.schema, endpoint)
             if isinstance(prepared, Response):
-                return prepared
+                return reshape(endpoint, prepared)
             body, spec, key, target = prepared
-            if spec.store:
-                return openai_error(400, "This gateway does not store completions.",
-                                    param="store", code="unsupported_parameter", rid=rid)
-            params = {k: body[k] for k in _FORWARD if body.get(k) is not None}
-            messages = body["messages"]
-            if spec.stream:
-                include_usage = bool(spec.stream_options and spec.stream_options.include_usage)
-                response = await _stream(target, spec.model, messages, params, include_usage,
-                                         rid, key, settle, secrets, release)
+            call = await endpoint.to_chat(body, spec, key)
+            call.params, dropped = provider_params(target.providers(), call, drop_params)
+            headers = {"x-ember-dropped-params": ",".join(dropped)} if dropped else None
+            if dropped:
+                logger.warning("gateway %s: dropped parameters %s (drop_params=True)", rid,
+                               ",".join(dropped))
+            if call.stream:
+                response = await _stream(target, endpoint, call, rid, key, settle, secrets,
+                                         release, headers)
                 streaming = isinstance(response, _GatewayStream)
-                return response
-            return await _complete(target, spec.model, messages, params, rid, key, settle,
-                                   secrets)
+                return reshape(endpoint, response)
+            return reshape(endpoint, await _complete(target, endpoint, call, rid, key, settle,
+                                                     secrets, headers))
+        except EndpointError as exc:
+            return reshape(endpoint, openai_error(
+                exc.status, exc.message, "server_error" if exc.status >= 500 else
+                "invalid_request_error", exc.code, exc.param,
+                {"retry-after": "1"} if exc.status == 503 else None, rid))
         except Exception as exc:  # NOTE: never a bare 500: OpenAI's shape, details logged
-            return error_response(exc, rid, secrets())
+            return reshape(endpoint, error_response(exc, rid, secrets()))
         finally:
             if not streaming:
                 in_flight -= 1
+
+    async def chat_completions(request: Any) -> Response:
+        return await serve(request, chat_endpoint)
 
     def release() -> None:
         nonlocal in_flight
         in_flight -= 1
 
-    async def prepare(request: Any, rid: str, schema: Any) -> Any:
+    async def prepare(request: Any, rid: str, schema: Any, endpoint: Any = None) -> Any:
         """Authenticate, validate ``schema`` and admit: ``(body, spec, key, target)`` or
         the error response to send."""
-        key = authenticate(request, rid)
+        key = authenticate(request, rid, endpoint)
         if isinstance(key, Response):
             return key
         decoded = await decode(request, schema, rid)
@@ -408,6 +443,17 @@ def mount_openai(app: Any, models: Any, prefix: str = "/v1",
 
     app.add_route(f"{prefix}/chat/completions", chat_completions, ["POST"],
                   name="openai_chat_completions", openapi_extra=schemas.CHAT_COMPLETIONS_OPENAPI)
+    # -- the other client vocabularies (issue #22): the same pipeline, their translators
+    gateway = SimpleNamespace(serve=serve, authenticate=authenticate, decode=decode,
+                              target_for=target_for, secrets=secrets,
+                              response_store=response_store)
+    from ember.gateway import completions as _completions
+    from ember.gateway import messages as _messages
+    from ember.gateway import responses as _responses
+
+    _messages.register(app, prefix, gateway)
+    _responses.register(app, prefix, gateway)
+    _completions.register(app, prefix, gateway)
     app.add_route(f"{prefix}/embeddings", embeddings, ["POST"], name="openai_embeddings",
                   openapi_extra=schemas.EMBEDDINGS_OPENAPI)
     app.add_route(f"{prefix}/models", list_models, ["GET"], name="openai_models",

@@ -4,8 +4,8 @@ The fields follow OpenAI's published API reference (openai-openapi,
 ``CreateChatCompletionRequest`` and ``CreateEmbeddingRequest``) for what the gateway
 accepts; a request that does not fit is a 400 in OpenAI's error shape whose ``param``
 names the field (``max_tokens``, ``messages[0].content``).  Unknown top-level fields
-are refused, as OpenAI does ("Unrecognized request argument"), rather than silently
-dropped.  :data:`CHAT_COMPLETIONS_OPENAPI` / :data:`EMBEDDINGS_OPENAPI` describe the
+are not refused here: they pass unchanged to OpenAI-family upstreams and are translated
+or refused (400 naming them) for the others, see :func:`ember.models.params.for_provider`.  :data:`CHAT_COMPLETIONS_OPENAPI` / :data:`EMBEDDINGS_OPENAPI` describe the
 routes (request body and error responses) for the OpenAPI document.
 """
 
@@ -148,10 +148,19 @@ class JSONSchemaFormat(_Base, tag_field="type", tag="json_schema"):
 
 class StreamOptions(_Base):
     include_usage: bool | None = None
+    include_obfuscation: bool | None = None
 
 
-class ChatCompletionRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
-    """``POST /v1/chat/completions`` (the fields the gateway accepts)."""
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+
+
+class ChatCompletionRequest(Struct, omit_defaults=True, forbid_unknown_fields=False):
+    """``POST /v1/chat/completions`` (the fields the gateway checks).
+
+    NOTE: other top-level fields are not refused here: they pass unchanged to
+    OpenAI-family upstreams (forward compatibility) and are translated or refused per
+    provider (``ember.models.params.for_provider``).
+    """
 
     model: Annotated[str, Meta(min_length=1)]
     messages: Annotated[list[Message], Meta(min_length=1)]
@@ -174,10 +183,17 @@ class ChatCompletionRequest(Struct, omit_defaults=True, forbid_unknown_fields=Tr
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: TextFormat | JSONObjectFormat | JSONSchemaFormat | None = None
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
-    # NOTE: accepted and not forwarded: the gateway stores nothing (store=true is refused).
+    reasoning_effort: Effort | None = None
     store: bool | None = None
     metadata: dict[str, str] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    modalities: list[Literal["text", "audio"]] | None = None
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
 
 
 class EmbeddingRequest(Struct, omit_defaults=True, forbid_unknown_fields=True):
@@ -253,26 +269,47 @@ def request_schema(type_: Any) -> dict[str, Any]:
 _ERRORS = {
     400: "Invalid request (error.param names the field)",
     401: "Missing or wrong API key",
-    404: "Unknown model",
+    404: "Unknown model (or stored response)",
     429: "Rate limited upstream or budget exhausted (Retry-After)",
     500: "Model configuration incomplete",
     502: "Upstream failure",
-    503: "Gateway at capacity (Retry-After)",
+    503: "Gateway at capacity, upstream overloaded or store down (Retry-After)",
     504: "Upstream timeout",
 }
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    error = {"content": {"application/json": {"schema": ERROR_SCHEMA}}}
+#: Anthropic's error shape (``{prefix}/messages``).
+ANTHROPIC_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "error"],
+    "properties": {"type": {"const": "error"}, "error": {
+        "type": "object", "required": ["type", "message"],
+        "properties": {"type": {"type": "string"}, "message": {"type": "string"}}}},
+}
+
+
+def _errors(*codes: int, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": schema or ERROR_SCHEMA}}}
     return {str(code): {"description": _ERRORS[code], **error} for code in codes}
 
 
-def _openapi(type_: Any, ok: str) -> dict[str, Any]:
+def _openapi(type_: Any, ok: str, error_schema: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
     return {
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": request_schema(type_)}}},
-        "responses": {"200": {"description": ok}, **_errors(*_ERRORS)},
+        "responses": {"200": {"description": ok}, **_errors(*_ERRORS, schema=error_schema)},
     }
+
+
+def openapi_for(type_: Any, ok: str, error_schema: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """``openapi_extra`` for a gateway route whose body is ``type_`` (a msgspec Struct);
+    errors in OpenAI's shape unless ``error_schema`` says otherwise."""
+    return _openapi(type_, ok, error_schema)
+
+
+#: ``openapi_extra`` for ``GET``/``DELETE {prefix}/responses/{id}``.
+STORED_RESPONSE_OPENAPI = {"responses": _errors(401, 404, 503)}
 
 
 #: ``openapi_extra`` for ``POST {prefix}/chat/completions`` (request body + error responses).

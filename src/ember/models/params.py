@@ -135,3 +135,164 @@ THINKING_BUDGET = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
 def stop_list(value: Any) -> list[str]:
     """``stop`` as a list of strings."""
     return [value] if isinstance(value, str) else list(value)
+
+
+# -- the gateway's newer OpenAI request fields (issue #22) ----------------------------------
+#: ``reasoning_effort`` values OpenAI accepts.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+THINKING_BUDGET["xhigh"] = 8192
+
+#: Providers whose tables are OpenAI's own vocabulary take any field unchanged.
+_SAME_AS_OPENAI = frozenset(OPENAI_PARAMS)
+
+Extra = Callable[[Any], dict[str, Any]]
+
+
+class _Refuse(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _drop(value: Any) -> dict[str, Any]:
+    return {}
+
+
+def _refuse_with(reason: str) -> Extra:
+    def rule(value: Any) -> dict[str, Any]:
+        raise _Refuse(reason)
+
+    return rule
+
+
+def _default_only(default: Any, reason: str) -> Extra:
+    """The default value has no effect (dropped); any other is refused."""
+
+    def rule(value: Any) -> dict[str, Any]:
+        if value == default or value is False or value is None:
+            return {}
+        raise _Refuse(reason)
+
+    return rule
+
+
+def _text_only(value: Any) -> dict[str, Any]:
+    if isinstance(value, list) and all(v == "text" for v in value):
+        return {}
+    raise _Refuse("it answers with text only")
+
+
+def _anthropic_tier(value: Any) -> dict[str, Any]:
+    tier = {"auto": "auto", "default": "standard_only"}.get(value)
+    if tier is None:
+        raise _Refuse("its service tiers are auto and standard_only (OpenAI's auto, default)")
+    return {"service_tier": tier}
+
+
+def _as_user(value: Any) -> dict[str, Any]:
+    return {"user": value}
+
+
+#: OpenAI request fields outside :data:`OPENAI_PARAMS` -> per translated provider, what
+#: they become (a dict of parameters to send, ``{}`` = dropped because the answer does not
+#: depend on it) or a refusal.  OpenAI-family providers take them all unchanged.
+EXTRA_FIELDS: dict[str, dict[str, Extra]] = {
+    # a caching hint / tags for stored completions / abuse monitoring: never the answer
+    "prompt_cache_key": {"*": _drop},
+    "metadata": {"*": _drop},
+    "prediction": {"*": _drop},      # NOTE: a latency hint; the answer is the same
+    "safety_identifier": {"anthropic": _as_user, "*": _drop},
+    "service_tier": {"anthropic": _anthropic_tier,
+                     "*": _default_only("auto", "it has no service tiers")},
+    "store": {"*": _default_only(False, "it does not store completions")},
+    "verbosity": {"*": _default_only("medium", "it has no verbosity setting")},
+    "modalities": {"*": _text_only},
+    "audio": {"*": _refuse_with("it does not answer with audio")},
+    "web_search_options": {"*": _refuse_with("web search is not a chat parameter there")},
+    # not OpenAI's: the Messages API's (``/v1/messages``); provider-native where it exists
+    "top_k": {"anthropic": lambda v: {"top_k": v}, "google": lambda v: {"top_k": v},
+              "*": _refuse_with("it has no top_k sampling")},
+}
+#: Fields in :data:`EXTRA_FIELDS` that are not OpenAI's: OpenAI itself refuses them too
+#: (sent unchanged they would be an upstream 400); OpenAI-compatible servers get them.
+NOT_OPENAI = frozenset(("top_k",))
+
+#: ``reasoning_effort`` spellings a provider's table does not know -> its equivalent
+#: (``None``: the parameter is not sent, which is the provider's "no reasoning").
+EFFORT_ALIASES: dict[str, dict[str, str | None]] = {
+    "anthropic": {"none": None},
+    "google": {"none": "minimal"},   # NOTE: google maps minimal to thinkingBudget 0
+}
+
+
+_FAMILY: dict[int, tuple[Any, bool]] = {}
+
+
+def openai_family(provider: Any) -> bool:
+    """True when ``provider`` speaks OpenAI's vocabulary (every parameter passes)."""
+    table = getattr(provider, "PARAMS", None)
+    known = _FAMILY.get(id(table))
+    if known is not None and known[0] is table:  # PERF: once per table
+        return known[1]
+    family = isinstance(table, Mapping) and all(
+        table.get(name, PASS) == PASS for name in _SAME_AS_OPENAI)
+    if table is not None:
+        _FAMILY[id(table)] = (table, family)
+    return family
+
+
+def for_provider(provider: Any, params: dict[str, Any], extras: dict[str, Any],
+                 drop: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """One request's parameters for ``provider``: ``(params to send, names dropped)``.
+
+    ``params`` are OpenAI parameters (:data:`OPENAI_PARAMS`), ``extras`` the request's
+    other fields.  OpenAI-family providers get both unchanged (forward compatibility).
+    Others get each extra translated (:data:`EXTRA_FIELDS`) or refused, and every
+    parameter their table refuses raises :class:`UnsupportedParameterError` — unless
+    ``drop``, then it is left out and named in the second item.
+    """
+    name = str(getattr(provider, "name", "provider"))
+    if openai_family(provider):
+        out = {**params, **extras} if extras else params
+        if not extras:
+            return out, []
+        # NOTE: OpenAI's own API has no such field; compatible servers (vLLM, ...) may
+        foreign = [f for f in NOT_OPENAI if f in extras] if name == "openai" else []
+        if foreign and not drop:
+            raise UnsupportedParameterError(name, foreign[0], "it has no such parameter")
+        for field in foreign:
+            del out[field]
+        return out, foreign
+    out = dict(params)
+    dropped: list[str] = []
+    effort = out.get("reasoning_effort")
+    alias = EFFORT_ALIASES.get(name, {})
+    if effort in alias:
+        if alias[effort] is None:
+            del out["reasoning_effort"]
+        else:
+            out["reasoning_effort"] = alias[effort]
+    for field, value in extras.items():
+        rules = EXTRA_FIELDS.get(field)
+        rule = (rules.get(name) or rules.get("*")) if rules else None
+        try:
+            if rule is None:
+                raise _Refuse("it is not a parameter this gateway can translate")
+            for key, translated in rule(value).items():
+                out.setdefault(key, translated)
+        except _Refuse as exc:
+            if not drop:
+                raise UnsupportedParameterError(name, field, exc.reason) from None
+            dropped.append(field)
+    table = getattr(provider, "PARAMS", None)
+    if drop and isinstance(table, Mapping):
+        while True:  # NOTE: a dry run of the table finds what it refuses
+            try:
+                apply(name, table, dict(out), {})
+                break
+            except UnsupportedParameterError as exc:
+                param = exc.context.get("param")
+                if param not in out:
+                    raise
+                del out[param]
+                dropped.append(param)
+    return out, dropped

@@ -193,6 +193,8 @@ class StreamChunk:
     index: int = 0
     """The choice this chunk belongs to (``n > 1``); 0 otherwise."""
     logprobs: Any = None
+    refusal: str | None = None
+    """A piece of the assistant's refusal (OpenAI ``delta.refusal``)."""
 
     def __str__(self) -> str:
         return self.text

@@ -233,11 +233,12 @@ class OpenAIStreamParser(StreamParser):
             text = delta.get("content") or ""
             finish = finish_reason(self.provider.vocabulary, choice.get("finish_reason"))
             logprobs = choice.get("logprobs")
+            refusal = delta.get("refusal") or None
             if finish:
                 self.finished = True
-            if text or deltas or finish or logprobs:
+            if text or deltas or finish or logprobs or refusal:
                 chunks.append(StreamChunk(text=text, finish_reason=finish, tool_calls=deltas,
-                                          index=index, logprobs=logprobs))
+                                          index=index, logprobs=logprobs, refusal=refusal))
         usage = openai_usage(frame.get("usage"))
         if usage is not None:
             chunks.append(StreamChunk(usage=usage))
