@@ -15,6 +15,13 @@ Cookie flags: ``HttpOnly`` always; ``SameSite=Lax`` by default; ``Secure`` when 
 request arrived over TLS or through a trusted proxy that said https
 (``https_only=None``, the default), always (``True``) or never (``False``);
 ``SameSite=None`` needs ``https_only=True`` (browsers drop it otherwise).
+
+When the store is down or hung (Redis killed or stopped): a request without a session
+cookie never touches the store; one with a cookie waits at most ``timeout`` seconds,
+then gets **503 with Retry-After** — or, with ``fail_open=True``, continues with an empty
+anonymous session that is not saved (``request.session.unavailable`` is True).  Health
+probes never run this middleware (``app.add_health``).  docs/deployment.md has the
+failure policy of every shared-state feature.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ class Session(dict):  # type: ignore[type-arg]
         self.cleared = False
         #: regenerate() was called: save under a new id, delete the old one
         self.renew = False
+        #: the store could not be reached and the middleware fails open: not saved
+        self.unavailable = False
 
     def regenerate(self) -> None:
         """Give this session a new id (same data) and delete the old one from the store.
@@ -126,12 +135,13 @@ class RedisSessionStore:
     """
 
     def __init__(self, url: str = "redis://localhost:6379", prefix: str = "ember:session:",
-                 timeout: float = 2.0):
+                 timeout: float = 0.5):
         from ember.cache.redis_cache import check_redis_url
+        from ember.outages import check_timeout
 
         self.url = check_redis_url(url)
         self.prefix = prefix
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout, "RedisSessionStore timeout")
         self._clients: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = \
             weakref.WeakKeyDictionary()
 
@@ -164,6 +174,10 @@ class RedisSessionStore:
         """Forget ``sid``."""
         await self._call("delete", self.prefix + sid)
 
+    async def ping(self) -> None:
+        """Raise unless Redis answers within ``timeout`` (readiness checks)."""
+        await self._call("ping")
+
     async def close(self) -> None:
         """Close this loop's connections (idempotent)."""
         entry = self._clients.pop(asyncio.get_running_loop(), None)
@@ -176,14 +190,19 @@ class RedisSessionStore:
         return f"RedisSessionStore({redact_url(self.url)!r})"
 
 
+#: what a failed store call returns when the middleware fails open
+_UNAVAILABLE: Any = object()
+
+
 class SessionMiddleware:
     """Loads ``request.session`` before the handler and saves it after.
 
     ``secret_key`` (at least 16 characters) signs the cookie; ``store`` defaults to a
     :class:`MemorySessionStore`; ``https_only`` None (default) sets ``Secure`` on
     requests that came over https, True always, False never; ``same_site`` is
-    ``"lax"`` (default), ``"strict"`` or ``"none"`` (which needs ``https_only=True``).
-    Raises :class:`~ember.exceptions.ConfigError` for a bad combination.
+    ``"lax"`` (default), ``"strict"`` or ``"none"`` (which needs ``https_only=True``);
+    ``timeout`` bounds each store call (seconds); ``fail_open`` continues anonymous
+    instead of answering 503 when the store is down (see the module doc).  Raises :class:`~ember.exceptions.ConfigError` for a bad combination.
     """
 
     #: the header the session id arrives in (route caches bypass requests carrying it)
@@ -192,7 +211,7 @@ class SessionMiddleware:
     def __init__(self, secret_key: str, *, cookie_name: str = "ember_session",
                  max_age: int = 14 * 24 * 3600, store: Any = None,
                  https_only: bool | None = None, same_site: str = "lax",
-                 path: str = "/") -> None:
+                 path: str = "/", timeout: float = 1.0, fail_open: bool = False) -> None:
         if not isinstance(secret_key, str) or len(secret_key) < 16:
             raise ConfigError("SessionMiddleware needs a secret_key of at least 16 characters "
                               "(e.g. secrets.token_urlsafe(32))")
@@ -204,6 +223,13 @@ class SessionMiddleware:
         if same_site.lower() == "none" and https_only is not True:
             raise ConfigError("same_site='none' needs https_only=True: browsers refuse "
                               "SameSite=None cookies without Secure")
+        from ember.outages import Outage, check_timeout
+
+        if not isinstance(fail_open, bool):
+            raise ConfigError(f"fail_open must be True or False, got {fail_open!r}")
+        self.timeout = check_timeout(timeout, "SessionMiddleware timeout")
+        self.fail_open = fail_open
+        self._outage = Outage("the session store")
         self._key = secret_key.encode()
         self.cookie_name = cookie_name
         self.max_age = int(max_age)
@@ -235,18 +261,31 @@ class SessionMiddleware:
 
         return is_secure(request)
 
+    async def _store(self, op: str, *args: Any) -> Any:
+        """One store call under the failure policy (ember.outages)."""
+        from ember.outages import _FALLBACK, guard
+
+        return await guard(getattr(self.store, op)(*args), timeout=self.timeout,
+                           outage=self._outage, op=op,
+                           fallback=_UNAVAILABLE if self.fail_open else _FALLBACK)
+
     async def __call__(self, request: Any, call_next: Any) -> Any:
         raw = request.cookies.get(self.cookie_name)
         sid = self._unsign(raw) if raw else None
-        data = await self.store.load(sid) if sid else None
-        session = Session(data, sid if data is not None else None)
+        # NOTE: no valid signed cookie: nothing to load, the store is never asked
+        data = await self._store("load", sid) if sid else None
+        if data is _UNAVAILABLE:
+            session = Session(None, None)
+            session.unavailable = True
+        else:
+            session = Session(data, sid if data is not None else None)
         request._session = session
         response = await call_next(request)
-        if session.modified:
+        if session.modified and not session.unavailable:
             old = session.sid
             if not session:
                 if old:
-                    await self.store.delete(old)
+                    await self._store("delete", old)
                 response.delete_cookie(self.cookie_name, path=self.path)
             else:
                 # NOTE: session fixation: a regenerate() or data set after clear() never
@@ -254,10 +293,12 @@ class SessionMiddleware:
                 if old is None or session.renew or session.cleared:
                     sid = secrets.token_urlsafe(24)
                     if old is not None:
-                        await self.store.delete(old)
+                        await self._store("delete", old)
                 else:
                     sid = old
-                await self.store.save(sid, dict(session), self.max_age)
+                if await self._store("save", sid, dict(session), self.max_age) \
+                        is _UNAVAILABLE:
+                    return response  # NOTE: fail open: not saved, so no cookie for it
                 session.sid = sid
                 response.set_cookie(self.cookie_name, self._sign(sid), max_age=self.max_age,
                                     path=self.path, httponly=True,
