@@ -19,12 +19,12 @@ def _app(**kw: object) -> Ember:
                                "localhost"], **kw)  # type: ignore[arg-type]
 
     @app.get("/")
-    async def index(request):  # noqa: ANN001, ANN202
+    async def index(request):
         CALLS.append(request.url)
         return {"url": request.url}
 
     @app.middleware_
-    async def mw(request, call_next):  # noqa: ANN001, ANN202
+    async def mw(request, call_next):
         CALLS.append("middleware")
         return await call_next(request)
 
@@ -119,7 +119,7 @@ def test_websocket_on_a_refused_host_is_not_upgraded(serve) -> None:
     app = Ember(allowed_hosts=["ok.example"])
 
     @app.websocket("/ws")
-    async def ws(websocket):  # noqa: ANN001, ANN202
+    async def ws(websocket):
         await websocket.accept()
         await websocket.close()
 
