@@ -362,6 +362,13 @@ class Ember(RouteDecorators):
                     await _maybe_await(closer())
                 except Exception:
                     logger.warning("middleware %r failed to close cleanly", mw, exc_info=True)
+        store = getattr(self, "conversation_store", None)  # NOTE(hosts): its Redis client
+        if callable(getattr(store, "close", None)):
+            try:
+                await _maybe_await(store.close())
+            except Exception:
+                logger.warning("conversation store %r failed to close cleanly", store,
+                               exc_info=True)
         for fn in self._shutdown:
             try:
                 await _maybe_await(fn())
