@@ -9,7 +9,6 @@ import threading
 from typing import Any
 
 import httpx
-import pytest
 
 from ember import Ember
 from ember.db import Connection, Database, transactional
