@@ -8,8 +8,9 @@
   check: ``{"status": "ok"|"fail"|"draining", "checks": {"database": {"status": "ok",
   "ms": 1.2}, "redis-cache": {"status": "fail", "error": "TimeoutError: ..."}}}``.
   The checks are the app's own dependencies — the database pool (``app.add_database``),
-  each Redis/Memcached route cache, a Redis session store, a Redis conversation
-  store — plus ``checks=[...]``: async callables (raise to fail) or :class:`Check`.
+  a Redis session store, a Redis conversation store, and each Redis/Memcached route
+  cache (reported, but not failing readiness: caches fail open) — plus ``checks=[...]``:
+  async callables (raise to fail) or :class:`Check`.
 * When the worker receives SIGTERM, readiness answers ``503 {"status": "draining"}`` at
   once, while the server keeps serving for ``ServerLimits(shutdown_delay=...)`` seconds
   before it closes its listeners (docs/deployment.md: Kubernetes).
@@ -35,11 +36,14 @@ class Check:
     """One readiness check: ``await fn()`` must return within ``timeout`` seconds.
 
     ``fn`` raises (or returns False) to fail.  ``name`` is its key in the JSON report.
+    A failing check with ``critical=False`` is reported but keeps readiness 200 (the
+    route caches: they fail open, so the host still serves).
     """
 
-    __slots__ = ("fn", "name", "timeout")
+    __slots__ = ("critical", "fn", "name", "timeout")
 
-    def __init__(self, name: str, fn: Callable[[], Any], *, timeout: float | None = None) -> None:
+    def __init__(self, name: str, fn: Callable[[], Any], *, timeout: float | None = None,
+                 critical: bool = True) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"Check name must be a non-empty string, got {name!r}")
         if not callable(fn):
@@ -49,6 +53,7 @@ class Check:
         self.name = name
         self.fn = fn
         self.timeout = timeout
+        self.critical = bool(critical)
 
     def __repr__(self) -> str:
         return f"Check({self.name!r})"
@@ -84,7 +89,8 @@ class Health:
         for i, cache in enumerate(self.app._caches()):
             ping = getattr(cache, "_ping", None)
             if ping is not None and getattr(cache, "backend", "") != "cache":
-                found.append(Check(f"cache:{getattr(cache, 'backend', 'cache')}:{i}", ping))
+                found.append(Check(f"cache:{getattr(cache, 'backend', 'cache')}:{i}", ping,
+                                   critical=False))
         for mw in self.app.middleware:
             store = getattr(mw, "store", None)
             if callable(getattr(store, "ping", None)) and all(store is not s for s in seen):
@@ -106,8 +112,11 @@ class Health:
             raise
         except Exception as exc:
             error = "timed out" if isinstance(exc, TimeoutError) and not str(exc) else str(exc)
-            return {"status": "fail", "error": f"{type(exc).__name__}: {redact(error)}"[:300],
-                    "ms": _ms(started)}
+            failed = {"status": "fail", "error": f"{type(exc).__name__}: {redact(error)}"[:300],
+                      "ms": _ms(started)}
+            if not check.critical:
+                failed["critical"] = False
+            return failed
         return {"status": "ok", "ms": _ms(started)}
 
     async def readiness(self) -> Response:
@@ -118,7 +127,8 @@ class Health:
         checks = self.dependency_checks() + self.checks
         results = await asyncio.gather(*(self._run(c) for c in checks))
         report = {c.name: r for c, r in zip(checks, results, strict=True)}
-        ok = all(r["status"] == "ok" for r in results) and not self.draining
+        ok = all(r["status"] == "ok" or not c.critical
+                 for c, r in zip(checks, results, strict=True)) and not self.draining
         status = "ok" if ok else ("draining" if self.draining else "fail")
         return JSONResponse({"status": status, "checks": report}, 200 if ok else 503,
                             headers={"cache-control": "no-store"})

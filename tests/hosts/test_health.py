@@ -202,3 +202,20 @@ def test_second_sigterm_skips_the_delay(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_dead_cache_is_reported_but_keeps_readiness(serve: Any, closed_port: int) -> None:
+    app = Ember()
+
+    @app.get("/c", cache=RedisCache(url=f"redis://127.0.0.1:{closed_port}"))
+    async def c() -> str:
+        return "served uncached"
+
+    app.add_health()
+    base = serve(app)
+    ready = httpx.get(base + "/readyz")
+    assert ready.status_code == 200, ready.text
+    [(name, entry)] = ready.json()["checks"].items()
+    assert name.startswith("cache:") and entry["status"] == "fail"
+    assert entry["critical"] is False
+    assert httpx.get(base + "/c").text == "served uncached"
