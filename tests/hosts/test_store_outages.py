@@ -177,3 +177,44 @@ def test_bad_outage_options(options: dict[str, Any]) -> None:
         RedisConversationStore(**options)
     with pytest.raises(ConfigError):
         RedisConversationStore("http://nope")
+
+
+def test_lazy_sessions_never_touch_a_hung_store_unless_loaded(serve: Any,
+                                                              redis: PrivateRedis) -> None:
+    app = Ember()
+    app.add_middleware(SessionMiddleware("k" * 32, store=RedisSessionStore(redis.url),
+                                         lazy=True))
+
+    @app.get("/login")
+    async def login(request: Request) -> str:
+        session = await request.session.load()
+        session["user"] = "bob"
+        return "ok"
+
+    @app.get("/me")
+    async def me(request: Request) -> Any:
+        return {"user": (await request.session.load()).get("user")}
+
+    @app.get("/plain")
+    async def plain(request: Request) -> str:
+        return "plain"
+
+    @app.get("/early")
+    async def early(request: Request) -> str:
+        try:
+            request.session.get("user")
+        except RuntimeError as exc:
+            return str(exc)
+        return "no error"
+
+    base = serve(app)
+    with httpx.Client(base_url=base, timeout=GUARD) as c:
+        assert c.get("/login").status_code == 200
+        assert c.get("/me").json() == {"user": "bob"}
+        assert "await request.session.load()" in c.get("/early").text
+        redis.hang()
+        for _ in range(3):  # never asks the (stopped) store: no 503, no wait
+            assert c.get("/plain").text == "plain"
+        _expect_503(c.get("/me"))
+        redis.resume()
+        assert c.get("/me").json() == {"user": "bob"}
