@@ -148,6 +148,9 @@ def forwarded_scheme(peer: tuple[str, int] | None, headers: Headers, trusted: An
         values = headers.getall("x-forwarded-proto")
         proto = values[-1].split(",")[-1] if values else ""
     proto = proto.strip().lower()
+    # NOTE: Traefik sends ws/wss for WebSocket upgrades (uvicorn#2258); Ember's
+    # request.scheme is the HTTP one
+    proto = {"wss": "https", "ws": "http"}.get(proto, proto)
     return proto if proto in ("http", "https") else None
 
 

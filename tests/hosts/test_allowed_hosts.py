@@ -47,7 +47,10 @@ REFUSED = [b"evil.example", b"example.org", b"api.example.com.evil", b"10.0.0.5"
            b"api.example.com:", b"api.example.com:8a", b"::1", b"[::1", b"[::2]",
            b"api.example.com..", b"api example.com", b"", b"api.example.com/x",
            b"xn--80ak6aa92e.example.com.evil", b"*.example.org", b".example.org",
-           b"a.example.org:80:80"]
+           b"a.example.org:80:80",
+           # Starlette's IPv6 fix let "[::1]evil.example.org" match "*.example.org"
+           b"[::1]evil.example.org", b"[::1]:80evil.example.org", b"[::1].example.org",
+           b"a.example.org%2f", b"a..example.org"]
 
 
 @pytest.mark.parametrize("host", ALLOWED, ids=lambda h: h.decode("latin-1") or "empty")

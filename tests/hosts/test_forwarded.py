@@ -47,6 +47,14 @@ def test_trusted_proxy_sets_scheme_url_client_host(serve: Any, header: str,
     assert go.headers["location"] == "https://shop.example.com/view"
 
 
+def test_websocket_proto_from_traefik_counts(serve: Any) -> None:
+    base = serve(view_app(trusted_proxies=["127.0.0.1"]))
+    assert httpx.get(base + "/view", headers={"x-forwarded-proto": "wss"}).json()[
+        "scheme"] == "https"
+    assert httpx.get(base + "/view", headers={"x-forwarded-proto": "ws"}).json()[
+        "scheme"] == "http"
+
+
 def test_host_is_not_believed_unless_configured(serve: Any) -> None:
     base = serve(view_app(trusted_proxies=["127.0.0.1"]))
     r = httpx.get(base + "/view", headers=XFF)
