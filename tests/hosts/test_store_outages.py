@@ -218,3 +218,33 @@ def test_lazy_sessions_never_touch_a_hung_store_unless_loaded(serve: Any,
         _expect_503(c.get("/me"))
         redis.resume()
         assert c.get("/me").json() == {"user": "bob"}
+
+
+def test_a_stream_whose_conversation_cannot_be_saved_still_ends_cleanly(
+        serve: Any, redis: PrivateRedis) -> None:
+    import asyncio
+    import threading
+
+    release = threading.Event()
+    app = Ember()
+    app.conversation_store = RedisConversationStore(redis.url)
+
+    @app.ai_route("/stream", streaming=True)
+    async def stream(request: Request, context: ConversationContext) -> Any:
+        async def tokens() -> Any:
+            yield "one "
+            while not release.is_set():
+                await asyncio.sleep(0.01)
+            yield "two"
+        context.add_message("user", "hi")
+        return tokens()
+
+    base = serve(app)
+    with httpx.Client(timeout=GUARD) as c, c.stream("POST", base + "/stream", json={}) as r:
+        assert r.status_code == 200
+        chunks = r.iter_text()
+        first = next(chunks)
+        redis.kill()  # the save at the end of the stream fails
+        release.set()
+        text = first + "".join(chunks)  # no truncation error: the stream ended properly
+    assert "one" in text and "two" in text
