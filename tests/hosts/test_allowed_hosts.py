@@ -129,7 +129,8 @@ def test_websocket_on_a_refused_host_is_not_upgraded(serve) -> None:
     url = serve(app)
     req = (b"GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-    assert raw_exchange(url, req % b"evil.example").startswith(b"HTTP/1.1 400 ")
+    assert raw_exchange(url, req % b"evil.example", until_close=False, expect=1
+                        ).startswith(b"HTTP/1.1 400 ")
     assert raw_exchange(url, req % b"ok.example", until_close=False, timeout=1).startswith(
         b"HTTP/1.1 101 ")
 
