@@ -174,3 +174,15 @@ def test_one_warning_on_a_public_bind(caplog: pytest.LogCaptureFixture) -> None:
         assert not warn_if_open(Ember(), "localhost")
         assert not warn_if_open(Ember(allowed_hosts=["x.example"]), "0.0.0.0")
     assert len([r for r in caplog.records if "allowed_hosts=None" in r.message]) == 1
+
+
+def test_http2_authority_is_checked(serve) -> None:
+    import httpx
+
+    url = serve(_app(), http2=True)
+    with httpx.Client(http1=False, http2=True, timeout=10) as c:
+        ok = c.get(url + "/", headers={"host": "api.example.com"})
+        assert ok.http_version == "HTTP/2" and ok.status_code == 200
+        assert ok.json()["url"] == "http://api.example.com/"
+        assert c.get(url + "/", headers={"host": "evil.example"}).status_code == 400
+        assert c.get(url + "/livez", headers={"host": "evil.example"}).status_code == 200
