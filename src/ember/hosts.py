@@ -209,4 +209,6 @@ def _bad_host(values: list[str]) -> Any:
     else:
         shown = values[0] if len(values[0]) <= 100 else values[0][:100] + "..."
         detail = f"invalid Host header {shown!r}: not one of this server's allowed_hosts"
+        if values[0] == "testserver":
+            detail += "; in tests use app.test_client(base_url='http://<an allowed host>')"
     return JSONResponse({"detail": detail}, 400)

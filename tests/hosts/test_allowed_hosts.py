@@ -186,3 +186,12 @@ def test_http2_authority_is_checked(serve) -> None:
         assert ok.json()["url"] == "http://api.example.com/"
         assert c.get(url + "/", headers={"host": "evil.example"}).status_code == 400
         assert c.get(url + "/livez", headers={"host": "evil.example"}).status_code == 200
+
+
+def test_test_client_needs_an_allowed_base_url() -> None:
+    app = _app()
+    with app.test_client() as c:
+        r = c.get("/")
+        assert r.status_code == 400 and "base_url" in r.json()["detail"]
+    with app.test_client(base_url="https://api.example.com") as c:
+        assert c.get("/").json()["url"] == "https://api.example.com/"
