@@ -43,11 +43,14 @@ APP = textwrap.dedent('''
     app = Ember(trusted_proxies=[proxy], database=Database(pg, min_size=1, max_size=4,
                 acquire_timeout=2, connect_timeout=2),
                 server_limits=ServerLimits(shutdown_delay=2, keep_alive_timeout=5))
+    # NOTE: generous timeouts: on a loaded CI machine a 0.25 s Redis call may time out, and
+    # the bucket and cache then fail open by design (their own tests cover that)
     app.add_middleware(RateLimitMiddleware(
-        GlobalTokenBucket(redis, rate=0.001, capacity=int(limit)), key=lambda r: "all",
-        exclude_paths=["/x/*"]))
-    app.add_middleware(SessionMiddleware("s" * 32, store=RedisSessionStore(redis)))
-    app.conversation_store = RedisConversationStore(redis)
+        GlobalTokenBucket(redis, rate=0.001, capacity=int(limit), timeout=3),
+        key=lambda r: "all", exclude_paths=["/x/*"]))
+    app.add_middleware(SessionMiddleware("s" * 32, store=RedisSessionStore(redis, timeout=2),
+                                         timeout=2.5))
+    app.conversation_store = RedisConversationStore(redis, timeout=2)
     app.add_health()
 
     @app.get("/limited")
@@ -58,7 +61,7 @@ APP = textwrap.dedent('''
     async def who(request: Request):
         return {"host": name, "pid": os.getpid(), "client": request.client.host}
 
-    @app.get("/x/cached", cache=RedisCache(url=redis, ttl=60))
+    @app.get("/x/cached", cache=RedisCache(url=redis, ttl=60, timeout=3))
     async def cached():
         return {"host": name}
 
