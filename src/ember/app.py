@@ -27,6 +27,7 @@ from ember.exceptions import (
     HTTPException,
     RequestValidationError,
 )
+from ember.hosts import PROBE as _PROBE
 from ember.limits import ServerLimits
 from ember.responses import JSONResponse, PlainTextResponse, Response, to_response
 from ember.routes import Handler, Route, RouteDecorators, expand_path
@@ -42,7 +43,10 @@ class Ember(RouteDecorators):
     in 500 responses; ``trusted_proxies`` lists the addresses (or networks) whose
     forwarding header is believed, and ``forwarded_header`` which one
     (``"x-forwarded-for"``, ``"forwarded"`` or ``"x-real-ip"``; the others are
-    ignored, see :mod:`ember.proxies`); ``lifespan`` is an
+    ignored, see :mod:`ember.proxies`), ``forwarded_fields`` which of its parts
+    (``"for"``, ``"proto"``, ``"host"``; default ``("for", "proto")``);
+    ``allowed_hosts`` the ``Host`` names served (wildcards ``*.example.com``; others get
+    400 before routing; None: any, see :mod:`ember.hosts`); ``lifespan`` is an
     async context manager factory ``lifespan(app)`` run around the server.
     """
 
@@ -53,6 +57,8 @@ class Ember(RouteDecorators):
         debug: bool = False,
         trusted_proxies: list[str] | tuple[str, ...] | None = None,
         forwarded_header: str = "x-forwarded-for",
+        forwarded_fields: list[str] | tuple[str, ...] = ("for", "proto"),
+        allowed_hosts: list[str] | tuple[str, ...] | None = None,
         lifespan: Callable[[Ember], Any] | None = None,
         title: str = "Ember",
         version: str = "0.1.0",
@@ -65,12 +71,21 @@ class Ember(RouteDecorators):
             server_limits = ServerLimits()
         elif not isinstance(server_limits, ServerLimits):
             raise ConfigError(f"server_limits must be a ServerLimits, got {server_limits!r}")
-        from ember.proxies import check_forwarded_header, parse_trusted
+        from ember.hosts import compile_allowed_hosts
+        from ember.proxies import check_forwarded_fields, check_forwarded_header, parse_trusted
 
         self.server_limits = server_limits
         self.debug = bool(debug)
         self.trusted_proxies = parse_trusted(trusted_proxies)
         self.forwarded_header = check_forwarded_header(forwarded_header)
+        self.forwarded_fields = check_forwarded_fields(forwarded_fields)
+        self.allowed_hosts = compile_allowed_hosts(allowed_hosts)
+        # NOTE(hosts): the request gate (ember.hosts.RequestGate): proxies, probes, hosts
+        self._probe_routes: set[Route] = set()
+        self._host_exempt_routes: set[Route] = set()
+        self._health: Any = None
+        self._gate: Any = None
+        self._update_gate()
         self.lifespan = lifespan
         self.title = title
         self.version = version
@@ -247,9 +262,33 @@ class Ember(RouteDecorators):
         """
         from ember.mcp import add_mcp
 
-        return add_mcp(self, path=path, tools=tools, name=name or self.title,
-                       version=version or self.version, instructions=instructions,
-                       allowed_hosts=allowed_hosts, allowed_origins=allowed_origins, **options)
+        server = add_mcp(self, path=path, tools=tools, name=name or self.title,
+                         version=version or self.version, instructions=instructions,
+                         allowed_hosts=allowed_hosts, allowed_origins=allowed_origins,
+                         **options)
+        # NOTE(hosts): the MCP endpoint keeps its own stricter Host check (421, SPEC §6)
+        self._host_exempt_routes.update(r for r in self.routes if r.name == f"mcp:{path}")
+        return server
+
+    def _update_gate(self) -> None:
+        """(Re)build the request gate; None when there is nothing to do per request."""
+        from ember.hosts import RequestGate
+
+        needed = self.allowed_hosts is not None or self.trusted_proxies or self._probe_routes
+        self._gate = RequestGate(self) if needed else None
+
+    def add_health(self, liveness: str | None = "/livez", readiness: str | None = "/readyz",
+                   checks: list[Any] | None = None, *, timeout: float = 2.0,
+                   access_log: bool = False) -> Any:
+        """Serve liveness and readiness probes; see :mod:`ember.health` and docs/deployment.md.
+
+        ``checks``: async callables or ``Check(name, fn, timeout=...)`` run by readiness
+        besides the app's own dependencies (database pool, Redis caches and sessions).
+        """
+        from ember.health import add_health
+
+        return add_health(self, liveness=liveness, readiness=readiness, checks=checks,
+                          timeout=timeout, access_log=access_log)
 
     def _mcp(self) -> Any:
         server = getattr(self, "_mcp_server", None)
@@ -324,6 +363,13 @@ class Ember(RouteDecorators):
                     await _maybe_await(closer())
                 except Exception:
                     logger.warning("middleware %r failed to close cleanly", mw, exc_info=True)
+        store = getattr(self, "conversation_store", None)  # NOTE(hosts): its Redis client
+        if callable(getattr(store, "close", None)):
+            try:
+                await _maybe_await(store.close())
+            except Exception:
+                logger.warning("conversation store %r failed to close cleanly", store,
+                               exc_info=True)
         for fn in self._shutdown:
             try:
                 await _maybe_await(fn())
@@ -338,7 +384,14 @@ class Ember(RouteDecorators):
     def _connection_interface(self) -> tuple[Callable[[Any], Any], Callable[[Any], Any],
                                              Callable[[Any, bytes], bool]]:
         """``(resolve, dispatch, upgrade)``: all a connection needs of the app."""
+        if self._gate is not None:
+            # NOTE(hosts): a different dispatch, so the connection's fast path (which stands
+            # for Ember._handle exactly) never skips the gate
+            return self._resolve, self._handle_gated, self._upgrade_request
         return self._resolve, self._handle, self._upgrade_request
+
+    async def _handle_gated(self, req: Any) -> Response:
+        return await self._handle(req)
 
     def _resolve(self, req: Any) -> Any:
         """Route ``req`` once: its route (None on a miss, allowed methods remembered)."""
@@ -361,11 +414,19 @@ class Ember(RouteDecorators):
         route = req.route
         if route is None or not route.websocket or b"websocket" not in upgrade.lower():
             return False
+        gate = self._gate
+        if gate is not None and gate(req) is not None:
+            return False  # NOTE(hosts): refused host: _handle answers the 400
         from ember.websockets import handshake_error
 
         return handshake_error(req) is None
 
     async def _handle(self, req: Any) -> Response:
+        gate = self._gate
+        if gate is not None:  # NOTE(hosts): proxies, probes, allowed_hosts (ember.hosts)
+            early = gate(req)
+            if early is not None:
+                return await self._endpoint(req) if early is _PROBE else early
         stack = self._stack
         try:
             if stack is None:

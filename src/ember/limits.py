@@ -34,6 +34,9 @@ class ServerLimits:
     gets ``GOAWAY(ENHANCE_YOUR_CALM)`` (Rapid Reset, CVE-2023-44487).
     ``max_pending_control_frames``: control replies (PING/SETTINGS ACKs, RST_STREAM)
     queued while the peer does not read; past it the connection is closed.
+    ``shutdown_delay``: after SIGTERM, readiness (``app.add_health``) answers 503 at once
+    and the worker keeps accepting for this many seconds before it closes its listeners
+    and drains (0: close at once; a second SIGTERM skips the rest of the delay).
     """
 
     keep_alive_timeout: float = 5
@@ -53,8 +56,16 @@ class ServerLimits:
     http2_reset_burst: int = 1000
     http2_reset_rate: float = 33
     max_pending_control_frames: int = 1000
+    # NOTE: the lame-duck period: seconds a worker keeps accepting after SIGTERM (readiness
+    # answers 503 at once) before it closes its listeners and drains (docs/deployment.md)
+    shutdown_delay: float = 0
 
     def __post_init__(self) -> None:
+        delay = self.shutdown_delay
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) \
+                or not 0 <= delay <= 3600:
+            raise ConfigError(f"ServerLimits.shutdown_delay must be a number of seconds in "
+                              f"[0, 3600], got {delay!r}")
         _check_positive(self, "keep_alive_timeout", "header_timeout", "max_header_size",
                         "max_headers", "max_url_size", "graceful_timeout",
                         "http2_max_concurrent_streams", "http2_reset_burst", "http2_reset_rate",

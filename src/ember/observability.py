@@ -18,6 +18,10 @@ counters stay (totals never go down); its in-flight gauge is dropped; the
 directory is removed when the supervisor exits. Without prometheus_client
 (``pip install 'ember-api[metrics]'``) the numbers stay per worker, with a
 warning.
+
+Labels: ``Metrics(const_labels={"host": "web-1", "region": "eu"})`` adds those labels to
+every sample (several hosts scraped into one Prometheus); ``worker_label=True`` renders
+one series per worker process with a ``worker="<pid>"`` label instead of the sum.
 """
 
 from __future__ import annotations
@@ -75,17 +79,27 @@ class _SharedStore:
 
     def read_all(self) -> dict[str, float]:
         """Sum of every worker's values (live gauges of dead workers are gone)."""
+        total: dict[str, float] = {}
+        for values in self.read_per_worker().values():
+            for key, value in values.items():
+                total[key] = total.get(key, 0.0) + value
+        return total
+
+    def read_per_worker(self) -> dict[str, dict[str, float]]:
+        """Every worker's values, by pid (its counters and live gauges together)."""
         from prometheus_client.mmap_dict import MmapedDict
 
-        total: dict[str, float] = {}
+        out: dict[str, dict[str, float]] = {}
         for path in glob.glob(os.path.join(self.directory, "*.db")):
+            pid = os.path.basename(path)[:-3].removeprefix("live_")
             try:
                 values = MmapedDict.read_all_values_from_file(path)
-                for key, value, _ts, _pos in values:
-                    total[key] = total.get(key, 0.0) + value
             except (OSError, ValueError):  # a file removed or being created right now
                 continue
-        return total
+            mine = out.setdefault(pid, {})
+            for key, value, _ts, _pos in values:
+                mine[key] = mine.get(key, 0.0) + value
+        return out
 
 
 _store: _SharedStore | bool | None = None  # None: not looked up yet in this process
@@ -137,7 +151,15 @@ def _escape(value: str) -> str:
 class Metrics:
     """Counters and histograms kept per worker, rendered for Prometheus."""
 
-    def __init__(self, buckets: tuple[float, ...] = DEFAULT_BUCKETS, path: str = "/metrics"):
+    def __init__(self, buckets: tuple[float, ...] = DEFAULT_BUCKETS, path: str = "/metrics",
+                 *, const_labels: dict[str, str] | None = None,
+                 worker_label: bool = False) -> None:
+        self.const_labels = _check_labels(const_labels)
+        if not isinstance(worker_label, bool):
+            from ember.exceptions import ConfigError
+
+            raise ConfigError(f"worker_label must be True or False, got {worker_label!r}")
+        self.worker_label = worker_label
         self.buckets = tuple(sorted(buckets))
         self.path = path
         self._lock = threading.Lock()
@@ -220,7 +242,8 @@ class Metrics:
                 k = (key, model, kind)
                 self.key_usage[k] = self.key_usage.get(k, 0) + n
 
-    def _summed_over_workers(self, store: _SharedStore) -> tuple[Any, ...]:
+    def _summed_over_workers(self, store: _SharedStore,
+                             values: dict[str, float] | None = None) -> tuple[Any, ...]:
         requests: dict[tuple[str, str, int], int] = {}
         latency: dict[tuple[str, str], list[float]] = {}
         in_flight = 0
@@ -228,7 +251,7 @@ class Metrics:
         cost: dict[str, float] = {}
         key_usage: dict[tuple[str, str, str], float] = {}
         width = len(self.buckets)
-        for raw, value in store.read_all().items():
+        for raw, value in (store.read_all() if values is None else values).items():
             kind, ns, *rest = json.loads(raw)
             if ns != self.path:
                 continue
@@ -253,27 +276,36 @@ class Metrics:
         return requests, latency, in_flight, tokens, cost, key_usage
 
     def render(self) -> str:
-        """The Prometheus text exposition format (version 0.0.4), summed over workers."""
+        """The Prometheus text exposition format (version 0.0.4), summed over workers
+        (or one series per worker with ``worker_label=True``)."""
         store = _shared_store()
+        const = "".join(f'{k}="{_escape(v)}",' for k, v in self.const_labels.items())
         with self._lock:
-            if store is not None:
-                return self._format(*self._summed_over_workers(store))
-            return self._format(self.requests, self.latency, self.in_flight,
-                                self.model_tokens, self.model_cost, self.key_usage)
+            if store is not None and self.worker_label:
+                groups = [(f'{const}worker="{pid}",', self._summed_over_workers(store, values))
+                          for pid, values in sorted(store.read_per_worker().items())]
+            elif store is not None:
+                groups = [(const, self._summed_over_workers(store))]
+            else:
+                mine = f'worker="{os.getpid()}",' if self.worker_label else ""
+                groups = [(const + mine, (self.requests, self.latency, self.in_flight,
+                                          self.model_tokens, self.model_cost,
+                                          self.key_usage))]
+        return _merge([self._format(*data, extra=extra) for extra, data in groups])
 
     def _format(self, requests: dict[tuple[str, str, int], int],
                 latency: dict[tuple[str, str], list[float]], in_flight: int,
                 model_tokens: dict[tuple[str, str], int], model_cost: dict[str, float],
-                key_usage: dict[tuple[str, str, str], float]) -> str:
+                key_usage: dict[tuple[str, str, str], float], extra: str = "") -> str:
         out = ["# HELP ember_requests_total HTTP requests by method, route and status.",
                "# TYPE ember_requests_total counter"]
         for (method, route, status), n in sorted(requests.items()):
-            out.append(f'ember_requests_total{{method="{method}",route="{_escape(route)}",'
-                       f'status="{status}"}} {n}')
+            out.append(f'ember_requests_total{{{extra}method="{method}",'
+                       f'route="{_escape(route)}",status="{status}"}} {n}')
         out += ["# HELP ember_request_duration_seconds Request latency.",
                 "# TYPE ember_request_duration_seconds histogram"]
         for (method, route), hist in sorted(latency.items()):
-            labels = f'method="{method}",route="{_escape(route)}"'
+            labels = f'{extra}method="{method}",route="{_escape(route)}"'
             for bound, count in zip(self.buckets, hist, strict=False):
                 out.append(f'ember_request_duration_seconds_bucket{{{labels},le="{bound}"}} '
                            f"{int(count)}")
@@ -283,25 +315,27 @@ class Metrics:
             out.append(f"ember_request_duration_seconds_count{{{labels}}} {int(hist[-1])}")
         out += ["# HELP ember_requests_in_flight Requests being handled now.",
                 "# TYPE ember_requests_in_flight gauge",
-                f"ember_requests_in_flight {in_flight}",
+                f"ember_requests_in_flight{{{extra.rstrip(',')}}} {in_flight}"
+                if extra else f"ember_requests_in_flight {in_flight}",
                 "# HELP ember_model_tokens_total Model tokens by model and kind.",
                 "# TYPE ember_model_tokens_total counter"]
         for (model, kind), n in sorted(model_tokens.items()):
-            out.append(f'ember_model_tokens_total{{model="{_escape(model)}",kind="{kind}"}} '
-                       f"{n}")
+            out.append(f'ember_model_tokens_total{{{extra}model="{_escape(model)}",'
+                       f'kind="{kind}"}} {n}')
         out += ["# HELP ember_model_cost_usd_total Model cost in USD.",
                 "# TYPE ember_model_cost_usd_total counter"]
         for model, cost in sorted(model_cost.items()):
-            out.append(f'ember_model_cost_usd_total{{model="{_escape(model)}"}} {cost:.8f}')
+            out.append(f'ember_model_cost_usd_total{{{extra}model="{_escape(model)}"}} '
+                       f"{cost:.8f}")
         if key_usage:
             out += ["# HELP ember_gateway_key_tokens_total Gateway tokens by key and model.",
                     "# TYPE ember_gateway_key_tokens_total counter"]
-            out += [f'ember_gateway_key_tokens_total{{key="{_escape(k)}",model="'
+            out += [f'ember_gateway_key_tokens_total{{{extra}key="{_escape(k)}",model="'
                     f'{_escape(m)}",kind="{kind}"}} {int(n)}'
                     for (k, m, kind), n in sorted(key_usage.items()) if kind != "cost"]
             out += ["# HELP ember_gateway_key_cost_usd_total Gateway cost by key and model.",
                     "# TYPE ember_gateway_key_cost_usd_total counter"]
-            out += [f'ember_gateway_key_cost_usd_total{{key="{_escape(k)}",model="'
+            out += [f'ember_gateway_key_cost_usd_total{{{extra}key="{_escape(k)}",model="'
                     f'{_escape(m)}"}} {n:.8f}'
                     for (k, m, kind), n in sorted(key_usage.items()) if kind == "cost"]
         return "\n".join(out) + "\n"
@@ -314,6 +348,52 @@ class Metrics:
             return Response(self.render(), media_type="text/plain; version=0.0.4")
 
         app.add_route(self.path, metrics, ["GET"], name="metrics", include_in_schema=False)
+
+
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_RESERVED = frozenset(("method", "route", "status", "le", "model", "kind", "key", "worker"))
+
+
+def _check_labels(labels: Any) -> dict[str, str]:
+    """``const_labels`` checked: Prometheus label names, string values, none reserved."""
+    from ember.exceptions import ConfigError
+
+    if labels is None:
+        return {}
+    if not isinstance(labels, dict):
+        raise ConfigError(f"const_labels must be a dict of label name -> value, got {labels!r}")
+    for name, value in labels.items():
+        if not isinstance(name, str) or not _LABEL.fullmatch(name) or name.startswith("__"):
+            raise ConfigError(f"const_labels: {name!r} is not a Prometheus label name "
+                              "([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)")
+        if name in _RESERVED:
+            raise ConfigError(f"const_labels: {name!r} is used by Ember's own metrics; "
+                              "choose another name")
+        if not isinstance(value, str) or any(c in value for c in "\r\n\x00"):
+            raise ConfigError(f"const_labels[{name!r}] must be a one-line string, got {value!r}")
+    return dict(labels)
+
+
+def _merge(texts: list[str]) -> str:
+    """Several renderings of the same families as one: HELP/TYPE once, samples grouped."""
+    if len(texts) == 1:
+        return texts[0]
+    order: list[str] = []
+    samples: dict[str, list[str]] = {}
+    for text in texts:
+        family = ""
+        for line in text.splitlines():
+            if line.startswith("# HELP "):
+                family = line.split(" ", 3)[2]
+                if family not in samples:
+                    order.append(family)
+                    samples[family] = [line]
+            elif line.startswith("# TYPE "):
+                if line not in samples[family]:
+                    samples[family].append(line)
+            elif line:
+                samples[family].append(line)
+    return "\n".join(line for family in order for line in samples[family]) + "\n"
 
 
 # NOTE: every live Metrics instance; the model registry feeds them through

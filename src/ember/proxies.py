@@ -6,9 +6,18 @@ and then only **one** header is read — the one the proxy sets, chosen with
 ``Ember(forwarded_header=...)``:
 
 * ``"x-forwarded-for"`` (default): ``X-Forwarded-For``; the scheme from
-  ``X-Forwarded-Proto``;
-* ``"forwarded"``: RFC 7239 ``Forwarded: for=...;proto=...``;
-* ``"x-real-ip"``: ``X-Real-IP`` (one address); the scheme from ``X-Forwarded-Proto``.
+  ``X-Forwarded-Proto``, the host from ``X-Forwarded-Host``;
+* ``"forwarded"``: RFC 7239 ``Forwarded: for=...;proto=...;host=...``;
+* ``"x-real-ip"``: ``X-Real-IP`` (one address); the scheme from ``X-Forwarded-Proto``,
+  the host from ``X-Forwarded-Host``.
+
+Which parts are believed is ``Ember(forwarded_fields=...)``: ``("for", "proto")`` by
+default; add ``"host"`` only when the proxy always *sets* the host header it forwards
+(nginx: ``proxy_set_header X-Forwarded-Host $host;``) — a proxy that passes a client's
+``X-Forwarded-Host`` through would let every request choose its host.  For the proxy's
+requests :func:`apply_forwarded` (run by the app before routing) makes
+``request.scheme``, ``request.url``, ``request.client`` and the host the cache keys and
+``allowed_hosts`` use follow those values.
 
 The other headers are ignored even when present: a proxy that appends to
 ``X-Forwarded-For`` passes a client's own ``Forwarded: for=1.2.3.4`` through untouched,
@@ -31,6 +40,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: the headers ``forwarded_header`` may name
 FORWARDED_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
+#: what ``forwarded_fields`` may name, and its default
+FORWARDED_FIELDS = ("for", "proto", "host")
+DEFAULT_FORWARDED_FIELDS = ("for", "proto")
+
 
 def parse_trusted(proxies: Iterable[str] | None) -> tuple[Network, ...]:
     """Turn addresses / CIDRs into networks; a bad entry is a ValueError naming it."""
@@ -51,6 +64,20 @@ def check_forwarded_header(name: Any) -> str:
         raise ConfigError(f"forwarded_header must be one of {', '.join(FORWARDED_HEADERS)}; "
                           f"got {name!r}")
     return name.strip().lower()
+
+
+def check_forwarded_fields(fields: Any) -> frozenset[str]:
+    """``forwarded_fields`` as a set (a ConfigError names what is wrong)."""
+    if isinstance(fields, str) or not isinstance(fields, (list, tuple, set, frozenset)):
+        raise ConfigError(f"forwarded_fields must be a list drawn from {FORWARDED_FIELDS}, "
+                          f"e.g. ['for', 'proto'], got {fields!r}")
+    out = set()
+    for field in fields:
+        if not isinstance(field, str) or field.strip().lower() not in FORWARDED_FIELDS:
+            raise ConfigError(f"forwarded_fields: {field!r} is not one of "
+                              f"{', '.join(FORWARDED_FIELDS)}")
+        out.add(field.strip().lower())
+    return frozenset(out)
 
 
 def _is_trusted(host: str, trusted: tuple[Network, ...]) -> bool:
@@ -121,7 +148,71 @@ def forwarded_scheme(peer: tuple[str, int] | None, headers: Headers, trusted: An
         values = headers.getall("x-forwarded-proto")
         proto = values[-1].split(",")[-1] if values else ""
     proto = proto.strip().lower()
+    # NOTE: Traefik sends ws/wss for WebSocket upgrades (uvicorn#2258); Ember's
+    # request.scheme is the HTTP one
+    proto = {"wss": "https", "ws": "http"}.get(proto, proto)
     return proto if proto in ("http", "https") else None
+
+
+def forwarded_host(peer: tuple[str, int] | None, headers: Headers, trusted: Any,
+                   header: str = "x-forwarded-for") -> str | None:
+    """The host the trusted proxy in front of us was asked for, else None.
+
+    The value is only returned when it is a well-formed host (``ember.hosts.parse_host``);
+    garbage is ignored (the request keeps its own ``Host``).
+    """
+    if peer is None or not trusted or not _is_trusted(peer[0], trusted):
+        return None
+    if header == "forwarded":
+        elements = _forwarded_pairs(headers)
+        value = elements[-1].get("host", "") if elements else ""
+    else:
+        values = headers.getall("x-forwarded-host")
+        value = values[-1].split(",")[-1] if values else ""
+    value = value.strip()
+    from ember.hosts import parse_host
+
+    return value if value and parse_host(value) is not None else None
+
+
+def apply_forwarded(request: Any, app: Any) -> None:
+    """Make ``request``'s scheme, host and client follow its trusted proxy (if any).
+
+    Called once per request by the app before routing-dependent work; a request from an
+    untrusted peer is left as it arrived.  ``request.url`` is built from ``scheme`` and
+    ``_authority`` (which wins over ``Host``), so both follow.
+    """
+    peer = request._peer
+    trusted = app.trusted_proxies
+    if peer is None or not trusted or not _is_trusted(peer[0], trusted):
+        return
+    header = app.forwarded_header
+    fields = app.forwarded_fields
+    headers = request.headers
+    if "proto" in fields:
+        scheme = forwarded_scheme(peer, headers, trusted, header)
+        if scheme is not None:
+            request.scheme = scheme
+    if "host" in fields:
+        host = forwarded_host(peer, headers, trusted, header)
+        if host is not None:
+            # NOTE(seam): task #19's URL type is built from scheme + this authority
+            request._authority = host
+    if "for" not in fields:
+        request._client = Address(peer[0], peer[1])
+
+
+def request_host(request: Any) -> str:
+    """The host ``request`` addressed, normalised (lower case, no trailing dot): the
+    trusted proxy's forwarded host, else the absolute-form authority, else ``Host``."""
+    value = getattr(request, "_authority", None) or request.headers.get("host") or ""
+    from ember.hosts import parse_host
+
+    parsed = parse_host(value)
+    if parsed is None:
+        return value.strip().lower()
+    host, port = parsed
+    return host if port is None else f"{host}:{port}"
 
 
 def is_secure(request: Any) -> bool:
@@ -130,7 +221,7 @@ def is_secure(request: Any) -> bool:
         return True
     app = getattr(request, "app", None)
     trusted = getattr(app, "trusted_proxies", None)
-    if not trusted:
+    if not trusted or "proto" not in getattr(app, "forwarded_fields", ("proto",)):
         return False
     header = getattr(app, "forwarded_header", "x-forwarded-for")
     return forwarded_scheme(request._peer, request.headers, trusted, header) == "https"

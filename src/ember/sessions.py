@@ -3,6 +3,8 @@
 ``app.add_middleware(SessionMiddleware(secret_key="..."))`` gives every request a
 dict-like ``request.session``.  The default store is in memory (one process);
 use ``RedisSessionStore(url)`` when several workers or hosts serve the app.
+With ``SessionMiddleware(..., lazy=True)`` the store is read only when a handler calls
+``await request.session.load()``: requests that never load the session never talk to it.
 
 Session fixation (OWASP): an id the client brought is never promoted to carry data it
 did not have.  ``request.session.regenerate()`` (call it at login, and at any privilege
@@ -15,6 +17,13 @@ Cookie flags: ``HttpOnly`` always; ``SameSite=Lax`` by default; ``Secure`` when 
 request arrived over TLS or through a trusted proxy that said https
 (``https_only=None``, the default), always (``True``) or never (``False``);
 ``SameSite=None`` needs ``https_only=True`` (browsers drop it otherwise).
+
+When the store is down or hung (Redis killed or stopped): a request without a session
+cookie never touches the store; one with a cookie waits at most ``timeout`` seconds,
+then gets **503 with Retry-After** — or, with ``fail_open=True``, continues with an empty
+anonymous session that is not saved (``request.session.unavailable`` is True).  Health
+probes never run this middleware (``app.add_health``).  docs/deployment.md has the
+failure policy of every shared-state feature.
 """
 
 from __future__ import annotations
@@ -45,6 +54,14 @@ class Session(dict):  # type: ignore[type-arg]
         self.cleared = False
         #: regenerate() was called: save under a new id, delete the old one
         self.renew = False
+        #: the store could not be reached and the middleware fails open: not saved
+        self.unavailable = False
+        #: the data was read (always, except for a LazySession before load())
+        self.loaded = True
+
+    async def load(self) -> Session:
+        """This session, read from the store if it was not yet (see :class:`LazySession`)."""
+        return self
 
     def regenerate(self) -> None:
         """Give this session a new id (same data) and delete the old one from the store.
@@ -84,6 +101,104 @@ class Session(dict):  # type: ignore[type-arg]
         if key not in self:
             self.modified = True
         return super().setdefault(key, default)
+
+
+class LazySession(Session):
+    """The session of ``SessionMiddleware(lazy=True)``: the store is read only by
+    ``await request.session.load()``, so a request that never loads it never talks to
+    the store.  Using it before ``load()`` raises a RuntimeError saying so."""
+
+    def __init__(self, sid: str, loader: Any) -> None:
+        super().__init__(None, None)
+        self.loaded = False
+        self._wanted = sid
+        self._loader = loader
+
+    async def load(self) -> Session:
+        """Read the session (once); a store outage raises 503 unless the app fails open."""
+        if not self.loaded:
+            data = await self._loader(self._wanted)
+            self.loaded = True
+            if data is _UNAVAILABLE:
+                self.unavailable = True
+            elif data is not None:
+                dict.update(self, data)
+                self.sid = self._wanted
+        return self
+
+    def _need(self) -> None:
+        if not self.loaded:
+            raise RuntimeError("SessionMiddleware(lazy=True): call `await "
+                               "request.session.load()` before using request.session")
+
+    def __getitem__(self, key: str) -> Any:
+        self._need()
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self._need()
+        return super().__contains__(key)
+
+    def __iter__(self) -> Any:
+        self._need()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._need()
+        return super().__len__()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Like ``dict.get`` (after :meth:`load`)."""
+        self._need()
+        return super().get(key, default)
+
+    def keys(self) -> Any:
+        """Like ``dict.keys`` (after :meth:`load`)."""
+        self._need()
+        return super().keys()
+
+    def values(self) -> Any:
+        """Like ``dict.values`` (after :meth:`load`)."""
+        self._need()
+        return super().values()
+
+    def items(self) -> Any:
+        """Like ``dict.items`` (after :meth:`load`)."""
+        self._need()
+        return super().items()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._need()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._need()
+        super().__delitem__(key)
+
+    def clear(self) -> None:
+        """Like :meth:`Session.clear` (after :meth:`load`)."""
+        self._need()
+        super().clear()
+
+    def pop(self, key: str, *default: Any) -> Any:
+        """Like :meth:`Session.pop` (after :meth:`load`)."""
+        self._need()
+        return super().pop(key, *default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Like :meth:`Session.update` (after :meth:`load`)."""
+        self._need()
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        """Like :meth:`Session.setdefault` (after :meth:`load`)."""
+        self._need()
+        return super().setdefault(key, default)
+
+    def regenerate(self) -> None:
+        """Like :meth:`Session.regenerate` (after :meth:`load`)."""
+        self._need()
+        super().regenerate()
 
 
 class MemorySessionStore:
@@ -126,12 +241,13 @@ class RedisSessionStore:
     """
 
     def __init__(self, url: str = "redis://localhost:6379", prefix: str = "ember:session:",
-                 timeout: float = 2.0):
+                 timeout: float = 0.5):
         from ember.cache.redis_cache import check_redis_url
+        from ember.outages import check_timeout
 
         self.url = check_redis_url(url)
         self.prefix = prefix
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout, "RedisSessionStore timeout")
         self._clients: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = \
             weakref.WeakKeyDictionary()
 
@@ -164,6 +280,10 @@ class RedisSessionStore:
         """Forget ``sid``."""
         await self._call("delete", self.prefix + sid)
 
+    async def ping(self) -> None:
+        """Raise unless Redis answers within ``timeout`` (readiness checks)."""
+        await self._call("ping")
+
     async def close(self) -> None:
         """Close this loop's connections (idempotent)."""
         entry = self._clients.pop(asyncio.get_running_loop(), None)
@@ -176,14 +296,21 @@ class RedisSessionStore:
         return f"RedisSessionStore({redact_url(self.url)!r})"
 
 
+#: what a failed store call returns when the middleware fails open
+_UNAVAILABLE: Any = object()
+
+
 class SessionMiddleware:
     """Loads ``request.session`` before the handler and saves it after.
 
     ``secret_key`` (at least 16 characters) signs the cookie; ``store`` defaults to a
     :class:`MemorySessionStore`; ``https_only`` None (default) sets ``Secure`` on
     requests that came over https, True always, False never; ``same_site`` is
-    ``"lax"`` (default), ``"strict"`` or ``"none"`` (which needs ``https_only=True``).
-    Raises :class:`~ember.exceptions.ConfigError` for a bad combination.
+    ``"lax"`` (default), ``"strict"`` or ``"none"`` (which needs ``https_only=True``);
+    ``timeout`` bounds each store call (seconds); ``fail_open`` continues anonymous
+    instead of answering 503 when the store is down (see the module doc); ``lazy``
+    reads the store only when a handler calls ``await request.session.load()``
+    (:class:`LazySession`).  Raises :class:`~ember.exceptions.ConfigError` for a bad combination.
     """
 
     #: the header the session id arrives in (route caches bypass requests carrying it)
@@ -192,7 +319,8 @@ class SessionMiddleware:
     def __init__(self, secret_key: str, *, cookie_name: str = "ember_session",
                  max_age: int = 14 * 24 * 3600, store: Any = None,
                  https_only: bool | None = None, same_site: str = "lax",
-                 path: str = "/") -> None:
+                 path: str = "/", timeout: float = 1.0, fail_open: bool = False,
+                 lazy: bool = False) -> None:
         if not isinstance(secret_key, str) or len(secret_key) < 16:
             raise ConfigError("SessionMiddleware needs a secret_key of at least 16 characters "
                               "(e.g. secrets.token_urlsafe(32))")
@@ -204,6 +332,15 @@ class SessionMiddleware:
         if same_site.lower() == "none" and https_only is not True:
             raise ConfigError("same_site='none' needs https_only=True: browsers refuse "
                               "SameSite=None cookies without Secure")
+        from ember.outages import Outage, check_timeout
+
+        if not isinstance(fail_open, bool) or not isinstance(lazy, bool):
+            raise ConfigError(f"fail_open and lazy must be True or False, got "
+                              f"{fail_open!r}, {lazy!r}")
+        self.lazy = lazy
+        self.timeout = check_timeout(timeout, "SessionMiddleware timeout")
+        self.fail_open = fail_open
+        self._outage = Outage("the session store")
         self._key = secret_key.encode()
         self.cookie_name = cookie_name
         self.max_age = int(max_age)
@@ -235,18 +372,34 @@ class SessionMiddleware:
 
         return is_secure(request)
 
+    async def _store(self, op: str, *args: Any) -> Any:
+        """One store call under the failure policy (ember.outages)."""
+        from ember.outages import _FALLBACK, guard
+
+        return await guard(getattr(self.store, op)(*args), timeout=self.timeout,
+                           outage=self._outage, op=op,
+                           fallback=_UNAVAILABLE if self.fail_open else _FALLBACK)
+
     async def __call__(self, request: Any, call_next: Any) -> Any:
         raw = request.cookies.get(self.cookie_name)
         sid = self._unsign(raw) if raw else None
-        data = await self.store.load(sid) if sid else None
-        session = Session(data, sid if data is not None else None)
+        # NOTE: no valid signed cookie: nothing to load, the store is never asked
+        if sid and self.lazy:
+            session: Session = LazySession(sid, lambda s: self._store("load", s))
+        else:
+            data = await self._store("load", sid) if sid else None
+            if data is _UNAVAILABLE:
+                session = Session(None, None)
+                session.unavailable = True
+            else:
+                session = Session(data, sid if data is not None else None)
         request._session = session
         response = await call_next(request)
-        if session.modified:
+        if session.modified and session.loaded and not session.unavailable:
             old = session.sid
             if not session:
                 if old:
-                    await self.store.delete(old)
+                    await self._store("delete", old)
                 response.delete_cookie(self.cookie_name, path=self.path)
             else:
                 # NOTE: session fixation: a regenerate() or data set after clear() never
@@ -254,10 +407,12 @@ class SessionMiddleware:
                 if old is None or session.renew or session.cleared:
                     sid = secrets.token_urlsafe(24)
                     if old is not None:
-                        await self.store.delete(old)
+                        await self._store("delete", old)
                 else:
                     sid = old
-                await self.store.save(sid, dict(session), self.max_age)
+                if await self._store("save", sid, dict(session), self.max_age) \
+                        is _UNAVAILABLE:
+                    return response  # NOTE: fail open: not saved, so no cookie for it
                 session.sid = sid
                 response.set_cookie(self.cookie_name, self._sign(sid), max_age=self.max_age,
                                     path=self.path, httponly=True,

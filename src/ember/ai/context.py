@@ -78,14 +78,33 @@ class MemoryConversationStore(ConversationStore):
 
 
 class RedisConversationStore(ConversationStore):
-    """Conversations in Redis as JSON with a TTL (``redis.asyncio``, imported on first use)."""
+    """Conversations in Redis as JSON with a TTL (``redis.asyncio``, imported on first use).
+
+    Each call waits at most ``timeout`` seconds.  When Redis is down or hung the route
+    answers **503 with Retry-After** (before the model is called when loading fails);
+    with ``fail_open=True`` a conversation that cannot be loaded starts empty and one
+    that cannot be saved is dropped (logged once per outage, logger ``ember.outages``).
+    """
 
     def __init__(self, url: str = "redis://localhost:6379", ttl: int = 3600,
-                 prefix: str = "ember:conv:") -> None:
-        self.url = url
+                 prefix: str = "ember:conv:", *, timeout: float = 0.5,
+                 fail_open: bool = False) -> None:
+        from ember.cache.redis_cache import check_redis_url
+        from ember.exceptions import ConfigError
+        from ember.outages import Outage, check_timeout
+
+        if not isinstance(fail_open, bool):
+            raise ConfigError(f"fail_open must be True or False, got {fail_open!r}")
+        self.url = check_redis_url(url)
         self.ttl = ttl
         self.prefix = prefix
-        self._client: Any = None
+        self.timeout = check_timeout(timeout, "RedisConversationStore timeout")
+        self.fail_open = fail_open
+        self._outage = Outage("the conversation store")
+        import weakref
+
+        self._clients: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = \
+            weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         from ember._redact import redact_url
@@ -93,32 +112,53 @@ class RedisConversationStore(ConversationStore):
         return f"RedisConversationStore({redact_url(self.url)!r})"
 
     def _redis(self) -> Any:
-        if self._client is None:
-            from ember.exceptions import require
+        import asyncio
+        import os
 
-            redis = require("redis.asyncio", "cache", "RedisConversationStore")
-            self._client = redis.from_url(self.url)
-        return self._client
+        # NOTE: one fail-fast client per event loop and process (never a parent's sockets)
+        loop = asyncio.get_running_loop()
+        entry = self._clients.get(loop)
+        if entry is None or entry[0] != os.getpid():
+            from ember.cache.redis_cache import redis_client
+
+            entry = (os.getpid(), redis_client(self.url, self.timeout, "RedisConversationStore"))
+            self._clients[loop] = entry
+        return entry[1]
+
+    async def _guarded(self, op: str, call: Any, fallback: Any) -> Any:
+        from ember.outages import _FALLBACK, guard
+
+        return await guard(call, timeout=self.timeout, outage=self._outage, op=op,
+                           fallback=fallback if self.fail_open else _FALLBACK)
 
     async def load(self, cid: str) -> list[dict[str, Any]]:
         """The stored messages of ``cid``."""
-        raw = await self._redis().get(self.prefix + cid)
+        raw = await self._guarded("load", self._redis().get(self.prefix + cid), None)
         return orjson.loads(raw) if raw else []
 
     async def save(self, cid: str, messages: list[dict[str, Any]]) -> None:
         """Store ``messages`` with the TTL."""
-        await self._redis().set(self.prefix + cid, orjson.dumps(messages, default=str),
-                                ex=self.ttl)
+        await self._guarded("save", self._redis().set(
+            self.prefix + cid, orjson.dumps(messages, default=str), ex=self.ttl), None)
 
     async def delete(self, cid: str) -> None:
         """Forget ``cid``."""
-        await self._redis().delete(self.prefix + cid)
+        await self._guarded("delete", self._redis().delete(self.prefix + cid), None)
+
+    async def ping(self) -> None:
+        """Raise unless Redis answers within ``timeout`` (readiness checks)."""
+        import asyncio
+
+        await asyncio.wait_for(self._redis().ping(), self.timeout)
 
     async def close(self) -> None:
-        """Close the connection pool."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        """Close this loop's connections (idempotent)."""
+        import asyncio
+        import os
+
+        entry = self._clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None and entry[0] == os.getpid():
+            await entry[1].aclose()
 
 
 def _message_tokens(message: dict[str, Any], model: str | None) -> int:

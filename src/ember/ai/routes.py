@@ -293,7 +293,15 @@ async def _metered(source: Any, save: Callable[[], Any], settle: Callable[[str],
         # NOTE: closing the source cancels whatever upstream call it was awaiting.
         await _aclose(source)
         settle("".join(seen))
-        await save()
+        try:
+            await save()
+        except Exception as exc:
+            from ember.outages import StoreUnavailable
+
+            if not isinstance(exc, StoreUnavailable):
+                raise
+            # NOTE: the answer was streamed already; the store outage is logged by
+            # ember.outages (once), the conversation is just not saved
 
 
 async def _sync_items(source: Any) -> Any:

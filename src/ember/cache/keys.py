@@ -1,6 +1,12 @@
 """Cache keys: what identifies a cached response, built the same way by every backend.
 
-A key has three parts, kept apart so that invalidation can address them:
+A key has four parts, kept apart so that invalidation can address them:
+
+* ``origin`` — the scheme and host the request addressed (``https://api.example.com``,
+  after a trusted proxy's ``X-Forwarded-*``; see :func:`ember.proxies.request_host`),
+  so a forged ``Host`` can only ever poison its own entries, never what other clients
+  get.  Invalidation addresses a path on every origin at once (the remote backends'
+  per-path version keys do not include it: no ``KEYS`` scan);
 
 * ``path`` — the percent-decoded request path, re-quoted so it is unambiguous;
 * ``query`` — the query string with its pairs sorted (``?b=2&a=1`` == ``?a=1&b=2``);
@@ -29,6 +35,7 @@ class CacheKey:
     path: str
     query: str
     variant: str = ""
+    origin: str = ""
 
     @property
     def base(self) -> str:
@@ -37,8 +44,9 @@ class CacheKey:
 
     @property
     def full(self) -> str:
-        """Base plus variant: unique per stored entry."""
-        return f"{self.base}#{self.variant}" if self.variant else self.base
+        """Origin, base and variant: unique per stored entry."""
+        full = f"{self.base}#{self.variant}" if self.variant else self.base
+        return f"{self.origin} {full}" if self.origin else full
 
 
 def digest(*parts: str) -> str:
@@ -79,4 +87,13 @@ def request_key(request: Any, vary: Sequence[str] = (), credential: str | None =
         if credential is not None:
             parts.append("authorization=" + digest(credential))
         variant = digest(*parts)
-    return CacheKey(canonical_path(request.path), canonical_query(request.query_string), variant)
+    return CacheKey(canonical_path(request.path), canonical_query(request.query_string), variant,
+                    request_origin(request))
+
+
+def request_origin(request: Any) -> str:
+    """``scheme://host`` of ``request``, normalised (see :func:`ember.proxies.request_host`)."""
+    from ember.proxies import request_host
+
+    scheme = getattr(request, "scheme", "http") or "http"
+    return f"{scheme}://{request_host(request)}"

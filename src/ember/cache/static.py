@@ -10,7 +10,7 @@ from ember.cache.base import RouteCache
 from ember.cache.keys import CacheKey
 from ember.exceptions import ConfigError
 
-_Slot = tuple[str, str, str]  # (path, query, variant)
+_Slot = tuple[str, str, str, str]  # (path, query, variant, origin)
 
 
 class StaticCache(RouteCache):
@@ -35,7 +35,7 @@ class StaticCache(RouteCache):
         self._epoch = 0
 
     async def _lookup(self, key: CacheKey) -> tuple[Any, bytes | None]:
-        slot = (key.path, key.query, key.variant)
+        slot = (key.path, key.query, key.variant, key.origin)
         item = self._data.get(slot)
         if item is not None:
             expires, blob = item

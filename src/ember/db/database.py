@@ -326,7 +326,8 @@ class Database:
             return JSONResponse({"detail": mapped.detail}, mapped.status_code,
                                 headers=mapped.headers)
 
-        for cls in (asyncpg.PostgresError, asyncpg.InterfaceError):
+        for cls in (asyncpg.PostgresError, asyncpg.InterfaceError,
+                    asyncpg.exceptions.InternalClientError):
             app._exception_handlers.setdefault(cls, handle)
 
     def __repr__(self) -> str:

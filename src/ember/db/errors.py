@@ -16,6 +16,7 @@ row values: only the constraint name and a hint.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ember.exceptions import HTTPException
@@ -107,9 +108,17 @@ def translate(exc: BaseException, *, timeouts: bool = True,
                         errors.ConnectionDoesNotExistError, errors.TooManyConnectionsError,
                         ConnectionError)) or (connecting and isinstance(exc, OSError)):
         return DatabaseUnavailable()
-    if isinstance(exc, errors.InterfaceError) and "closed" in str(exc):
+    if isinstance(exc, errors.InternalClientError) or (
+            isinstance(exc, errors.InterfaceError) and _LOST.search(str(exc))):
+        # NOTE: after a server restart a pooled connection's protocol can be left in a
+        # failed state: asyncpg raises InternalClientError ("cannot switch to state 12")
+        # or InterfaceError ("connection is closed", "another operation is cancelling")
+        # for what is a lost connection; the pool replaces it, a retry works.
         return DatabaseUnavailable()
     return None
+
+
+_LOST = re.compile(r"closed|cancelling|connection (?:was )?lost|connection reset", re.I)
 
 
 __all__ = ["Conflict", "DatabaseError", "DatabaseUnavailable", "PoolExhausted", "QueryTimeout",

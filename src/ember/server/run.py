@@ -62,6 +62,9 @@ def serve(app: Any, config: ServerConfig) -> None:
                     config.workers, reason)
         return
     config.apply_log_level()
+    from ember.hosts import warn_if_open
+
+    warn_if_open(app, config.host)  # NOTE(hosts): once, in the process that binds
     if config.reload:
         from ember.server.reload import in_reload_child, reload_main_script
 

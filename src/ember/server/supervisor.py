@@ -268,7 +268,8 @@ class Supervisor:
         self.signals.clear()
         for pid in list(self.children):
             _kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.config.limits.graceful_timeout + 5
+        limits = self.config.limits
+        deadline = time.monotonic() + limits.shutdown_delay + limits.graceful_timeout + 5
         forced = False
         while self.children:
             self._reap_quietly()

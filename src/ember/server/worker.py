@@ -79,6 +79,7 @@ class Worker:
         self.server: asyncio.base_events.Server | None = None
         self.stopping = asyncio.Event()
         self.forced = False  # a second stop request: abort what is in flight
+        self._skip_delay = asyncio.Event()
         self._ticker: asyncio.TimerHandle | None = None
         self._listen_fd = -1
 
@@ -129,12 +130,25 @@ class Worker:
         """
         if self.stopping.is_set():
             self.forced = True
+            self._skip_delay.set()
             return
+        health = getattr(self.app, "_health", None)
+        if health is not None:  # NOTE(health): readiness answers 503 from now on
+            health.draining = True
         self.stopping.set()
 
     async def shutdown(self) -> None:
         """Stop accepting, drain in-flight requests (bounded), close, run app shutdown."""
         state = self.state
+        delay = self.config.limits.shutdown_delay
+        if delay > 0 and not self.forced:
+            # NOTE(health): the lame-duck period: keep serving (and accepting) while load
+            # balancers see readiness fail and stop sending here
+            logger.info("SIGTERM: readiness is 503; serving %ss more before closing", delay)
+            try:
+                await asyncio.wait_for(self._skip_delay.wait(), delay)
+            except TimeoutError:
+                pass
         state.shutting_down = True
         rloop = self.config.loop == "rloop"
         if self.server is not None:
