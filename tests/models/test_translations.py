@@ -231,3 +231,14 @@ def test_the_strict_fake_does_refuse_what_claude_refuses(registry: ModelRegistry
     with pytest.raises(ProviderAPIError) as info:
         registry.invoke_model(CLAUDE, bad)
     assert info.value.status_code == 400 and "pattern" in str(info.value)
+
+
+def test_a_tool_result_whose_call_was_trimmed_goes_as_text(registry: ModelRegistry, fake):
+    """Clients trim old turns; a result without its call is a 400 at Claude."""
+    history = [{"role": "tool", "tool_call_id": "call_old", "content": "42"},
+               {"role": "user", "content": "and now?"}]
+    assert registry.invoke_model(CLAUDE, history).text
+    sent = fake.last("anthropic").body["messages"]
+    assert sent == [{"role": "user", "content": [
+        {"type": "text", "text": "[result of tool call call_old]: 42"},
+        {"type": "text", "text": "and now?"}]}]

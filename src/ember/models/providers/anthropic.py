@@ -67,7 +67,15 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
             continue
         if role == "tool":
             result = claude_content(content)
-            block = {"type": "tool_result", "tool_use_id": ids.result(m.get("tool_call_id")),
+            answered = ids.result(m.get("tool_call_id"))
+            if answered is None:
+                # NOTE: its call was trimmed from the history: a tool_result without its
+                # tool_use is a 400, so the result goes as text
+                text = result if isinstance(result, str) else _text_of(result)
+                out.append({"role": "user", "content": [{"type": "text", "text": (
+                    f"[result of tool call {m.get('tool_call_id')}]: {text}")}]})
+                continue
+            block = {"type": "tool_result", "tool_use_id": answered,
                      "content": result if isinstance(result, str | list) else str(result)}
             out.append({"role": "user", "content": [block]})
             continue
