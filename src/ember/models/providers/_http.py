@@ -273,7 +273,7 @@ class HTTPProvider(HTTPStreaming, BaseProvider):
         return ProviderAPIError(
             f"{self.name} sent a malformed response: {what}",
             error_type="server", status_code=status, provider=self.name, model=model,
-            provider_message=what, context={"malformed": True},
+            provider_message=what, context={"malformed": True, "code": "server_error"},
         )
 
     @staticmethod
