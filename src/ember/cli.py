@@ -114,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ValueError, OSError) as exc:
             raise SystemExit(f"error: {exc}") from None
         print(f"created {root}/: cd {root} && pip install -e \".[dev]\" && python -m pytest  "
-              "(python app.py serves it)")
+              "(python app.py serves it; its README says how to install this Ember in a new "
+              "venv)")
         return 0
     if args.command == "routes":
         print_routes(load_app(args.app, CLI_ROUTES))

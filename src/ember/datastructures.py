@@ -257,11 +257,7 @@ class URL(str):
     never raises here: ``port`` is ``None`` when it is not a number in 0-65535.
     """
 
-    scheme: str
-    netloc: str
-    path: str
-    query: str
-    fragment: str
+    _parts: tuple[str, str, str, str, str]
 
     def __new__(cls, url: str = "") -> URL:
         self = super().__new__(cls, url)
@@ -290,12 +286,34 @@ class URL(str):
         return str.__new__(cls, text)._set(scheme, netloc, path, query, fragment)
 
     def _set(self, scheme: str, netloc: str, path: str, query: str, fragment: str) -> URL:
-        # NOTE: str subclasses cannot have slots of their own; the parts go in the
-        # instance dict through object.__setattr__ (the class is otherwise immutable)
-        d = self.__dict__
-        d["scheme"], d["netloc"], d["path"] = scheme.lower(), netloc, path
-        d["query"], d["fragment"] = query, fragment
+        # NOTE: str subclasses cannot have slots of their own; the parts go in the instance
+        # dict as one tuple (PERF: one store) and are read by the properties below
+        self.__dict__["_parts"] = (scheme, netloc, path, query, fragment)
         return self
+
+    @property
+    def scheme(self) -> str:
+        """``http``/``https``/... (lower-cased)."""
+        return self._parts[0].lower()
+
+    @property
+    def netloc(self) -> str:
+        """``host:port`` as sent (with ``user:password@`` when there is one)."""
+        return self._parts[1]
+
+    @property
+    def path(self) -> str:
+        """The path as sent (percent-encoded; ``request.path`` is the decoded one)."""
+        return self._parts[2]
+
+    @property
+    def query(self) -> str:
+        """The query string without ``?``."""
+        return self._parts[3]
+
+    @property
+    def fragment(self) -> str:
+        return self._parts[4]
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("URL is immutable; use .replace(...)")

@@ -94,6 +94,7 @@ def test_every_model_stalled_raises_a_timeout_naming_the_limit(fake, registry):
         asyncio.run(asyncio.wait_for(main(), 30))
     assert info.value.error_type == "timeout"
     assert info.value.context["first_token_timeout"] == 1.0
+    assert info.value.context["code"] == "timeout"
     assert info.value.context["attempted_models"] == ["gpt-4o-mini", "gpt-4o"]
 
 

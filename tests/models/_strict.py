@@ -84,7 +84,15 @@ def anthropic_problem(body: Any) -> str | None:
                 if j and blocks[j - 1].get("type") != "tool_result":
                     return f"{at}: tool_result blocks must come first in the user turn"
         if m.get("role") == "user":
-            pending -= answered
+            if pending - answered:
+                return (f"{where}: `tool_use` ids were found without `tool_result` blocks "
+                        f"immediately after: {sorted(pending - answered)[0]}. Each `tool_use` "
+                        f"block must have a corresponding `tool_result` block in the next "
+                        f"message.")
+            pending = set()
+    if pending and body.get("messages"):
+        return ("messages: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {sorted(pending)[0]}")
     return None
 
 

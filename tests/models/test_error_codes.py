@@ -185,3 +185,11 @@ def test_the_finish_table_speaks_only_openai_words():
     assert classify_error("google", 429, {"error": {"details": [
         {"@type": "x.RetryInfo", "retryDelay": {"seconds": 2, "nanos": 500000000}}]}},
         None)["retry_after"] == 2.5
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic", "google"])
+def test_a_malformed_200_reply_is_a_server_error_code(registry: ModelRegistry, fake, api):
+    fake.queue(api, Reply(body=b"{not json"))
+    with pytest.raises(ProviderAPIError) as info:
+        registry.invoke_model(MODELS[api], "x")
+    assert info.value.context["code"] == "server_error" and fake.count() == 1

@@ -227,7 +227,33 @@ def test_the_strict_fake_does_refuse_what_claude_refuses(registry: ModelRegistry
     from ember.api.exceptions import ProviderAPIError
 
     bad = [{"role": "user", "content": "x"}, {"role": "assistant", "content": [
-        {"type": "tool_use", "id": "bad id!", "name": "f", "input": {}}]}]
+        {"type": "tool_use", "id": "bad id!", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "bad id!",
+                                      "content": "1"}]}]
     with pytest.raises(ProviderAPIError) as info:
         registry.invoke_model(CLAUDE, bad)
     assert info.value.status_code == 400 and "pattern" in str(info.value)
+
+
+def test_a_tool_result_whose_call_was_trimmed_goes_as_text(registry: ModelRegistry, fake):
+    """Clients trim old turns; a result without its call is a 400 at Claude."""
+    history = [{"role": "tool", "tool_call_id": "call_old", "content": "42"},
+               {"role": "user", "content": "and now?"}]
+    assert registry.invoke_model(CLAUDE, history).text
+    sent = fake.last("anthropic").body["messages"]
+    assert sent == [{"role": "user", "content": [
+        {"type": "text", "text": "[result of tool call call_old]: 42"},
+        {"type": "text", "text": "and now?"}]}]
+
+
+def test_a_tool_call_never_answered_goes_as_text(registry: ModelRegistry, fake):
+    """A client that continues without sending the tool's result (or trims it)."""
+    history = [{"role": "user", "content": "time?"},
+               {"role": "assistant", "content": "Let me check.", "tool_calls": [
+                   {"id": "call_9", "type": "function",
+                    "function": {"name": "clock", "arguments": '{"tz": "UTC"}'}}]},
+               {"role": "user", "content": "never mind, hello"}]
+    assert registry.invoke_model(CLAUDE, history).text  # the strict fake took it
+    assistant = fake.last("anthropic").body["messages"][1]["content"]
+    assert assistant == [{"type": "text", "text": "Let me check."}, {
+        "type": "text", "text": '[called tool clock with {"tz":"UTC"}; no result was given]'}]

@@ -25,7 +25,7 @@ def _first_token_timeout(model: str, seconds: float) -> Exception:
     return ProviderAPIError(
         f"{model}: no token within first_token_timeout={seconds:g} s (upstream stalled)",
         error_type="timeout", model=model, provider_message="first token timeout",
-        context={"first_token_timeout": seconds})
+        context={"first_token_timeout": seconds, "code": "timeout"})
 
 
 def _has_content(chunk: Any) -> bool:

@@ -148,10 +148,10 @@ class ToolIds:
         self._latest[raw] = new
         return new
 
-    def result(self, original: Any) -> str:
+    def result(self, original: Any) -> str | None:
+        """The id a ``tool`` message answers, or None when no call had it (an orphan)."""
         raw = original if isinstance(original, str) and original else "call"
-        found = self._latest.get(raw)
-        return found if found is not None else self.call(raw)
+        return self._latest.get(raw)
 
 
 def _clean(raw: str) -> str:

@@ -2,7 +2,7 @@
 
 One pooled ``httpx.Client`` and one ``httpx.AsyncClient`` per event loop per
 provider, created lazily (``import ember`` never imports httpx). Every request
-goes through :meth:`HTTPProvider._send` / :meth:`_asend` (retry loop) and
+goes through the provider's :class:`~ember.models.retry.RetryPolicy` and
 every failure becomes a :class:`ProviderAPIError` with an ``error_type``.
 Subclasses describe the wire format: :meth:`build_request`,
 :meth:`parse_response` and :meth:`stream_parser`. Streaming lives in
@@ -273,7 +273,7 @@ class HTTPProvider(HTTPStreaming, BaseProvider):
         return ProviderAPIError(
             f"{self.name} sent a malformed response: {what}",
             error_type="server", status_code=status, provider=self.name, model=model,
-            provider_message=what, context={"malformed": True},
+            provider_message=what, context={"malformed": True, "code": "server_error"},
         )
 
     @staticmethod

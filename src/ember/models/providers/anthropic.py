@@ -67,7 +67,15 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
             continue
         if role == "tool":
             result = claude_content(content)
-            block = {"type": "tool_result", "tool_use_id": ids.result(m.get("tool_call_id")),
+            answered = ids.result(m.get("tool_call_id"))
+            if answered is None:
+                # NOTE: its call was trimmed from the history: a tool_result without its
+                # tool_use is a 400, so the result goes as text
+                text = result if isinstance(result, str) else _text_of(result)
+                out.append({"role": "user", "content": [{"type": "text", "text": (
+                    f"[result of tool call {m.get('tool_call_id')}]: {text}")}]})
+                continue
+            block = {"type": "tool_result", "tool_use_id": answered,
                      "content": result if isinstance(result, str | list) else str(result)}
             out.append({"role": "user", "content": [block]})
             continue
@@ -85,10 +93,30 @@ def convert_messages(messages: list[dict[str, Any]]) -> tuple[str | None, list[d
         out.append({"role": "assistant" if role == "assistant" else "user",
                     "content": converted})
     out = merge_turns(out, "content")
+    _unanswered_calls_as_text(out)
     for m in out:  # NOTE: tool results lead a user turn (the API requires them first)
         if isinstance(m["content"], list) and m["role"] == "user":
             m["content"].sort(key=lambda b: b.get("type") != "tool_result")
     return ("\n\n".join(system) if system else None), out
+
+
+def _unanswered_calls_as_text(messages: list[dict[str, Any]]) -> None:
+    """A ``tool_use`` the next user turn does not answer is a 400 at Claude: say it in
+    words instead (the call happened; its result never came back)."""
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant" or not isinstance(m["content"], list):
+            continue
+        nxt = messages[i + 1]["content"] if i + 1 < len(messages) else None
+        answered = {b.get("tool_use_id") for b in nxt if isinstance(b, dict)} \
+            if isinstance(nxt, list) else set()
+        blocks = []
+        for b in m["content"]:
+            if b.get("type") == "tool_use" and b.get("id") not in answered:
+                args = orjson.dumps(b.get("input", {})).decode()
+                b = {"type": "text", "text": f"[called tool {b.get('name')} with {args}; "
+                     f"no result was given]"}
+            blocks.append(b)
+        m["content"] = blocks
 
 
 def _as_blocks(content: Any) -> list[dict[str, Any]]:
