@@ -35,6 +35,8 @@ cdef class HttpProtocol:
     cdef public object _websocket, _h2, _timer
     cdef public double _timer_when, _idle_since, _last_read, _run_deadline
     cdef public object _head_started
+    cdef public double _min_rate, _rate_grace, _rate_since
+    cdef public Py_ssize_t _rate_base
     cdef public object _queue, _receiving, _current
     cdef object __weakref__
 
