@@ -677,9 +677,9 @@ class HttpProtocol:
                 self._send_simple(cycle, 417, "unsupported Expect header")
                 continue
             self._start(cycle)
-        if flow.read_paused & READ_PIPELINE and len(queue) <= MAX_PIPELINE // 2:
-            if flow.resume_reading(READ_PIPELINE) and self._receiving is not None:
-                self._restart_body_clock(self._loop.time())
+        if flow.read_paused & READ_PIPELINE and len(queue) <= MAX_PIPELINE // 2 \
+                and flow.resume_reading(READ_PIPELINE) and self._receiving is not None:
+            self._restart_body_clock(self._loop.time())
 
     def _start(self, cycle: _cycles.Cycle) -> None:
         cycle.state = RUNNING
