@@ -48,6 +48,10 @@ _TOKEN_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
 # field-line = field-name ":" OWS field-value OWS; values: VCHAR / obs-text / SP / HTAB
 _HEADER_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*")
 _DIGITS = re.compile(rb"[0-9]+")
+# absolute-form / authority-form (RFC 9112 §3.2.2-3): host (reg-name or IP-literal), port
+_HOST_PORT = rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(?::[0-9]*)?"
+_ABSOLUTE = re.compile(rb"[Hh][Tt][Tt][Pp][Ss]?://" + _HOST_PORT + rb"(?:[/?][\x21-\x7e]*)?")
+_AUTHORITY = re.compile(_HOST_PORT)
 # chunk = chunk-size [ chunk-ext ] CRLF ; chunk-ext = *( ";" token [ "=" ( token / quoted ) ] )
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)((?:;[^\x00-\x08\x0a-\x1f\x7f]*)?)")
 _CHUNK_EXT = re.compile(
@@ -366,11 +370,15 @@ class HttpRequestParser:
     @staticmethod
     def _valid_other_form(method: str, target: bytes) -> bool:
         if target == b"*":
-            return method == "OPTIONS"
+            return method == "OPTIONS"  # asterisk-form (RFC 9112 §3.2.4)
         lower = target[:8].lower()
         if lower.startswith(b"http://") or lower.startswith(b"https://"):
-            return True  # absolute-form (RFC 9112 §3.2.2)
-        return method == "CONNECT"  # authority-form
+            # absolute-form (RFC 9112 §3.2.2): an http(s) URI needs a host (RFC 9110
+            # §4.2.1: MUST reject an empty one) and carries no userinfo (§4.2.4)
+            return _ABSOLUTE.fullmatch(target) is not None
+        if method == "CONNECT":
+            return _AUTHORITY.fullmatch(target) is not None  # authority-form (§3.2.3)
+        return False
 
     @staticmethod
     def _reject_request_line(line: bytes) -> None:

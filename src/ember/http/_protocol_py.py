@@ -26,11 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import time
 from collections import deque
 from email.utils import formatdate
 from typing import Any
+
+try:
+    import cython
+except ImportError:  # pragma: no cover - pure install without Cython
+    from ember import _cython_shim as cython
 
 from ember import requests as _requests
 from ember.exceptions import ClientDisconnect
@@ -119,6 +125,25 @@ def _plain_resolve(resolve: Any) -> bool:
 
         _EMBER_RESOLVE = Ember._resolve
     return getattr(resolve, "__func__", None) is _EMBER_RESOLVE
+
+
+# Host = uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2): an IP-literal or a
+# reg-name (unreserved / pct-encoded / sub-delims), no userinfo; empty is allowed.
+_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
+_host_chars = bytearray(256)
+for _c in bytearray(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;="):
+    _host_chars[_c] = 1
+_HOST_CHARS = bytes(_host_chars)
+
+
+def _valid_host(value: bytes) -> bool:
+    """True for a valid Host field value (see _HOST)."""
+    if cython.compiled:
+        # PERF: a table scan in C for the usual reg-name[:port]; the regex decides the rest
+        r = _c_host_check(value, _HOST_CHARS)  # noqa: F821 - defined in _protocol_c.pxd
+        if r >= 0:
+            return r == 1
+    return _HOST.fullmatch(value) is not None
 
 
 def date_header() -> bytes:
@@ -521,13 +546,18 @@ class HttpProtocol:
     ) -> bool:
         self._head_started = None
         hosts = 0
-        for name, _ in headers:
+        host = None
+        for name, value in headers:
             if name == b"host":
                 hosts += 1
+                host = value
         if hosts > 1:  # RFC 9110 §7.2 / RFC 9112 §3.2: any version
             raise HttpParserError(400, "multiple Host headers")
         if hosts == 0 and minor == 1:  # NOTE: Host is optional in HTTP/1.0
             raise HttpParserError(400, "missing Host header")
+        # RFC 9112 §3.2: a Host with an invalid value is a 400 (issue 23)
+        if host is not None and not _valid_host(host):
+            raise HttpParserError(400, "invalid Host header")
         if method == "CONNECT":
             raise HttpParserError(501, "CONNECT is not supported")
         if chunked:
