@@ -36,11 +36,9 @@ def scan_fragments(buf: bytearray, out: bytearray, limit: int, max_frames: int) 
         n = buf[pos + 1] & 0x7F
         if n > 125 or pos + 6 + n > end or total + n > limit:
             break
-        key = buf[pos + 2 : pos + 6]
-        data = buf[pos + 6 : pos + 6 + n]
+        # NOTE: byte by byte without slices: no allocation per frame
         for i in range(n):
-            data[i] ^= key[i & 3]
-        out += data
+            out.append(buf[pos + 6 + i] ^ buf[pos + 2 + (i & 3)])
         total += n
         pos += 6 + n
         frames += 1
