@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 from collections.abc import Iterator
 
 import pytest
 
 from ember import Ember, Request, Response, StreamingResponse
 from tests.conftest import RunningServer
+from tests.http._raw import exchange as raw_exchange
 
 HEAD = b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -71,18 +71,7 @@ def server() -> Iterator[RunningServer]:
 
 def exchange(server: RunningServer, data: bytes) -> tuple[bytes, bool]:
     """Send ``data``; return everything read and whether the server closed."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-        s.sendall(data)
-        out = b""
-        s.settimeout(1.0)
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except TimeoutError:
-                return out, False
-            if not chunk:
-                return out, True
-            out += chunk
+    return raw_exchange(server.port, data, head_only=data.startswith(b"HEAD "))
 
 
 def request(path: str, *headers: str, minor: int = 1, method: str = "GET") -> bytes:

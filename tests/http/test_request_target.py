@@ -7,13 +7,13 @@ sockets; the parser twins are covered by CI's compiled and pure runs.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
 
 from ember import Ember, Request
 from tests.conftest import RunningServer
+from tests.http._raw import exchange as raw_exchange
 
 
 @pytest.fixture(scope="module")
@@ -40,20 +40,7 @@ def server() -> Iterator[RunningServer]:
 
 def send(server: RunningServer, raw: bytes) -> tuple[int, bytes, bool]:
     """(status, body, closed) of the first response to ``raw``."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-        s.sendall(raw)
-        out = b""
-        s.settimeout(1.0)
-        closed = False
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except TimeoutError:
-                break
-            if not chunk:
-                closed = True
-                break
-            out += chunk
+    out, closed = raw_exchange(server.port, raw)
     head, _, body = out.partition(b"\r\n\r\n")
     return int(head[9:12]), body, closed
 
