@@ -25,6 +25,7 @@ COMPILED = [
     "ember/http/_protocol_c.py",
     "ember/_routing_c.py",
     "ember/_request_c.py",
+    "ember/_wsframes_c.py",
 ]
 
 

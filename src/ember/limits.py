@@ -20,6 +20,24 @@ def _check_positive(owner: object, *names: str, allow_none: bool = True) -> None
             )
 
 
+def _check_rate(rate: Any) -> None:
+    """``min_body_rate``: None, or (bytes per second > 0, grace seconds >= 0)."""
+    if rate is None:
+        return
+    ok = isinstance(rate, (tuple, list)) and len(rate) == 2
+    if ok:
+        per_second, grace = rate
+        ok = (isinstance(per_second, int) and not isinstance(per_second, bool)
+              and per_second > 0
+              and isinstance(grace, (int, float)) and not isinstance(grace, bool)
+              and grace >= 0 and grace == grace and grace != float("inf"))
+    if not ok:
+        raise ConfigError(
+            "ServerLimits.min_body_rate must be None or (bytes_per_second, grace_seconds) "
+            f"with a positive integer rate and a finite grace >= 0, got {rate!r}"
+        )
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     """Connection-level limits and timeouts (seconds, bytes).
@@ -37,6 +55,10 @@ class ServerLimits:
     ``shutdown_delay``: after SIGTERM, readiness (``app.add_health``) answers 503 at once
     and the worker keeps accepting for this many seconds before it closes its listeners
     and drains (0: close at once; a second SIGTERM skips the rest of the delay).
+    ``min_body_rate``: ``(bytes_per_second, grace_seconds)``: once a request body has
+    been arriving for ``grace_seconds``, a client that sent fewer than
+    ``bytes_per_second`` on average gets 408 and the connection closes (beside
+    ``body_timeout``, the longest gap between two reads); None turns it off.
     """
 
     keep_alive_timeout: float = 5
@@ -59,6 +81,8 @@ class ServerLimits:
     # NOTE: the lame-duck period: seconds a worker keeps accepting after SIGTERM (readiness
     # answers 503 at once) before it closes its listeners and drains (docs/deployment.md)
     shutdown_delay: float = 0
+    # NOTE (issue 23): Kestrel's MinRequestBodyDataRate: (bytes per second, grace seconds)
+    min_body_rate: tuple[int, float] | None = (240, 5.0)
 
     def __post_init__(self) -> None:
         delay = self.shutdown_delay
@@ -82,6 +106,8 @@ class ServerLimits:
             value = getattr(self, name)
             if value is not None and not isinstance(value, int):
                 raise ConfigError(f"ServerLimits.{name} must be an integer, got {value!r}")
+
+        _check_rate(self.min_body_rate)
 
     def replace(self, **changes: Any) -> ServerLimits:
         """A copy with some fields changed; unknown names are a ConfigError."""

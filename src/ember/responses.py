@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import AsyncIterable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,20 @@ _default = _json.default
 json_dumps = _json.dumps
 _orjson_dumps = orjson.dumps
 _OPT_NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
+
+
+_COOKIE_DOMAIN = re.compile(r"\.?[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+_COOKIE_BAD = re.compile(r"[\x00-\x1f\x7f;]|[^\x00-\x7f]")
+
+
+def _check_cookie_attr(name: str, value: object) -> None:
+    """ValueError naming ``name`` when ``value`` could break out of its attribute."""
+    if not isinstance(value, str):
+        raise ValueError(f"cookie {name} must be a str, got {type(value).__name__}")
+    bad = _COOKIE_BAD.search(value)
+    if bad is not None and not (name == "value" and bad.group() == ";"):
+        raise ValueError(f"invalid character {bad.group()!r} in cookie {name} {value!r}: "
+                         "CR, LF, ';', control characters and non-ASCII are not allowed")
 
 
 class Response:
@@ -79,8 +94,9 @@ class Response:
                 pair = encode_header(k, v)
                 if pair[0] == b"content-type":
                     has_type = True
-                elif pair[0] in (b"content-length", b"transfer-encoding"):
-                    continue  # NOTE: framing is the server's job, never the app's.
+                # NOTE: framing fields are checked by the writer against the body
+                # (ember.http.writer.app_framing): one that agrees is fine, one that
+                # conflicts is an error before anything is sent (issue 23).
                 raw.append(pair)
         if not has_type and self.media_type is not None:
             ctype = self.media_type
@@ -111,31 +127,53 @@ class Response:
         httponly: bool = False,
         samesite: str | None = "lax",
     ) -> None:
-        """Add a ``Set-Cookie`` header (value quoted as RFC 6265 requires)."""
-        from http.cookies import SimpleCookie
+        """Add a ``Set-Cookie`` header (value quoted as RFC 6265 requires).
 
+        Every attribute is checked (issue 23): CR, LF, ``;``, control characters and
+        non-ASCII raise ValueError naming the attribute, so no value can add another
+        attribute (``path="/; Domain=evil.example"``) or another header.
+        """
+        from http.cookies import CookieError, SimpleCookie
+
+        _check_cookie_attr("value", value)
         cookie: SimpleCookie = SimpleCookie()
-        cookie[key] = value
+        try:
+            cookie[key] = value
+        except CookieError:
+            raise ValueError(f"invalid cookie key {key!r}: use letters, digits and "
+                             "!#$%&'*+-.^_`|~") from None
         morsel = cookie[key]
         if max_age is not None:
+            if isinstance(max_age, bool) or not isinstance(max_age, int):
+                raise ValueError(f"invalid cookie max_age {max_age!r}: must be an int")
             morsel["max-age"] = max_age
         if expires is not None:
             if isinstance(expires, datetime):
                 from email.utils import format_datetime  # NOTE: lazy: email.* costs ~9 ms
 
                 morsel["expires"] = format_datetime(expires.astimezone(UTC), usegmt=True)
+            elif isinstance(expires, bool) or not isinstance(expires, (int, str)):
+                raise ValueError(f"invalid cookie expires {expires!r}: a datetime, an int "
+                                 "(seconds from now) or an HTTP date string")
             else:
+                if isinstance(expires, str):
+                    _check_cookie_attr("expires", expires)
                 morsel["expires"] = expires
         if path is not None:
+            _check_cookie_attr("path", path)
             morsel["path"] = path
         if domain is not None:
+            _check_cookie_attr("domain", domain)
+            if not _COOKIE_DOMAIN.fullmatch(domain):
+                raise ValueError(f"invalid cookie domain {domain!r}: a host name "
+                                 "(letters, digits, '-' and '.')")
             morsel["domain"] = domain
         if secure:
             morsel["secure"] = True
         if httponly:
             morsel["httponly"] = True
         if samesite is not None:
-            if samesite.lower() not in ("strict", "lax", "none"):
+            if not isinstance(samesite, str) or samesite.lower() not in ("strict", "lax", "none"):
                 raise ValueError("samesite must be 'strict', 'lax' or 'none'")
             morsel["samesite"] = samesite
         self._headers.add("set-cookie", cookie.output(header="").strip())

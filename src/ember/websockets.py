@@ -31,15 +31,22 @@ from typing import Any
 import orjson
 
 from ember.exceptions import ClientDisconnect
-from ember.http.flow_control import READ_BODY, FlowControl
+from ember.http.flow_control import READ_BODY, READ_BUDGET, FlowControl
+from ember.wsframes import COMPILED as _WSFRAMES_COMPILED
+from ember.wsframes import scan_fragments as _scan_fragments
 
 logger = logging.getLogger("ember.websocket")
 
+# PERF: frames per scan and its share of FRAME_BUDGET: ~0.3 ms either way
+_SCAN_FRAMES, _SCAN_COST = (65536, 16) if _WSFRAMES_COMPILED else (256, 128)
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"
 _QUEUE_HIGH = 32  # queued messages before reading pauses (also paused past max_size bytes)
 CLOSE_TIMEOUT = 5.0  # seconds to wait for the peer's close frame / EOF after ours
+# frames parsed per read before yielding to the loop: a peer sending 1-byte fragments
+# cannot hold the worker for a whole read (issue 23)
+FRAME_BUDGET = 1024
 
 
 class WebSocketDisconnect(Exception):
@@ -142,15 +149,23 @@ class Deflate:
                 v = params["server_max_window_bits"]
                 if v is None or not v.isdigit() or not 8 <= int(v) <= 15:
                     continue
-                server_bits = max(9, int(v))  # NOTE: zlib cannot do 8-bit raw windows
+                if int(v) == 8:
+                    # NOTE: zlib cannot compress with an 8-bit raw window and answering
+                    # more than offered is a protocol error (RFC 7692 §7.1.2.1): decline
+                    # this offer (the next one, or no compression).
+                    continue
+                server_bits = int(v)
                 response.append(f"server_max_window_bits={server_bits}")
             if "client_max_window_bits" in params:
                 v = params["client_max_window_bits"]
                 if v is not None:
                     if not v.isdigit() or not 8 <= int(v) <= 15:
                         continue
+                    # NOTE: accepted as offered (answering more is a protocol error);
+                    # client_bits, used to inflate, is at least 9: a larger window always
+                    # inflates, and zlib deflates "8" with 9 bits.
                     client_bits = max(9, int(v))
-                    response.append(f"client_max_window_bits={client_bits}")
+                    response.append(f"client_max_window_bits={int(v)}")
             server_nc = "server_no_context_takeover" in params
             client_nc = "client_no_context_takeover" in params
             if server_nc:
@@ -204,11 +219,21 @@ class WebSocketProtocol(asyncio.Protocol):
         # the kernel never answers unread input with a RST that destroys our close frame.
         self.draining = False
         self._drain_timer: asyncio.TimerHandle | None = None
+        # NOTE: bytes from the buffer's start to the next frame head (-1: unknown, the
+        # failed frame head was broken); while draining, what is left of a frame to skip.
+        self.resync = 0
+        self.skip = 0
+        self.parse_scheduled = False
 
     # -- asyncio.Protocol ---------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.closed or self.draining:
+        if self.closed:
+            return
+        if self.draining:
+            if self.skip >= 0:
+                self.buffer += data
+                self._drain_parse()
             return
         self.buffer += data
         try:
@@ -267,11 +292,12 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.closed or self.draining:
             return
         self.draining = True
-        self.buffer.clear()
+        self.skip = self.resync
         self.frag_data = bytearray()
         self.resume_reading()
         loop = asyncio.get_running_loop()
         self._drain_timer = loop.call_later(CLOSE_TIMEOUT, self.transport.close)
+        self._drain_parse()
 
     def pause_reading(self) -> None:
         if not self.closed:
@@ -286,17 +312,42 @@ class WebSocketProtocol(asyncio.Protocol):
     def _parse(self) -> None:
         buf = self.buffer
         ws = self.ws
+        budget = FRAME_BUDGET
         while not self.closed and not ws._close_received:
             if len(buf) < 2:
                 return
+            if budget <= 0:
+                # NOTE: the budget of this read is spent: the rest a loop turn later
+                if not self.parse_scheduled:
+                    self.parse_scheduled = True
+                    self.flow.pause_reading(READ_BUDGET)
+                    asyncio.get_running_loop().call_soon(self._parse_more)
+                return
+            if buf[0] == 0 and self.frag_opcode is not None:
+                # PERF (issue 23): a run of small continuation frames in one C call;
+                # it takes only frames _frame would treat the same way.
+                start = len(self.frag_data)
+                taken = _scan_fragments(buf, self.frag_data, ws.max_size, _SCAN_FRAMES)
+                if taken:
+                    del buf[:taken]
+                    budget -= _SCAN_COST
+                    if self.utf8 is not None and self.frag_opcode == OP_TEXT \
+                            and not self.frag_compressed:
+                        try:
+                            self.utf8.decode(self.frag_data[start:], final=False)
+                        except UnicodeDecodeError:
+                            raise WebSocketError(1007, "invalid UTF-8 in text message") \
+                                from None
+                    continue
+            budget -= 1
             b0, b1 = buf[0], buf[1]
             fin = bool(b0 & 0x80)
             rsv1 = bool(b0 & 0x40)
             if b0 & 0x30 or (rsv1 and ws._deflate is None):
-                raise WebSocketError(1002, "reserved bits set without an extension")
+                raise self._unsynced(1002, "reserved bits set without an extension")
             opcode = b0 & 0x0F
             if not b1 & 0x80:
-                raise WebSocketError(1002, "client frames must be masked")
+                raise self._unsynced(1002, "client frames must be masked")
             length = b1 & 0x7F
             pos = 2
             if length == 126:
@@ -309,18 +360,19 @@ class WebSocketProtocol(asyncio.Protocol):
                     return
                 length = struct.unpack_from("!Q", buf, 2)[0]
                 if length >> 63:
-                    raise WebSocketError(1002, "invalid frame length")
+                    raise self._unsynced(1002, "invalid frame length")
                 pos = 10
             if opcode not in (OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG):
-                raise WebSocketError(1002, f"unknown opcode {opcode}")
+                raise self._unsynced(1002, f"unknown opcode {opcode}")
             if opcode >= 8:
                 if not fin:
-                    raise WebSocketError(1002, "fragmented control frame")
+                    raise self._unsynced(1002, "fragmented control frame")
                 if length > 125:
-                    raise WebSocketError(1002, "control frame too long")
+                    raise self._unsynced(1002, "control frame too long")
                 if rsv1:
-                    raise WebSocketError(1002, "compressed control frame")
+                    raise self._unsynced(1002, "compressed control frame")
             if length > ws.max_size and opcode < 8:
+                self.resync = pos + 4 + length  # NOTE: the frame's end is known: skip it
                 raise WebSocketError(1009, "message too big")
             if len(buf) < pos + 4 + length:
                 return
@@ -328,6 +380,80 @@ class WebSocketProtocol(asyncio.Protocol):
             payload = _mask(bytes(buf[pos + 4:pos + 4 + length]), key)
             del buf[:pos + 4 + length]
             self._frame(fin, rsv1, opcode, payload)
+
+    def _parse_more(self) -> None:
+        """Go on with the frames a budget-limited read left (see _parse)."""
+        self.parse_scheduled = False
+        if self.closed or self.draining:
+            return
+        self.flow.resume_reading(READ_BUDGET)
+        try:
+            self._parse()
+        except WebSocketError as exc:
+            self.ws._fail(exc.code, exc.reason)
+
+    def _unsynced(self, code: int, reason: str) -> WebSocketError:
+        """A refused frame head: skip the frame when its length is readable, else
+        where the next frame starts is unknown (-1)."""
+        buf = self.buffer
+        resync = -1
+        if len(buf) >= 2:
+            length = buf[1] & 0x7F
+            pos = 2
+            if length == 126:
+                length = struct.unpack_from("!H", buf, 2)[0] if len(buf) >= 4 else -1
+                pos = 4
+            elif length == 127:
+                length = struct.unpack_from("!Q", buf, 2)[0] if len(buf) >= 10 else -1
+                pos = 10
+                if length >> 63:
+                    length = -1
+            if length >= 0:
+                resync = pos + (4 if buf[1] & 0x80 else 0) + length
+        self.resync = resync
+        return WebSocketError(code, reason)
+
+    def _drain_parse(self) -> None:
+        """After a failure close: skip frames until the peer's Close, then close TCP.
+
+        RFC 6455 §5.5.1 / §7.1.1: once the Close handshake is complete the server
+        closes the TCP connection at once (it does not wait for CLOSE_TIMEOUT).
+        """
+        buf = self.buffer
+        while not self.closed:
+            skip = self.skip
+            if skip < 0:
+                buf.clear()  # NOTE: framing lost: read and discard until EOF or timeout
+                return
+            if skip:
+                n = min(skip, len(buf))
+                del buf[:n]
+                self.skip = skip = skip - n
+                if skip:
+                    return
+            if len(buf) < 2:
+                return
+            b1 = buf[1]
+            length = b1 & 0x7F
+            pos = 2
+            if length == 126:
+                if len(buf) < 4:
+                    return
+                length = struct.unpack_from("!H", buf, 2)[0]
+                pos = 4
+            elif length == 127:
+                if len(buf) < 10:
+                    return
+                length = struct.unpack_from("!Q", buf, 2)[0]
+                pos = 10
+            if length >> 63:
+                self.skip = -1
+                continue
+            if buf[0] & 0x0F == OP_CLOSE:
+                buf.clear()
+                self.transport.close()  # the peer's Close reply: the handshake is done
+                return
+            self.skip = pos + (4 if b1 & 0x80 else 0) + length
 
     def _frame(self, fin: bool, rsv1: bool, opcode: int, payload: bytes) -> None:
         ws = self.ws

@@ -8,6 +8,9 @@ step and at the end:
 * a connection that stays open, idle and unblocked has answered every request;
 * nothing outlives the connection (Tasks, timers: ``Conn.close`` checks);
 * memory stays bounded: buffered body bytes and objects, and unread output.
+
+Issue 23 adds app-set framing headers, huge chunk sizes, 1-byte chunk floods (past
+the parser's per-read budget) and trickling bodies (min_body_rate / body_timeout).
 """
 
 from __future__ import annotations
@@ -72,6 +75,20 @@ def _app() -> Ember:
     async def stall():
         await asyncio.Event().wait()
 
+    # issue 23: framing headers set by the app (the engine owns them)
+    @app.get("/framing/{kind}")
+    async def framing(kind: str):
+        if kind == "stream-chunked":
+            async def gen():
+                yield b"ab"
+            return StreamingResponse(gen(), headers={"transfer-encoding": "chunked"})
+        r = Response(b"abc")
+        name, value = {"cl-ok": ("content-length", "3"), "cl-bad": ("content-length", "4"),
+                       "te-plain": ("transfer-encoding", "chunked"),
+                       "close": ("connection", "close")}[kind]
+        r.headers[name] = value
+        return r
+
     return app
 
 
@@ -106,6 +123,17 @@ REQUESTS: dict[str, tuple[bytes, str]] = {
     "te-http10": (b"POST /read HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "close"),
     "two-hosts": (b"GET /hello HTTP/1.1\r\n" + H + H + b"\r\n", "close"),
     "too-large": (b"POST /read HTTP/1.1\r\n" + H + b"Content-Length: 999999\r\n\r\n", "close"),
+    # issue 23: app-set framing, huge chunk sizes, chunk floods, trickling bodies
+    "app-cl-ok": (b"GET /framing/cl-ok HTTP/1.1\r\n" + H + b"\r\n", "ok"),
+    "app-cl-bad": (b"GET /framing/cl-bad HTTP/1.1\r\n" + H + b"\r\n", "close"),
+    "app-te-plain": (b"GET /framing/te-plain HTTP/1.1\r\n" + H + b"\r\n", "close"),
+    "app-close": (b"GET /framing/close HTTP/1.1\r\n" + H + b"\r\n", "close"),
+    "app-stream-chunked": (b"GET /framing/stream-chunked HTTP/1.1\r\n" + H + b"\r\n", "ok"),
+    "huge-chunk": (_chunked(b"/read", b"8000000000000000\r\nabc"), "close"),
+    "huge-chunk-32": (_chunked(b"/stream", b"1\r\nx\r\n" + b"f" * 32 + b"\r\n"), "close"),
+    "zeros-chunk": (_chunked(b"/read", b"0" * 31 + b"1\r\nx\r\n0\r\n\r\n"), "ok"),
+    "flood-ones": (_chunked(b"/stream", b"1\r\nx\r\n" * 5000 + b"0\r\n\r\n"), "ok"),
+    "trickle": (b"POST /read HTTP/1.1\r\n" + H + b"Content-Length: 100\r\n\r\nabc", "timeout"),
 }
 
 
@@ -189,6 +217,12 @@ class ConnectionMachine(RuleBasedStateMachine):
             conn.transport.client_read()
             conn.settle()
         statuses = conn.statuses()
+        if self.last == "timeout":  # a body that never completes: 408 once the clock says
+            if len(statuses) == len(self.sent):
+                assert statuses[-1] == 408 and conn.closed, (statuses, self.sent)
+            else:
+                assert len(statuses) == len(self.sent) - 1, (statuses, self.sent)
+            return
         if self.last == "stall":
             assert len(statuses) == len(self.sent) - 1, (statuses, self.sent)
             return

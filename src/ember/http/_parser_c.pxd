@@ -7,7 +7,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
 cdef Py_ssize_t _S_HEAD, _S_BODY_LENGTH, _S_CHUNK_SIZE, _S_CHUNK_DATA, _S_CHUNK_DATA_END
 cdef Py_ssize_t _S_TRAILERS, _S_UPGRADED, _S_ERROR
-cdef Py_ssize_t _MAX_CHUNK_SIZE_DIGITS, _MAX_CHUNK_LINE
+cdef Py_ssize_t _MAX_CHUNK_SIZE_DIGITS, _MAX_CHUNK_LINE, CHUNK_BUDGET
 cdef dict _METHOD_STR
 cdef bytes _TCHAR, _VCHAR
 
@@ -24,9 +24,10 @@ cdef class HttpRequestParser:
     cdef Py_ssize_t _state
     cdef Py_ssize_t _remaining
     cdef Py_ssize_t _trailer_bytes
+    cdef public bint yielded
 
     @cython.locals(pos=Py_ssize_t, end=Py_ssize_t, new=Py_ssize_t, n=Py_ssize_t,
-                   state=Py_ssize_t)
+                   state=Py_ssize_t, pending=object, budget=Py_ssize_t)
     cdef Py_ssize_t _parse(self, bytes data) except -2
 
     @cython.locals(idx=Py_ssize_t, line_end=Py_ssize_t, major=Py_ssize_t, minor=Py_ssize_t,
@@ -100,3 +101,38 @@ cdef inline bytes _c_lower_slice(bytes data, Py_ssize_t start, Py_ssize_t stop):
         c = src[start + i]
         dst[i] = <char>(c + 32 if 65 <= c <= 90 else c)
     return out
+
+
+cdef inline Py_ssize_t _c_chunk_size(bytes data, Py_ssize_t pos, Py_ssize_t end) noexcept:
+    """A plain chunk-size line ``[1-9a-fA-F][0-9a-fA-F]{0,14} CRLF`` (no leading zero,
+    below 2^60): its size; 0 for anything else (the reference path decides)."""
+    cdef const unsigned char* buf = <const unsigned char*>(<char*>data)
+    cdef Py_ssize_t size = 0
+    cdef Py_ssize_t i = pos
+    cdef Py_ssize_t stop = pos + 15
+    cdef unsigned char c
+    if i < end and buf[i] == 48:  # "0": the last chunk or a leading zero
+        return 0
+    while i < end and i < stop:
+        c = buf[i]
+        if 48 <= c <= 57:
+            size = size * 16 + (c - 48)
+        elif 97 <= c <= 102:
+            size = size * 16 + (c - 87)
+        elif 65 <= c <= 70:
+            size = size * 16 + (c - 55)
+        else:
+            break
+        i += 1
+    if i == pos or i + 1 >= end or buf[i] != 13 or buf[i + 1] != 10:
+        return 0
+    return size
+
+
+cdef inline Py_ssize_t _c_hex_len(Py_ssize_t size) noexcept:
+    """Hex digits of ``size`` > 0 (no leading zero)."""
+    cdef Py_ssize_t n = 0
+    while size:
+        size >>= 4
+        n += 1
+    return n

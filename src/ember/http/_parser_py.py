@@ -48,6 +48,10 @@ _TOKEN_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ ")
 # field-line = field-name ":" OWS field-value OWS; values: VCHAR / obs-text / SP / HTAB
 _HEADER_LINE = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*")
 _DIGITS = re.compile(rb"[0-9]+")
+# absolute-form / authority-form (RFC 9112 §3.2.2-3): host (reg-name or IP-literal), port
+_HOST_PORT = rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(?::[0-9]*)?"
+_ABSOLUTE = re.compile(rb"[Hh][Tt][Tt][Pp][Ss]?://" + _HOST_PORT + rb"(?:[/?][\x21-\x7e]*)?")
+_AUTHORITY = re.compile(_HOST_PORT)
 # chunk = chunk-size [ chunk-ext ] CRLF ; chunk-ext = *( ";" token [ "=" ( token / quoted ) ] )
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)((?:;[^\x00-\x08\x0a-\x1f\x7f]*)?)")
 _CHUNK_EXT = re.compile(
@@ -68,6 +72,9 @@ _VCHAR = bytes(_vchar)
 _MAX_CONTENT_LENGTH = (1 << 63) - 1
 _MAX_CHUNK_SIZE_DIGITS = 16
 _MAX_CHUNK_LINE = 4096  # chunk size + extensions (oversized extensions are a DoS vector)
+# chunk lines parsed per feed_data before the parser yields (``yielded``): one client
+# sending 1-byte chunks cannot hold the event loop for a whole read (issue 23)
+CHUNK_BUDGET = 4096
 
 _S_HEAD = 0
 _S_BODY_LENGTH = 1
@@ -99,6 +106,7 @@ class HttpRequestParser:
         self._state = _S_HEAD
         self._remaining = 0
         self._trailer_bytes = 0
+        self.yielded = False
 
     @property
     def upgraded(self) -> bool:
@@ -111,7 +119,13 @@ class HttpRequestParser:
         return data
 
     def feed_data(self, data: bytes) -> None:
-        """Parse ``data``; raises :class:`HttpParserError` on a malformed request."""
+        """Parse ``data``; raises :class:`HttpParserError` on a malformed request.
+
+        ``yielded`` is True afterwards when the work budget (:data:`CHUNK_BUDGET`) was
+        spent before the end of the input: the rest is kept, and ``feed_data(b"")``
+        (one loop turn later) goes on.
+        """
+        self.yielded = False
         if self._state >= _S_UPGRADED:
             if self._state == _S_UPGRADED:
                 self._buf += data
@@ -131,52 +145,78 @@ class HttpRequestParser:
     # -- state machine ---------------------------------------------------
 
     def _parse(self, data: bytes) -> int:
-        pos = 0
-        end = len(data)
-        while pos < end:
-            state = self._state
-            if state == _S_HEAD:
-                new = self._parse_head(data, pos, end)
-                if new < 0:
-                    return pos
-                pos = new
-            elif state == _S_BODY_LENGTH:
-                n = min(self._remaining, end - pos)
-                self._remaining -= n
-                self._on_body(data[pos : pos + n])
-                pos += n
-                if self._remaining == 0:
-                    self._state = _S_HEAD
-                    self._on_message_complete()
-            elif state == _S_CHUNK_SIZE:
-                new = self._parse_chunk_size(data, pos, end)
-                if new < 0:
-                    return pos
-                pos = new
-            elif state == _S_CHUNK_DATA:
-                n = min(self._remaining, end - pos)
-                self._remaining -= n
-                self._on_body(data[pos : pos + n])
-                pos += n
-                if self._remaining == 0:
-                    self._state = _S_CHUNK_DATA_END
-            elif state == _S_CHUNK_DATA_END:
-                if end - pos < 2:
-                    if data[pos] != 13:
+        # PERF (issue 23): the data of consecutive chunks within one read is handed over
+        # in one on_body call (``pending``), so a body sent as 1-byte chunks costs one
+        # callback per read, not one per byte.  Body bytes always reach the owner before
+        # the message completes, and before any framing error this read raises.
+        pending = None
+        budget = CHUNK_BUDGET
+        try:
+            pos = 0
+            end = len(data)
+            while pos < end:
+                state = self._state
+                if state == _S_HEAD:
+                    new = self._parse_head(data, pos, end)
+                    if new < 0:
+                        return pos
+                    pos = new
+                elif state == _S_BODY_LENGTH:
+                    n = min(self._remaining, end - pos)
+                    self._remaining -= n
+                    self._on_body(data[pos : pos + n])
+                    pos += n
+                    if self._remaining == 0:
+                        self._state = _S_HEAD
+                        self._on_message_complete()
+                elif state == _S_CHUNK_SIZE:
+                    budget -= 1
+                    if budget < 0:
+                        self.yielded = True
+                        break
+                    new = self._parse_chunk_size(data, pos, end)
+                    if new < 0:
+                        break
+                    pos = new
+                elif state == _S_CHUNK_DATA:
+                    n = min(self._remaining, end - pos)
+                    self._remaining -= n
+                    if pending is None:
+                        pending = data[pos : pos + n]
+                    else:
+                        if type(pending) is bytes:
+                            pending = bytearray(pending)
+                        pending += data[pos : pos + n]
+                    pos += n
+                    if self._remaining == 0:
+                        self._state = _S_CHUNK_DATA_END
+                elif state == _S_CHUNK_DATA_END:
+                    if end - pos < 2:
+                        if data[pos] != 13:
+                            raise HttpParserError(400, "expected CRLF after chunk data")
+                        break
+                    if data[pos] != 13 or data[pos + 1] != 10:
                         raise HttpParserError(400, "expected CRLF after chunk data")
-                    return pos
-                if data[pos] != 13 or data[pos + 1] != 10:
-                    raise HttpParserError(400, "expected CRLF after chunk data")
-                pos += 2
-                self._state = _S_CHUNK_SIZE
-            elif state == _S_TRAILERS:
-                new = self._parse_trailers(data, pos, end)
-                if new < 0:
-                    return pos
-                pos = new
-            else:  # upgraded: the rest belongs to the next protocol
-                self._buf = data[pos:]
-                return end
+                    pos += 2
+                    self._state = _S_CHUNK_SIZE
+                elif state == _S_TRAILERS:
+                    if pending is not None:
+                        chunk, pending = pending, None
+                        self._on_body(chunk if type(chunk) is bytes else bytes(chunk))
+                    new = self._parse_trailers(data, pos, end)
+                    if new < 0:
+                        return pos
+                    pos = new
+                else:  # upgraded: the rest belongs to the next protocol
+                    self._buf = data[pos:]
+                    return end
+        except HttpParserError:
+            if pending is not None:
+                # NOTE: an error in the body (413) came before this framing error
+                self._on_body(pending if type(pending) is bytes else bytes(pending))
+            raise
+        if pending is not None:
+            self._on_body(pending if type(pending) is bytes else bytes(pending))
         return pos
 
     def _parse_head(self, data: bytes, pos: int, end: int) -> int:
@@ -330,11 +370,15 @@ class HttpRequestParser:
     @staticmethod
     def _valid_other_form(method: str, target: bytes) -> bool:
         if target == b"*":
-            return method == "OPTIONS"
+            return method == "OPTIONS"  # asterisk-form (RFC 9112 §3.2.4)
         lower = target[:8].lower()
         if lower.startswith(b"http://") or lower.startswith(b"https://"):
-            return True  # absolute-form (RFC 9112 §3.2.2)
-        return method == "CONNECT"  # authority-form
+            # absolute-form (RFC 9112 §3.2.2): an http(s) URI needs a host (RFC 9110
+            # §4.2.1: MUST reject an empty one) and carries no userinfo (§4.2.4)
+            return _ABSOLUTE.fullmatch(target) is not None
+        if method == "CONNECT":
+            return _AUTHORITY.fullmatch(target) is not None  # authority-form (§3.2.3)
+        return False
 
     @staticmethod
     def _reject_request_line(line: bytes) -> None:
@@ -346,6 +390,14 @@ class HttpRequestParser:
         raise HttpParserError(400, "invalid request line")
 
     def _parse_chunk_size(self, data: bytes, pos: int, end: int) -> int:
+        if cython.compiled:
+            # PERF: a plain ``HEX CRLF`` line is read in C; anything else (extensions,
+            # leading zeros, garbage, a partial line) takes the reference path below.
+            size = _c_chunk_size(data, pos, end)  # noqa: F821 - defined in _parser_c.pxd
+            if size > 0:
+                self._remaining = size
+                self._state = _S_CHUNK_DATA
+                return pos + _c_hex_len(size) + 2  # noqa: F821
         line_end = data.find(b"\r\n", pos, min(end, pos + _MAX_CHUNK_LINE + 2))
         if line_end < 0:
             if end - pos > _MAX_CHUNK_LINE:
@@ -357,8 +409,13 @@ class HttpRequestParser:
         if m is None:
             raise HttpParserError(400, "invalid chunk size")
         size_hex = m.group(1)
-        if len(size_hex) > _MAX_CHUNK_SIZE_DIGITS:
-            raise HttpParserError(400, "chunk size overflow")
+        if len(size_hex) >= _MAX_CHUNK_SIZE_DIGITS:
+            # NOTE (issue 23): leading zeros are allowed (1*HEXDIG, as llhttp); a size
+            # of 2^63 or more is refused here, before int() (Py_ssize_t when compiled).
+            size_hex = size_hex.lstrip(b"0") or b"0"
+            if len(size_hex) > _MAX_CHUNK_SIZE_DIGITS or (
+                    len(size_hex) == _MAX_CHUNK_SIZE_DIGITS and size_hex[0] > 55):  # "7"
+                raise HttpParserError(400, "chunk size overflow")
         ext = m.group(2)
         if ext and _CHUNK_EXT.fullmatch(ext) is None:
             raise HttpParserError(400, "invalid chunk extension")

@@ -8,6 +8,30 @@ from ember.http._cycle_c cimport Cycle
 from ember._request_c cimport Request
 
 cdef bint _EAGER
+cdef bytes _HOST_CHARS
+
+cpdef bint _valid_host(bytes value) except -1
+
+
+cdef inline int _c_host_check(bytes value, bytes table) noexcept:
+    """1: a valid reg-name[:port]; -1: not sure (an IP-literal...), the regex decides;
+    0: invalid."""
+    cdef const unsigned char* buf = <const unsigned char*>(<char*>value)
+    cdef const unsigned char* ok = <const unsigned char*>(<char*>table)
+    cdef Py_ssize_t n = len(value)
+    cdef Py_ssize_t i = 0
+    if n and buf[0] == 91:  # "["
+        return -1
+    while i < n and ok[buf[i]]:
+        i += 1
+    if i == n:
+        return 1
+    if buf[i] != 58:  # ":"
+        return 0
+    i += 1
+    while i < n and 48 <= buf[i] <= 57:
+        i += 1
+    return 1 if i == n else 0
 
 
 @cython.final
@@ -35,6 +59,8 @@ cdef class HttpProtocol:
     cdef public object _websocket, _h2, _timer
     cdef public double _timer_when, _idle_since, _last_read, _run_deadline
     cdef public object _head_started
+    cdef public double _min_rate, _rate_grace, _rate_since
+    cdef public Py_ssize_t _rate_base
     cdef public object _queue, _receiving, _current
     cdef object __weakref__
 

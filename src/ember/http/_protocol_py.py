@@ -26,11 +26,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import time
 from collections import deque
 from email.utils import formatdate
 from typing import Any
+
+try:
+    import cython
+except ImportError:  # pragma: no cover - pure install without Cython
+    from ember import _cython_shim as cython
 
 from ember import requests as _requests
 from ember.exceptions import ClientDisconnect
@@ -45,6 +51,7 @@ from ember.http.cycle import (
 from ember.http.errors import HttpParserError
 from ember.http.flow_control import (
     READ_BODY,
+    READ_BUDGET,
     READ_FAILED,
     READ_PIPELINE,
     READ_WAITING,
@@ -54,7 +61,9 @@ from ember.http.flow_control import (
 from ember.http.parser import HttpRequestParser
 from ember.http.writer import (
     LAST_CHUNK,
+    app_framing,
     encode_chunk,
+    encode_framed,
     encode_head,
     encode_response,
     encode_result,
@@ -116,6 +125,25 @@ def _plain_resolve(resolve: Any) -> bool:
 
         _EMBER_RESOLVE = Ember._resolve
     return getattr(resolve, "__func__", None) is _EMBER_RESOLVE
+
+
+# Host = uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2): an IP-literal or a
+# reg-name (unreserved / pct-encoded / sub-delims), no userinfo; empty is allowed.
+_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
+_host_chars = bytearray(256)
+for _c in bytearray(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;="):
+    _host_chars[_c] = 1
+_HOST_CHARS = bytes(_host_chars)
+
+
+def _valid_host(value: bytes) -> bool:
+    """True for a valid Host field value (see _HOST)."""
+    if cython.compiled:
+        # PERF: a table scan in C for the usual reg-name[:port]; the regex decides the rest
+        r = _c_host_check(value, _HOST_CHARS)  # noqa: F821 - defined in _protocol_c.pxd
+        if r >= 0:
+            return r == 1
+    return _HOST.fullmatch(value) is not None
 
 
 def date_header() -> bytes:
@@ -185,6 +213,13 @@ class BodyWriter:
         if proto._closed:
             raise ClientDisconnect("client disconnected")
         req = cycle.request
+        # NOTE (issue 23): the engine owns framing; a conflicting app value raises
+        # ValueError here, before anything is sent (the stream answers 500).
+        framing = app_framing(status_code, raw_headers, content_length, cycle.head_only, True)
+        if framing is not None:
+            raw_headers, content_length, close = framing
+            if close:
+                cycle.keep_alive = False
         cycle.head_sent = True
         cycle.state = SENDING
         cycle.status = status_code
@@ -271,6 +306,11 @@ class HttpProtocol:
         self._scheme = scheme
         self._max_body = limits.max_body_size
         self._body_timeout = getattr(limits, "body_timeout", None)
+        rate = getattr(limits, "min_body_rate", None)
+        self._min_rate = float(rate[0]) if rate is not None else 0.0
+        self._rate_grace = float(rate[1]) if rate is not None else 0.0
+        self._rate_since = 0.0
+        self._rate_base = 0
         # PERF: read once (ServerLimits is frozen); typed in the compiled twin
         self._header_timeout = limits.header_timeout
         self._keep_alive_timeout = limits.keep_alive_timeout
@@ -408,7 +448,7 @@ class HttpProtocol:
         flow = self._flow
         flow.resume_writing()
         if flow.resume_reading(READ_WRITE):
-            self._last_read = self._loop.time()
+            self._restart_body_clock(self._loop.time())
         if self._current is None and self._queue and not self._closed:
             self._run_next()
             self._flush()
@@ -447,9 +487,22 @@ class HttpProtocol:
             parser.feed_data(data)
         except HttpParserError as exc:
             self._protocol_error(exc.status, exc.reason)
+        else:
+            if parser.yielded:
+                # NOTE (issue 23): this read's work budget is spent; the rest is parsed
+                # one loop turn later, so other connections run in between.
+                self._flow.pause_reading(READ_BUDGET)
+                self._loop.call_soon(self._parse_more)
         if self._current is None:
             self._run_next()
         self._flush()
+
+    def _parse_more(self) -> None:
+        """Go on parsing what a budget-limited read left (see data_received)."""
+        if self._closed or self._parser is None:
+            return
+        self._flow.resume_reading(READ_BUDGET)
+        self.data_received(b"")
 
     def eof_received(self) -> bool | None:
         current = self._current
@@ -493,13 +546,18 @@ class HttpProtocol:
     ) -> bool:
         self._head_started = None
         hosts = 0
-        for name, _ in headers:
+        host = None
+        for name, value in headers:
             if name == b"host":
                 hosts += 1
+                host = value
         if hosts > 1:  # RFC 9110 §7.2 / RFC 9112 §3.2: any version
             raise HttpParserError(400, "multiple Host headers")
         if hosts == 0 and minor == 1:  # NOTE: Host is optional in HTTP/1.0
             raise HttpParserError(400, "missing Host header")
+        # RFC 9112 §3.2: a Host with an invalid value is a 400 (issue 23)
+        if host is not None and not _valid_host(host):
+            raise HttpParserError(400, "invalid Host header")
         if method == "CONNECT":
             raise HttpParserError(501, "CONNECT is not supported")
         if chunked:
@@ -585,7 +643,7 @@ class HttpProtocol:
             cycle = self._receiving
             if (cycle is None or cycle.chunk_count <= MAX_BODY_CHUNKS // 2) \
                     and flow.resume_reading(READ_BODY):
-                self._last_read = self._loop.time()
+                self._restart_body_clock(self._loop.time())
 
     def send_continue(self, req: _requests.Request) -> None:
         """``Expect: 100-continue``: the handler started reading, invite the body."""
@@ -649,8 +707,9 @@ class HttpProtocol:
                 self._send_simple(cycle, 417, "unsupported Expect header")
                 continue
             self._start(cycle)
-        if flow.read_paused & READ_PIPELINE and len(queue) <= MAX_PIPELINE // 2:
-            flow.resume_reading(READ_PIPELINE)
+        if flow.read_paused & READ_PIPELINE and len(queue) <= MAX_PIPELINE // 2 \
+                and flow.resume_reading(READ_PIPELINE) and self._receiving is not None:
+            self._restart_body_clock(self._loop.time())
 
     def _start(self, cycle: _cycles.Cycle) -> None:
         cycle.state = RUNNING
@@ -855,10 +914,18 @@ class HttpProtocol:
         if cycle.body_state != BODY_COMPLETE:
             cycle.keep_alive = False  # the unread rest of the body cannot be skipped safely
         try:
-            data = encode_response(
-                status, response._headers._raw, body, cycle.keep_alive, req.http_minor,
-                self._state.date_header, cycle.head_only,
-            )
+            headers = response._headers._raw
+            # NOTE (issue 23): the engine owns framing (Content-Length,
+            # Transfer-Encoding, Connection); a conflicting app value is a 500.
+            framing = app_framing(status, headers, len(body), cycle.head_only, False)
+            if framing is None:
+                data = encode_response(status, headers, body, cycle.keep_alive,
+                                       req.http_minor, self._state.date_header, cycle.head_only)
+            else:
+                if framing[2]:
+                    cycle.keep_alive = False  # the app's Connection: close (RFC 9112 §9.6)
+                data = encode_framed(status, framing[0], body, framing[1], cycle.keep_alive,
+                                     req.http_minor, self._state.date_header, cycle.head_only)
         except ValueError as exc:
             logger.error("invalid response from %s %s: %s", req.method, req.path, exc)
             self._fail(cycle, 500, "Internal Server Error")
@@ -993,10 +1060,63 @@ class HttpProtocol:
     # -- timers and closing ----------------------------------------------
 
     def _arm_body_timer(self) -> None:
+        self._last_read = now = self._loop.time()
+        self._rate_since = now
+        self._rate_base = 0
         timeout = self._body_timeout
         if timeout is not None:
-            self._last_read = now = self._loop.time()
             self._arm_timer(now + timeout)
+        if self._min_rate > 0.0:
+            self._arm_timer(now + self._rate_grace)
+
+    def _restart_body_clock(self, now: float) -> None:
+        """Reading resumes after *we* paused it: the client was not late."""
+        self._last_read = now
+        self._rate_since = now
+        receiving = self._receiving
+        self._rate_base = receiving.received if receiving is not None else 0
+
+    def _body_deadline(self, receiving: _cycles.Cycle, now: float) -> float:
+        """When the body being read is next due a check; -1 when none is (or it failed).
+
+        ``body_timeout`` bounds the gap between two reads; ``min_body_rate`` (issue 23,
+        Kestrel's minimum data rate) the average since the body started: after the
+        grace period a client more than a byte behind ``rate`` bytes/s gets 408.
+        """
+        timeout = self._body_timeout
+        rate = self._min_rate
+        if timeout is None and rate <= 0.0:
+            return -1.0
+        if self._flow.read_paused & (READ_BODY | READ_WRITE | READ_PIPELINE) \
+                or receiving.expect_continue:
+            # NOTE: we paused reading (or the client waits for our 100 Continue), the
+            # client is not late: restart its clocks.
+            self._restart_body_clock(now)
+            return now + (timeout if timeout is not None else self._rate_grace)
+        deadline = 1e300
+        reason = None
+        if timeout is not None:
+            deadline = self._last_read + timeout
+            if now >= deadline:
+                reason = "request body timeout"
+        if reason is None and rate > 0.0:
+            due = self._rate_since + max(self._rate_grace,
+                                         (receiving.received - self._rate_base + 1) / rate)
+            if now >= due:
+                reason = f"request body too slow (under {rate:.0f} bytes/s)"
+            elif due < deadline:
+                deadline = due
+        if reason is None:
+            return deadline
+        self._receiving = None
+        self._flow.pause_reading(READ_FAILED)
+        receiving.fail_body(408, reason)
+        if receiving is self._current:
+            self._fail(receiving, 408, reason)
+        elif self._current is None:
+            self._run_next()
+            self._flush()
+        return -1.0
 
     def _arm_timer(self, when: float) -> None:
         timer = self._timer
@@ -1027,25 +1147,10 @@ class HttpProtocol:
                 self._arm_timer(run_deadline)  # NOTE: and whatever the state needs below
         receiving = self._receiving
         if receiving is not None:
-            # reading a body: body_timeout between two reads, unless *we* paused reading
-            timeout = self._body_timeout
-            if timeout is None:
-                return
-            if self._flow.read_paused & (READ_BODY | READ_WRITE | READ_PIPELINE):
-                # NOTE: we paused reading, the client is not late: restart its clock.
-                self._last_read = now
-                self._arm_timer(now + timeout)
-                return
-            deadline = self._last_read + timeout
-            if now >= deadline:
-                self._receiving = None
-                self._flow.pause_reading(READ_FAILED)
-                receiving.fail_body(408, "request body timeout")
-                if receiving is self._current:
-                    self._fail(receiving, 408, "request body timeout")
-                elif self._current is None:
-                    self._run_next()
-                    self._flush()
+            # reading a body: body_timeout between two reads, min_body_rate on average,
+            # unless *we* paused reading (or owe the client a 100 Continue)
+            deadline = self._body_deadline(receiving, now)
+            if deadline < 0:
                 return
         elif self._current is not None or self._queue:
             return  # running: only the handler's own request_timeout applies

@@ -13,6 +13,10 @@ cpdef bytes status_line(object status_code)
 cpdef object encode_result(object result, bint keep_alive, Py_ssize_t http_minor,
                            bytes date_header, bint head_only)
 
+@cython.locals(n=Py_ssize_t, found=bint)
+cpdef object app_framing(object status_code, object headers, Py_ssize_t content_length,
+                         bint head_only, bint streaming)
+
 @cython.locals(out=object)
 cpdef bytes encode_response(object status_code, object headers, object body, bint keep_alive,
                             Py_ssize_t http_minor, object date_header, bint head_only)

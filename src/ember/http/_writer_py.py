@@ -96,6 +96,109 @@ def encode_response(
     return b"".join(parts)
 
 
+def app_framing(
+    status_code: int, headers: list, content_length: int, head_only: bool, streaming: bool
+) -> object:
+    """Check the framing fields an app set against what the response is.
+
+    The engine owns ``Content-Length``, ``Transfer-Encoding`` and ``Connection``
+    (RFC 9112 §6, §9.6): the writer computes them.  Returns None when ``headers``
+    holds none of them (the common case, one pass in C when compiled).  Otherwise
+    returns ``(headers, content_length, close)``: the headers without those fields,
+    the length to write (an app's ``Content-Length`` on HEAD or 304 describes the
+    GET: it is kept when the engine has no body to measure) and whether the app
+    asked for ``Connection: close``.  A value that conflicts raises ValueError
+    naming it, before anything is sent.  ``content_length`` < 0 means "not known"
+    (a stream, chunked on HTTP/1.1); ``streaming`` is True for a streamed body.
+    """
+    found = False
+    for pair in headers:
+        name = pair[0]
+        n = len(name)
+        if (n == 14 and name == b"content-length") or (n == 17 and name == b"transfer-encoding") \
+                or (n == 10 and name == b"connection"):
+            found = True
+            break
+    if not found:
+        return None
+    return _check_framing(status_code, headers, content_length, head_only, streaming)
+
+
+def _check_framing(
+    status_code: int, headers: list, content_length: int, head_only: bool, streaming: bool
+) -> tuple:
+    kept = []
+    app_length = -1
+    chunked = False
+    close = False
+    for name, value in headers:
+        if name == b"content-length":
+            text = value.strip(b" \t")
+            if not text.isdigit() or len(text) > 18:
+                raise ValueError(f"invalid Content-Length header {value!r} set by the app")
+            length = int(text)
+            if app_length >= 0 and length != app_length:
+                raise ValueError("two different Content-Length headers set by the app")
+            app_length = length
+        elif name == b"transfer-encoding":
+            if value.strip(b" \t").lower() != b"chunked":
+                raise ValueError(f"Transfer-Encoding {value!r} set by the app: only the "
+                                 "server frames the body (chunked, on a stream)")
+            chunked = True
+        elif name == b"connection":
+            for token in value.lower().split(b","):
+                if token.strip(b" \t") == b"close":
+                    close = True
+        else:
+            kept.append((name, value))
+    no_body = status_code < 200 or status_code == 204
+    if no_body or (status_code == 304 and app_length < 0):
+        content_length = -1
+    if chunked:
+        if no_body or status_code == 304 or not streaming or content_length >= 0:
+            raise ValueError("Transfer-Encoding: chunked set by the app on a response that "
+                             "is not a stream of unknown length")
+        if app_length >= 0:
+            raise ValueError("both Content-Length and Transfer-Encoding set by the app")
+    if app_length >= 0:
+        if no_body:
+            if app_length != 0:
+                raise ValueError(f"Content-Length set by the app on a {status_code} "
+                                 "response, which has no body")
+        elif status_code == 304 or (head_only and content_length <= 0):
+            content_length = app_length  # NOTE: describes the GET (RFC 9110 §8.6)
+        elif app_length != content_length:
+            if content_length < 0:
+                raise ValueError("Content-Length set by the app on a stream of unknown "
+                                 "length (pass the length to start() instead)")
+            raise ValueError(f"Content-Length {app_length} set by the app, but the body "
+                             f"is {content_length} bytes")
+    return (kept, content_length, close)
+
+
+def encode_framed(
+    status_code: int,
+    headers: list,
+    body: bytes,
+    content_length: int,
+    keep_alive: bool,
+    http_minor: int,
+    date_header: bytes,
+    head_only: bool,
+) -> bytes:
+    """:func:`encode_response` after :func:`app_framing`: ``content_length`` is the
+    length it returned (an app's on HEAD or 304)."""
+    if status_code < 200 or status_code == 204:
+        content_length = -1
+    elif status_code == 304:
+        head_only = True
+    parts = encode_head(status_code, headers, content_length, keep_alive, http_minor,
+                        date_header, False)
+    if not head_only and body:
+        parts.append(body)
+    return b"".join(parts)
+
+
 def encode_chunk(data: bytes) -> bytes:
     """One chunk of a chunked body (RFC 9112 §7.1); empty data is skipped by callers."""
     return b"%x\r\n%s\r\n" % (len(data), data)

@@ -21,6 +21,7 @@ READ_PIPELINE = 2  # too many parsed requests are queued
 READ_WRITE = 4  # the client does not read its responses (write buffer full)
 READ_FAILED = 8  # the byte stream is unusable (framing error): never resumes
 READ_WAITING = 16  # over max_connections: waiting for a slot
+READ_BUDGET = 32  # one read's work budget is spent: the rest is parsed a loop turn later
 
 
 class FlowControl:

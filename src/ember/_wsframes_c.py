@@ -1,0 +1,1 @@
+_wsframes_py.py
