@@ -154,6 +154,8 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
              "finish_reason": finish}]}) + b"\n\n"
 
     closed = False
+    sent: list[str] = []  # what reached the client, charged if it leaves early (#20)
+    finished = False
 
     async def cleanup() -> None:
         nonlocal closed
@@ -167,11 +169,12 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
                     await close()
                 except Exception as exc:  # the stream already ended or failed
                     logger.debug("gateway %s: closing the upstream stream: %r", rid, exc)
-            await settle(key, model, sink)
+            await settle(key, model, sink, None if finished else "".join(sent))
         finally:
             release()
 
     async def frames() -> AsyncIterator[bytes]:
+        nonlocal finished
         finishes: dict[int, str | None] = {}
         tools: set[int] = set()
         chunk = first
@@ -187,7 +190,9 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
                 delta: dict[str, Any] = {}
                 if chunk.text:
                     delta["content"] = chunk.text
+                    sent.append(chunk.text)
                 if chunk.tool_calls:
+                    sent.extend(c.arguments or "" for c in chunk.tool_calls)
                     tools.add(index)
                     delta["tool_calls"] = [_delta_call(c) for c in chunk.tool_calls]
                 if delta or chunk.logprobs:
@@ -207,6 +212,7 @@ async def _stream(target: Any, model: str, messages: list[Any], params: dict[str
             if include_usage:
                 yield b"data: " + dumps({**base, "choices": [], "usage": _usage(usage)}) + \
                     b"\n\n"
+            finished = True
             yield b"data: [DONE]\n\n"
         except Exception as exc:
             yield error_frame(exc, rid, secrets())

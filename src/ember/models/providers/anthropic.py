@@ -297,7 +297,10 @@ class AnthropicStreamParser(StreamParser):
                 usage.get("cache_read_input_tokens") or 0)
             self.output_tokens = int(usage.get("output_tokens") or 0)
             self.reported = bool(usage)
-            return []
+            # NOTE: the input count is known now: report it at once, so a stream the
+            # client leaves early is billed its input (#20); message_stop reports the total
+            return [StreamChunk(usage=UsageStats(self.input_tokens, self.output_tokens))] \
+                if usage else []
         if kind == "content_block_start":
             block = data["content_block"]
             if block.get("type") == "tool_use":

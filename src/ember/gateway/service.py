@@ -1,0 +1,437 @@
+"""The gateway as one object: a pipeline of steps that raise typed errors.
+
+:class:`Gateway` is what ``app.mount_openai(...)`` builds.  Each endpoint runs the
+same steps, each a method that other endpoints (``/v1/messages``, ``/v1/responses``,
+``/v1/completions``) call in the same order:
+
+1. ``authenticate(request) -> Caller``: the key (static ``api_keys``) or 401;
+2. ``await decode(request, schema) -> (body, spec)``: JSON + schema, or 400;
+3. ``resolve(caller, model) -> _Target``: the public model name, or 404;
+4. ``await admit(caller, rid) -> Pass``: in-flight cap (503), to release after;
+5. ``await reserve(caller, target, body) -> Ticket``: the budget (429
+   ``insufficient_quota``), held until settled;
+6. the model call (:mod:`ember.gateway._chat` for chat completions), with
+   ``ticket.settle`` as its ``settle(key, model, sink)`` callback;
+7. ``await ticket.settle(...)``: the real usage replaces the reservation.
+
+A step refuses by raising a :class:`ember.gateway.failures.GatewayError`; the route
+boundary (:meth:`Gateway.route`) turns it into OpenAI's error shape, once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import logging
+import os
+import sys
+from array import array
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+
+from ember.gateway._targets import _is_loopback, _keys, _Target, _targets
+from ember.gateway.costing import DEFAULT_MAX_TOKENS, Prices, worst_case
+from ember.gateway.errors import error_response, request_id
+from ember.gateway.failures import (
+    BadRequest,
+    GatewayError,
+    ModelNotFound,
+    Overloaded,
+    QuotaExceeded,
+    Unauthorized,
+)
+from ember.responses import JSONResponse, Response
+
+logger = logging.getLogger("ember.gateway")
+
+#: Request fields that are the provider's business (mapped by its PARAMS table).
+FORWARD = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stop",
+           "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+           "seed", "user", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+           "reasoning_effort")
+
+
+def _msgspec() -> Any:
+    try:
+        import msgspec
+    except ImportError:
+        from ember.exceptions import MissingDependency
+
+        raise MissingDependency("msgspec", "models", "The OpenAI-compatible gateway") from None
+    return msgspec
+
+
+class Caller:
+    """Who is calling: the key's name (labels metrics, budgets, limits; never the secret)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class Gateway:
+    """The OpenAI-compatible gateway of one app (see the module docstring)."""
+
+    def __init__(self, app: Any, models: Any, prefix: str = "/v1",
+                 api_keys: list[str] | Mapping[str, str] | None = None, *,
+                 allow_unauthenticated: bool = False, budget: Any = None,
+                 budget_store: Any = None, max_in_flight: int | None = 256,
+                 budget_fail_open: bool = False,
+                 default_max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+        if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError(f"prefix must start with '/' and not end with '/', got {prefix!r}")
+        if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(
+                max_in_flight, int) or max_in_flight < 1):
+            raise ValueError(f"max_in_flight must be a positive int or None, "
+                             f"got {max_in_flight!r}")
+        self._msgspec = _msgspec()
+        from ember.gateway import schemas
+
+        self.schemas = schemas
+        self.app = app
+        self.prefix = prefix
+        self.targets, self.catch_all = _targets(models)
+        self.keys = _keys(api_keys)
+        self.allow_unauthenticated = allow_unauthenticated
+        if isinstance(default_max_tokens, bool) or not isinstance(default_max_tokens, int) or \
+                default_max_tokens < 1:
+            raise ValueError(f"default_max_tokens must be a positive int, "
+                             f"got {default_max_tokens!r}")
+        self.default_max_tokens = default_max_tokens
+        self.budgets: Any = None
+        if budget is not None:
+            from ember.gateway.budgets import Budgets
+
+            self.budgets = Budgets(budget, budget_store, fail_open=budget_fail_open)
+        elif budget_store is not None:
+            raise ValueError("budget_store= needs budget=")
+        self.prices = Prices()
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+        self._key_secrets = [k.decode() for k in self.keys.values()]
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def mount(self) -> Gateway:
+        """Register the routes and the startup/shutdown hooks on the app."""
+        app, prefix, schemas = self.app, self.prefix, self.schemas
+        app.on_startup(self.check_binding)
+        app.on_shutdown(self.aclose)
+        app.add_route(f"{prefix}/chat/completions", self.route(self.chat_completions), ["POST"],
+                      name="openai_chat_completions",
+                      openapi_extra=schemas.CHAT_COMPLETIONS_OPENAPI)
+        app.add_route(f"{prefix}/embeddings", self.route(self.embeddings), ["POST"],
+                      name="openai_embeddings", openapi_extra=schemas.EMBEDDINGS_OPENAPI)
+        app.add_route(f"{prefix}/models", self.route(self.list_models), ["GET"],
+                      name="openai_models", openapi_extra=schemas.MODELS_OPENAPI)
+        run, get_model = self.run, self.get_model
+
+        async def model_card(request: Any, model_id: str) -> Response:
+            return await run(get_model, request, model_id=model_id)
+
+        app.add_route(f"{prefix}/models/{{model_id:path}}", model_card, ["GET"],
+                      name="openai_model", openapi_extra=schemas.MODEL_OPENAPI)
+        return self
+
+    def check_binding(self) -> None:
+        """At startup: refuse a keyless gateway bound off loopback (unless allowed); warn
+        when per-process budgets run in several workers."""
+        state = getattr(self.app, "state", None)
+        workers = getattr(state, "worker_count", 1) or 1
+        if self.budgets is not None and not getattr(self.budgets.store, "shared", True) and \
+                workers > 1:
+            logger.warning("mount_openai(%r): budgets are kept in memory and the server runs "
+                           "%d workers: each worker has its own budget (up to %d times the "
+                           "configured amount). Pass budget_store='redis://...' to share one.",
+                           self.prefix, workers, workers)
+        if self.keys:
+            return
+        address = getattr(state, "bound_address", None)
+        host = address[0] if address else None
+        if host is not None and not _is_loopback(str(host)) and not self.allow_unauthenticated:
+            raise RuntimeError(
+                f"mount_openai({self.prefix!r}) has no api_keys and the server is bound to "
+                f"{host}: anyone who can reach it can spend your model budget. Pass "
+                "api_keys=[...], or allow_unauthenticated=True if something in front of the "
+                "app authenticates.")
+        if not self.allow_unauthenticated:
+            logger.warning("mount_openai(%r) serves without api_keys (loopback only); pass "
+                           "api_keys=[...] before exposing it", self.prefix)
+
+    async def aclose(self) -> None:
+        """At worker shutdown: close provider connections and the stores."""
+        # NOTE: the providers' pooled connections of this worker's loop close with it
+        from ember.models.api import default_registry
+
+        await default_registry().aclose()
+        if self.budgets is not None:
+            await self.budgets.aclose()
+
+    def secrets(self) -> list[str]:
+        """What redaction removes from logs: the gateway keys and provider keys."""
+        return self._key_secrets + [v for k, v in os.environ.items() if k.endswith("_API_KEY")]
+
+    # -- the route boundary ----------------------------------------------------------------
+    async def run(self, handler: Callable[..., Awaitable[Response]], request: Any,
+                  **params: Any) -> Response:
+        """The route boundary: run ``handler(request, rid, **params)``; typed refusals and
+        unexpected errors become OpenAI-shaped responses here, and only here."""
+        rid = request_id(request)
+        try:
+            return await handler(request, rid, **params)
+        except GatewayError as exc:
+            return exc.response(rid)
+        except Exception as exc:  # NOTE: never a bare 500: OpenAI's shape, details logged
+            return error_response(exc, rid, self.secrets())
+
+    def route(self, handler: Callable[..., Awaitable[Response]]) -> Callable[..., Any]:
+        """An endpoint ``(request)`` running ``handler`` through :meth:`run`."""
+        run = self.run
+
+        async def endpoint(request: Any) -> Response:
+            return await run(handler, request)
+
+        endpoint.__doc__ = handler.__doc__
+        return endpoint
+
+    # -- pipeline steps --------------------------------------------------------------------
+    def authenticate(self, request: Any) -> Caller:
+        """The calling key, or :class:`Unauthorized`."""
+        if not self.keys:
+            return Caller("anonymous")
+        auth = request.headers.get("authorization") or ""
+        scheme, _, token = auth.partition(" ")
+        given = token.strip().encode("utf-8", "surrogateescape")
+        found = None
+        for name, key in self.keys.items():  # NOTE: compare with every key (constant time)
+            if hmac.compare_digest(given, key):
+                found = name
+        if scheme.lower() == "bearer" and found is not None:
+            return Caller(found)
+        raise Unauthorized()
+
+    async def decode(self, request: Any, schema: Any) -> tuple[dict[str, Any], Any]:
+        """``(body dict, validated spec)`` or :class:`BadRequest` naming the field."""
+        raw = await request.body()
+        try:
+            body = orjson.loads(raw)
+        except (orjson.JSONDecodeError, RecursionError) as exc:
+            raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object.")
+        msgspec = self._msgspec
+        try:
+            spec = self.schemas.decode(raw, schema)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            param = self.schemas.error_param(text)
+            if text.startswith("Object contains unknown field"):
+                text = f"Unrecognized request argument supplied: {param}"
+            raise BadRequest(f"Invalid request: {text}", param=param,
+                             code="invalid_value") from None
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+        return body, spec
+
+    def resolve(self, caller: Caller, model: str) -> _Target:
+        """The target of public model name ``model``, or :class:`ModelNotFound`."""
+        target = self.targets.get(model)
+        if target is None and self.catch_all is not None:
+            target = self.catch_all
+        if target is None:
+            raise ModelNotFound(f"The model `{model}` does not exist or you do not have "
+                                "access to it.", param="model")
+        return target
+
+    def admit(self) -> Callable[[], None]:
+        """Take an in-flight slot (:class:`Overloaded` when none is free); returns the
+        function that gives it back (call it exactly once)."""
+        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+            raise Overloaded("The gateway is at capacity; retry shortly.")
+        self.in_flight += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.in_flight -= 1
+
+        return release
+
+    async def reserve(self, caller: Caller, target: _Target, tokens: int,
+                      cost: float) -> Ticket:
+        """Hold ``tokens``/``cost`` (the worst case) on the caller's budgets:
+        :class:`QuotaExceeded` when it does not fit, :class:`Overloaded` when the shared
+        store is down (fail closed) unless ``budget_fail_open``."""
+        budgets = self.budgets
+        hold = None
+        if budgets is not None:
+            budget = budgets.of(caller.name)
+            if budget is not None:
+                from ember.gateway.budgets import Refused, StoreUnavailable
+
+                try:
+                    hold = await budgets.reserve([(f"k:{caller.name}", budget)], tokens, cost)
+                except Refused as exc:
+                    raise QuotaExceeded("You exceeded your budget for this period (or this "
+                                        "request's maximum cost does not fit what is left).",
+                                        exc.retry_after) from None
+                except StoreUnavailable:
+                    raise Overloaded("The gateway's budget store is unavailable; retry "
+                                     "shortly.", 2, code="budget_store_unavailable") from None
+        return Ticket(self, caller, hold, tokens, cost)
+
+    def chat_worst_case(self, target: _Target, raw: bytes, body: dict[str, Any],
+                        params: dict[str, Any], budgeted: bool) -> tuple[int, float]:
+        """``(tokens, cost)`` to reserve for a chat request; sets ``max_tokens`` in
+        ``params`` when the request has none and the reservation relies on it."""
+        _prompt, tokens, cost, inject = worst_case(
+            self.prices, target, len(raw), raw.count(b'"image_url"'), body,
+            self.default_max_tokens)
+        if inject and budgeted:
+            params["max_tokens"] = self.default_max_tokens
+        return tokens, cost
+
+    # -- endpoints -------------------------------------------------------------------------
+    async def chat_completions(self, request: Any, rid: str) -> Response:
+        """``POST {prefix}/chat/completions``."""
+        from ember.gateway._chat import _complete, _GatewayStream, _stream
+
+        release = self.admit()
+        streaming = False
+        ticket = None
+        try:
+            caller = self.authenticate(request)
+            body, spec = await self.decode(request, self.schemas.ChatCompletionRequest)
+            target = self.resolve(caller, spec.model)
+            if spec.store:
+                raise BadRequest("This gateway does not store completions.", param="store",
+                                 code="unsupported_parameter")
+            params = {k: body[k] for k in FORWARD if body.get(k) is not None}
+            budgeted = self.budgets is not None and self.budgets.of(caller.name) is not None
+            tokens, cost = self.chat_worst_case(target, await request.body(), body, params,
+                                                budgeted)
+            ticket = await self.reserve(caller, target, tokens, cost)
+            messages = body["messages"]
+            if spec.stream:
+                include_usage = bool(spec.stream_options and spec.stream_options.include_usage)
+                response = await _stream(target, spec.model, messages, params, include_usage,
+                                         rid, caller.name, ticket.settle, self.secrets,
+                                         release)
+                streaming = isinstance(response, _GatewayStream)
+                return response
+            return await _complete(target, spec.model, messages, params, rid, caller.name,
+                                   ticket.settle, self.secrets)
+        finally:
+            if not streaming:
+                release()
+                if ticket is not None and not ticket.settled:
+                    await ticket.abandon()
+
+    async def embeddings(self, request: Any, rid: str) -> Response:
+        """``POST {prefix}/embeddings``."""
+        caller = self.authenticate(request)
+        _body, spec = await self.decode(request, self.schemas.EmbeddingRequest)
+        target = self.resolve(caller, spec.model)
+        size = len(await request.body())
+        ticket = await self.reserve(caller, target, size, size * self.prices.of(target)[0])
+        inputs = [spec.input] if isinstance(spec.input, str) else list(spec.input)
+        params = {k: v for k, v in (("dimensions", spec.dimensions), ("user", spec.user))
+                  if v is not None}
+        from ember.models.registry import usage_sink
+
+        sink: list[Any] = []
+        token = usage_sink.set(sink)
+        try:
+            result = await target.embed(inputs, params)
+        finally:
+            usage_sink.reset(token)
+            await ticket.settle(caller.name, spec.model, sink)
+        b64 = spec.encoding_format == "base64"
+        data = [{"object": "embedding", "index": i, "embedding": (
+            base64.b64encode(array("f", vec).tobytes()).decode() if b64 else vec)}
+            for i, vec in enumerate(result.vectors)]
+        usage = result.usage
+        return JSONResponse({"object": "list", "data": data, "model": spec.model,
+                             "usage": {"prompt_tokens": usage.prompt_tokens,
+                                       "total_tokens": usage.prompt_tokens}},
+                            headers={"x-request-id": rid})
+
+    async def list_models(self, request: Any, rid: str) -> Response:
+        """``GET {prefix}/models``."""
+        self.authenticate(request)
+        return JSONResponse({"object": "list", "data": [_card(m) for m in self.targets]})
+
+    async def get_model(self, request: Any, rid: str, model_id: str) -> Response:
+        """``GET {prefix}/models/{model_id}``."""
+        self.authenticate(request)
+        if model_id not in self.targets:
+            raise ModelNotFound(f"The model `{model_id}` does not exist.", param="model")
+        return JSONResponse(_card(model_id))
+
+
+class Ticket:
+    """One request's hold on its budgets; ``settle`` charges the real usage (once)."""
+
+    __slots__ = ("caller", "cost", "gateway", "hold", "settled", "tokens")
+
+    def __init__(self, gateway: Gateway, caller: Caller, hold: Any, tokens: int,
+                 cost: float) -> None:
+        self.gateway = gateway
+        self.caller = caller
+        self.hold = hold
+        self.tokens = tokens
+        self.cost = cost
+        self.settled = False
+
+    async def settle(self, key: str, model: str, sink: list[Any],
+                     streamed: str | None = None) -> None:
+        """Charge the real usage of the calls in ``sink`` (and count it in metrics).
+
+        ``streamed``: the text sent to a client that left before the end; its tokens,
+        counted locally, are charged when the provider reported fewer.
+        """
+        if self.settled:
+            return
+        self.settled = True
+        tokens = 0
+        cost = 0.0
+        obs = sys.modules.get("ember.observability")
+        record = getattr(obs, "record_key_usage", None) if obs is not None else None
+        last = None
+        for model_key, usage, _error in sink:
+            if usage is None:
+                continue
+            last = model_key
+            tokens += usage.total_tokens
+            cost += usage.cost
+            if record is not None:
+                record(key, model_key, usage.prompt_tokens, usage.completion_tokens, usage.cost)
+        if streamed and last is not None:
+            from ember.models.tokens import count_tokens
+
+            counted = count_tokens(streamed, last)
+            reported = sum(u.completion_tokens for _m, u, _e in sink if u is not None)
+            if counted > reported:
+                tokens += counted - reported
+                cost += (counted - reported) * self.gateway.prices.output(last)
+        budgets = self.gateway.budgets
+        if budgets is not None and self.hold is not None:
+            await budgets.settle(self.hold, tokens, cost)
+
+    async def abandon(self) -> None:
+        """The request ended while the model call ran (the handler was cancelled): what the
+        provider billed is unknown, so the whole reservation stays charged."""
+        if self.settled:
+            return
+        self.settled = True
+        budgets = self.gateway.budgets
+        if budgets is not None and self.hold is not None:
+            await budgets.settle(self.hold, self.tokens, self.cost)
+
+def _card(model_id: str) -> dict[str, Any]:
+    owner = model_id.split("/", 1)[0] if "/" in model_id else "ember"
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
