@@ -316,7 +316,7 @@ def test_embeddings_through_providers(fake, serve):
 def test_over_max_in_flight_is_refused_fast_with_retry_after(fake, serve):
     gate = threading.Event()
     app = gateway_app()
-    app.mount_openai("gpt-4o", api_keys=["sk-gateway-key"], max_in_flight=1)
+    app.mount_openai("gpt-4o", api_keys=["sk-gateway-key"], max_in_flight=1, max_queue=0)
     url = serve(app)
     # the first stream holds the only slot until the upstream sends its rest (gate)
     held = _wire.openai_sse(["slow"])
@@ -354,6 +354,9 @@ def test_over_max_in_flight_is_refused_fast_with_retry_after(fake, serve):
 
 @pytest.mark.parametrize("options", [
     {"max_in_flight": 0}, {"max_in_flight": True}, {"max_in_flight": "10"},
+    {"max_queue": -1}, {"max_queue": "5"}, {"queue_timeout": 0}, {"queue_timeout": "1"},
+    {"queue_timeout": float("nan")}, {"limits": 5}, {"limits": {"k": 5}},
+    {"limit_store": "redis://localhost"},
     {"budget": 5}, {"budget": {"k": 5}}, {"budget_store": "redis://localhost"},
     {"budget": Budget(tokens=1), "budget_store": "http://not-redis"},
     {"api_keys": "sk-single-string"}, {"api_keys": []}, {"api_keys": [""]},

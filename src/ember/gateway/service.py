@@ -7,12 +7,17 @@ same steps, each a method that other endpoints (``/v1/messages``, ``/v1/response
 1. ``authenticate(request) -> Caller``: the key (static ``api_keys``) or 401;
 2. ``await decode(request, schema) -> (body, spec)``: JSON + schema, or 400;
 3. ``resolve(caller, model) -> _Target``: the public model name, or 404;
-4. ``await admit(caller, rid) -> Pass``: in-flight cap (503), to release after;
-5. ``await reserve(caller, target, body) -> Ticket``: the budget (429
-   ``insufficient_quota``), held until settled;
+4. ``await admit(caller) -> release``: an in-flight slot shared fairly between keys
+   (:mod:`ember.gateway.fairness`; 429 after a bounded wait, 503 when the queue is full);
+5. ``worst case`` (:mod:`ember.gateway.costing`), then ``await reserve(caller, target,
+   tokens, cost, rid) -> Ticket``: the per-key limits (429 ``rate_limit_exceeded``,
+   :mod:`ember.gateway.limits`) and the budgets (429 ``insufficient_quota``,
+   :mod:`ember.gateway.budgets`), held until settled;
 6. the model call (:mod:`ember.gateway._chat` for chat completions), with
    ``ticket.settle`` as its ``settle(key, model, sink)`` callback;
-7. ``await ticket.settle(...)``: the real usage replaces the reservation.
+7. ``await ticket.settle(...)``: the real usage replaces the reservation, the
+   concurrency slot and unused tokens go back (``ticket.abandon()`` when the handler
+   was cancelled mid-call: the reservation stays charged).
 
 A step refuses by raising a :class:`ember.gateway.failures.GatewayError`; the route
 boundary (:meth:`Gateway.route`) turns it into OpenAI's error shape, once.
@@ -40,8 +45,11 @@ from ember.gateway.failures import (
     ModelNotFound,
     Overloaded,
     QuotaExceeded,
+    RateLimited,
     Unauthorized,
 )
+from ember.gateway.fairness import FairShare
+from ember.gateway.limits import KeyLimits, make_limit_store, parse_limits, refusal
 from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.gateway")
@@ -80,7 +88,9 @@ class Gateway:
                  allow_unauthenticated: bool = False, budget: Any = None,
                  budget_store: Any = None, max_in_flight: int | None = 256,
                  budget_fail_open: bool = False,
-                 default_max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+                 default_max_tokens: int = DEFAULT_MAX_TOKENS, limits: Any = None,
+                 limit_store: Any = None, max_queue: int | None = None,
+                 queue_timeout: float = 10.0) -> None:
         if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError(f"prefix must start with '/' and not end with '/', got {prefix!r}")
         if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(
@@ -110,7 +120,11 @@ class Gateway:
             raise ValueError("budget_store= needs budget=")
         self.prices = Prices()
         self.max_in_flight = max_in_flight
-        self.in_flight = 0
+        self.slots = FairShare(max_in_flight, max_queue, queue_timeout)
+        self.default_limits, self.key_limits = parse_limits(limits)
+        if limit_store is not None and not (self.default_limits or self.key_limits):
+            raise ValueError("limit_store= needs limits=")
+        self.limit_store = make_limit_store(limit_store)
         self._key_secrets = [k.decode() for k in self.keys.values()]
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -168,6 +182,14 @@ class Gateway:
         await default_registry().aclose()
         if self.budgets is not None:
             await self.budgets.aclose()
+        close = getattr(self.limit_store, "aclose", None)
+        if close is not None:
+            await close()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests of this worker in flight (streams until they end)."""
+        return self.slots.total
 
     def secrets(self) -> list[str]:
         """What redaction removes from logs: the gateway keys and provider keys."""
@@ -245,44 +267,45 @@ class Gateway:
                                 "access to it.", param="model")
         return target
 
-    def admit(self) -> Callable[[], None]:
-        """Take an in-flight slot (:class:`Overloaded` when none is free); returns the
-        function that gives it back (call it exactly once)."""
-        if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
-            raise Overloaded("The gateway is at capacity; retry shortly.")
-        self.in_flight += 1
-        released = False
+    async def admit(self, caller: Caller) -> Callable[[], None]:
+        """An in-flight slot, shared fairly between keys (:mod:`ember.gateway.fairness`):
+        returns the function that gives it back (call it once)."""
+        return await self.slots.acquire(caller.name)
 
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.in_flight -= 1
+    def limits_of(self, caller: Caller) -> KeyLimits | None:
+        """The per-key limits of ``caller``, if any."""
+        return self.key_limits.get(caller.name, self.default_limits)
 
-        return release
-
-    async def reserve(self, caller: Caller, target: _Target, tokens: int,
-                      cost: float) -> Ticket:
-        """Hold ``tokens``/``cost`` (the worst case) on the caller's budgets:
-        :class:`QuotaExceeded` when it does not fit, :class:`Overloaded` when the shared
-        store is down (fail closed) unless ``budget_fail_open``."""
+    async def reserve(self, caller: Caller, target: _Target, tokens: int, cost: float,
+                      rid: str) -> Ticket:
+        """Take the per-key limits (:class:`RateLimited`) and hold ``tokens``/``cost`` (the
+        worst case) on the caller's budgets: :class:`QuotaExceeded` when it does not fit,
+        :class:`Overloaded` when the shared store is down (fail closed) unless
+        ``budget_fail_open``.  Nothing stays taken when it raises."""
+        limits = self.limits_of(caller)
+        if limits is not None:
+            verdict = await self.limit_store.acquire(caller.name, limits, tokens, rid)
+            if verdict[0]:
+                message, wait, headers = refusal(verdict, limits)
+                raise RateLimited(message, wait, headers)
         budgets = self.budgets
         hold = None
-        if budgets is not None:
-            budget = budgets.of(caller.name)
-            if budget is not None:
-                from ember.gateway.budgets import Refused, StoreUnavailable
+        budget = budgets.of(caller.name) if budgets is not None else None
+        if budget is not None:
+            from ember.gateway.budgets import Refused, StoreUnavailable
 
-                try:
-                    hold = await budgets.reserve([(f"k:{caller.name}", budget)], tokens, cost)
-                except Refused as exc:
+            try:
+                hold = await budgets.reserve([(f"k:{caller.name}", budget)], tokens, cost)
+            except (Refused, StoreUnavailable) as exc:
+                if limits is not None:
+                    await self.limit_store.release(caller.name, limits, rid, tokens)
+                if isinstance(exc, Refused):
                     raise QuotaExceeded("You exceeded your budget for this period (or this "
                                         "request's maximum cost does not fit what is left).",
                                         exc.retry_after) from None
-                except StoreUnavailable:
-                    raise Overloaded("The gateway's budget store is unavailable; retry "
-                                     "shortly.", 2, code="budget_store_unavailable") from None
-        return Ticket(self, caller, hold, tokens, cost)
+                raise Overloaded("The gateway's budget store is unavailable; retry "
+                                 "shortly.", 2, code="budget_store_unavailable") from None
+        return Ticket(self, caller, hold, tokens, cost, limits, rid)
 
     def chat_worst_case(self, target: _Target, raw: bytes, body: dict[str, Any],
                         params: dict[str, Any], budgeted: bool) -> tuple[int, float]:
@@ -300,11 +323,11 @@ class Gateway:
         """``POST {prefix}/chat/completions``."""
         from ember.gateway._chat import _complete, _GatewayStream, _stream
 
-        release = self.admit()
+        caller = self.authenticate(request)
+        release = await self.admit(caller)
         streaming = False
         ticket = None
         try:
-            caller = self.authenticate(request)
             body, spec = await self.decode(request, self.schemas.ChatCompletionRequest)
             target = self.resolve(caller, spec.model)
             if spec.store:
@@ -314,7 +337,7 @@ class Gateway:
             budgeted = self.budgets is not None and self.budgets.of(caller.name) is not None
             tokens, cost = self.chat_worst_case(target, await request.body(), body, params,
                                                 budgeted)
-            ticket = await self.reserve(caller, target, tokens, cost)
+            ticket = await self.reserve(caller, target, tokens, cost, rid)
             messages = body["messages"]
             if spec.stream:
                 include_usage = bool(spec.stream_options and spec.stream_options.include_usage)
@@ -337,7 +360,8 @@ class Gateway:
         _body, spec = await self.decode(request, self.schemas.EmbeddingRequest)
         target = self.resolve(caller, spec.model)
         size = len(await request.body())
-        ticket = await self.reserve(caller, target, size, size * self.prices.of(target)[0])
+        ticket = await self.reserve(caller, target, size, size * self.prices.of(target)[0],
+                                   rid)
         inputs = [spec.input] if isinstance(spec.input, str) else list(spec.input)
         params = {k: v for k, v in (("dimensions", spec.dimensions), ("user", spec.user))
                   if v is not None}
@@ -376,11 +400,13 @@ class Gateway:
 class Ticket:
     """One request's hold on its budgets; ``settle`` charges the real usage (once)."""
 
-    __slots__ = ("caller", "cost", "gateway", "hold", "settled", "tokens")
+    __slots__ = ("caller", "cost", "gateway", "hold", "limits", "rid", "settled", "tokens")
 
     def __init__(self, gateway: Gateway, caller: Caller, hold: Any, tokens: int,
-                 cost: float) -> None:
+                 cost: float, limits: KeyLimits | None = None, rid: str = "") -> None:
         self.gateway = gateway
+        self.limits = limits
+        self.rid = rid
         self.caller = caller
         self.hold = hold
         self.tokens = tokens
@@ -418,9 +444,12 @@ class Ticket:
             if counted > reported:
                 tokens += counted - reported
                 cost += (counted - reported) * self.gateway.prices.output(last)
-        budgets = self.gateway.budgets
-        if budgets is not None and self.hold is not None:
-            await budgets.settle(self.hold, tokens, cost)
+        gateway = self.gateway
+        if self.limits is not None:
+            await gateway.limit_store.release(self.caller.name, self.limits, self.rid,
+                                              self.tokens - tokens)
+        if gateway.budgets is not None and self.hold is not None:
+            await gateway.budgets.settle(self.hold, tokens, cost)
 
     async def abandon(self) -> None:
         """The request ended while the model call ran (the handler was cancelled): what the
@@ -428,9 +457,11 @@ class Ticket:
         if self.settled:
             return
         self.settled = True
-        budgets = self.gateway.budgets
-        if budgets is not None and self.hold is not None:
-            await budgets.settle(self.hold, self.tokens, self.cost)
+        gateway = self.gateway
+        if self.limits is not None:
+            await gateway.limit_store.release(self.caller.name, self.limits, self.rid, 0)
+        if gateway.budgets is not None and self.hold is not None:
+            await gateway.budgets.settle(self.hold, self.tokens, self.cost)
 
 def _card(model_id: str) -> dict[str, Any]:
     owner = model_id.split("/", 1)[0] if "/" in model_id else "ember"
