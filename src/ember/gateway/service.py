@@ -26,7 +26,6 @@ boundary (:meth:`Gateway.route`) turns it into OpenAI's error shape, once.
 from __future__ import annotations
 
 import base64
-import hmac
 import logging
 import os
 import sys
@@ -37,6 +36,7 @@ from typing import Any
 import orjson
 
 from ember.gateway._targets import _is_loopback, _keys, _Target, _targets
+from ember.gateway.auth import Authenticator, Caller
 from ember.gateway.costing import DEFAULT_MAX_TOKENS, Prices, worst_case
 from ember.gateway.errors import error_response, request_id
 from ember.gateway.failures import (
@@ -46,7 +46,6 @@ from ember.gateway.failures import (
     Overloaded,
     QuotaExceeded,
     RateLimited,
-    Unauthorized,
 )
 from ember.gateway.fairness import FairShare
 from ember.gateway.limits import KeyLimits, make_limit_store, parse_limits, refusal
@@ -71,15 +70,6 @@ def _msgspec() -> Any:
     return msgspec
 
 
-class Caller:
-    """Who is calling: the key's name (labels metrics, budgets, limits; never the secret)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
 class Gateway:
     """The OpenAI-compatible gateway of one app (see the module docstring)."""
 
@@ -90,7 +80,8 @@ class Gateway:
                  budget_fail_open: bool = False,
                  default_max_tokens: int = DEFAULT_MAX_TOKENS, limits: Any = None,
                  limit_store: Any = None, max_queue: int | None = None,
-                 queue_timeout: float = 10.0) -> None:
+                 queue_timeout: float = 10.0, master_key: str | None = None,
+                 key_store: Any = None, team_budgets: Any = None) -> None:
         if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError(f"prefix must start with '/' and not end with '/', got {prefix!r}")
         if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(
@@ -111,8 +102,17 @@ class Gateway:
             raise ValueError(f"default_max_tokens must be a positive int, "
                              f"got {default_max_tokens!r}")
         self.default_max_tokens = default_max_tokens
+        self.master_key = _master_key(master_key, self.keys)
+        if key_store is None and self.master_key is not None:
+            key_store = "memory"
+        if key_store is not None:
+            from ember.gateway.keys import make_key_store
+
+            key_store = make_key_store(key_store)
+        self.key_store = key_store
+        self.team_budgets = _team_budgets(team_budgets)
         self.budgets: Any = None
-        if budget is not None:
+        if budget is not None or key_store is not None or self.team_budgets:
             from ember.gateway.budgets import Budgets
 
             self.budgets = Budgets(budget, budget_store, fail_open=budget_fail_open)
@@ -125,6 +125,9 @@ class Gateway:
         if limit_store is not None and not (self.default_limits or self.key_limits):
             raise ValueError("limit_store= needs limits=")
         self.limit_store = make_limit_store(limit_store)
+        self.auth = Authenticator(self.keys, key_store, self.budgets, self.default_limits,
+                                  self.key_limits)
+        self.key_cache = self.auth.cache
         self._key_secrets = [k.decode() for k in self.keys.values()]
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -132,7 +135,14 @@ class Gateway:
         """Register the routes and the startup/shutdown hooks on the app."""
         app, prefix, schemas = self.app, self.prefix, self.schemas
         app.on_startup(self.check_binding)
+        start = getattr(self.key_store, "startup", None)
+        if start is not None:
+            app.on_startup(start)
         app.on_shutdown(self.aclose)
+        if self.master_key is not None:
+            from ember.gateway.admin import Admin
+
+            Admin(self, self.master_key).mount(app, prefix)
         app.add_route(f"{prefix}/chat/completions", self.route(self.chat_completions), ["POST"],
                       name="openai_chat_completions",
                       openapi_extra=schemas.CHAT_COMPLETIONS_OPENAPI)
@@ -182,9 +192,10 @@ class Gateway:
         await default_registry().aclose()
         if self.budgets is not None:
             await self.budgets.aclose()
-        close = getattr(self.limit_store, "aclose", None)
-        if close is not None:
-            await close()
+        for store in (self.limit_store, self.key_store):
+            close = getattr(store, "aclose", None)
+            if close is not None:
+                await close()
 
     @property
     def in_flight(self) -> int:
@@ -219,20 +230,9 @@ class Gateway:
         return endpoint
 
     # -- pipeline steps --------------------------------------------------------------------
-    def authenticate(self, request: Any) -> Caller:
-        """The calling key, or :class:`Unauthorized`."""
-        if not self.keys:
-            return Caller("anonymous")
-        auth = request.headers.get("authorization") or ""
-        scheme, _, token = auth.partition(" ")
-        given = token.strip().encode("utf-8", "surrogateescape")
-        found = None
-        for name, key in self.keys.items():  # NOTE: compare with every key (constant time)
-            if hmac.compare_digest(given, key):
-                found = name
-        if scheme.lower() == "bearer" and found is not None:
-            return Caller(found)
-        raise Unauthorized()
+    async def authenticate(self, request: Any) -> Caller:
+        """The calling key (:mod:`ember.gateway.auth`), or :class:`Unauthorized`."""
+        return await self.auth.authenticate(request)
 
     async def decode(self, request: Any, schema: Any) -> tuple[dict[str, Any], Any]:
         """``(body dict, validated spec)`` or :class:`BadRequest` naming the field."""
@@ -262,7 +262,7 @@ class Gateway:
         target = self.targets.get(model)
         if target is None and self.catch_all is not None:
             target = self.catch_all
-        if target is None:
+        if target is None or (caller.models is not None and model not in caller.models):
             raise ModelNotFound(f"The model `{model}` does not exist or you do not have "
                                 "access to it.", param="model")
         return target
@@ -274,7 +274,7 @@ class Gateway:
 
     def limits_of(self, caller: Caller) -> KeyLimits | None:
         """The per-key limits of ``caller``, if any."""
-        return self.key_limits.get(caller.name, self.default_limits)
+        return caller.limits
 
     async def reserve(self, caller: Caller, target: _Target, tokens: int, cost: float,
                       rid: str) -> Ticket:
@@ -290,12 +290,12 @@ class Gateway:
                 raise RateLimited(message, wait, headers)
         budgets = self.budgets
         hold = None
-        budget = budgets.of(caller.name) if budgets is not None else None
-        if budget is not None:
+        scopes = self.scopes(caller)
+        if scopes:
             from ember.gateway.budgets import Refused, StoreUnavailable
 
             try:
-                hold = await budgets.reserve([(f"k:{caller.name}", budget)], tokens, cost)
+                hold = await budgets.reserve(scopes, tokens, cost)
             except (Refused, StoreUnavailable) as exc:
                 if limits is not None:
                     await self.limit_store.release(caller.name, limits, rid, tokens)
@@ -306,6 +306,16 @@ class Gateway:
                 raise Overloaded("The gateway's budget store is unavailable; retry "
                                  "shortly.", 2, code="budget_store_unavailable") from None
         return Ticket(self, caller, hold, tokens, cost, limits, rid)
+
+    def scopes(self, caller: Caller) -> list[tuple[str, Any]]:
+        """The budgets a request of ``caller`` draws on: the key's, its team's."""
+        out = []
+        if caller.budget is not None:
+            out.append((f"k:{caller.name}", caller.budget))
+        team = self.team_budgets.get(caller.team) if caller.team else None
+        if team is not None:
+            out.append((f"t:{caller.team}", team))
+        return out
 
     def chat_worst_case(self, target: _Target, raw: bytes, body: dict[str, Any],
                         params: dict[str, Any], budgeted: bool) -> tuple[int, float]:
@@ -323,7 +333,7 @@ class Gateway:
         """``POST {prefix}/chat/completions``."""
         from ember.gateway._chat import _complete, _GatewayStream, _stream
 
-        caller = self.authenticate(request)
+        caller = await self.authenticate(request)
         release = await self.admit(caller)
         streaming = False
         ticket = None
@@ -334,7 +344,7 @@ class Gateway:
                 raise BadRequest("This gateway does not store completions.", param="store",
                                  code="unsupported_parameter")
             params = {k: body[k] for k in FORWARD if body.get(k) is not None}
-            budgeted = self.budgets is not None and self.budgets.of(caller.name) is not None
+            budgeted = bool(self.scopes(caller))
             tokens, cost = self.chat_worst_case(target, await request.body(), body, params,
                                                 budgeted)
             ticket = await self.reserve(caller, target, tokens, cost, rid)
@@ -356,7 +366,7 @@ class Gateway:
 
     async def embeddings(self, request: Any, rid: str) -> Response:
         """``POST {prefix}/embeddings``."""
-        caller = self.authenticate(request)
+        caller = await self.authenticate(request)
         _body, spec = await self.decode(request, self.schemas.EmbeddingRequest)
         target = self.resolve(caller, spec.model)
         size = len(await request.body())
@@ -386,13 +396,15 @@ class Gateway:
 
     async def list_models(self, request: Any, rid: str) -> Response:
         """``GET {prefix}/models``."""
-        self.authenticate(request)
-        return JSONResponse({"object": "list", "data": [_card(m) for m in self.targets]})
+        caller = await self.authenticate(request)
+        return JSONResponse({"object": "list", "data": [
+            _card(m) for m in self.targets if caller.models is None or m in caller.models]})
 
     async def get_model(self, request: Any, rid: str, model_id: str) -> Response:
         """``GET {prefix}/models/{model_id}``."""
-        self.authenticate(request)
-        if model_id not in self.targets:
+        caller = await self.authenticate(request)
+        if model_id not in self.targets or (caller.models is not None and
+                                            model_id not in caller.models):
             raise ModelNotFound(f"The model `{model_id}` does not exist.", param="model")
         return JSONResponse(_card(model_id))
 
@@ -466,3 +478,33 @@ class Ticket:
 def _card(model_id: str) -> dict[str, Any]:
     owner = model_id.split("/", 1)[0] if "/" in model_id else "ember"
     return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
+
+
+def _master_key(master_key: Any, keys: dict[str, bytes]) -> str | None:
+    """``master_key=`` or ``$EMBER_GATEWAY_MASTER_KEY`` (None: no admin API)."""
+    if master_key is None:
+        master_key = os.environ.get("EMBER_GATEWAY_MASTER_KEY") or None
+        where = "EMBER_GATEWAY_MASTER_KEY"
+    else:
+        where = "master_key"
+    if master_key is None:
+        return None
+    if not isinstance(master_key, str) or len(master_key.strip()) < 16 or \
+            master_key != master_key.strip():
+        raise ValueError(f"{where} must be a string of at least 16 characters without "
+                         "surrounding spaces")
+    if master_key.encode() in keys.values():
+        raise ValueError(f"{where} must differ from every api_keys entry")
+    return master_key
+
+
+def _team_budgets(team_budgets: Any) -> dict[str, Any]:
+    if team_budgets is None:
+        return {}
+    from ember.gateway.budgets import Budget
+
+    if not isinstance(team_budgets, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, Budget) for k, v in team_budgets.items()):
+        raise ValueError("team_budgets= takes a dict of team name -> Budget, "
+                         f"got {team_budgets!r}")
+    return dict(team_budgets)
