@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     routes.add_argument("app", help="module:attribute, e.g. main:app")
     new = sub.add_parser("new", help="create a project skeleton that passes its own test")
     new.add_argument("name", help="project directory to create")
+    from ember.gateway.keys_cli import add_parser as add_keys_parser
+
+    add_keys_parser(sub)
     return parser
 
 
@@ -116,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"created {root}/: cd {root} && pip install -e \".[dev]\" && python -m pytest  "
               "(python app.py serves it)")
         return 0
+    if args.command == "keys":
+        from ember.gateway.keys_cli import run as run_keys
+
+        return run_keys(args)
     if args.command == "routes":
         print_routes(load_app(args.app, CLI_ROUTES))
         return 0

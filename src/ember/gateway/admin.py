@@ -73,8 +73,8 @@ def _budget(value: Any) -> dict[str, Any] | None:
         Budget(**value)
     except (ValueError, TypeError) as exc:
         name = next((f for f in ("tokens", "cost", "period") if f in str(exc).lower()), None)
-        raise BadRequest(str(exc), param=f"budget.{name}" if name else "budget",
-                         code="invalid_value") from None
+        param = f"budget.{name}" if name else "budget"
+        raise BadRequest(f"{param}: {exc}", param=param, code="invalid_value") from None
     return {"tokens": value.get("tokens"), "cost": value.get("cost"),
             "period": value.get("period", "day")}
 
@@ -94,7 +94,8 @@ def _limits(value: Any) -> dict[str, Any] | None:
         try:
             KeyLimits(**{name: item})
         except ValueError as exc:
-            raise BadRequest(str(exc), param=f"limits.{name}", code="invalid_value") from None
+            raise BadRequest(f"limits.{name}: {exc}", param=f"limits.{name}",
+                             code="invalid_value") from None
     return {k: value.get(k) for k in ("rpm", "tpm", "max_concurrent")}
 
 
