@@ -10,7 +10,6 @@ import pytest
 
 from ember import Ember
 from ember.gateway import Budget
-from tests.db.conftest import db  # noqa: F401  (a fresh PostgreSQL database)
 from tests.gateway._procs import GatewayProcess
 from tests.gateway.conftest import gateway_app
 

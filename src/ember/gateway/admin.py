@@ -46,6 +46,18 @@ class StoreDown(GatewayError):
                          headers={"retry-after": "2"})
 
 
+class SpendDown(GatewayError):
+    """503: the spend log's database is unavailable."""
+
+    status = 503
+    type_ = "server_error"
+    code = "spend_log_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The spend log's database is unavailable; retry shortly.",
+                         headers={"retry-after": "2"})
+
+
 def _text(field: str, value: Any, *, allow_none: bool = True) -> str | None:
     if value is None and allow_none:
         return None
@@ -250,6 +262,26 @@ class Admin:
         self.gateway.key_cache.forget(old)
         return JSONResponse({**public(doc), "key": secret})
 
+    async def spend(self, request: Any, rid: str) -> Response:
+        """``GET /admin/spend?key=&team=&model=&since=&until=&group_by=key,model,day&limit=``."""
+        self.check(request)
+        from ember.gateway.spend import parse_filters
+
+        try:
+            filters, group_by, limit = parse_filters(request.query_params)
+        except ValueError as exc:
+            raise BadRequest(f"Invalid spend query parameter: {exc}", param=str(exc),
+                             code="invalid_value") from None
+        try:
+            rows = await self.gateway.spend.query(filters, group_by, limit)
+        except Exception as exc:
+            from ember.db.errors import DatabaseError
+
+            if isinstance(exc, DatabaseError | OSError):
+                raise SpendDown() from None
+            raise
+        return JSONResponse({"object": "list", "group_by": group_by, "data": rows})
+
     def mount(self, app: Any, prefix: str) -> None:
         """Register the admin routes (the gateway's :meth:`run` is the boundary)."""
         run = self.gateway.run
@@ -267,6 +299,12 @@ class Admin:
         async def rotate(request: Any, key_id: str) -> Response:
             return await run(self.rotate, request, key_id=key_id)
 
+        if self.gateway.spend is not None:
+            async def spend(request: Any) -> Response:
+                return await run(self.spend, request)
+
+            app.add_route(f"{prefix}/admin/spend", spend, ["GET"], name="gateway_admin_spend",
+                          include_in_schema=False)
         app.add_route(base, keys, ["GET", "POST"], name="gateway_admin_keys",
                       include_in_schema=False)
         app.add_route(f"{base}/{{key_id}}", key, ["GET", "PATCH", "DELETE"],

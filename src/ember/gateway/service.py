@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import sys
 from array import array
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -49,6 +48,7 @@ from ember.gateway.failures import (
 )
 from ember.gateway.fairness import FairShare
 from ember.gateway.limits import KeyLimits, make_limit_store, parse_limits, refusal
+from ember.gateway.ticket import Ticket
 from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.gateway")
@@ -81,7 +81,8 @@ class Gateway:
                  default_max_tokens: int = DEFAULT_MAX_TOKENS, limits: Any = None,
                  limit_store: Any = None, max_queue: int | None = None,
                  queue_timeout: float = 10.0, master_key: str | None = None,
-                 key_store: Any = None, team_budgets: Any = None) -> None:
+                 key_store: Any = None, team_budgets: Any = None,
+                 spend_log: Any = None) -> None:
         if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError(f"prefix must start with '/' and not end with '/', got {prefix!r}")
         if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(
@@ -128,6 +129,11 @@ class Gateway:
         self.auth = Authenticator(self.keys, key_store, self.budgets, self.default_limits,
                                   self.key_limits)
         self.key_cache = self.auth.cache
+        self.spend: Any = None
+        if spend_log is not None:
+            from ember.gateway.spend import SpendLog
+
+            self.spend = spend_log if isinstance(spend_log, SpendLog) else SpendLog(spend_log)
         self._key_secrets = [k.decode() for k in self.keys.values()]
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -135,9 +141,10 @@ class Gateway:
         """Register the routes and the startup/shutdown hooks on the app."""
         app, prefix, schemas = self.app, self.prefix, self.schemas
         app.on_startup(self.check_binding)
-        start = getattr(self.key_store, "startup", None)
-        if start is not None:
-            app.on_startup(start)
+        for store in (self.key_store, self.spend):
+            start = getattr(store, "startup", None)
+            if start is not None:
+                app.on_startup(start)
         app.on_shutdown(self.aclose)
         if self.master_key is not None:
             from ember.gateway.admin import Admin
@@ -192,7 +199,7 @@ class Gateway:
         await default_registry().aclose()
         if self.budgets is not None:
             await self.budgets.aclose()
-        for store in (self.limit_store, self.key_store):
+        for store in (self.limit_store, self.key_store, self.spend):
             close = getattr(store, "aclose", None)
             if close is not None:
                 await close()
@@ -305,7 +312,7 @@ class Gateway:
                                         exc.retry_after) from None
                 raise Overloaded("The gateway's budget store is unavailable; retry "
                                  "shortly.", 2, code="budget_store_unavailable") from None
-        return Ticket(self, caller, hold, tokens, cost, limits, rid)
+        return Ticket(self, caller, hold, tokens, cost, limits, rid, target.name)
 
     def scopes(self, caller: Caller) -> list[tuple[str, Any]]:
         """The budgets a request of ``caller`` draws on: the key's, its team's."""
@@ -348,8 +355,10 @@ class Gateway:
             tokens, cost = self.chat_worst_case(target, await request.body(), body, params,
                                                 budgeted)
             ticket = await self.reserve(caller, target, tokens, cost, rid)
+            ticket.model = spec.model
             messages = body["messages"]
             if spec.stream:
+                ticket.stream = True
                 include_usage = bool(spec.stream_options and spec.stream_options.include_usage)
                 response = await _stream(target, spec.model, messages, params, include_usage,
                                          rid, caller.name, ticket.settle, self.secrets,
@@ -372,6 +381,7 @@ class Gateway:
         size = len(await request.body())
         ticket = await self.reserve(caller, target, size, size * self.prices.of(target)[0],
                                    rid)
+        ticket.model = spec.model
         inputs = [spec.input] if isinstance(spec.input, str) else list(spec.input)
         params = {k: v for k, v in (("dimensions", spec.dimensions), ("user", spec.user))
                   if v is not None}
@@ -408,72 +418,6 @@ class Gateway:
             raise ModelNotFound(f"The model `{model_id}` does not exist.", param="model")
         return JSONResponse(_card(model_id))
 
-
-class Ticket:
-    """One request's hold on its budgets; ``settle`` charges the real usage (once)."""
-
-    __slots__ = ("caller", "cost", "gateway", "hold", "limits", "rid", "settled", "tokens")
-
-    def __init__(self, gateway: Gateway, caller: Caller, hold: Any, tokens: int,
-                 cost: float, limits: KeyLimits | None = None, rid: str = "") -> None:
-        self.gateway = gateway
-        self.limits = limits
-        self.rid = rid
-        self.caller = caller
-        self.hold = hold
-        self.tokens = tokens
-        self.cost = cost
-        self.settled = False
-
-    async def settle(self, key: str, model: str, sink: list[Any],
-                     streamed: str | None = None) -> None:
-        """Charge the real usage of the calls in ``sink`` (and count it in metrics).
-
-        ``streamed``: the text sent to a client that left before the end; its tokens,
-        counted locally, are charged when the provider reported fewer.
-        """
-        if self.settled:
-            return
-        self.settled = True
-        tokens = 0
-        cost = 0.0
-        obs = sys.modules.get("ember.observability")
-        record = getattr(obs, "record_key_usage", None) if obs is not None else None
-        last = None
-        for model_key, usage, _error in sink:
-            if usage is None:
-                continue
-            last = model_key
-            tokens += usage.total_tokens
-            cost += usage.cost
-            if record is not None:
-                record(key, model_key, usage.prompt_tokens, usage.completion_tokens, usage.cost)
-        if streamed and last is not None:
-            from ember.models.tokens import count_tokens
-
-            counted = count_tokens(streamed, last)
-            reported = sum(u.completion_tokens for _m, u, _e in sink if u is not None)
-            if counted > reported:
-                tokens += counted - reported
-                cost += (counted - reported) * self.gateway.prices.output(last)
-        gateway = self.gateway
-        if self.limits is not None:
-            await gateway.limit_store.release(self.caller.name, self.limits, self.rid,
-                                              self.tokens - tokens)
-        if gateway.budgets is not None and self.hold is not None:
-            await gateway.budgets.settle(self.hold, tokens, cost)
-
-    async def abandon(self) -> None:
-        """The request ended while the model call ran (the handler was cancelled): what the
-        provider billed is unknown, so the whole reservation stays charged."""
-        if self.settled:
-            return
-        self.settled = True
-        gateway = self.gateway
-        if self.limits is not None:
-            await gateway.limit_store.release(self.caller.name, self.limits, self.rid, 0)
-        if gateway.budgets is not None and self.hold is not None:
-            await gateway.budgets.settle(self.hold, self.tokens, self.cost)
 
 def _card(model_id: str) -> dict[str, Any]:
     owner = model_id.split("/", 1)[0] if "/" in model_id else "ember"
