@@ -43,8 +43,9 @@ def test_two_workers_share_one_token_budget(serve, redis_server):
     per = count_tokens(prompt_text({"message": "a few words here"}))
     shared = asyncio.run(_burst(urls, 60))
     assert set(shared) == {200, 429}
-    # the prompts both workers admitted fit one budget of 100 tokens, not two
-    assert 100 - per < shared.count(200) * per <= 100
+    # the prompts both workers admitted fit one budget of 100 tokens, not two (completions
+    # charged after early answers may leave room for fewer)
+    assert 0 < shared.count(200) * per <= 100
 
 
 def test_shared_token_store_down_fails_open(serve, closed_port, caplog):

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import urllib.error
-import urllib.request
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8000/v1"
@@ -77,6 +75,9 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run one ``ember keys`` action; prints the answer."""
+    import urllib.error  # NOTE: here, not at import: `ember --help` stays light (no ssl)
+    import urllib.request
+
     master = args.master_key or os.environ.get("EMBER_GATEWAY_MASTER_KEY")
     if not master:
         raise SystemExit("error: no master key: pass --master-key or set "
