@@ -77,7 +77,7 @@ class RedisTokenBudget:
                 from ember.exceptions import MissingDependency
 
                 raise MissingDependency("redis", "cache", "Shared token limits") from None
-            self._client = client = aioredis.from_url(self.url, socket_timeout=1.0,
+            self._client = client = aioredis.from_url(self.url, socket_timeout=3.0,
                                                       socket_connect_timeout=1.0)
             self._scripts = (client.register_script(_TAKE), client.register_script(_CHARGE))
         return self._scripts

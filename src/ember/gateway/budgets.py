@@ -176,8 +176,9 @@ class RedisBudgetStore:
 
     shared = True
 
-    def __init__(self, url: str, prefix: str = "ember:budget:") -> None:
+    def __init__(self, url: str, prefix: str = "ember:budget:", timeout: float = 3.0) -> None:
         self.url = url
+        self.timeout = timeout  # NOTE: seconds per Redis call, event-loop lag included
         self.prefix = prefix
         self._client: Any = None
         self._scripts: tuple[Any, Any] | None = None
@@ -190,7 +191,7 @@ class RedisBudgetStore:
                 from ember.exceptions import MissingDependency
 
                 raise MissingDependency("redis", "cache", "Redis budgets") from None
-            self._client = aioredis.from_url(self.url, socket_timeout=1.0,
+            self._client = aioredis.from_url(self.url, socket_timeout=self.timeout,
                                              socket_connect_timeout=1.0)
             self._scripts = (self._client.register_script(_RESERVE),
                              self._client.register_script(_ADJUST))

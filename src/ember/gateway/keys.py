@@ -87,8 +87,9 @@ class RedisKeyStore:
 
     shared = True
 
-    def __init__(self, url: str, prefix: str = "ember:keys:") -> None:
+    def __init__(self, url: str, prefix: str = "ember:keys:", timeout: float = 3.0) -> None:
         self.url = url
+        self.timeout = timeout  # NOTE: seconds per Redis call, event-loop lag included
         self.prefix = prefix
         self._client: Any = None
 
@@ -100,7 +101,7 @@ class RedisKeyStore:
                 from ember.exceptions import MissingDependency
 
                 raise MissingDependency("redis", "cache", "Redis key store") from None
-            self._client = aioredis.from_url(self.url, socket_timeout=1.0,
+            self._client = aioredis.from_url(self.url, socket_timeout=self.timeout,
                                              socket_connect_timeout=1.0)
         return self._client
 

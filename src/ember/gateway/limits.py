@@ -200,8 +200,9 @@ class RedisLimitStore:
 
     shared = True
 
-    def __init__(self, url: str, prefix: str = "ember:limits:") -> None:
+    def __init__(self, url: str, prefix: str = "ember:limits:", timeout: float = 3.0) -> None:
         self.url = url
+        self.timeout = timeout  # NOTE: seconds per Redis call, event-loop lag included
         self.prefix = prefix
         self._client: Any = None
         self._scripts: tuple[Any, Any] | None = None
@@ -215,7 +216,7 @@ class RedisLimitStore:
                 from ember.exceptions import MissingDependency
 
                 raise MissingDependency("redis", "cache", "Redis rate limits") from None
-            self._client = aioredis.from_url(self.url, socket_timeout=1.0,
+            self._client = aioredis.from_url(self.url, socket_timeout=self.timeout,
                                              socket_connect_timeout=1.0)
             self._scripts = (self._client.register_script(_ACQUIRE),
                              self._client.register_script(_RELEASE))
