@@ -191,11 +191,13 @@ def test_budgeted_request_without_max_tokens_sends_the_reserved_cap(fake, serve)
     body = orjson.dumps({"model": "gpt-4o-mini", "messages": USER})
     assert httpx.post(url + "/v1/chat/completions", headers=AUTH, content=body).status_code \
         == 200
-    assert fake.last("openai").body["max_tokens"] == 512
+    # as max_completion_tokens: OpenAI's reasoning models refuse max_tokens
+    assert fake.last("openai").body["max_completion_tokens"] == 512
     free = {**AUTH, "authorization": "Bearer sk-free-key-01"}
     assert httpx.post(url + "/v1/chat/completions", headers=free, content=body).status_code \
         == 200
-    assert "max_tokens" not in fake.last("openai").body  # unbudgeted keys: unchanged
+    sent = fake.last("openai").body  # unbudgeted keys: unchanged
+    assert "max_tokens" not in sent and "max_completion_tokens" not in sent
     # n multiplies the worst case: 20 choices of 512 tokens do not fit 10,000 tokens
     r = httpx.post(url + "/v1/chat/completions", headers=AUTH, content=orjson.dumps(
         {"model": "gpt-4o-mini", "messages": USER, "n": 20}))

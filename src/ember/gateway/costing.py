@@ -7,8 +7,9 @@
   tokenizer (cheap: no pass over the text).
 * **Output**: ``max_completion_tokens`` or ``max_tokens`` when the client set one; else
   the model's output limit when the price table knows it; else the gateway's
-  ``default_max_tokens`` (4096), which is then **sent upstream** as ``max_tokens`` so the
-  bound holds.  Multiplied by ``n``.
+  ``default_max_tokens`` (4096), which is then **sent upstream** (as
+  ``max_completion_tokens``, or ``max_tokens`` to OpenAI-compatible servers) so the bound
+  holds.  Multiplied by ``n``.
 * **Price**: a fallback list is priced at its most expensive model (input and output
   each); a model without a price costs 0 (token budgets still hold).
 """
@@ -20,6 +21,8 @@ from typing import Any
 #: Tokens reserved per image part (OpenAI high detail tops out near 1,100 tokens per
 #: 2048-px tile set, Claude at ~1,600 per image; 2,000 bounds both).
 IMAGE_TOKENS = 2000
+#: Providers whose parameter tables map ``max_completion_tokens``.
+_NATIVE = frozenset({"openai", "anthropic", "google", "offline"})
 #: Output tokens reserved (and sent upstream) when the request sets no maximum.
 DEFAULT_MAX_TOKENS = 4096
 
@@ -29,6 +32,7 @@ class Prices:
 
     def __init__(self) -> None:
         self._cache: dict[int, tuple[float, float, int | None]] = {}
+        self._names: dict[int, str] = {}
         self._pricing: Any = None
 
     def of(self, target: Any) -> tuple[float, float, int | None]:
@@ -44,19 +48,30 @@ class Prices:
 
         inp = out = 0.0
         limits: list[int | None] = []
+        name = "max_completion_tokens"
         for model in target.ids():
             try:
                 provider, bare = resolve_model_id(model)
                 price = self._pricing.price(provider, bare)
             except Exception:  # NOTE: an unknown model fails at call time, with its reason
-                price = None
+                provider, price = "", None
+            if provider not in _NATIVE:
+                name = "max_tokens"  # NOTE: what every OpenAI-compatible server knows
             if price is not None:
                 inp = max(inp, price.input / 1_000_000)
                 out = max(out, price.output / 1_000_000)
             limits.append(getattr(price, "max_output_tokens", None) if price else None)
         cap = max(limits) if limits and all(x is not None for x in limits) else None
+        self._names[id(target)] = name
         hit = self._cache[id(target)] = (inp, out, cap)  # type: ignore[assignment]
         return hit  # type: ignore[return-value]
+
+    def cap_name(self, target: Any) -> str:
+        """The parameter that caps the output of ``target``: ``max_completion_tokens``
+        (OpenAI reasoning models refuse ``max_tokens``; Anthropic and Gemini rename it),
+        ``max_tokens`` when a model is served by an OpenAI-compatible server."""
+        self.of(target)
+        return self._names[id(target)]
 
     def output(self, model_key: str) -> float:
         """USD per output token of a concrete ``provider/model`` (0 when unknown)."""

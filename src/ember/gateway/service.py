@@ -332,7 +332,7 @@ class Gateway:
             self.prices, target, len(raw), raw.count(b'"image_url"'), body,
             self.default_max_tokens)
         if inject and budgeted:
-            params["max_tokens"] = self.default_max_tokens
+            params[self.prices.cap_name(target)] = self.default_max_tokens
         return tokens, cost
 
     # -- endpoints -------------------------------------------------------------------------
