@@ -67,6 +67,9 @@ def test_rpm_limit_refuses_with_openai_headers(fake, serve, store):
     assert r.headers["x-ratelimit-limit-requests"] == "3"
     assert r.headers["x-ratelimit-remaining-requests"] == "0"
     assert r.headers["x-ratelimit-reset-requests"].endswith("s")
+    # answers that pass carry the headers too, as OpenAI's do
+    left = sorted(int(r.headers["x-ratelimit-remaining-requests"]) for r in ok)
+    assert left[0] == 0 and all(r.headers["x-ratelimit-limit-requests"] == "3" for r in ok)
     # another key is not limited by alice's
     assert all(r.status_code == 200 for r in asyncio.run(_many([url], "bob", 5)))
 
@@ -82,6 +85,8 @@ def test_tpm_limit_counts_the_worst_case_and_refunds_the_rest(fake, serve, store
     assert 5 <= ok < 30
     refused = next(r for r in results if r.status_code == 429)
     assert refused.headers["x-ratelimit-limit-tokens"] == "1000"
+    passed = next(r for r in results if r.status_code == 200)
+    assert 0 <= int(passed.headers["x-ratelimit-remaining-tokens"]) < 1000
     assert "tokens per minute" in refused.json()["error"]["message"]
     # a request whose worst case is over the whole limit can never pass: it says so
     r = httpx.post(url + "/v1/chat/completions", headers=_auth("bob"),

@@ -297,21 +297,26 @@ _REASONS = {
 }
 
 
-def refusal(verdict: Verdict, limits: KeyLimits) -> tuple[str, float, dict[str, str]]:
-    """``(message, retry after, x-ratelimit-* headers)`` of a refused acquire."""
-    reason, wait, req_left, tok_left = verdict
-    headers: dict[str, str] = {}
-    if limits.rpm is not None:
-        headers["x-ratelimit-limit-requests"] = str(limits.rpm)
-        headers["x-ratelimit-remaining-requests"] = str(max(0, math.floor(req_left)))
-        headers["x-ratelimit-reset-requests"] = _duration(
+def headers(verdict: Verdict, limits: KeyLimits) -> dict[str, str]:
+    """OpenAI's ``x-ratelimit-*`` headers after an acquire (sent on every answer)."""
+    _reason, _wait, req_left, tok_left = verdict
+    out: dict[str, str] = {}
+    if limits.rpm is not None and req_left >= -1:
+        out["x-ratelimit-limit-requests"] = str(limits.rpm)
+        out["x-ratelimit-remaining-requests"] = str(max(0, math.floor(req_left)))
+        out["x-ratelimit-reset-requests"] = _duration(
             (limits.rpm - max(0.0, req_left)) * 60.0 / limits.rpm)
     if limits.tpm is not None:
-        headers["x-ratelimit-limit-tokens"] = str(limits.tpm)
-        headers["x-ratelimit-remaining-tokens"] = str(max(0, math.floor(tok_left)))
-        headers["x-ratelimit-reset-tokens"] = _duration(
+        out["x-ratelimit-limit-tokens"] = str(limits.tpm)
+        out["x-ratelimit-remaining-tokens"] = str(max(0, math.floor(tok_left)))
+        out["x-ratelimit-reset-tokens"] = _duration(
             (limits.tpm - max(0.0, tok_left)) * 60.0 / limits.tpm)
-    return _REASONS.get(reason, "Rate limit reached."), wait, headers
+    return out
+
+
+def refusal(verdict: Verdict, limits: KeyLimits) -> tuple[str, float, dict[str, str]]:
+    """``(message, retry after, x-ratelimit-* headers)`` of a refused acquire."""
+    return _REASONS.get(verdict[0], "Rate limit reached."), verdict[1], headers(verdict, limits)
 
 
 def _duration(seconds: float) -> str:

@@ -48,6 +48,7 @@ from ember.gateway.failures import (
 )
 from ember.gateway.fairness import FairShare
 from ember.gateway.limits import KeyLimits, make_limit_store, parse_limits, refusal
+from ember.gateway.limits import headers as rate_headers
 from ember.gateway.ticket import Ticket
 from ember.responses import JSONResponse, Response
 
@@ -290,11 +291,12 @@ class Gateway:
         :class:`Overloaded` when the shared store is down (fail closed) unless
         ``budget_fail_open``.  Nothing stays taken when it raises."""
         limits = self.limits_of(caller)
+        verdict = None
         if limits is not None:
             verdict = await self.limit_store.acquire(caller.name, limits, tokens, rid)
             if verdict[0]:
-                message, wait, headers = refusal(verdict, limits)
-                raise RateLimited(message, wait, headers)
+                message, wait, refused = refusal(verdict, limits)
+                raise RateLimited(message, wait, refused)
         budgets = self.budgets
         hold = None
         scopes = self.scopes(caller)
@@ -312,7 +314,10 @@ class Gateway:
                                         exc.retry_after) from None
                 raise Overloaded("The gateway's budget store is unavailable; retry "
                                  "shortly.", 2, code="budget_store_unavailable") from None
-        return Ticket(self, caller, hold, tokens, cost, limits, rid, target.name)
+        ticket = Ticket(self, caller, hold, tokens, cost, limits, rid, target.name)
+        if verdict is not None and verdict[2:] != (-1.0, -1.0):  # NOTE: not when failed open
+            ticket.headers = rate_headers(verdict, limits)
+        return ticket
 
     def scopes(self, caller: Caller) -> list[tuple[str, Any]]:
         """The budgets a request of ``caller`` draws on: the key's, its team's."""
@@ -364,9 +369,12 @@ class Gateway:
                                          rid, caller.name, ticket.settle, self.secrets,
                                          release)
                 streaming = isinstance(response, _GatewayStream)
-                return response
-            return await _complete(target, spec.model, messages, params, rid, caller.name,
-                                   ticket.settle, self.secrets)
+            else:
+                response = await _complete(target, spec.model, messages, params, rid,
+                                           caller.name, ticket.settle, self.secrets)
+            if ticket.headers:
+                response.headers.update(ticket.headers)
+            return response
         finally:
             if not streaming:
                 release()

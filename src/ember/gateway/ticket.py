@@ -21,8 +21,8 @@ CLASSES = ("cached_tokens", "cache_creation_tokens", "reasoning_tokens", "audio_
 class Ticket:
     """See the module docstring."""
 
-    __slots__ = ("caller", "cost", "gateway", "hold", "limits", "model", "rid", "settled",
-                 "started", "stream", "tokens")
+    __slots__ = ("caller", "cost", "gateway", "headers", "hold", "limits", "model", "rid",
+                 "settled", "started", "stream", "tokens")
 
     def __init__(self, gateway: Any, caller: Any, hold: Any, tokens: int, cost: float,
                  limits: Any = None, rid: str = "", model: str = "") -> None:
@@ -36,6 +36,7 @@ class Ticket:
         self.model = model
         self.stream = False
         self.settled = False
+        self.headers: dict[str, str] | None = None  # x-ratelimit-* for the answer
         self.started = time.perf_counter()
 
     async def settle(self, key: str, model: str, sink: list[Any],
