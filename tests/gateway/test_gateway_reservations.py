@@ -52,11 +52,15 @@ async def _one(client: httpx.AsyncClient, url: str, stream: bool, hangup: int | 
     after that many lines."""
     if not stream:
         r = await client.post(url + "/v1/chat/completions", content=_request(False))
+        if r.status_code == 503 and r.json()["error"]["code"] == "budget_store_unavailable":
+            return 503, 0  # NOTE: the documented fail-closed answer (a Redis call > 3 s)
         return r.status_code, (r.json()["usage"]["total_tokens"] if r.status_code == 200 else 0)
     async with client.stream("POST", url + "/v1/chat/completions",
                              content=_request(True)) as r:
         if r.status_code != 200:
-            await r.aread()
+            body = await r.aread()
+            if r.status_code == 503 and b"budget_store_unavailable" in body:
+                return 503, 0
             return r.status_code, 0
         tokens, lines = 0, 0
         async for line in r.aiter_lines():
@@ -261,7 +265,9 @@ def test_redis_budget_holds_across_two_processes_and_workers(fake, redis_server,
     two = GatewayProcess(tmp_path, 1, _config(url, 3000))  # another "host"
     try:
         results = asyncio.run(_burst([one.url, two.url], 200, stream=None, hangups=True))
-        assert {s for s, _ in results} <= {200, 429}, (one.output(), two.output())
+        # 503 only as the fail-closed answer of a Redis call slower than 3 s (a loaded host)
+        assert {s for s, _ in results} <= {200, 429, 503}, (one.output(), two.output())
+        assert sum(1 for s, _ in results if s == 503) < 20, "Redis unreachable?"
         complete = sum(t for s, t in results if s == 200 and t > 0)
         assert complete > 0
         assert any(s == 429 for s, _ in results)
@@ -285,7 +291,8 @@ def test_redis_budget_two_processes_non_streaming_exact(fake, redis_server, tmp_
         one.stop()
         two.stop()
     served = sum(t for s, t in results if s == 200)
-    assert {s for s, _ in results} <= {200, 429}
+    assert {s for s, _ in results} <= {200, 429, 503}  # 503: see the test above
+    assert sum(1 for s, _ in results if s == 503) < 5
     assert _redis_used(url)[0] == served <= 900
 
 
