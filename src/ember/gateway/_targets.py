@@ -117,3 +117,8 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def card(model_id: str) -> dict[str, Any]:
+    owner = model_id.split("/", 1)[0] if "/" in model_id else "ember"
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}

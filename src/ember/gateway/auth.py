@@ -11,6 +11,7 @@ answers 503 + ``Retry-After`` (fail closed: an unknown caller is never served).
 from __future__ import annotations
 
 import hmac
+import os
 import time
 from typing import Any
 
@@ -89,3 +90,21 @@ class Authenticator:
                     raise Unauthorized("This API key has expired.")
                 return caller
         raise Unauthorized()
+
+
+def master_key_from(master_key: Any, keys: dict[str, bytes]) -> str | None:
+    """``master_key=`` or ``$EMBER_GATEWAY_MASTER_KEY`` (None: no admin API)."""
+    if master_key is None:
+        master_key = os.environ.get("EMBER_GATEWAY_MASTER_KEY") or None
+        where = "EMBER_GATEWAY_MASTER_KEY"
+    else:
+        where = "master_key"
+    if master_key is None:
+        return None
+    if not isinstance(master_key, str) or len(master_key.strip()) < 16 or \
+            master_key != master_key.strip():
+        raise ValueError(f"{where} must be a string of at least 16 characters without "
+                         "surrounding spaces")
+    if master_key.encode() in keys.values():
+        raise ValueError(f"{where} must differ from every api_keys entry")
+    return master_key

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ember._redact import redact_url
@@ -377,3 +377,13 @@ class Budgets:
             return
         lines, _ = self.lines([(f"k:{key}", budget)])
         await self.store.adjust(lines, int(tokens), round(cost * NANO))
+
+
+def team_budgets_from(team_budgets: Any) -> dict[str, Any]:
+    if team_budgets is None:
+        return {}
+    if not isinstance(team_budgets, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, Budget) for k, v in team_budgets.items()):
+        raise ValueError("team_budgets= takes a dict of team name -> Budget, "
+                         f"got {team_budgets!r}")
+    return dict(team_budgets)

@@ -34,8 +34,9 @@ from typing import Any
 
 import orjson
 
-from ember.gateway._targets import _is_loopback, _keys, _Target, _targets
-from ember.gateway.auth import Authenticator, Caller
+from ember.gateway._targets import _is_loopback, _keys, _Target, _targets, card
+from ember.gateway.auth import Authenticator, Caller, master_key_from
+from ember.gateway.budgets import team_budgets_from
 from ember.gateway.costing import DEFAULT_MAX_TOKENS, Prices, worst_case
 from ember.gateway.errors import error_response, request_id
 from ember.gateway.failures import (
@@ -104,7 +105,7 @@ class Gateway:
             raise ValueError(f"default_max_tokens must be a positive int, "
                              f"got {default_max_tokens!r}")
         self.default_max_tokens = default_max_tokens
-        self.master_key = _master_key(master_key, self.keys)
+        self.master_key = master_key_from(master_key, self.keys)
         if key_store is None and self.master_key is not None:
             key_store = "memory"
         if key_store is not None:
@@ -112,7 +113,7 @@ class Gateway:
 
             key_store = make_key_store(key_store)
         self.key_store = key_store
-        self.team_budgets = _team_budgets(team_budgets)
+        self.team_budgets = team_budgets_from(team_budgets)
         self.budgets: Any = None
         if budget is not None or key_store is not None or self.team_budgets:
             from ember.gateway.budgets import Budgets
@@ -416,7 +417,7 @@ class Gateway:
         """``GET {prefix}/models``."""
         caller = await self.authenticate(request)
         return JSONResponse({"object": "list", "data": [
-            _card(m) for m in self.targets if caller.models is None or m in caller.models]})
+            card(m) for m in self.targets if caller.models is None or m in caller.models]})
 
     async def get_model(self, request: Any, rid: str, model_id: str) -> Response:
         """``GET {prefix}/models/{model_id}``."""
@@ -424,39 +425,4 @@ class Gateway:
         if model_id not in self.targets or (caller.models is not None and
                                             model_id not in caller.models):
             raise ModelNotFound(f"The model `{model_id}` does not exist.", param="model")
-        return JSONResponse(_card(model_id))
-
-
-def _card(model_id: str) -> dict[str, Any]:
-    owner = model_id.split("/", 1)[0] if "/" in model_id else "ember"
-    return {"id": model_id, "object": "model", "created": 0, "owned_by": owner}
-
-
-def _master_key(master_key: Any, keys: dict[str, bytes]) -> str | None:
-    """``master_key=`` or ``$EMBER_GATEWAY_MASTER_KEY`` (None: no admin API)."""
-    if master_key is None:
-        master_key = os.environ.get("EMBER_GATEWAY_MASTER_KEY") or None
-        where = "EMBER_GATEWAY_MASTER_KEY"
-    else:
-        where = "master_key"
-    if master_key is None:
-        return None
-    if not isinstance(master_key, str) or len(master_key.strip()) < 16 or \
-            master_key != master_key.strip():
-        raise ValueError(f"{where} must be a string of at least 16 characters without "
-                         "surrounding spaces")
-    if master_key.encode() in keys.values():
-        raise ValueError(f"{where} must differ from every api_keys entry")
-    return master_key
-
-
-def _team_budgets(team_budgets: Any) -> dict[str, Any]:
-    if team_budgets is None:
-        return {}
-    from ember.gateway.budgets import Budget
-
-    if not isinstance(team_budgets, Mapping) or not all(
-            isinstance(k, str) and k and isinstance(v, Budget) for k, v in team_budgets.items()):
-        raise ValueError("team_budgets= takes a dict of team name -> Budget, "
-                         f"got {team_budgets!r}")
-    return dict(team_budgets)
+        return JSONResponse(card(model_id))
