@@ -4,23 +4,29 @@
 same steps, each a method that other endpoints (``/v1/messages``, ``/v1/responses``,
 ``/v1/completions``) call in the same order:
 
-1. ``authenticate(request) -> Caller``: the key (static ``api_keys``) or 401;
+1. ``await authenticate(request) -> Caller``: a static ``api_keys`` key or a virtual
+   key from the key store (:mod:`ember.gateway.auth`), else 401 (503: store down);
 2. ``await decode(request, schema) -> (body, spec)``: JSON + schema, or 400;
-3. ``resolve(caller, model) -> _Target``: the public model name, or 404;
+3. ``resolve(caller, model) -> _Target``: the public model name the key may use, or 404;
 4. ``await admit(caller) -> release``: an in-flight slot shared fairly between keys
    (:mod:`ember.gateway.fairness`; 429 after a bounded wait, 503 when the queue is full);
-5. ``worst case`` (:mod:`ember.gateway.costing`), then ``await reserve(caller, target,
-   tokens, cost, rid) -> Ticket``: the per-key limits (429 ``rate_limit_exceeded``,
-   :mod:`ember.gateway.limits`) and the budgets (429 ``insufficient_quota``,
-   :mod:`ember.gateway.budgets`), held until settled;
+5. ``chat_worst_case(target, raw, body, params, budgeted) -> (tokens, cost)``
+   (:mod:`ember.gateway.costing`; another endpoint computes its own worst case), then
+   ``await reserve(caller, target, tokens, cost, rid) -> Ticket``: the per-key limits
+   (429 ``rate_limit_exceeded``, :mod:`ember.gateway.limits`) and the key's and team's
+   budgets (429 ``insufficient_quota``, :mod:`ember.gateway.budgets`), held until settled;
 6. the model call (:mod:`ember.gateway._chat` for chat completions), with
-   ``ticket.settle`` as its ``settle(key, model, sink)`` callback;
-7. ``await ticket.settle(...)``: the real usage replaces the reservation, the
-   concurrency slot and unused tokens go back (``ticket.abandon()`` when the handler
-   was cancelled mid-call: the reservation stays charged).
+   ``ticket.settle`` as its ``settle(key, model, sink, streamed=None)`` callback
+   (``streamed``: the text a client that left early received);
+7. ``await ticket.settle(...)`` (:mod:`ember.gateway.ticket`): the real usage replaces
+   the reservation, the concurrency slot and unused tokens go back, the spend-log row is
+   queued (:mod:`ember.gateway.spend`); ``ticket.abandon()`` when the handler was
+   cancelled mid-call (the reservation stays charged).  Add ``ticket.headers``
+   (``x-ratelimit-*``) to the answer.
 
 A step refuses by raising a :class:`ember.gateway.failures.GatewayError`; the route
-boundary (:meth:`Gateway.route`) turns it into OpenAI's error shape, once.
+boundary (:meth:`Gateway.run`) turns it into OpenAI's error shape, once.  The admin API
+(keys, spend) is :mod:`ember.gateway.admin`.
 """
 
 from __future__ import annotations
