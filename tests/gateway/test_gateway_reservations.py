@@ -356,3 +356,22 @@ def test_bad_budget_options_are_refused(options):
 def test_non_finite_budgets_are_refused(bad):
     with pytest.raises(ValueError):
         Budget(**bad)
+
+
+def test_a_stream_that_fails_upstream_is_charged_what_was_streamed(fake, serve):
+    frames = _wire.openai_sse([f"part{i} " for i in range(20)], usage=None, done=False)
+    fake.queue("openai", Reply(body=frames[:12], content_type="text/event-stream",
+                               chunked=True, abort=True))
+    app = gateway_app()
+    gw = mount_openai(app, "gpt-4o-mini", api_keys={"budget-key": KEY},
+                      budget=Budget(tokens=10_000, period=3600))
+    url = serve(app)
+    with httpx.stream("POST", url + "/v1/chat/completions", headers=AUTH, timeout=GUARD,
+                      content=_request(True)) as r:
+        body = r.read()
+    assert b'"error"' in body and b"[DONE]" not in body  # the SDK raises APIError on it
+    asyncio.run(_settled(gw))
+    streamed = body.count(b"part")
+    used = _memory_used(gw)
+    assert streamed >= 5 and used >= streamed  # what reached the client is billed
+    assert used < len(_request(True)) + 40  # and the unused reservation came back
