@@ -207,6 +207,7 @@ def _store_config(store: str) -> dict:
             "budget_store": store if store.startswith("redis") else None}
 
 
+@pytest.mark.slow  # two server processes (run by default)
 @pytest.mark.parametrize("kind", ["redis", "postgres"])
 def test_keys_apply_on_every_process(request, tmp_path, kind):
     if kind == "redis":

@@ -205,6 +205,7 @@ def test_queued_request_is_served_when_a_slot_frees(fake, serve):
             th.join(GUARD)
 
 
+@pytest.mark.slow  # two server processes (run by default)
 def test_redis_limits_hold_across_two_processes(fake, redis_server, tmp_path):
     import redis
 

@@ -255,6 +255,7 @@ def _config(redis_url: str, tokens: int, **extra) -> dict:
             "budget_store": redis_url, **extra}
 
 
+@pytest.mark.slow  # two server processes (run by default)
 def test_redis_budget_holds_across_two_processes_and_workers(fake, redis_server, tmp_path):
     import redis
 
@@ -278,6 +279,7 @@ def test_redis_budget_holds_across_two_processes_and_workers(fake, redis_server,
     assert complete <= tokens <= 3000
 
 
+@pytest.mark.slow  # two server processes (run by default)
 def test_redis_budget_two_processes_non_streaming_exact(fake, redis_server, tmp_path):
     import redis
 

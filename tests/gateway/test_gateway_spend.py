@@ -158,6 +158,7 @@ def test_bad_spend_log_settings(kw):
         SpendLog("postgresql://x@127.0.0.1/x", **kw)
 
 
+@pytest.mark.slow  # two server processes (run by default)
 def test_two_processes_share_budget_and_spend_log(fake, redis_server, db, tmp_path):
     """Two server processes (2 workers + 1) sharing Redis (budgets) and PostgreSQL (keys
     and spend): budgets hold, every request is logged once."""
