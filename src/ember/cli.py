@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     routes.add_argument("app", help="module:attribute, e.g. main:app")
     new = sub.add_parser("new", help="create a project skeleton that passes its own test")
     new.add_argument("name", help="project directory to create")
+    from ember.gateway.keys_cli import add_parser as add_keys_parser
+
+    add_keys_parser(sub)
     return parser
 
 
@@ -117,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               "(python app.py serves it; its README says how to install this Ember in a new "
               "venv)")
         return 0
+    if args.command == "keys":
+        from ember.gateway.keys_cli import run as run_keys
+
+        return run_keys(args)
     if args.command == "routes":
         print_routes(load_app(args.app, CLI_ROUTES))
         return 0

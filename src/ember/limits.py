@@ -131,11 +131,22 @@ class RouteLimits:
 
 @dataclass(frozen=True)
 class TokenLimits:
-    """Model-token budgets for an AI route, per client key (SPEC §5)."""
+    """Model-token budgets for an AI route, per client key (SPEC §5).
+
+    ``store``: a ``redis://`` URL to share ``tokens_per_minute`` between workers and
+    hosts (default: per worker process).
+    """
 
     tokens_per_minute: int | None = None
     max_prompt_tokens: int | None = None
     max_completion_tokens: int | None = None
+    store: str | None = None
 
     def __post_init__(self) -> None:
         _check_positive(self, "tokens_per_minute", "max_prompt_tokens", "max_completion_tokens")
+        if self.store is not None and (not isinstance(self.store, str) or not self.store.startswith(
+                ("redis://", "rediss://", "unix://"))):
+            from ember._redact import redact_url
+
+            raise ConfigError(f"TokenLimits.store must be a redis:// URL or None, got "
+                              f"{redact_url(str(self.store))!r}")

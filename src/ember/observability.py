@@ -170,6 +170,7 @@ class Metrics:
         self.model_cost: dict[str, float] = {}
         self.model_requests: dict[str, int] = {}
         self.key_usage: dict[tuple[str, str, str], float] = {}  # (key name, model, kind)
+        self.counters: dict[str, float] = {}  # other counters by metric name (#20)
         _active.add(self)
 
     async def __call__(self, request: Any, call_next: Any) -> Any:
@@ -242,6 +243,14 @@ class Metrics:
                 k = (key, model, kind)
                 self.key_usage[k] = self.key_usage.get(k, 0) + n
 
+    def record_counter(self, name: str, n: float = 1) -> None:
+        """Add ``n`` to counter ``name`` (e.g. ``ember_gateway_spend_dropped_total``)."""
+        store = _shared_store()
+        with self._lock:
+            if store is not None:
+                store.inc(_key("ctr", self.path, name), n)
+            self.counters[name] = self.counters.get(name, 0) + n
+
     def _summed_over_workers(self, store: _SharedStore,
                              values: dict[str, float] | None = None) -> tuple[Any, ...]:
         requests: dict[tuple[str, str, int], int] = {}
@@ -250,6 +259,7 @@ class Metrics:
         tokens: dict[tuple[str, str], int] = {}
         cost: dict[str, float] = {}
         key_usage: dict[tuple[str, str, str], float] = {}
+        counters: dict[str, float] = {}
         width = len(self.buckets)
         for raw, value in (store.read_all() if values is None else values).items():
             kind, ns, *rest = json.loads(raw)
@@ -273,7 +283,9 @@ class Metrics:
                 cost[rest[0]] = value
             elif kind == "keyuse":
                 key_usage[(rest[0], rest[1], rest[2])] = value
-        return requests, latency, in_flight, tokens, cost, key_usage
+            elif kind == "ctr":
+                counters[rest[0]] = value
+        return requests, latency, in_flight, tokens, cost, key_usage, counters
 
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4), summed over workers
@@ -290,13 +302,14 @@ class Metrics:
                 mine = f'worker="{os.getpid()}",' if self.worker_label else ""
                 groups = [(const + mine, (self.requests, self.latency, self.in_flight,
                                           self.model_tokens, self.model_cost,
-                                          self.key_usage))]
+                                          self.key_usage, self.counters))]
         return _merge([self._format(*data, extra=extra) for extra, data in groups])
 
     def _format(self, requests: dict[tuple[str, str, int], int],
                 latency: dict[tuple[str, str], list[float]], in_flight: int,
                 model_tokens: dict[tuple[str, str], int], model_cost: dict[str, float],
-                key_usage: dict[tuple[str, str, str], float], extra: str = "") -> str:
+                key_usage: dict[tuple[str, str, str], float],
+                counters: dict[str, float] | None = None, extra: str = "") -> str:
         out = ["# HELP ember_requests_total HTTP requests by method, route and status.",
                "# TYPE ember_requests_total counter"]
         for (method, route, status), n in sorted(requests.items()):
@@ -338,6 +351,10 @@ class Metrics:
             out += [f'ember_gateway_key_cost_usd_total{{{extra}key="{_escape(k)}",model="'
                     f'{_escape(m)}"}} {n:.8f}'
                     for (k, m, kind), n in sorted(key_usage.items()) if kind == "cost"]
+        for name, n in sorted((counters or {}).items()):
+            out += [f"# HELP {name} {name.replace('_', ' ')}.", f"# TYPE {name} counter",
+                    f"{name}{{{extra[:-1]}}} {n:g}" if extra
+                    else f"{name} {n:g}"]
         return "\n".join(out) + "\n"
 
     def mount(self, app: Any) -> None:
@@ -406,6 +423,12 @@ def record_model_call(model: str, prompt_tokens: int, completion_tokens: int,
     """Count one model call's tokens and cost in every live :class:`Metrics`."""
     for metrics in list(_active):
         metrics.record_model_usage(model, prompt_tokens, completion_tokens, cost)
+
+
+def record_counter(name: str, n: float = 1) -> None:
+    """Add ``n`` to counter ``name`` in every live :class:`Metrics`."""
+    for metrics in list(_active):
+        metrics.record_counter(name, n)
 
 
 def record_key_usage(key: str, model: str, prompt_tokens: int, completion_tokens: int,

@@ -1,6 +1,7 @@
 """The local fake provider servers (tests/models) serve the gateway's upstream calls."""
 
 from ember import Ember
+from tests.db.conftest import db  # noqa: F401  (a fresh PostgreSQL database)
 from tests.models.conftest import fake, fake_server  # noqa: F401
 
 

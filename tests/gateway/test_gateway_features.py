@@ -184,16 +184,16 @@ def test_token_budget_per_key_gives_openai_429(serve):
     app.add_middleware(metrics)
     metrics.mount(app)
     app.mount_openai(["offline/echo"], api_keys={"alice": "sk-alice-key", "bob": "sk-bob-key"},
-                     budget={"alice": Budget(tokens=30, period="day")})
+                     budget={"alice": Budget(tokens=300, period="day")})
     url = serve(app)
     alice = openai.OpenAI(base_url=url + "/v1", api_key="sk-alice-key", max_retries=0)
     bob = openai.OpenAI(base_url=url + "/v1", api_key="sk-bob-key", max_retries=0)
     spent = 0
-    while spent < 30:
-        spent += alice.chat.completions.create(model="offline/echo",
-                                               messages=USER).usage.total_tokens
     with pytest.raises(openai.RateLimitError) as info:
-        alice.chat.completions.create(model="offline/echo", messages=USER)
+        for _ in range(100):  # each call reserves its worst case: body size + 5 tokens
+            spent += alice.chat.completions.create(model="offline/echo", messages=USER,
+                                                   max_tokens=5).usage.total_tokens
+    assert 0 < spent <= 300
     assert info.value.code == "insufficient_quota"
     assert int(info.value.response.headers["retry-after"]) >= 1
     with pytest.raises(openai.RateLimitError):  # streamed requests are checked too
@@ -230,18 +230,23 @@ def test_redis_budget_is_shared_by_workers(redis_server, serve):
     for _ in range(2):  # two apps = two workers sharing one Redis
         app = gateway_app()
         app.mount_openai("offline/echo", api_keys={"k": "sk-gateway-key"},
-                         budget=Budget(tokens=20, period=3600),
+                         budget=Budget(tokens=400, period=3600),
                          budget_store=redis_server.url + "/3")
         urls.append(serve(app))
     spent = 0
-    while spent < 20:
-        r = httpx.post(urls[0] + "/v1/chat/completions", content=_body(), headers=AUTH)
+    for _ in range(100):
+        r = httpx.post(urls[0] + "/v1/chat/completions", content=_body(max_tokens=5),
+                       headers=AUTH)
+        if r.status_code == 429:
+            break
         spent += r.json()["usage"]["total_tokens"]
-    r = httpx.post(urls[1] + "/v1/chat/completions", content=_body(), headers=AUTH)
+    assert 0 < spent <= 400
+    r = httpx.post(urls[1] + "/v1/chat/completions", content=_body(max_tokens=5), headers=AUTH)
     assert r.status_code == 429 and r.json()["error"]["type"] == "insufficient_quota"
 
 
-def test_budget_store_down_fails_open(serve, caplog):
+def test_budget_store_down_fails_closed(serve, caplog):
+    # a budget is money: without its store, budgeted keys wait (503 + Retry-After)
     app = gateway_app()
     app.mount_openai("offline/echo", api_keys=["sk-gateway-key"], budget=Budget(tokens=1),
                      budget_store="redis://:hunter2pass@127.0.0.1:1/0")
@@ -249,7 +254,7 @@ def test_budget_store_down_fails_open(serve, caplog):
     with caplog.at_level(logging.WARNING, logger="ember.gateway"):
         for _ in range(2):
             r = httpx.post(url + "/v1/chat/completions", content=_body(), headers=AUTH)
-            assert r.status_code == 200
+            assert r.status_code == 503 and r.headers["retry-after"]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "unavailable" in logged and "hunter2pass" not in logged
 
@@ -311,7 +316,7 @@ def test_embeddings_through_providers(fake, serve):
 def test_over_max_in_flight_is_refused_fast_with_retry_after(fake, serve):
     gate = threading.Event()
     app = gateway_app()
-    app.mount_openai("gpt-4o", api_keys=["sk-gateway-key"], max_in_flight=1)
+    app.mount_openai("gpt-4o", api_keys=["sk-gateway-key"], max_in_flight=1, max_queue=0)
     url = serve(app)
     # the first stream holds the only slot until the upstream sends its rest (gate)
     held = _wire.openai_sse(["slow"])
@@ -349,6 +354,9 @@ def test_over_max_in_flight_is_refused_fast_with_retry_after(fake, serve):
 
 @pytest.mark.parametrize("options", [
     {"max_in_flight": 0}, {"max_in_flight": True}, {"max_in_flight": "10"},
+    {"max_queue": -1}, {"max_queue": "5"}, {"queue_timeout": 0}, {"queue_timeout": "1"},
+    {"queue_timeout": float("nan")}, {"limits": 5}, {"limits": {"k": 5}},
+    {"limit_store": "redis://localhost"},
     {"budget": 5}, {"budget": {"k": 5}}, {"budget_store": "redis://localhost"},
     {"budget": Budget(tokens=1), "budget_store": "http://not-redis"},
     {"api_keys": "sk-single-string"}, {"api_keys": []}, {"api_keys": [""]},

@@ -12,8 +12,9 @@ and saved (after the stream ends, for streams), and when the route streams a
 returned async iterator or plain ``StreamingResponse`` goes out as server-sent
 events.  Streams pass through item by item: nothing is buffered.
 
-Budgets are per process (per worker), per route and per caller: the API key
-(``x-api-key`` or a bearer token, hashed) or else the client IP.
+Budgets are per route and per caller (the API key — ``x-api-key`` or a bearer token,
+hashed — or else the client IP), per process (per worker) unless
+``TokenLimits(store="redis://...")`` shares them (:mod:`ember.ai.token_store`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,13 @@ class TokenBudget:
         if used + tokens > self.limit:
             return max(0.0, _WINDOW - (now - start))
         return None
+
+    async def take(self, key: str, tokens: int) -> tuple[float | None, int]:
+        """Check and charge at once: ``(None, left)`` or ``(seconds to wait, left)``."""
+        wait = self.check(key, tokens)
+        if wait is None:
+            self.charge(key, tokens)
+        return wait, self.remaining(key)
 
     def charge(self, key: str, tokens: int) -> None:
         """Add ``tokens`` (negative: refund) to ``key``'s window."""
@@ -136,8 +144,14 @@ def wrap_ai_route(route: Any, invoke: Callable[..., Any]) -> Callable[[Any], Any
     from ember.models.tokens import count_tokens
 
     limits = route.token_limits
-    budget = TokenBudget(limits.tokens_per_minute) if limits and limits.tokens_per_minute \
-        else None
+    budget: Any = None
+    if limits and limits.tokens_per_minute:
+        if getattr(limits, "store", None):
+            from ember.ai.token_store import RedisTokenBudget
+
+            budget = RedisTokenBudget(limits.tokens_per_minute, limits.store)
+        else:
+            budget = TokenBudget(limits.tokens_per_minute)
     max_prompt = limits.max_prompt_tokens if limits else None
     max_completion = limits.max_completion_tokens if limits else None
     model = route.model if isinstance(route.model, str) else None
@@ -192,7 +206,10 @@ def wrap_ai_route(route: Any, invoke: Callable[..., Any]) -> Callable[[Any], Any
                                                f"than this route's limit of {budget.limit} "
                                                "tokens per minute",
                                      "prompt_tokens": prompt_tokens}, 413)
-            wait = budget.check(key, prompt_tokens)
+            bind = getattr(budget, "bind", None)
+            if bind is not None:
+                bind(app)
+            wait, left = await budget.take(key, prompt_tokens)
             if wait is not None:
                 retry = max(1, math.ceil(wait))
                 return JSONResponse(
@@ -200,8 +217,7 @@ def wrap_ai_route(route: Any, invoke: Callable[..., Any]) -> Callable[[Any], Any
                                f"retry in {retry} s", "retry_after": retry}, 429,
                     headers={"retry-after": str(retry),
                              "x-ratelimit-limit-tokens": str(budget.limit),
-                             "x-ratelimit-remaining-tokens": str(budget.remaining(key))})
-            budget.charge(key, prompt_tokens)
+                             "x-ratelimit-remaining-tokens": str(left)})
         context.metadata["request_body"] = body
         context.metadata["prompt_tokens"] = prompt_tokens
 

@@ -128,6 +128,8 @@ async def _stream(target: Any, endpoint: Any, call: Any, rid: str, key: str, set
         return error_response(exc, rid, secrets())
 
     closed = False
+    sent: list[str] = []  # what reached the client, charged if it leaves early (#20)
+    finished = False
 
     async def cleanup() -> None:
         nonlocal closed
@@ -136,13 +138,17 @@ async def _stream(target: Any, endpoint: Any, call: Any, rid: str, key: str, set
         closed = True
         try:
             await _close(stream, iterator, rid)
-            await settle(key, call.model, billed())
+            await settle(key, call.model, billed(), None if finished else "".join(sent))
         finally:
             release()
 
     async def chunks() -> AsyncIterator[Any]:
         chunk = first
         while chunk is not None:
+            if chunk.text:
+                sent.append(chunk.text)
+            if chunk.tool_calls:
+                sent.extend(c.arguments or "" for c in chunk.tool_calls)
             yield chunk
             try:
                 chunk = await pull(iterator)
@@ -158,9 +164,11 @@ async def _stream(target: Any, endpoint: Any, call: Any, rid: str, key: str, set
         return total
 
     async def frames() -> AsyncIterator[bytes]:
+        nonlocal finished
         try:
             async for piece in endpoint.frames(chunks(), call, usage):
                 yield piece
+            finished = True
         except Exception as exc:
             status, body, _headers = classify(exc, rid, secrets())
             yield endpoint.error_frame(status, body)

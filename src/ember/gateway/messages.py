@@ -247,7 +247,7 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
     async def count(request: Any) -> Response:
         rid = request_id(request)
         try:
-            key = gateway.authenticate(request, rid, counter)
+            key = await gateway.authenticate(request, rid, counter)
             if isinstance(key, Response):
                 return reshape(counter, key)
             decoded = await gateway.decode(request, CountTokensRequest, rid)

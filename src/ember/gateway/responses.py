@@ -354,7 +354,7 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
     async def stored(request: Any, response_id: str) -> Response:
         rid = request_id(request)
         try:
-            key = gateway.authenticate(request, rid, endpoint)
+            key = await gateway.authenticate(request, rid, endpoint)
             if isinstance(key, Response):
                 return key
             found = await endpoint.load(key, response_id)

@@ -89,6 +89,7 @@ class Worker:
         state = getattr(self.app, "state", None)
         if state is not None:  # NOTE: startup checks that depend on the address read it
             state.bound_address = sock.getsockname()[:2]
+            state.worker_count = self.config.workers  # NOTE: per-process stores warn on it
         await self.app.startup()
         if self.freeze_gc:
             _freeze_gc()

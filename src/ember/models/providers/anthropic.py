@@ -386,7 +386,10 @@ class AnthropicStreamParser(StreamParser):
             usage = data["message"].get("usage") or {}
             self.counts.update(usage)
             self.reported = bool(usage)
-            return []
+            # NOTE: the input count is known now: report it at once, so a stream the
+            # client leaves early is billed its input (#20); message_stop reports the total
+            return [StreamChunk(usage=self.counts.stats())] \
+                if usage else []
         if kind == "content_block_start":
             block = data["content_block"]
             if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_TOOL:
