@@ -5,6 +5,7 @@ and two server processes (two workers each) sharing one Redis response store."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +31,10 @@ BODIES = {
     "completions": {"model": "gpt-4o", "prompt": "hi"},
 }
 
+#: an output cap of 20 tokens in each vocabulary (the reservation's output part)
+CAPS = {"chat/completions": {"max_tokens": 20}, "messages": {"max_tokens": 20},
+        "responses": {"max_output_tokens": 20}, "completions": {"max_tokens": 20}}
+
 
 def _mount(serve, **kwargs):
     app = gateway_app()
@@ -39,10 +44,15 @@ def _mount(serve, **kwargs):
 
 @pytest.mark.parametrize("path", list(BODIES))
 def test_budgets_hold_on_every_endpoint(fake, serve, path):
-    url = _mount(serve, budget=Budget(tokens=100, period=3600))
+    # NOTE: budgets are reservations (issue #20): each call holds its worst case (the body's
+    # bytes + its output cap) and settles at the real usage (59 tokens, the fake's). The
+    # budget fits two settled calls plus one worst case, never three.
+    body = {**BODIES[path], **CAPS[path]}
+    worst = len(json.dumps(body, separators=(",", ":")).encode()) + 20  # httpx: compact
+    url = _mount(serve, budget=Budget(tokens=2 * 59 + worst - 1, period=3600))
     statuses = []
-    for _ in range(5):  # each call spends 59 tokens (the fake's usage): the 3rd is refused
-        r = httpx.post(f"{url}/v1/{path}", json=BODIES[path], headers=AUTH)
+    for _ in range(5):  # the 3rd call's worst case does not fit what is left: refused
+        r = httpx.post(f"{url}/v1/{path}", json=body, headers=AUTH)
         statuses.append(r.status_code)
     assert statuses[:2] == [200, 200] and set(statuses[2:]) == {429}, statuses
     error = r.json()
