@@ -81,7 +81,8 @@ async def _complete(target: Any, endpoint: Any, call: Any, rid: str, key: str, s
     try:
         result = await target.complete(call.messages, call.params)
     except Exception as exc:
-        await settle(key, call.model, [])  # NOTE: a failed call has no usage to bill
+        # NOTE: a failed call bills nothing; its error gives the spend row its status
+        await settle(key, call.model, [(call.model, None, exc)])
         return error_response(exc, rid, secrets())
     await settle(key, call.model, [(result.model_key or call.model, result.usage, None)])
     body = await endpoint.render(result, call)

@@ -449,8 +449,8 @@ class Gateway:
                   if v is not None}
         try:
             result = await target.embed(inputs, params)
-        except BaseException:
-            await ticket.settle(caller.name, spec.model, [])  # NOTE: a failed call bills nothing
+        except Exception as exc:  # NOTE: a failed call bills nothing; the row keeps the error
+            await ticket.settle(caller.name, spec.model, [(spec.model, None, exc)])
             raise
         await ticket.settle(caller.name, spec.model,
                             [(result.model_key or spec.model, result.usage, None)])
