@@ -85,6 +85,8 @@ class Ember(RouteDecorators):
         self._started = False
         self._names: dict[str, Route] = {}
         self._taken: dict[tuple[str, str], Route] = {}
+        #: ``{dependency: replacement}`` for ``Depends(dependency)`` (tests); read per request
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         for mw in middleware or ():
             self.add_middleware(mw)
         self._openapi: dict[str, Any] | None = None

@@ -183,8 +183,8 @@ class Route:
                 result = await fn(request)
             elif kind == "path":
                 result = await fn(**request.path_params)
-            elif plan.scoped:  # NOTE: resources (a DB connection) held for the call
-                result = await plan.call_scoped(fn, request, context)
+            elif plan.scoped:  # NOTE: resources (a DB connection), dependencies (Depends)
+                return await plan.call_scoped(self, request, context)
             else:
                 result = await fn(**await plan.arguments(request, context))
         else:
@@ -193,8 +193,18 @@ class Route:
                 result = await run_sync(fn)
             elif kind == "path":  # NOTE: run_sync copies the dict; the handler cannot touch it
                 result = await run_sync(fn, **request.path_params)
+            elif plan.scoped:  # NOTE: dependencies (ember.dependencies)
+                return await plan.call_scoped(self, request, context)
             else:
                 result = await run_sync(fn, **await plan.arguments(request, context))
+        if type(result) is Response:
+            return result
+        if self.status_code is None and self._shape is None:
+            return to_response(result)
+        return self._finish(result)
+
+    def _to_response(self, result: Any) -> Response:
+        """``result`` as the response :meth:`_invoke` gives (for ember.dependencies)."""
         if type(result) is Response:
             return result
         if self.status_code is None and self._shape is None:
