@@ -378,10 +378,10 @@ class Dependency:
         return value
 
 
-async def _run_sync(fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+async def _run_sync(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     from ember._threadpool import run_sync
 
-    return await run_sync(fn, **kwargs)
+    return await run_sync(fn, *args, **kwargs)
 
 
 class _SyncGenerator:
@@ -393,28 +393,36 @@ class _SyncGenerator:
         self.gen = gen
 
     async def __aenter__(self) -> Any:
-        try:
-            return await _run_sync(next, self.gen)
-        except StopIteration:
-            raise RuntimeError("generator dependency did not yield") from None
+        value = await _run_sync(next, self.gen, _DONE)
+        if value is _DONE:
+            raise RuntimeError("generator dependency did not yield")
+        return value
 
     async def __aexit__(self, tp: Any, exc: Any, tb: Any) -> bool:
         gen = self.gen
         if exc is None:
-            try:
-                await _run_sync(next, gen)
-            except StopIteration:
+            if await _run_sync(next, gen, _DONE) is _DONE:
                 return False
             raise RuntimeError("generator dependency yielded more than once")
         try:
-            await _run_sync(gen.throw, exc)
-        except StopIteration:
-            return True  # the dependency handled the exception
+            # NOTE: StopIteration cannot cross a Future: _throw turns it into _DONE
+            if await _run_sync(_throw, gen, exc) is _DONE:
+                return True  # the dependency handled the exception
         except BaseException as err:
             if err is exc:
                 return False
             raise
         raise RuntimeError("generator dependency yielded again after an exception")
+
+
+_DONE: Any = object()
+
+
+def _throw(gen: Any, exc: BaseException) -> Any:
+    try:
+        return gen.throw(exc)
+    except StopIteration:
+        return _DONE
 
 
 def _depends(name: str, marker: Depends, hint: Any, build: Build) -> _inj.Param:
