@@ -109,7 +109,8 @@ class Mount:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[Response] = loop.create_future()
         queue: asyncio.Queue[Any] = asyncio.Queue(_QUEUE)
-        state = {"start": None, "streaming": False, "gone": False}
+        gone: asyncio.Future[None] = loop.create_future()
+        state = {"start": None, "streaming": False, "gone": gone}
         chunks: Any = None
         body_done = False
 
@@ -126,10 +127,10 @@ class Mount:
                 except ClientDisconnect:
                     return {"type": "http.disconnect"}
                 return {"type": "http.request", "body": chunk, "more_body": True}
-            # NOTE: nothing more to read: a client that leaves cancels the request's task,
-            # and with it the app (see the streaming iterator below)
-            await loop.create_future()
-            return {"type": "http.disconnect"}  # pragma: no cover - never reached
+            # NOTE: nothing more to read: answered when the client leaves a streamed
+            # response (or the request's task is cancelled, which cancels the app)
+            await gone
+            return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
             kind = message.get("type")
@@ -142,8 +143,8 @@ class Mount:
                 return  # NOTE: extensions we did not offer (trailers, pathsend)
             if state["start"] is None:
                 raise RuntimeError("ASGI app sent a body before http.response.start")
-            if state["gone"]:
-                raise OSError("client disconnected")
+            if gone.done():
+                raise OSError("client disconnected")  # NOTE: what uvicorn raises too
             body = bytes(message.get("body", b""))
             more = bool(message.get("more_body", False))
             if not state["streaming"]:
@@ -154,6 +155,8 @@ class Mount:
                 state["streaming"] = True
                 ready.set_result(_streaming(state["start"], queue, state, task))
             await queue.put(body)
+            if gone.done():
+                raise OSError("client disconnected")
             if not more:
                 await queue.put(_END)
 
@@ -289,9 +292,15 @@ def _streaming(start: dict[str, Any], queue: asyncio.Queue[Any], state: dict[str
                     return
                 yield chunk
         finally:
-            if not ended:  # the client left or the stream failed: stop the app
-                state["gone"] = True
-                task.cancel()
+            if not ended:
+                # NOTE: the client left or the stream failed: the app's next send raises
+                # OSError and its receive() says http.disconnect (as under uvicorn); a
+                # send blocked on the full queue is woken by draining it
+                gone = state["gone"]
+                if not gone.done():
+                    gone.set_result(None)
+                while not queue.empty():
+                    queue.get_nowait()
     return _apply(StreamingResponse(chunks(), int(start.get("status", 200))), start)
 
 
