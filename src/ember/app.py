@@ -285,6 +285,18 @@ class Ember(RouteDecorators):
 
         return mount(self, prefix, app, name=name)
 
+    def mount_static(self, prefix: str, directory: Any, html: bool = False, *,
+                     follow_symlinks: bool = False, cache_control: str | None = None,
+                     name: str | None = None) -> Any:
+        """Serve the files of ``directory`` under ``prefix`` (GET/HEAD, ETag, ranges,
+        304; traversal-safe; ``html=True``: ``index.html`` for directories). See
+        :mod:`ember.staticfiles`."""
+        from ember.staticfiles import mount_static
+
+        return mount_static(self, prefix, directory, html=html,
+                            follow_symlinks=follow_symlinks, cache_control=cache_control,
+                            name=name)
+
     @property
     def asgi(self) -> Any:
         """This app as an ASGI 3 callable, for uvicorn / granian / hypercorn."""
