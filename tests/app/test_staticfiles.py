@@ -72,7 +72,7 @@ def test_files_with_validators_ranges_and_head(site: str) -> None:
     "/static/../secret.txt", "/static/%2e%2e/secret.txt", "/static/%2E%2E%2Fsecret.txt",
     "/static/docs/%2e%2e/%2e%2e/secret.txt", "/static/..%5csecret.txt",
     "/static/%5c..%5csecret.txt", "/static/app.js%00.png", "/static//etc/passwd",
-    "/static/%2fetc%2fpasswd", "/static/.env", "/static/docs/../.env", "/static/escape.txt",
+    "/static/%2fetc%2fpasswd", "/static/%252e%252e/secret.txt", "/static/.env", "/static/docs/../.env", "/static/escape.txt",
     "/static/escape-dir/secret.txt", "/static/fifo", "/static/docs", "/static/", "/static",
     "/static/nope.js", "/static/~root", "/static/app.js/", "/follow/../secret.txt",
     "/follow/%2e%2e/secret.txt", "/follow/.env",
