@@ -374,3 +374,26 @@ def test_no_dependency_costs_nothing() -> None:
             "assert 'ember.dependencies' not in sys.modules, 'loaded'\n"
             "assert 'ember.params' not in sys.modules, 'loaded'\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_websocket_routes_take_dependencies(serve: Any) -> None:
+    import websockets.sync.client as ws_client
+
+    from ember import WebSocket
+
+    app = Ember()
+    closed = threading.Event()
+
+    async def resource(token: str = Query()) -> Any:
+        yield token.upper()
+        closed.set()  # after the WebSocket handler is done
+
+    @app.websocket("/ws")
+    async def ws(ws: WebSocket, tok: str = Depends(resource)) -> None:
+        await ws.accept()
+        await ws.send_text(tok)
+
+    url = serve(app).replace("http", "ws")
+    with ws_client.connect(url + "/ws?token=abc", open_timeout=GUARD) as conn:
+        assert conn.recv(timeout=GUARD) == "ABC"
+    _wait(closed)
