@@ -72,7 +72,13 @@ def traced(fake: Any, serve: Any) -> Any:
     uninstrument(app)
 
 
-def _by_name(exporter: InMemorySpanExporter) -> dict[str, Any]:
+def _by_name(exporter: InMemorySpanExporter, *needed: str) -> dict[str, Any]:
+    """Finished spans by name, once those ``needed`` have ended (a streamed response's
+    span ends after its last byte left: the client may be reading it already)."""
+    from tests._waits import wait_for
+
+    wait_for(lambda: set(needed) <= {s.name for s in exporter.get_finished_spans()},
+             f"spans {needed}")
     return {span.name: span for span in exporter.get_finished_spans()}
 
 
@@ -80,7 +86,7 @@ def test_request_and_model_spans_continue_the_incoming_trace(traced: Any) -> Non
     url, exporter, fake = traced
     r = httpx.get(url + "/chat?key=secret", headers={"traceparent": INCOMING})
     assert r.json() == {"text": "Echo: hello"}
-    spans = _by_name(exporter)
+    spans = _by_name(exporter, "GET /chat", "chat gpt-4")
     server, model = spans["GET /chat"], spans["chat gpt-4"]
     assert format(server.context.trace_id, "032x") == TRACE_ID
     assert format(server.parent.span_id, "016x") == PARENT_ID
@@ -102,7 +108,7 @@ def test_request_and_model_spans_continue_the_incoming_trace(traced: Any) -> Non
 def test_streamed_model_call_and_streamed_response(traced: Any) -> None:
     url, exporter, fake = traced
     assert httpx.get(url + "/stream").text == "Echo: streamed"
-    spans = _by_name(exporter)
+    spans = _by_name(exporter, "chat gpt-4", "GET /stream")
     model, server = spans["chat gpt-4"], spans["GET /stream"]
     assert model.attributes["ember.stream"] is True
     assert model.attributes["ember.time_to_first_token_s"] >= 0
@@ -116,14 +122,14 @@ def test_streamed_model_call_and_streamed_response(traced: Any) -> None:
 def test_tool_cache_and_error_spans(traced: Any) -> None:
     url, exporter, _ = traced
     assert httpx.get(url + "/tool").json() == {"sum": 5}
-    tool = _by_name(exporter)["execute_tool add"]
+    tool = _by_name(exporter, "execute_tool add")["execute_tool add"]
     assert tool.attributes["gen_ai.tool.name"] == "add"
     for _ in range(2):
         assert httpx.get(url + "/cached").text == "cached"
     lookups = [s for s in exporter.get_finished_spans() if s.name == "cache lookup"]
     assert [s.attributes["ember.cache.hit"] for s in lookups] == [False, True]
     assert httpx.get(url + "/boom").status_code == 500
-    boom = _by_name(exporter)["GET /boom"]
+    boom = _by_name(exporter, "GET /boom")["GET /boom"]
     assert boom.attributes["error.type"] == "500"
     assert boom.status.status_code.name == "ERROR"
 
@@ -133,7 +139,7 @@ def test_tool_cache_and_error_spans(traced: Any) -> None:
 def test_garbage_traceparent_starts_a_new_trace(traced: Any, garbage: str) -> None:
     url, exporter, _ = traced
     assert httpx.get(url + "/tool", headers={"traceparent": garbage}).status_code == 200
-    server = _by_name(exporter)["GET /tool"]
+    server = _by_name(exporter, "GET /tool")["GET /tool"]
     assert server.parent is None or not server.parent.is_valid
 
 
@@ -219,3 +225,28 @@ def test_off_costs_nothing_and_missing_package_names_the_extra() -> None:
             "try:\n    instrument(ember.Ember())\nexcept ImportError as exc:\n"
             "    assert 'ember-api[otel]' in str(exc), exc\nelse:\n    raise SystemExit(1)\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_database_query_spans(postgres_server: Any, serve: Any) -> None:
+    from ember.db import Connection, Database
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = Ember(database=Database(postgres_server.url, min_size=1, max_size=2))
+
+    @app.get("/n/{n:int}")
+    async def number(n: int, conn: Connection) -> dict:
+        return {"n": await conn.fetchval("SELECT $1::int + 1", n)}
+
+    instrument(app, tracer_provider=provider)
+    try:
+        url = serve(app)
+        assert httpx.get(url + "/n/41").json() == {"n": 42}
+    finally:
+        uninstrument(app)
+    spans = _by_name(exporter, "SELECT", "GET /n/{n:int}")
+    query, server = spans["SELECT"], spans["GET /n/{n:int}"]
+    assert query.attributes["db.system.name"] == "postgresql"
+    assert query.attributes["db.query.text"] == "SELECT $1::int + 1"  # never the values
+    assert query.parent.span_id == server.context.span_id

@@ -369,7 +369,8 @@ def _traced_query(original: Any, operation: str) -> Any:
     @functools.wraps(original)
     async def query(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
         tracing = _state.active
-        if tracing is None:
+        # NOTE: the pool's own reset on release is not the app's query
+        if tracing is None or sql is getattr(self, "_reset_query", None):
             return await original(self, sql, *args, **kwargs)
         words = str(sql).split(None, 1)
         with tracing.tracer.start_as_current_span(
