@@ -167,6 +167,15 @@ def test_raw_asgi_app_headers_status_and_errors() -> None:
             raise ValueError("app bug")
         if path == "/raw/silent":
             return
+        if path == "/raw/injection":  # a header value that would split the response
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"x-evil", b"a\r\nset-cookie: stolen=1")]})
+            await send({"type": "http.response.body", "body": b"x"})
+            return
+        if path == "/raw/status":
+            await send({"type": "http.response.start", "status": 999})
+            await send({"type": "http.response.body", "body": b"x"})
+            return
         await send({"type": "http.response.start", "status": 201,
                     "headers": [(b"set-cookie", b"a=1"), (b"set-cookie", b"b=2"),
                                 (b"content-length", b"999"), (b"x-path", path.encode())]})
@@ -181,6 +190,9 @@ def test_raw_asgi_app_headers_status_and_errors() -> None:
         assert httpx.get(server.url + "/raw").headers["x-path"] == "/raw"
         assert httpx.get(server.url + "/raw/boom").status_code == 500
         assert httpx.get(server.url + "/raw/silent").status_code == 500
+        r = httpx.get(server.url + "/raw/injection")
+        assert r.status_code == 500 and "set-cookie" not in r.headers
+        assert httpx.get(server.url + "/raw/status").status_code == 500
         assert httpx.get(server.url + "/rawx").status_code == 404  # not under the prefix
     finally:
         server.stop()
