@@ -437,6 +437,26 @@ def _depends(name: str, marker: Depends, hint: Any, build: Build) -> _inj.Param:
                   _inj._MISSING, marker)
 
 
+#: names of route-level dependencies in a plan: never a Python identifier, never passed on
+_HIDDEN = "\x00dependency"
+
+
+def add_route_dependencies(plan: _inj.Plan, dependencies: tuple[Any, ...], path_params: Any,
+                           has_body: bool, ai_route: bool) -> None:
+    """``dependencies=[Depends(fn), ...]`` of a route: resolved first, values dropped."""
+    build = Build(path_params, has_body, ai_route, "dependencies=")
+    entries = []
+    for i, dep in enumerate(dependencies):
+        if not isinstance(dep, Depends) or dep.dependency is None:
+            raise ConfigError(f"dependencies= takes Depends(callable) items, got {dep!r}")
+        entries.append(_param(f"{_HIDDEN}{i}", _inj.DEPENDENCY, f"{_HIDDEN}{i}",
+                              Dependency(dep.dependency, dep.use_cache, build), _inj._MISSING,
+                              dep))
+    plan.params[:0] = entries
+    plan.kind = "general"
+    plan.scoped = True
+
+
 # -- per request ------------------------------------------------------------------------
 
 
@@ -469,6 +489,10 @@ async def call_scoped(plan: _inj.Plan, route: Any, request: Any, context: Any) -
     solved = Solved(request)
     try:
         kwargs = await plan.arguments(request, context, solved)
+        if plan.params[0].name.startswith(_HIDDEN):
+            for p in plan.params:
+                if p.name.startswith(_HIDDEN):
+                    del kwargs[p.name]
         fn = route.endpoint
         if any(p.source == _inj.RESOURCE for p in plan.params):
             async with contextlib.AsyncExitStack() as resources:

@@ -105,6 +105,7 @@ class Route:
         status_code: int | None = None,
         response_model: Any = None,
         doc: RouteDoc | None = None,
+        dependencies: tuple[Any, ...] = (),
     ) -> None:
         if not callable(endpoint):
             raise ConfigError(f"route {path!r}: handler must be callable, got {endpoint!r}")
@@ -147,6 +148,10 @@ class Route:
         try:
             self.plan: Plan = analyse(endpoint, params, has_body, ai_route=ai,
                                       websocket=websocket)
+            if dependencies:  # NOTE: run for their effect, values not passed (ember.dependencies)
+                from ember.dependencies import add_route_dependencies
+
+                add_route_dependencies(self.plan, dependencies, params, has_body, ai)
         except ConfigError as exc:
             raise ConfigError(f"route {path!r}: {exc}") from None
         check_path_params(path, params, endpoint, self.plan)
@@ -271,8 +276,12 @@ class RouteDecorators:
         operation_id: str | None = None,
         openapi_extra: dict[str, Any] | None = None,
         include_in_schema: bool = True,
+        dependencies: Iterable[Any] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated handler for ``methods`` (default GET) on ``path``.
+
+        ``dependencies``: ``[Depends(fn), ...]`` run before the handler for their effect
+        (a check that raises, say); their values are not passed to it.
 
         ``status_code`` is the status of a plain (non-Response) result;
         ``response_model`` converts the result to that type (dropping other fields)
@@ -289,10 +298,12 @@ class RouteDecorators:
                        response_model=response_model, openapi_extra=openapi_extra,
                        where=f"route {path!r}")
 
+        extra = {"dependencies": tuple(dependencies)} if dependencies else {}
+
         def decorator(fn: Handler) -> Handler:
             self._register(path, meths, fn, name=name, cache=cache, limits=limits,
                            include_in_schema=include_in_schema, status_code=status_code,
-                           response_model=response_model, doc=doc)
+                           response_model=response_model, doc=doc, **extra)
             return fn
         return decorator
 

@@ -397,3 +397,43 @@ def test_websocket_routes_take_dependencies(serve: Any) -> None:
     with ws_client.connect(url + "/ws?token=abc", open_timeout=GUARD) as conn:
         assert conn.recv(timeout=GUARD) == "ABC"
     _wait(closed)
+
+
+def test_route_level_dependencies_run_for_their_effect(serve: Any) -> None:
+    app = Ember()
+    bp = Blueprint()
+    seen: list[str] = []
+
+    async def verify_key(x_key: str = Header()) -> str:
+        if x_key != "k":
+            raise HTTPException(403, "bad key")
+        seen.append("verified")
+        return x_key
+
+    def audit() -> Any:  # a sync generator: in the pool, exit after the response
+        yield
+        seen.append("audited")
+
+    @app.get("/guarded", dependencies=[Depends(verify_key), Depends(audit)])
+    async def guarded() -> str:  # takes nothing: the values are not passed
+        return "in"
+
+    @bp.post("/items/{n}", dependencies=[Depends(verify_key)])
+    def create(n: int, key: str = Depends(verify_key)) -> dict:  # cached: verified once
+        return {"n": n, "key": key}
+
+    app.add_blueprint(bp, prefixes="/bp")
+    url = serve(app)
+    assert httpx.get(url + "/guarded", headers={"x-key": "nope"}).status_code == 403
+    assert httpx.get(url + "/guarded").status_code == 422
+    assert httpx.get(url + "/guarded", headers={"x-key": "k"}).text == "in"
+    assert httpx.post(url + "/bp/items/3", headers={"x-key": "k"}).json() == {"n": 3, "key": "k"}
+    from tests._waits import wait_for
+
+    wait_for(lambda: "audited" in seen, "the exit code of audit()")
+    assert seen.count("verified") == 2
+    doc = app.test_client().get("/openapi.json").json()
+    params = doc["paths"]["/guarded"]["get"]["parameters"]
+    assert [p["name"] for p in params] == ["x-key"]
+    with pytest.raises(ConfigError, match="Depends"):
+        app.get("/bad", dependencies=[verify_key])(guarded)
