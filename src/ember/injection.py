@@ -37,7 +37,7 @@ _MISSING = object()
 
 #: where a value comes from
 REQUEST, PATH, QUERY, BODY, CONTEXT, WEBSOCKET, RESOURCE = range(7)
-#: values read through a marker or a dependency (:mod:`ember.dependencies`): ``convert`` is
+#: values read through a marker or a dependency (:mod:`ember._markers`, :mod:`ember.dependencies`): ``convert`` is
 #: ``async (request, context, solved) -> value`` raising RequestValidationError
 HEADER, COOKIE, FORM, DEPENDENCY = range(7, 11)
 _LOCATIONS = {PATH: "path", QUERY: "query", BODY: "body"}
@@ -565,7 +565,7 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
         if deps is None:
             deps = sys.modules.get("ember.params")  # NOTE: loaded once a marker exists
         if deps is not None:
-            from ember.dependencies import Build, marked, marker_of
+            from ember._markers import Build, marked, marker_of
 
             marker = marker_of(hint, prm.default)
             if marker is not None:
@@ -641,7 +641,7 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
             conv = _checked(conv, hints[name], where)
         params.append(Param(name, QUERY, name, conv, default))
     if deps is not None:
-        from ember.dependencies import embed_all
+        from ember._markers import embed_all
 
         embed_all(params)
     plan = Plan(params, inspect.iscoroutinefunction(fn))

@@ -162,7 +162,7 @@ def _inputs(route: Any, hints: dict[str, Any], kinds: dict[str, str],
     documented: set[str] = set()
     entries: Any = ((p, hints) for p in route.plan.params)
     collected = None
-    if "ember.dependencies" in sys.modules:  # NOTE: markers / Depends exist in this process
+    if "ember.params" in sys.modules:  # NOTE: markers / Depends exist in this process
         from ember.dependencies import flat_params
         from ember.openapi_params import Collected, document
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from ember.dependencies import _strip_markers
+from ember._markers import _strip_markers
 from ember.injection import _MISSING, BODY, COOKIE, FORM, HEADER, PATH, QUERY
 from ember.openapi_schema import Schemas
 from ember.params import File, Param, schema_keywords
