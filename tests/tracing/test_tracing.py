@@ -250,3 +250,28 @@ def test_database_query_spans(postgres_server: Any, serve: Any) -> None:
     assert query.attributes["db.system.name"] == "postgresql"
     assert query.attributes["db.query.text"] == "SELECT $1::int + 1"  # never the values
     assert query.parent.span_id == server.context.span_id
+
+
+def test_offline_provider_calls_are_traced(serve: Any) -> None:
+    from ember.models import ModelRegistry
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = Ember()
+    registry = ModelRegistry()
+
+    @app.get("/offline")
+    async def offline() -> dict:
+        reply = await registry.invoke_model_async("offline/echo", "hi")
+        return {"text": reply.text}
+
+    instrument(app, tracer_provider=provider)
+    try:
+        url = serve(app)
+        assert httpx.get(url + "/offline").status_code == 200
+    finally:
+        uninstrument(app)
+    spans = _by_name(exporter, "chat echo", "GET /offline")
+    assert spans["chat echo"].attributes["gen_ai.provider.name"] == "offline"
+    assert spans["chat echo"].parent.span_id == spans["GET /offline"].context.span_id

@@ -187,9 +187,14 @@ def _patch() -> None:
     from ember.ai.tools import ToolRegistry
     from ember.cache.base import RouteCache
     from ember.models.providers._http import HTTPProvider
+    from ember.models.providers.offline import OfflineProvider
 
-    HTTPProvider.complete_async = _traced_complete(HTTPProvider.complete_async)  # type: ignore[method-assign]
-    HTTPProvider.stream_async = _traced_stream(HTTPProvider.stream_async)  # type: ignore[method-assign]
+    # NOTE: the built-in providers; a custom provider overriding these methods is not traced
+    for cls in (HTTPProvider, OfflineProvider):
+        if "complete_async" in cls.__dict__:
+            cls.complete_async = _traced_complete(cls.__dict__["complete_async"])  # type: ignore[attr-defined]
+        if "stream_async" in cls.__dict__:
+            cls.stream_async = _traced_stream(cls.__dict__["stream_async"])  # type: ignore[attr-defined]
     ToolRegistry.call = _traced_tool(ToolRegistry.call)  # type: ignore[method-assign]
     RouteCache.serve = _traced_cache(RouteCache.serve)  # type: ignore[method-assign]
     try:
