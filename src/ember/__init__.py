@@ -38,6 +38,14 @@ _EXPORTS: dict[str, str] = {
     "RedirectResponse": "ember.responses",
     "StreamingResponse": "ember.responses",
     "FileResponse": "ember.files",
+    "Depends": "ember.params",
+    "Query": "ember.params",
+    "Path": "ember.params",
+    "Header": "ember.params",
+    "Cookie": "ember.params",
+    "Body": "ember.params",
+    "Form": "ember.params",
+    "File": "ember.params",
     "FormData": "ember.forms",
     "UploadFile": "ember.forms",
     "SSEResponse": "ember.sse",
@@ -125,6 +133,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TokenBucket,
     )
     from ember.observability import Metrics, RequestIDMiddleware
+    from ember.params import Body, Cookie, Depends, File, Form, Header, Path, Query
     from ember.requests import Request
     from ember.responses import (
         HTMLResponse,

@@ -101,6 +101,9 @@ class Ember(RouteDecorators):
         self._started = False
         self._names: dict[str, Route] = {}
         self._taken: dict[tuple[str, str], Route] = {}
+        #: ``{dependency: replacement}`` for ``Depends(dependency)`` (tests); read per request
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._asgi: Any = None
         for mw in middleware or ():
             self.add_middleware(mw)
         self._openapi: dict[str, Any] | None = None
@@ -313,6 +316,36 @@ class Ember(RouteDecorators):
 
         mount_openai(self, models, prefix=prefix, api_keys=api_keys, **options)
 
+    # -- ASGI interop and static files ------------------------------------------
+
+    def mount(self, prefix: str, app: Any, *, name: str | None = None) -> Any:
+        """Run the ASGI 3 application ``app`` for every request under ``prefix`` (HTTP,
+        WebSocket and its lifespan, on Ember's engine; see :mod:`ember.asgi`)."""
+        from ember.asgi import mount
+
+        return mount(self, prefix, app, name=name)
+
+    def mount_static(self, prefix: str, directory: Any, html: bool = False, *,
+                     follow_symlinks: bool = False, cache_control: str | None = None,
+                     name: str | None = None) -> Any:
+        """Serve the files of ``directory`` under ``prefix`` (GET/HEAD, ETag, ranges,
+        304; traversal-safe; ``html=True``: ``index.html`` for directories). See
+        :mod:`ember.staticfiles`."""
+        from ember.staticfiles import mount_static
+
+        return mount_static(self, prefix, directory, html=html,
+                            follow_symlinks=follow_symlinks, cache_control=cache_control,
+                            name=name)
+
+    @property
+    def asgi(self) -> Any:
+        """This app as an ASGI 3 callable, for uvicorn / granian / hypercorn."""
+        if self._asgi is None:
+            from ember.asgi_app import ASGIApp
+
+            self._asgi = ASGIApp(self)
+        return self._asgi
+
     # -- lifecycle ------------------------------------------------------------
 
     def _caches(self) -> list[Any]:
@@ -412,7 +445,9 @@ class Ember(RouteDecorators):
     def _upgrade(self, proto: Any, req: Any, upgrade: bytes) -> bool:
         """Stop HTTP parsing for a valid WebSocket opening handshake on a WebSocket route."""
         route = req.route
-        if route is None or not route.websocket or b"websocket" not in upgrade.lower():
+        # NOTE: ``websocket_options`` on a non-WebSocket route: a mounted ASGI app (ember.asgi)
+        if route is None or not (route.websocket or route.websocket_options) \
+                or b"websocket" not in upgrade.lower():
             return False
         gate = self._gate
         if gate is not None and gate(req) is not None:

@@ -13,7 +13,6 @@ bad field, its location and why.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import inspect
@@ -38,6 +37,9 @@ _MISSING = object()
 
 #: where a value comes from
 REQUEST, PATH, QUERY, BODY, CONTEXT, WEBSOCKET, RESOURCE = range(7)
+#: values read through a marker or a dependency (:mod:`ember._markers`, :mod:`ember.dependencies`): ``convert`` is
+#: ``async (request, context, solved) -> value`` raising RequestValidationError
+HEADER, COOKIE, FORM, DEPENDENCY = range(7, 11)
 _LOCATIONS = {PATH: "path", QUERY: "query", BODY: "body"}
 
 _SCALARS: tuple[type, ...] = (str, int, float, bool, uuid.UUID, bytes)
@@ -382,7 +384,7 @@ def _construct(tp: Any, data: dict[str, Any]) -> Any:
 class Param:
     """One handler parameter: its source, name, converter and default."""
 
-    __slots__ = ("convert", "default", "key", "multi", "name", "source")
+    __slots__ = ("convert", "default", "key", "marker", "multi", "name", "source")
 
     def __init__(self, name: str, source: int, key: str, convert: Any, default: Any,
                  multi: bool = False) -> None:
@@ -392,6 +394,8 @@ class Param:
         self.convert = convert
         self.default = default
         self.multi = multi
+        #: the ``Query()``/``Header()``/``Depends()``... marker it was declared with, or None
+        self.marker: Any = None
 
 
 class Plan:
@@ -404,8 +408,9 @@ class Plan:
         self.params = params
         self.is_async = is_async
         self.hints: dict[str, Any] = {}
-        #: some parameters are request-scoped resources: call through :meth:`call_scoped`
-        self.scoped = any(p.source == RESOURCE for p in params)
+        #: some parameters are request-scoped resources or dependencies: call through
+        #: :meth:`call_scoped`
+        self.scoped = any(p.source in (RESOURCE, DEPENDENCY) for p in params)
         if not params:
             self.kind = "none"
         elif len(params) == 1 and params[0].source == REQUEST:
@@ -415,12 +420,22 @@ class Plan:
         else:
             self.kind = "general"
 
-    async def arguments(self, request: Any, context: Any = None) -> dict[str, Any]:
-        """The keyword arguments for one call; RequestValidationError on bad input."""
+    async def arguments(self, request: Any, context: Any = None,
+                        solved: Any = None) -> dict[str, Any]:
+        """The keyword arguments for one call; RequestValidationError on bad input.
+
+        ``solved``: the request's dependency state (:class:`ember.dependencies.Solved`).
+        """
         kwargs: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
         for p in self.params:
             source = p.source
+            if source >= HEADER:  # a header, cookie, form field or dependency
+                try:
+                    kwargs[p.name] = await p.convert(request, context, solved)
+                except RequestValidationError as exc:
+                    errors.extend(exc.errors)
+                continue
             if source == REQUEST:
                 kwargs[p.name] = request
                 continue
@@ -481,14 +496,12 @@ class Plan:
         return kwargs
 
 
-    async def call_scoped(self, fn: Callable[..., Any], request: Any, context: Any = None) -> Any:
-        """Call ``fn`` with resources held for the call, released whatever happens."""
-        kwargs = await self.arguments(request, context)
-        async with contextlib.AsyncExitStack() as stack:
-            for p in self.params:
-                if p.source == RESOURCE:
-                    kwargs[p.name] = await stack.enter_async_context(p.convert(request))
-            return await fn(**kwargs)
+    async def call_scoped(self, route: Any, request: Any, context: Any = None) -> Any:
+        """Call ``route``'s handler with resources held for the call (released whatever
+        happens) and dependencies resolved (:mod:`ember.dependencies`); a Response."""
+        from ember.dependencies import call_scoped
+
+        return await call_scoped(self, route, request, context)
 
 
 def _resolve_hints(fn: Callable[..., Any]) -> dict[str, Any]:
@@ -526,19 +539,40 @@ _CONTRADICTS: dict[str, tuple[Any, ...]] = {
 
 
 def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
-            method_has_body: bool, ai_route: bool = False, websocket: bool = False) -> Plan:
-    """Build the call plan for ``fn``; ConfigError for what cannot be injected."""
-    where = f"handler {getattr(fn, '__qualname__', fn)!r}"
-    sig = inspect.signature(fn)
-    hints = _resolve_hints(fn)
+            method_has_body: bool, ai_route: bool = False, websocket: bool = False,
+            _build: Any = None) -> Plan:
+    """Build the call plan for ``fn``; ConfigError for what cannot be injected.
+
+    ``_build``: set when ``fn`` is a dependency (:class:`ember.dependencies.Build`).
+    """
+    where = f"handler {getattr(fn, '__qualname__', fn)!r}" if _build is None else _build.where
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: cannot read its signature: {exc}") from None
+    hints = _resolve_hints(fn if inspect.isfunction(fn) or inspect.ismethod(fn)
+                           else fn.__init__ if isinstance(fn, type)
+                           else getattr(fn, "__call__", fn))  # noqa: B004
     params: list[Param] = []
+    deps: Any = None
     for name, prm in sig.parameters.items():
         if prm.kind in (prm.VAR_POSITIONAL, prm.VAR_KEYWORD):
             continue
         if prm.kind == prm.POSITIONAL_ONLY:
             raise ConfigError(f"{where}: positional-only parameter {name!r} cannot be injected")
-        tp = _strip_annotated(hints.get(name, prm.annotation))
+        hint = hints.get(name, prm.annotation)
         default = _MISSING if prm.default is prm.empty else prm.default
+        if deps is None:
+            deps = sys.modules.get("ember.params")  # NOTE: loaded once a marker exists
+        if deps is not None:
+            from ember._markers import Build, marked, marker_of
+
+            marker = marker_of(hint, prm.default)
+            if marker is not None:
+                build = _build or Build(path_params, method_has_body, ai_route, where)
+                params.append(marked(name, marker, hint, default, build))
+                continue
+        tp = _strip_annotated(hint)
         inner, optional = _unwrap_optional(tp)
         inner = _strip_annotated(inner)  # Optional[Annotated[int, Meta(ge=1)]]
         if optional and default is _MISSING:
@@ -606,6 +640,10 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
         if _constrained(hints.get(name)):
             conv = _checked(conv, hints[name], where)
         params.append(Param(name, QUERY, name, conv, default))
+    if deps is not None:
+        from ember._markers import embed_all
+
+        embed_all(params)
     plan = Plan(params, inspect.iscoroutinefunction(fn))
     plan.hints = hints
     if websocket:

@@ -22,6 +22,7 @@ import inspect
 import logging
 import operator
 import re
+import sys
 import types
 import typing
 from typing import Any
@@ -159,8 +160,21 @@ def _inputs(route: Any, hints: dict[str, Any], kinds: dict[str, str],
     body = None
     validated = False
     documented: set[str] = set()
-    for p in route.plan.params:
-        tp = hints.get(p.name, Any)
+    entries: Any = ((p, hints) for p in route.plan.params)
+    collected = None
+    if "ember.params" in sys.modules:  # NOTE: markers / Depends exist in this process
+        from ember.dependencies import flat_params
+        from ember.openapi_params import Collected, document
+
+        entries, collected = flat_params(route.plan, hints), Collected()
+    for p, plan_hints in entries:
+        tp = plan_hints.get(p.name, Any)
+        if p.marker is not None and collected is not None:
+            validated = True
+            if p.source == PATH:
+                documented.add(p.key)
+            document(p, tp, schemas, parameters, collected)
+            continue
         if p.source == PATH:
             kind = kinds.get(p.key, "str")
             schema = dict(_KIND_SCHEMA[kind])
@@ -185,6 +199,8 @@ def _inputs(route: Any, hints: dict[str, Any], kinds: dict[str, str],
             validated = True
             body = {"required": p.default is _MISSING,
                     "content": {JSON: {"schema": schemas.of(tp)}}}
+    if collected is not None and body is None:
+        body = collected.request_body()
     for name, kind in kinds.items():  # read by the handler from request.path_params
         if name not in documented:
             parameters.append({"name": name, "in": "path", "required": True,

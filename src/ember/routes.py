@@ -105,6 +105,7 @@ class Route:
         status_code: int | None = None,
         response_model: Any = None,
         doc: RouteDoc | None = None,
+        dependencies: tuple[Any, ...] = (),
     ) -> None:
         if not callable(endpoint):
             raise ConfigError(f"route {path!r}: handler must be callable, got {endpoint!r}")
@@ -147,6 +148,10 @@ class Route:
         try:
             self.plan: Plan = analyse(endpoint, params, has_body, ai_route=ai,
                                       websocket=websocket)
+            if dependencies:  # NOTE: run for their effect, values not passed (ember.dependencies)
+                from ember.dependencies import add_route_dependencies
+
+                add_route_dependencies(self.plan, dependencies, params, has_body, ai)
         except ConfigError as exc:
             raise ConfigError(f"route {path!r}: {exc}") from None
         check_path_params(path, params, endpoint, self.plan)
@@ -183,8 +188,8 @@ class Route:
                 result = await fn(request)
             elif kind == "path":
                 result = await fn(**request.path_params)
-            elif plan.scoped:  # NOTE: resources (a DB connection) held for the call
-                result = await plan.call_scoped(fn, request, context)
+            elif plan.scoped:  # NOTE: resources (a DB connection), dependencies (Depends)
+                return await plan.call_scoped(self, request, context)
             else:
                 result = await fn(**await plan.arguments(request, context))
         else:
@@ -193,8 +198,18 @@ class Route:
                 result = await run_sync(fn)
             elif kind == "path":  # NOTE: run_sync copies the dict; the handler cannot touch it
                 result = await run_sync(fn, **request.path_params)
+            elif plan.scoped:  # NOTE: dependencies (ember.dependencies)
+                return await plan.call_scoped(self, request, context)
             else:
                 result = await run_sync(fn, **await plan.arguments(request, context))
+        if type(result) is Response:
+            return result
+        if self.status_code is None and self._shape is None:
+            return to_response(result)
+        return self._finish(result)
+
+    def _to_response(self, result: Any) -> Response:
+        """``result`` as the response :meth:`_invoke` gives (for ember.dependencies)."""
         if type(result) is Response:
             return result
         if self.status_code is None and self._shape is None:
@@ -261,8 +276,12 @@ class RouteDecorators:
         operation_id: str | None = None,
         openapi_extra: dict[str, Any] | None = None,
         include_in_schema: bool = True,
+        dependencies: Iterable[Any] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated handler for ``methods`` (default GET) on ``path``.
+
+        ``dependencies``: ``[Depends(fn), ...]`` run before the handler for their effect
+        (a check that raises, say); their values are not passed to it.
 
         ``status_code`` is the status of a plain (non-Response) result;
         ``response_model`` converts the result to that type (dropping other fields)
@@ -279,10 +298,12 @@ class RouteDecorators:
                        response_model=response_model, openapi_extra=openapi_extra,
                        where=f"route {path!r}")
 
+        extra = {"dependencies": tuple(dependencies)} if dependencies else {}
+
         def decorator(fn: Handler) -> Handler:
             self._register(path, meths, fn, name=name, cache=cache, limits=limits,
                            include_in_schema=include_in_schema, status_code=status_code,
-                           response_model=response_model, doc=doc)
+                           response_model=response_model, doc=doc, **extra)
             return fn
         return decorator
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -92,6 +93,13 @@ def parse_retry_after(headers: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _trace_headers() -> dict[str, str] | None:
+    """``traceparent`` for the upstream call while ``ember.tracing`` is on, else None."""
+    # NOTE: one attribute check when tracing is off (ember.tracing._state)
+    state = sys.modules.get("ember.tracing._state")
+    return None if state is None or state.active is None else state.outgoing_headers()
+
+
 def client_kind() -> str:
     """``"aiohttp"`` or ``"httpx"`` (env ``EMBER_MODEL_HTTP_CLIENT`` overrides)."""
     kind = os.environ.get("EMBER_MODEL_HTTP_CLIENT", "").strip().lower()
@@ -127,12 +135,13 @@ class HttpxAsync:
 
     async def post(self, path: str, content: bytes,
                    timeout: float | None) -> tuple[int, Any, bytes]:
-        r = await self.client.post(path, content=content, **self._kwargs(timeout))
+        r = await self.client.post(path, content=content, headers=_trace_headers(),
+                                   **self._kwargs(timeout))
         return r.status_code, r.headers, r.content
 
     async def open(self, path: str, content: bytes, timeout: float | None) -> Any:
         request = self.client.build_request("POST", path, content=content,
-                                            **self._kwargs(timeout))
+                                            headers=_trace_headers(), **self._kwargs(timeout))
         r = await self.client.send(request, stream=True)
         return _HttpxStream(r)
 
@@ -202,11 +211,12 @@ class AiohttpAsync:
     async def post(self, path: str, content: bytes,
                    timeout: float | None) -> tuple[int, Any, bytes]:
         async with self.session.post(self.base + path, data=content,
-                                     **self._kwargs(timeout)) as r:
+                                     headers=_trace_headers(), **self._kwargs(timeout)) as r:
             return r.status, r.headers, await r.read()
 
     async def open(self, path: str, content: bytes, timeout: float | None) -> Any:
-        r = await self.session.post(self.base + path, data=content, **self._kwargs(timeout))
+        r = await self.session.post(self.base + path, data=content, headers=_trace_headers(),
+                                    **self._kwargs(timeout))
         return _AiohttpStream(r)
 
     async def aclose(self) -> None:

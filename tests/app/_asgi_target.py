@@ -1,0 +1,64 @@
+"""An Ember app served through ``app.asgi`` by other ASGI servers (tests/app/test_asgi_app.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ember import Depends, Ember, Header, HTTPException, Request, StreamingResponse, WebSocket
+from ember.limits import ServerLimits
+
+app = Ember(server_limits=ServerLimits(max_body_size=64 * 1024))
+started: list[str] = []
+
+
+@app.on_startup
+async def startup() -> None:
+    started.append("startup")
+
+
+async def user(x_user: str = Header("anon")) -> Any:
+    yield x_user
+
+
+@app.get("/hello")
+async def hello() -> str:
+    return "hello"
+
+
+@app.get("/items/{n:int}")
+def items(n: int, who: str = Depends(user), page: int = 1) -> dict:
+    return {"n": n, "who": who, "page": page}
+
+
+@app.post("/echo")
+async def echo(request: Request) -> dict:
+    body = await request.body()
+    return {"size": len(body)}
+
+
+@app.get("/stream")
+async def stream() -> StreamingResponse:
+    async def gen() -> Any:
+        for i in range(3):
+            yield f"{i}\n"
+            await asyncio.sleep(0)
+    return StreamingResponse(gen(), media_type="text/plain")
+
+
+@app.get("/teapot")
+async def teapot() -> None:
+    raise HTTPException(418, "short and stout")
+
+
+@app.get("/started")
+async def was_started() -> list:
+    return started
+
+
+@app.websocket("/ws")
+async def ws(ws: WebSocket) -> None:
+    await ws.accept()
+
+
+asgi = app.asgi
