@@ -20,6 +20,16 @@ def _check_positive(owner: object, *names: str, allow_none: bool = True) -> None
             )
 
 
+def _check_rate(rate: Any) -> None:
+    if rate is None:
+        return
+    ok = isinstance(rate, tuple) and len(rate) == 2 and all(
+        not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0 for v in rate)
+    if not ok or not isinstance(rate[0], int):
+        raise ConfigError("ServerLimits.min_body_rate must be None or (bytes_per_second: "
+                          f"positive int, grace_seconds: positive number), got {rate!r}")
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     """Connection-level limits and timeouts (seconds, bytes).
@@ -53,6 +63,9 @@ class ServerLimits:
     http2_reset_burst: int = 1000
     http2_reset_rate: float = 33
     max_pending_control_frames: int = 1000
+    # NOTE: (bytes per second, grace seconds): a request body slower than this on average
+    # after the grace period gets 408 (Kestrel's MinRequestBodyDataRate; issue #23).
+    min_body_rate: tuple[int, float] | None = (240, 5.0)
 
     def __post_init__(self) -> None:
         _check_positive(self, "keep_alive_timeout", "header_timeout", "max_header_size",
@@ -66,6 +79,7 @@ class ServerLimits:
                 raise ConfigError(f"ServerLimits.{name} must be an integer, "
                                   f"got {getattr(self, name)!r}")
         _check_positive(self, "max_body_size", "request_timeout", "max_connections")
+        _check_rate(self.min_body_rate)
         for name in ("max_header_size", "max_headers", "max_url_size", "max_body_size",
                      "max_connections"):
             value = getattr(self, name)

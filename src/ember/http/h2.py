@@ -33,6 +33,13 @@ access_logger = logging.getLogger("ember.access")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 HIGH_WATER = 256 * 1024
+# NOTE: the most one stream writes before it waits for the transport to drain, and the
+# bound on unsent bytes per connection: a fixed part plus that much per allowed stream.
+# A peer that stops reading while it keeps opening/resetting streams passes it and is
+# dropped (GOAWAY ENHANCE_YOUR_CALM); a reading peer never gets near it (docs/http2.md).
+MAX_PIECE = 16384
+OUTBOUND_BASE = 1024 * 1024
+OUTBOUND_PER_STREAM = 20 * 1024
 _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                          b"upgrade", b"content-length"))
 
@@ -90,6 +97,9 @@ class H2Stream:
         "id",
         "limit",
         "proto",
+        "rate_base",
+        "rate_start",
+        "rate_timer",
         "received",
         "request",
         "responded",
@@ -111,6 +121,9 @@ class H2Stream:
         self.responded = False
         self.body_deadline = 0.0
         self.body_timer: asyncio.TimerHandle | None = None
+        self.rate_start = 0.0
+        self.rate_base = 0
+        self.rate_timer: asyncio.TimerHandle | None = None
 
     # -- what Request expects of its connection --------------------------------------
 
@@ -228,6 +241,9 @@ class H2Protocol(asyncio.Protocol):
         self._reset_stamp = self.loop.time()
         # Control replies (PING/SETTINGS ACK, RST_STREAM) queued while writing is paused.
         self._pending_control = 0
+        self._lingering: set[int] = set()
+        self._outbound_limit = (OUTBOUND_BASE
+                                + limits.http2_max_concurrent_streams * OUTBOUND_PER_STREAM)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -273,11 +289,13 @@ class H2Protocol(asyncio.Protocol):
             elif isinstance(event, h2.events.DataReceived):
                 self._data(event)
             elif isinstance(event, h2.events.StreamEnded):
+                self._lingering.discard(event.stream_id)
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
                     self._body_done(stream)
                     stream.request._finish()
             elif isinstance(event, h2.events.StreamReset):
+                self._lingering.discard(event.stream_id)
                 self._reset(event.stream_id)
                 self._control_reply()
                 self._charge_reset()
@@ -337,7 +355,7 @@ class H2Protocol(asyncio.Protocol):
         if authority is not None and not any(n == b"host" for n, _ in headers):
             headers.insert(0, (b"host", authority))
         sid = event.stream_id
-        if len(self.streams) >= self.limits.http2_max_concurrent_streams:
+        if self._open_count() >= self.limits.http2_max_concurrent_streams:
             # RFC 9113 §5.1.2: refuse only this stream; the client may retry it.
             self._rst(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             self._charge_reset()
@@ -365,13 +383,32 @@ class H2Protocol(asyncio.Protocol):
         stream.limit = limit
         declared = request.headers.get("content-length")
         if limit is not None and declared and declared.isdigit() and int(declared) > limit:
-            self._refuse(sid, 413)
+            self._refuse(sid, 413, stop=False)
             return
         if event.stream_ended is not None:
             request._complete = True
         else:
             self._body_progress(stream)
+            self._rate_start(stream)
         self._run(stream)
+
+    def _open_count(self) -> int:
+        """Streams open in the protocol: those with a handler and those answered but
+        never ended by the client (half-closed, still holding memory: issue #23 item 3)."""
+        lingering = self._lingering
+        if lingering and len(self.streams) + len(lingering) >= \
+                self.limits.http2_max_concurrent_streams:
+            proto = self.conn.streams
+            for sid in [sid for sid in lingering
+                        if sid not in proto or not proto[sid].open]:
+                lingering.discard(sid)
+        return len(self.streams) + len(lingering)
+
+    def _linger(self, stream_id: int) -> None:
+        """Ember is done with ``stream_id``; it counts while the client keeps it open."""
+        proto_stream = self.conn.streams.get(stream_id)
+        if proto_stream is not None and proto_stream.open:
+            self._lingering.add(stream_id)
 
     def _data(self, event: Any) -> None:
         stream = self.streams.get(event.stream_id)
@@ -444,7 +481,8 @@ class H2Protocol(asyncio.Protocol):
             if not self.closed and not stream.closed:
                 self._refuse(stream.id, 500)
         finally:
-            self.streams.pop(stream.id, None)
+            if self.streams.pop(stream.id, None) is stream and not self.closed:
+                self._linger(stream.id)
             stream.closed = True
             if not self.streams:
                 self._arm_idle()
@@ -456,10 +494,14 @@ class H2Protocol(asyncio.Protocol):
             access_logger.info('%s - "%s %s HTTP/2" %d %d', peer, request.method,
                                request.raw_path.decode("latin-1"), status, size)
 
-    def _refuse(self, stream_id: int, status: int) -> None:
+    def _refuse(self, stream_id: int, status: int, stop: bool = True) -> None:
         """Answer ``status`` with no body and end the stream (its handler is cancelled).
 
-        A stream whose response head already went out is reset instead.
+        A stream whose response head already went out is reset instead.  With ``stop``, a
+        client still sending is asked to stop (``RST_STREAM(NO_ERROR)``, RFC 9113 §8.1) so
+        the stream stops counting; without it (a declared length over the limit: the client
+        sends what it announced) the stream counts until the client ends it — some clients
+        (httpx) fail a request on that reset.
         """
         stream = self.streams.pop(stream_id, None)
         if stream is not None and stream.responded:
@@ -470,6 +512,15 @@ class H2Protocol(asyncio.Protocol):
                                                    (b"content-length", b"0")], end_stream=True)
             except h2.exceptions.ProtocolError:  # the stream is already closed or reset
                 pass
+            else:
+                proto_stream = self.conn.streams.get(stream_id)
+                if proto_stream is not None and proto_stream.open:
+                    if stop:
+                        # RFC 9113 §8.1: a complete response before the whole request; ask
+                        # the client to stop sending (NO_ERROR) so the stream stops counting.
+                        self._rst(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+                    else:
+                        self._lingering.add(stream_id)
         if stream is not None:
             self._cancel(stream)
         self.flush()
@@ -560,11 +611,41 @@ class H2Protocol(asyncio.Protocol):
         if self.streams.get(stream.id) is stream:
             self._refuse(stream.id, 408)
 
+    def _rate_start(self, stream: H2Stream) -> None:
+        """Start the ``min_body_rate`` clock of an unfinished body (checked after the grace)."""
+        rate = getattr(self.limits, "min_body_rate", None)
+        if rate is None:
+            return
+        stream.rate_start = self.loop.time()
+        stream.rate_base = 0
+        stream.rate_timer = self.loop.call_later(rate[1], self._rate_check, stream)
+
+    def _rate_check(self, stream: H2Stream) -> None:
+        stream.rate_timer = None
+        if stream.closed or stream.request._complete or self.streams.get(stream.id) is not stream:
+            return
+        per_second = self.limits.min_body_rate[0]
+        now = self.loop.time()
+        if stream.unacked:
+            # NOTE: the window is held shut because the handler is not reading: the client
+            # cannot send, so that time does not count against it.
+            stream.rate_start = now
+            stream.rate_base = stream.received
+        elif stream.received - stream.rate_base < per_second * (now - stream.rate_start):
+            logger.info("HTTP/2 stream %d: request body slower than %d bytes/s; 408",
+                        stream.id, per_second)
+            self._refuse(stream.id, 408)
+            return
+        stream.rate_timer = self.loop.call_later(1.0, self._rate_check, stream)
+
     @staticmethod
     def _body_done(stream: H2Stream) -> None:
         if stream.body_timer is not None:
             stream.body_timer.cancel()
             stream.body_timer = None
+        if stream.rate_timer is not None:
+            stream.rate_timer.cancel()
+            stream.rate_timer = None
 
     # -- sending ---------------------------------------------------------------------
 
@@ -589,7 +670,7 @@ class H2Protocol(asyncio.Protocol):
             if self.closed or stream.closed:
                 raise ClientDisconnect("client disconnected")
             window = min(self.conn.local_flow_control_window(stream.id),
-                         self.conn.max_outbound_frame_size)
+                         self.conn.max_outbound_frame_size, MAX_PIECE)
             if window <= 0:
                 stream.window_waiter = self.loop.create_future()
                 try:
@@ -643,6 +724,21 @@ class H2Protocol(asyncio.Protocol):
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
+            if self.transport.get_write_buffer_size() > self._outbound_limit:
+                self._overflow()
+
+    def _overflow(self) -> None:
+        """Unsent bytes passed the bound: the peer does not read what it asks for."""
+        logger.warning("HTTP/2 client %s does not read (%d bytes unsent); GOAWAY "
+                       "ENHANCE_YOUR_CALM", self.peer[0] if self.peer else "-",
+                       self.transport.get_write_buffer_size())
+        try:
+            self.conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            self.transport.write(self.conn.data_to_send())
+        except h2.exceptions.ProtocolError:  # already closing
+            pass
+        # NOTE: abort, not close: close() would wait for a peer that does not read.
+        self.abort()
 
     # -- lifecycle ----------------------------------------------------------------------
 
