@@ -23,6 +23,7 @@ COMPILED = [
     "ember/http/_writer_c.py",
     "ember/http/_cycle_c.py",
     "ember/http/_protocol_c.py",
+    "ember/http/_hpack_c.py",
     "ember/_routing_c.py",
     "ember/_request_c.py",
 ]
