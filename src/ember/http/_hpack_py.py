@@ -19,11 +19,6 @@ Errors raise :class:`HPACKError` (a subclass says which); the connection answers
 
 from __future__ import annotations
 
-try:
-    import cython  # noqa: F401  (the .pxd types this module when compiled)
-except ImportError:  # pragma: no cover - pure install without Cython
-    from ember import _cython_shim as cython  # noqa: F401
-
 
 class HPACKError(Exception):
     """A header block that cannot be decoded (COMPRESSION_ERROR)."""
