@@ -367,10 +367,10 @@ class Decoder:
 class Encoder:
     """Encodes header lists for one connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_table_size: int = DEFAULT_TABLE_SIZE) -> None:
         self._entries: list = []  # newest last
         self._size = 0
-        self._max_size = DEFAULT_TABLE_SIZE
+        self._max_size = max_table_size  # NOTE: agreed beforehand, so not announced
         self._pending_min = -1  # table size updates to announce (-1: none)
         self._pending_final = -1
 
