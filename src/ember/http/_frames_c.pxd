@@ -26,5 +26,6 @@ cdef object _parse(Py_ssize_t ftype, Py_ssize_t flags, Py_ssize_t sid, bytes pay
 @cython.locals(n=Py_ssize_t, i=Py_ssize_t, ident=Py_ssize_t, value=Py_ssize_t, pairs=list)
 cdef tuple _parse_settings(Py_ssize_t flags, Py_ssize_t sid, bytes payload)
 
+@cython.locals(high=Py_ssize_t)
 cdef Py_ssize_t _u32(bytes data, Py_ssize_t i)
 cdef Py_ssize_t _u31(bytes data, Py_ssize_t i)

@@ -236,7 +236,8 @@ def _parse_settings(flags: int, sid: int, payload: bytes) -> tuple:
 
 
 def _u32(data: bytes, i: int) -> int:
-    return (data[i] << 24) | (data[i + 1] << 16) | (data[i + 2] << 8) | data[i + 3]
+    high = data[i]  # NOTE: typed wide in the .pxd, so the shift cannot overflow a C int
+    return (high << 24) | (data[i + 1] << 16) | (data[i + 2] << 8) | data[i + 3]
 
 
 def _u31(data: bytes, i: int) -> int:
