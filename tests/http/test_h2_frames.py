@@ -121,7 +121,7 @@ def test_reads_what_hyperframe_writes_split_anywhere(mod, frames, cuts):
     reader = mod.FrameReader(max_frame_size=2**24 - 1)
     got = []
     last = 0
-    for cut in sorted(c % (len(wire) + 1) for c in cuts) + [len(wire)]:
+    for cut in [*sorted(c % (len(wire) + 1) for c in cuts), len(wire)]:
         got += reader.feed(wire[last:cut])
         last = cut
     assert got == [want for _, want in frames]
