@@ -16,14 +16,17 @@ import asyncio
 import base64
 import binascii
 import logging
+import os
 from collections.abc import Awaitable
 from typing import Any
 
 import h2.errors
+import h2.events
 import h2.exceptions
 import h2.settings
 
 from ember.exceptions import ClientDisconnect
+from ember.http import h2conn
 from ember.http.flow_control import FlowControl
 from ember.requests import Request
 from ember.status import body_allowed
@@ -32,6 +35,10 @@ logger = logging.getLogger("ember.server")
 access_logger = logging.getLogger("ember.access")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# NOTE: which HTTP/2 codec serves connections: "h2" (the h2 package, the default) or
+# "ember" (our own: ember.http.h2conn, frames and hpack, compiled). Read at startup.
+CODEC = os.environ.get("EMBER_HTTP2_CODEC", "h2").strip().lower() or "h2"
+_PROTOCOL_ERRORS = (h2.exceptions.ProtocolError, h2conn.ProtocolError)
 HIGH_WATER = 256 * 1024
 # NOTE: the most one stream writes before it waits for the transport to drain, and the
 # bound on unsent bytes per connection: a fixed part plus that much per allowed stream.
@@ -215,19 +222,26 @@ class H2Protocol(asyncio.Protocol):
         self.limits = limits
         self.scheme = scheme
         self.peer = peer
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None,
-                                           validate_inbound_headers=True)
-        self.conn = h2.connection.H2Connection(config=config)
         # NOTE: every value advertised here is enforced: stream count in _request
         # (REFUSED_STREAM), header list size by hpack and in _request (431), the
-        # window by h2's inbound flow control.
-        self.conn.local_settings = _ServerSettings(
-            client=False, initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
-                    limits.http2_max_concurrent_streams,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_size,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: HIGH_WATER,
-            })
+        # window by the codec's inbound flow control.
+        if CODEC == "ember":
+            self.conn: Any = h2conn.H2Connection(
+                max_concurrent_streams=limits.http2_max_concurrent_streams,
+                max_header_list_size=limits.max_header_size, initial_window_size=HIGH_WATER)
+            self._ev: Any = h2conn
+        else:
+            config = h2.config.H2Configuration(client_side=False, header_encoding=None,
+                                               validate_inbound_headers=True)
+            self.conn = h2.connection.H2Connection(config=config)
+            self.conn.local_settings = _ServerSettings(
+                client=False, initial_values={
+                    h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
+                        limits.http2_max_concurrent_streams,
+                    h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_size,
+                    h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: HIGH_WATER,
+                })
+            self._ev = h2.events
         self.streams: dict[int, H2Stream] = {}
         self.transport: Any = None
         self.closed = False
@@ -270,13 +284,12 @@ class H2Protocol(asyncio.Protocol):
         self._run(stream)
 
     def data_received(self, data: bytes) -> None:
-        import h2.events
-
         if self.closed:
             return
+        ev = self._ev
         try:
             events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+        except _PROTOCOL_ERRORS as exc:
             logger.debug("HTTP/2 protocol error: %s", exc)
             code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
             self._goaway(code)
@@ -284,29 +297,29 @@ class H2Protocol(asyncio.Protocol):
         for event in events:
             if self.closed:
                 return
-            if isinstance(event, h2.events.RequestReceived):
+            if isinstance(event, ev.RequestReceived):
                 self._request(event)
-            elif isinstance(event, h2.events.DataReceived):
+            elif isinstance(event, ev.DataReceived):
                 self._data(event)
-            elif isinstance(event, h2.events.StreamEnded):
+            elif isinstance(event, ev.StreamEnded):
                 self._lingering.discard(event.stream_id)
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
                     self._body_done(stream)
                     stream.request._finish()
-            elif isinstance(event, h2.events.StreamReset):
+            elif isinstance(event, ev.StreamReset):
                 self._lingering.discard(event.stream_id)
                 self._reset(event.stream_id)
                 self._control_reply()
                 self._charge_reset()
-            elif isinstance(event, h2.events.WindowUpdated):
+            elif isinstance(event, ev.WindowUpdated):
                 self._window_opened(event.stream_id)
-            elif isinstance(event, h2.events.RemoteSettingsChanged):
+            elif isinstance(event, ev.RemoteSettingsChanged):
                 self._control_reply()
                 self._window_opened(0)
-            elif isinstance(event, h2.events.PingReceived):
+            elif isinstance(event, ev.PingReceived):
                 self._control_reply()
-            elif isinstance(event, h2.events.ConnectionTerminated):
+            elif isinstance(event, ev.ConnectionTerminated):
                 self.flush()
                 self._close()
                 return
@@ -435,7 +448,7 @@ class H2Protocol(asyncio.Protocol):
             stream.unacked -= amount
             try:
                 self.conn.acknowledge_received_data(amount, stream.id)
-            except h2.exceptions.ProtocolError:  # the stream closed meanwhile
+            except _PROTOCOL_ERRORS:  # the stream closed meanwhile
                 return
             self.flush()
 
@@ -510,7 +523,7 @@ class H2Protocol(asyncio.Protocol):
             try:
                 self.conn.send_headers(stream_id, [(b":status", str(status).encode()),
                                                    (b"content-length", b"0")], end_stream=True)
-            except h2.exceptions.ProtocolError:  # the stream is already closed or reset
+            except _PROTOCOL_ERRORS:  # the stream is already closed or reset
                 pass
             else:
                 proto_stream = self.conn.streams.get(stream_id)
@@ -528,7 +541,7 @@ class H2Protocol(asyncio.Protocol):
     def _rst(self, stream_id: int, code: int) -> None:
         try:
             self.conn.reset_stream(stream_id, code)
-        except h2.exceptions.ProtocolError:  # already closed
+        except _PROTOCOL_ERRORS:  # already closed
             pass
         self._control_reply()
 
@@ -582,7 +595,7 @@ class H2Protocol(asyncio.Protocol):
         """Send GOAWAY(code), cancel every stream and close the connection."""
         try:
             self.conn.close_connection(code)
-        except h2.exceptions.ProtocolError:  # already closing
+        except _PROTOCOL_ERRORS:  # already closing
             pass
         self.flush()
         for stream in list(self.streams.values()):
@@ -706,7 +719,7 @@ class H2Protocol(asyncio.Protocol):
         """Close our side of ``stream``."""
         try:
             self.conn.end_stream(stream.id)
-        except h2.exceptions.ProtocolError:  # reset by the peer meanwhile
+        except _PROTOCOL_ERRORS:  # reset by the peer meanwhile
             pass
         stream.closed = True
         self.flush()
@@ -735,7 +748,7 @@ class H2Protocol(asyncio.Protocol):
         try:
             self.conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
             self.transport.write(self.conn.data_to_send())
-        except h2.exceptions.ProtocolError:  # already closing
+        except _PROTOCOL_ERRORS:  # already closing
             pass
         # NOTE: abort, not close: close() would wait for a peer that does not read.
         self.abort()
@@ -768,7 +781,7 @@ class H2Protocol(asyncio.Protocol):
         try:
             self.conn.close_connection()
             self.flush()
-        except h2.exceptions.ProtocolError:  # the connection is already closing
+        except _PROTOCOL_ERRORS:  # the connection is already closing
             pass
         if not self.streams:
             self._close()
