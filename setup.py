@@ -25,6 +25,7 @@ COMPILED = [
     "ember/http/_protocol_c.py",
     "ember/http/_hpack_c.py",
     "ember/http/_frames_c.py",
+    "ember/http/_h2conn_c.py",
     "ember/_routing_c.py",
     "ember/_request_c.py",
 ]

@@ -190,6 +190,13 @@ class H2BodyWriter:
         self.sent += len(data)
         await self._stream.proto.send_data(self._stream, data)
 
+    async def write_last(self, data: bytes) -> None:
+        """The whole rest of the body: END_STREAM rides on its last DATA frame."""
+        if self.closed:
+            raise ClientDisconnect("client disconnected")
+        self.sent += len(data)
+        await self._stream.proto.send_data(self._stream, data, end=True)
+
     async def sendfile(self, file: Any, offset: int, count: int) -> None:
         """Send part of a file (read in pieces; HTTP/2 frames cannot be zero-copy)."""
         loop = asyncio.get_running_loop()
@@ -256,6 +263,7 @@ class H2Protocol(asyncio.Protocol):
         # Control replies (PING/SETTINGS ACK, RST_STREAM) queued while writing is paused.
         self._pending_control = 0
         self._lingering: set[int] = set()
+        self._flush_scheduled = False
         self._outbound_limit = (OUTBOUND_BASE
                                 + limits.http2_max_concurrent_streams * OUTBOUND_PER_STREAM)
 
@@ -450,7 +458,7 @@ class H2Protocol(asyncio.Protocol):
                 self.conn.acknowledge_received_data(amount, stream.id)
             except _PROTOCOL_ERRORS:  # the stream closed meanwhile
                 return
-            self.flush()
+            self.flush_soon()
 
     def _run(self, stream: H2Stream) -> None:
         stream.task = self.loop.create_task(self._handle(stream))
@@ -478,7 +486,7 @@ class H2Protocol(asyncio.Protocol):
                 body = response.body
                 out.start(response.status_code, response.raw_headers, len(body))
                 if body and not out._head_only:
-                    await out.write(body)
+                    await out.write_last(body)
                 await out.end()
             self._log(request, out.status, out.sent)
             background = getattr(response, "background", None)
@@ -674,10 +682,14 @@ class H2Protocol(asyncio.Protocol):
             headers.append((b"content-length", str(content_length).encode()))
         stream.responded = True
         self.conn.send_headers(stream.id, headers, end_stream=end)
-        self.flush()
+        self.flush_soon()
 
-    async def send_data(self, stream: H2Stream, data: bytes) -> None:
-        """Body bytes, as flow control allows."""
+    async def send_data(self, stream: H2Stream, data: bytes, end: bool = False) -> None:
+        """Body bytes, as flow control allows; ``end`` ends the stream with the last piece.
+
+        A body sent in one piece is written with the next batch (:meth:`flush_soon`); a
+        longer one piece by piece, waiting for the transport to drain.
+        """
         view = memoryview(data)
         while view:
             if self.closed or stream.closed:
@@ -692,8 +704,14 @@ class H2Protocol(asyncio.Protocol):
                     stream.window_waiter = None
                 continue
             piece = view[:window]
-            self.conn.send_data(stream.id, piece.tobytes())
             view = view[len(piece):]
+            last = end and not view
+            self.conn.send_data(stream.id, piece.tobytes(), end_stream=last)
+            if last:
+                stream.closed = True
+            if not view:
+                self.flush_soon()
+                return
             self.flush()
             if self.flow.write_paused:
                 await self._wait_send(stream, self.flow.drain())
@@ -722,7 +740,7 @@ class H2Protocol(asyncio.Protocol):
         except _PROTOCOL_ERRORS:  # reset by the peer meanwhile
             pass
         stream.closed = True
-        self.flush()
+        self.flush_soon()
 
     def _window_opened(self, stream_id: int) -> None:
         targets = self.streams.values() if stream_id == 0 else (
@@ -732,8 +750,19 @@ class H2Protocol(asyncio.Protocol):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
+    def flush_soon(self) -> None:
+        """Write what is queued once the ready handlers have run: one write for all the
+        answers of a read event (multiplexing saves system calls)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
     def flush(self) -> None:
-        """Write whatever h2 has queued."""
+        """Write whatever the codec has queued."""
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
