@@ -21,7 +21,7 @@ WINDOW_UPDATE           ``b""``                      the increment
 ======================  ===========================  ==============================
 
 A frame the RFC says is malformed becomes an ``ERROR`` tuple ``(ERROR, code,
-stream_id, message, 0)``: ``stream_id`` 0 is a connection error, after which the
+stream_id, message, frame type)``: ``stream_id`` 0 is a connection error, after which the
 reader stops; another id is a stream error (RST_STREAM that stream) and reading
 goes on.  Unknown frame types are skipped (§4.1), the reserved bit is ignored.
 Sequencing (CONTINUATION, stream states) belongs to the connection, not here.
@@ -108,6 +108,8 @@ class FrameReader:
             pos += 9 + length
             frame = _parse(ftype, flags, sid, payload)
             if frame is not None:
+                if frame[0] == ERROR:
+                    frame = (ERROR, frame[1], frame[2], frame[3], ftype)
                 frames.append(frame)
                 if frame[0] == ERROR and frame[2] == 0:
                     self.failed = True

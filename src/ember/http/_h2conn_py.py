@@ -259,6 +259,9 @@ class H2Connection:
         if ftype == F.ERROR:
             if frame[2] == 0:
                 self._fail(frame[1], frame[3])
+            if self._idle(frame[2]) and frame[4] not in (F.HEADERS, F.PRIORITY):
+                # §5.1: on an idle stream only HEADERS and PRIORITY may arrive
+                self._fail(F.PROTOCOL_ERROR, f"{frame[3]} (on idle stream {frame[2]})")
             self._stream_error(frame[2], frame[1], events)
         elif ftype == F.DATA:
             self._data(frame, events)
@@ -390,7 +393,7 @@ class H2Connection:
         stream = self.streams.get(sid)
         if stream is None or stream.remote_closed:
             self._give_back(flow)
-            if stream is None and sid > self.highest_inbound:
+            if stream is None and self._idle(sid):
                 self._fail(F.PROTOCOL_ERROR, f"DATA on idle stream {sid}")
             if stream is not None or sid not in self._recently_reset:
                 self._stream_error(sid, F.STREAM_CLOSED, events)
@@ -421,7 +424,7 @@ class H2Connection:
 
     def _rst(self, frame: tuple, events: list) -> None:
         sid = frame[2]
-        if sid > self.highest_inbound:
+        if self._idle(sid):
             self._fail(F.PROTOCOL_ERROR, f"RST_STREAM on idle stream {sid}")
         if self.streams.pop(sid, None) is not None:
             events.append(StreamReset(sid, frame[4], True))
@@ -437,7 +440,7 @@ class H2Connection:
             return
         stream = self.streams.get(sid)
         if stream is None:
-            if sid > self.highest_inbound:
+            if self._idle(sid):
                 self._fail(F.PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {sid}")
             return
         if stream.outbound + increment > MAX_WINDOW:
@@ -445,6 +448,11 @@ class H2Connection:
             return
         stream.outbound += increment
         events.append(WindowUpdated(sid, increment))
+
+    def _idle(self, sid: int) -> bool:
+        """Never opened: beyond the highest client stream, or server-initiated (we never
+        push, so every even stream is idle)."""
+        return sid > self.highest_inbound or sid % 2 == 0
 
     def _stream_error(self, sid: int, code: int, events: list) -> None:
         """RST_STREAM(code); reported as a reset so that budgets count it."""

@@ -20,14 +20,10 @@ import os
 from collections.abc import Awaitable
 from typing import Any
 
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
-
 from ember.exceptions import ClientDisconnect
 from ember.http import h2conn
 from ember.http.flow_control import FlowControl
+from ember.http.frames import _impl as _frames
 from ember.requests import Request
 from ember.status import body_allowed
 
@@ -35,10 +31,10 @@ logger = logging.getLogger("ember.server")
 access_logger = logging.getLogger("ember.access")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-# NOTE: which HTTP/2 codec serves connections: "h2" (the h2 package, the default) or
-# "ember" (our own: ember.http.h2conn, frames and hpack, compiled). Read at startup.
-CODEC = os.environ.get("EMBER_HTTP2_CODEC", "h2").strip().lower() or "h2"
-_PROTOCOL_ERRORS = (h2.exceptions.ProtocolError, h2conn.ProtocolError)
+# NOTE: which HTTP/2 codec serves connections: "ember" (ours: ember.http.h2conn, frames
+# and hpack, compiled; the default) or "h2" (the h2 package, kept as a fallback and as the
+# tests' oracle). Read at import; tests may set it.
+CODEC = os.environ.get("EMBER_HTTP2_CODEC", "ember").strip().lower() or "ember"
 HIGH_WATER = 256 * 1024
 # NOTE: the most one stream writes before it waits for the transport to drain, and the
 # bound on unsent bytes per connection: a fixed part plus that much per allowed stream.
@@ -51,18 +47,38 @@ _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"tr
                          b"upgrade", b"content-length"))
 
 
-class _ServerSettings(h2.settings.Settings):
-    """Our local settings, as sent on the wire, without h2's own stream-count check.
+def _h2_package_connection(limits: Any) -> tuple[Any, Any, type]:
+    """The ``h2`` package's connection (``EMBER_HTTP2_CODEC=h2``): conn, events, error."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.exceptions
+    import h2.settings
 
-    NOTE: h2 turns the (N+1)th concurrent stream into a connection error
-    (``TooManyStreamsError``) that cancels every running stream.  RFC 9113 §5.1.2 lets
-    a server refuse just the extra stream with ``RST_STREAM(REFUSED_STREAM)``, which
-    clients retry; :meth:`H2Protocol._request` does that, so h2's check is lifted here.
-    """
+    class _ServerSettings(h2.settings.Settings):
+        """Our local settings, as sent on the wire, without h2's own stream-count check.
 
-    @property
-    def max_concurrent_streams(self) -> int:
-        return 2**31 - 1
+        NOTE: h2 turns the (N+1)th concurrent stream into a connection error
+        (``TooManyStreamsError``) that cancels every running stream.  RFC 9113 §5.1.2
+        lets a server refuse just the extra stream with ``RST_STREAM(REFUSED_STREAM)``,
+        which clients retry; :meth:`H2Protocol._request` does that.
+        """
+
+        @property
+        def max_concurrent_streams(self) -> int:
+            return 2**31 - 1
+
+    config = h2.config.H2Configuration(client_side=False, header_encoding=None,
+                                       validate_inbound_headers=True)
+    conn = h2.connection.H2Connection(config=config)
+    conn.local_settings = _ServerSettings(
+        client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
+                limits.http2_max_concurrent_streams,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_size,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: HIGH_WATER,
+        })
+    return conn, h2.events, h2.exceptions.ProtocolError
 
 
 def h2c_settings(headers: Any, scheme: str) -> bytes | None:
@@ -220,10 +236,6 @@ class H2Protocol(asyncio.Protocol):
 
     def __init__(self, app: Any, state: Any, limits: Any, scheme: str = "https",
                  peer: tuple[str, int] | None = None) -> None:
-        import h2.config
-        import h2.connection
-        import h2.settings
-
         self.app = app
         self.state = state
         self.limits = limits
@@ -237,18 +249,10 @@ class H2Protocol(asyncio.Protocol):
                 max_concurrent_streams=limits.http2_max_concurrent_streams,
                 max_header_list_size=limits.max_header_size, initial_window_size=HIGH_WATER)
             self._ev: Any = h2conn
+            self._errors: tuple = (h2conn.ProtocolError,)
         else:
-            config = h2.config.H2Configuration(client_side=False, header_encoding=None,
-                                               validate_inbound_headers=True)
-            self.conn = h2.connection.H2Connection(config=config)
-            self.conn.local_settings = _ServerSettings(
-                client=False, initial_values={
-                    h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
-                        limits.http2_max_concurrent_streams,
-                    h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_size,
-                    h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: HIGH_WATER,
-                })
-            self._ev = h2.events
+            self.conn, self._ev, error = _h2_package_connection(limits)
+            self._errors = (error,)
         self.streams: dict[int, H2Stream] = {}
         self.transport: Any = None
         self.closed = False
@@ -297,9 +301,9 @@ class H2Protocol(asyncio.Protocol):
         ev = self._ev
         try:
             events = self.conn.receive_data(data)
-        except _PROTOCOL_ERRORS as exc:
+        except self._errors as exc:
             logger.debug("HTTP/2 protocol error: %s", exc)
-            code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+            code = getattr(exc, "error_code", None) or _frames.PROTOCOL_ERROR
             self._goaway(code)
             return
         for event in events:
@@ -378,7 +382,7 @@ class H2Protocol(asyncio.Protocol):
         sid = event.stream_id
         if self._open_count() >= self.limits.http2_max_concurrent_streams:
             # RFC 9113 §5.1.2: refuse only this stream; the client may retry it.
-            self._rst(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self._rst(sid, _frames.REFUSED_STREAM)
             self._charge_reset()
             return
         if method is None or path is None or (not path.startswith(b"/") and path != b"*"):
@@ -456,7 +460,7 @@ class H2Protocol(asyncio.Protocol):
             stream.unacked -= amount
             try:
                 self.conn.acknowledge_received_data(amount, stream.id)
-            except _PROTOCOL_ERRORS:  # the stream closed meanwhile
+            except self._errors:  # the stream closed meanwhile
                 return
             self.flush_soon()
 
@@ -526,12 +530,12 @@ class H2Protocol(asyncio.Protocol):
         """
         stream = self.streams.pop(stream_id, None)
         if stream is not None and stream.responded:
-            self._rst(stream_id, h2.errors.ErrorCodes.CANCEL)
+            self._rst(stream_id, _frames.CANCEL)
         else:
             try:
                 self.conn.send_headers(stream_id, [(b":status", str(status).encode()),
                                                    (b"content-length", b"0")], end_stream=True)
-            except _PROTOCOL_ERRORS:  # the stream is already closed or reset
+            except self._errors:  # the stream is already closed or reset
                 pass
             else:
                 proto_stream = self.conn.streams.get(stream_id)
@@ -539,7 +543,7 @@ class H2Protocol(asyncio.Protocol):
                     if stop:
                         # RFC 9113 §8.1: a complete response before the whole request; ask
                         # the client to stop sending (NO_ERROR) so the stream stops counting.
-                        self._rst(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+                        self._rst(stream_id, _frames.NO_ERROR)
                     else:
                         self._lingering.add(stream_id)
         if stream is not None:
@@ -549,7 +553,7 @@ class H2Protocol(asyncio.Protocol):
     def _rst(self, stream_id: int, code: int) -> None:
         try:
             self.conn.reset_stream(stream_id, code)
-        except _PROTOCOL_ERRORS:  # already closed
+        except self._errors:  # already closed
             pass
         self._control_reply()
 
@@ -586,7 +590,7 @@ class H2Protocol(asyncio.Protocol):
         if tokens < 1:
             logger.warning("HTTP/2 client %s reset or opened too many streams; GOAWAY "
                            "ENHANCE_YOUR_CALM", self.peer[0] if self.peer else "-")
-            self._goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            self._goaway(_frames.ENHANCE_YOUR_CALM)
             return
         self._reset_tokens = tokens - 1
 
@@ -603,7 +607,7 @@ class H2Protocol(asyncio.Protocol):
         """Send GOAWAY(code), cancel every stream and close the connection."""
         try:
             self.conn.close_connection(code)
-        except _PROTOCOL_ERRORS:  # already closing
+        except self._errors:  # already closing
             pass
         self.flush()
         for stream in list(self.streams.values()):
@@ -729,7 +733,7 @@ class H2Protocol(asyncio.Protocol):
                         stream.id, timeout)
             self.streams.pop(stream.id, None)
             stream.closed = True
-            self._rst(stream.id, h2.errors.ErrorCodes.CANCEL)
+            self._rst(stream.id, _frames.CANCEL)
             self.flush()
             raise ClientDisconnect("the peer stopped reading") from None
 
@@ -737,7 +741,7 @@ class H2Protocol(asyncio.Protocol):
         """Close our side of ``stream``."""
         try:
             self.conn.end_stream(stream.id)
-        except _PROTOCOL_ERRORS:  # reset by the peer meanwhile
+        except self._errors:  # reset by the peer meanwhile
             pass
         stream.closed = True
         self.flush_soon()
@@ -775,9 +779,9 @@ class H2Protocol(asyncio.Protocol):
                        "ENHANCE_YOUR_CALM", self.peer[0] if self.peer else "-",
                        self.transport.get_write_buffer_size())
         try:
-            self.conn.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            self.conn.close_connection(_frames.ENHANCE_YOUR_CALM)
             self.transport.write(self.conn.data_to_send())
-        except _PROTOCOL_ERRORS:  # already closing
+        except self._errors:  # already closing
             pass
         # NOTE: abort, not close: close() would wait for a peer that does not read.
         self.abort()
@@ -810,7 +814,7 @@ class H2Protocol(asyncio.Protocol):
         try:
             self.conn.close_connection()
             self.flush()
-        except _PROTOCOL_ERRORS:  # the connection is already closing
+        except self._errors:  # the connection is already closing
             pass
         if not self.streams:
             self._close()
