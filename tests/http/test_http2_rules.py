@@ -231,8 +231,8 @@ def test_httpx_multiplexed_and_big_bodies(serve, app):
         async with httpx.AsyncClient(http1=False, http2=True, base_url=url,
                                      timeout=HANG_GUARD) as c:
             rs = await asyncio.gather(*[c.post("/echo", content=b"y" * (i * 9000))
-                                        for i in range(40)])
+                                        for i in range(20)])
             return [r.json()["size"] for r in rs], {r.http_version for r in rs}
 
     sizes, versions = asyncio.run(main())
-    assert sizes == [i * 9000 for i in range(40)] and versions == {"HTTP/2"}
+    assert sizes == [i * 9000 for i in range(20)] and versions == {"HTTP/2"}

@@ -210,6 +210,12 @@ class H2Connection:
             (F.SETTINGS_MAX_HEADER_LIST_SIZE, self.local_max_header_list_size),
             (F.SETTINGS_ENABLE_PUSH, 0),
         ]))
+        # NOTE: the connection window starts at 64 KiB whatever SETTINGS say (§6.9.2):
+        # open it to one stream's window, as h2 does, so one upload is not throttled.
+        if self.local_initial_window > self.inbound_window:
+            self._out.append(F.window_update_frame(
+                0, self.local_initial_window - self.inbound_window))
+            self.inbound_window = self.local_initial_window
 
     def initiate_upgrade_connection(self, settings_header: bytes) -> None:
         """``Upgrade: h2c``: apply the client's HTTP2-Settings; stream 1 is its request."""
@@ -479,7 +485,8 @@ class H2Connection:
             self._ack_connection()
 
     def _ack_connection(self) -> None:
-        if self._inbound_unacked >= DEFAULT_WINDOW // 2 or self.inbound_window <= 0:
+        if self._inbound_unacked >= max(DEFAULT_WINDOW, self.local_initial_window) // 2 \
+                or self.inbound_window <= 0:
             self._out.append(F.window_update_frame(0, self._inbound_unacked))
             self.inbound_window += self._inbound_unacked
             self._inbound_unacked = 0

@@ -121,6 +121,7 @@ class H2Stream:
         "limit",
         "proto",
         "rate_base",
+        "rate_conn_base",
         "rate_start",
         "rate_timer",
         "received",
@@ -146,6 +147,7 @@ class H2Stream:
         self.body_timer: asyncio.TimerHandle | None = None
         self.rate_start = 0.0
         self.rate_base = 0
+        self.rate_conn_base = 0
         self.rate_timer: asyncio.TimerHandle | None = None
 
     # -- what Request expects of its connection --------------------------------------
@@ -268,6 +270,7 @@ class H2Protocol(asyncio.Protocol):
         self._pending_control = 0
         self._lingering: set[int] = set()
         self._flush_scheduled = False
+        self._body_bytes = 0  # DATA payload received on this connection (min_body_rate)
         self._outbound_limit = (OUTBOUND_BASE
                                 + limits.http2_max_concurrent_streams * OUTBOUND_PER_STREAM)
 
@@ -441,6 +444,7 @@ class H2Protocol(asyncio.Protocol):
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             return
         stream.received += len(event.data)
+        self._body_bytes += len(event.data)
         if stream.limit is not None and stream.received > stream.limit:
             stream.request._too_large = stream.limit
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -643,6 +647,7 @@ class H2Protocol(asyncio.Protocol):
             return
         stream.rate_start = self.loop.time()
         stream.rate_base = 0
+        stream.rate_conn_base = self._body_bytes
         stream.rate_timer = self.loop.call_later(rate[1], self._rate_check, stream)
 
     def _rate_check(self, stream: H2Stream) -> None:
@@ -651,12 +656,17 @@ class H2Protocol(asyncio.Protocol):
             return
         per_second = self.limits.min_body_rate[0]
         now = self.loop.time()
+        need = per_second * (now - stream.rate_start)
         if stream.unacked:
             # NOTE: the window is held shut because the handler is not reading: the client
             # cannot send, so that time does not count against it.
             stream.rate_start = now
             stream.rate_base = stream.received
-        elif stream.received - stream.rate_base < per_second * (now - stream.rate_start):
+            stream.rate_conn_base = self._body_bytes
+        elif (stream.received - stream.rate_base < need
+              and self._body_bytes - stream.rate_conn_base < need):
+            # NOTE: slow only if the whole connection is slow too: streams share the
+            # connection window, so a busy connection may starve one stream for a while.
             logger.info("HTTP/2 stream %d: request body slower than %d bytes/s; 408",
                         stream.id, per_second)
             self._refuse(stream.id, 408)
