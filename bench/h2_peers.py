@@ -90,7 +90,7 @@ async def app(scope, proto):
 NGINX_CONF = """
 worker_processes 1; daemon off; error_log {d}/error.log; pid {d}/nginx.pid;
 events {{ worker_connections 4096; }}
-http {{ access_log off; server {{ listen 127.0.0.1:{port} http2;
+http {{ access_log off; keepalive_requests 10000000; server {{ listen 127.0.0.1:{port} http2;
   location = /hello {{ return 200 "Hello, World!"; }}
   location = /json {{ default_type application/json; return 200 '{{"hello":"world"}}'; }}
 }} }}
@@ -118,7 +118,7 @@ def h2load(port: int, path: str, n: int, c: int, m: int, h1: bool = False) -> st
     cmd = ["taskset", "-c", "1", "h2load", "-n", str(n), "-c", str(c), "-m", str(m),
            f"http://127.0.0.1:{port}{path}"]
     if h1:
-        cmd.insert(3, "--h1")
+        cmd.insert(4, "--h1")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
     rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
     ok = re.search(r"(\d+) succeeded", out)
@@ -158,7 +158,7 @@ def ember_env(codec: str) -> dict:
     return env
 
 
-async def _memory(port: int, pid: int) -> tuple[float, float]:
+async def _memory(port: int, pid: int, phase: str) -> float:
     sys.path.insert(0, str(ROOT / "src"))
     from ember.http import _frames_py as F
     from ember.http import _hpack_py as H
@@ -166,15 +166,20 @@ async def _memory(port: int, pid: int) -> tuple[float, float]:
     preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.settings_frame([])
     before = rss_kb(pid)
     conns = []
-    for _ in range(1000):
-        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(preface)
-        conns.append((_reader, writer))
-    await asyncio.sleep(2)
-    idle = (rss_kb(pid) - before) * 1024 / 1000
-    for _, w in conns:
-        w.close()
-    await asyncio.sleep(1)
+    if phase == "idle":
+        for _ in range(1000):
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(preface)
+            conns.append((_reader, writer))
+        await asyncio.sleep(2)
+        idle = (rss_kb(pid) - before) * 1024 / 1000
+        for _, w in conns:
+            w.close()
+        return idle
+    # one connection first, so the per-connection cost is not counted per stream
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(preface)
+    await asyncio.sleep(0.5)
     before = rss_kb(pid)
     conns = []
     for _ in range(10):
@@ -191,7 +196,8 @@ async def _memory(port: int, pid: int) -> tuple[float, float]:
     per_stream = (rss_kb(pid) - before) * 1024 / 1000
     for _, w in conns:
         w.close()
-    return idle, per_stream
+    writer.close()
+    return per_stream
 
 
 def main() -> None:
@@ -199,6 +205,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=60_000)
     ap.add_argument("--granian", default=str(HERE / ".venv-h2peers" / "bin" / "granian"))
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--only", default="ember,h2,granian,nginx,h1,memory",
+                    help="comma-separated subset of: ember,h2,granian,nginx,h1,memory")
     args = ap.parse_args()
     n = args.requests
     tmp = Path(tempfile.mkdtemp(prefix="h2peers"))
@@ -213,43 +221,51 @@ def main() -> None:
             print("|", " | ".join(rows[-1]), "|", flush=True)
         stop(proc)
 
+    only = set(args.only.split(","))
     for codec, paths in (("ember", ["/hello", "/json", "/sse"]), ("h2", ["/hello"])):
+        if codec not in only:
+            continue
         port = free_port()
         proc = serve([sys.executable, str(tmp / "ember_h2.py"), str(port)], port,
                      ember_env(codec))
         cells(f"ember HTTP/2 ({'our codec' if codec == 'ember' else 'h2 package'})", proc,
               port, paths)
-    if Path(args.granian).exists():
+    if "granian" in only and Path(args.granian).exists():
         port = free_port()
         proc = serve([args.granian, "--interface", "rsgi", "--host", "127.0.0.1", "--port",
                       str(port), "--workers", "1", "--http", "2", "--log-level", "warning",
                       "--loop", "uvloop", "--working-dir", str(tmp), "granian_h2:app"], port)
         cells("granian HTTP/2 (RSGI)", proc, port, ["/hello", "/json", "/sse"])
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if Path(nginx).exists():
+    if "nginx" in only and Path(nginx).exists():
         port = free_port()
         (tmp / "nginx.conf").write_text(NGINX_CONF.format(d=tmp, port=port))
         proc = serve([nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf")], port)
         cells("nginx HTTP/2", proc, port, ["/hello", "/json"])
-    port = free_port()
-    proc = serve([sys.executable, str(tmp / "ember_h2.py"), str(port)], port,
-                 ember_env("ember"))
-    h2load(port, "/hello", 5000, 100, 1, h1=True)
-    rows.append(("ember HTTP/1.1, 100 connections", "/hello",
-                 h2load(port, "/hello", n, 100, 1, h1=True), "-"))
-    print("|", " | ".join(rows[-1]), "|", flush=True)
-    stop(proc)
+    if "h1" in only:
+        port = free_port()
+        proc = serve([sys.executable, str(tmp / "ember_h2.py"), str(port)], port,
+                     ember_env("ember"))
+        h2load(port, "/hello", 5000, 100, 1, h1=True)
+        rows.append(("ember HTTP/1.1, 100 connections", "/hello",
+                     h2load(port, "/hello", n, 100, 1, h1=True), "-"))
+        print("|", " | ".join(rows[-1]), "|", flush=True)
+        stop(proc)
 
     print(f"\nh2load -n {n} -c 20, req/s (one run)\n")
     print("| server | path | -m 10 | -m 1 |\n|---|---|---|---|")
     for name, path, m10, m1 in rows:
         print(f"| {name} | {path} | {m10} | {m1} |")
-    if not args.skip_memory:
-        port = free_port()
-        proc = serve([sys.executable, str(tmp / "ember_h2.py"), str(port)], port,
-                     ember_env("ember"))
-        idle, stream = asyncio.run(_memory(port, proc.pid))
-        stop(proc)
+    if not args.skip_memory and "memory" in only:
+        # NOTE: a fresh server for each figure, so freed memory is not re-used by the next
+        idle, stream = 0.0, 0.0
+        for phase in ("idle", "streams"):
+            port = free_port()
+            proc = serve([sys.executable, str(tmp / "ember_h2.py"), str(port)], port,
+                         ember_env("ember"))
+            result = asyncio.run(_memory(port, proc.pid, phase))
+            stop(proc)
+            idle, stream = (result, stream) if phase == "idle" else (idle, result)
         print(f"\nmemory: {idle / 1024:.1f} KiB per idle HTTP/2 connection, "
               f"{stream / 1024:.1f} KiB per open stream (RSS growth)")
 

@@ -179,7 +179,7 @@ BAD = {
     "headers-on-stream-0": (_raw(1, 1, 4, 0, b"\x82"), F.PROTOCOL_ERROR, True),
     "headers-priority-short": (_raw(3, 1, 0x24, 1, b"abc"), F.FRAME_SIZE_ERROR, True),
     "headers-depends-on-itself": (_raw(6, 1, 0x24, 3, b"\x00\x00\x00\x03\x10\x82"),
-                                  F.PROTOCOL_ERROR, False),
+                                  F.PROTOCOL_ERROR, True),
     "priority-on-stream-0": (_raw(5, 2, 0, 0, b"\x00" * 5), F.PROTOCOL_ERROR, True),
     "priority-wrong-size": (_raw(4, 2, 0, 1, b"\x00" * 4), F.FRAME_SIZE_ERROR, False),
     "priority-depends-on-itself": (_raw(5, 2, 0, 1, b"\x00\x00\x00\x01\x10"),

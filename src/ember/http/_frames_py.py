@@ -158,7 +158,9 @@ def _parse(ftype: int, flags: int, sid: int, payload: bytes) -> object:
             if len(block) < 5:
                 return _error(FRAME_SIZE_ERROR, 0, "HEADERS too short for its priority")
             if _u31(block, 0) == sid:
-                return _error(PROTOCOL_ERROR, sid, "stream depends on itself")
+                # NOTE: a connection error (as h2), not the stream error of §5.3.1: the
+                # header block is not decoded, so the HPACK state cannot be trusted.
+                return _error(PROTOCOL_ERROR, 0, "stream depends on itself")
             block = block[5:]
         return (HEADERS, flags & (FLAG_END_STREAM | FLAG_END_HEADERS), sid, block, 0)
     if ftype == PRIORITY:

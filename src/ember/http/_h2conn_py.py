@@ -406,6 +406,7 @@ class H2Connection:
             return
         stream.inbound -= flow
         if stream.inbound < 0:
+            self._give_back(flow)
             self._stream_error(sid, F.FLOW_CONTROL_ERROR, events)
             return
         stream.received += len(frame[3])
@@ -413,6 +414,7 @@ class H2Connection:
         if stream.content_length >= 0 and (
                 stream.received > stream.content_length
                 or (end and stream.received != stream.content_length)):
+            self._give_back(flow)
             self._stream_error(sid, F.PROTOCOL_ERROR, events)  # RFC 9113 §8.1.1
             return
         event = DataReceived(sid, frame[3], flow)

@@ -568,6 +568,14 @@ class H2Protocol(asyncio.Protocol):
 
     def _cancel(self, stream: H2Stream) -> None:
         """The stream ended (either side): its handler stops and its memory goes."""
+        if stream.unacked and not self.closed:
+            # NOTE: body bytes withheld from a handler that will never read them: give the
+            # connection window back, or resets would shrink it to nothing.
+            amount, stream.unacked = stream.unacked, 0
+            try:
+                self.conn.acknowledge_received_data(amount, stream.id)
+            except self._errors:
+                pass
         stream.closed = True
         self._body_done(stream)
         stream.request._lost()
