@@ -148,6 +148,9 @@ def _known_difference(ops: list) -> bool:
         # and it applies our SETTINGS' window only once the peer ACKs them.
         if op == ("settings", (4, 2**31)):
             return True
+        # WINDOW_UPDATE of 0 on a stream: a stream error (§6.9); h2 ends the connection.
+        if op[0] == "window" and op[1] != 0 and op[2] == 0:
+            return True
         # A PRIORITY making a stream depend on itself: a stream error (§5.3.1); h2
         # ends the connection.
         if op[0] == "priority" and op[1] == op[2]:
