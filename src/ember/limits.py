@@ -101,13 +101,12 @@ class ServerLimits:
                 raise ConfigError(f"ServerLimits.{name} must be an integer, "
                                   f"got {getattr(self, name)!r}")
         _check_positive(self, "max_body_size", "request_timeout", "max_connections")
+        _check_rate(self.min_body_rate)
         for name in ("max_header_size", "max_headers", "max_url_size", "max_body_size",
                      "max_connections"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, int):
                 raise ConfigError(f"ServerLimits.{name} must be an integer, got {value!r}")
-
-        _check_rate(self.min_body_rate)
 
     def replace(self, **changes: Any) -> ServerLimits:
         """A copy with some fields changed; unknown names are a ConfigError."""

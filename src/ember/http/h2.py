@@ -16,15 +16,14 @@ import asyncio
 import base64
 import binascii
 import logging
+import os
 from collections.abc import Awaitable
 from typing import Any
 
-import h2.errors
-import h2.exceptions
-import h2.settings
-
 from ember.exceptions import ClientDisconnect
+from ember.http import h2conn
 from ember.http.flow_control import FlowControl
+from ember.http.frames import _impl as _frames
 from ember.requests import Request
 from ember.status import body_allowed
 
@@ -32,23 +31,54 @@ logger = logging.getLogger("ember.server")
 access_logger = logging.getLogger("ember.access")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+# NOTE: which HTTP/2 codec serves connections: "ember" (ours: ember.http.h2conn, frames
+# and hpack, compiled; the default) or "h2" (the h2 package, kept as a fallback and as the
+# tests' oracle). Read at import; tests may set it.
+CODEC = os.environ.get("EMBER_HTTP2_CODEC", "ember").strip().lower() or "ember"
 HIGH_WATER = 256 * 1024
+# NOTE: the most one stream writes before it waits for the transport to drain, and the
+# bound on unsent bytes per connection: a fixed part plus that much per allowed stream.
+# A peer that stops reading while it keeps opening/resetting streams passes it and is
+# dropped (GOAWAY ENHANCE_YOUR_CALM); a reading peer never gets near it (docs/http2.md).
+MAX_PIECE = 16384
+OUTBOUND_BASE = 1024 * 1024
+OUTBOUND_PER_STREAM = 20 * 1024
 _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                          b"upgrade", b"content-length"))
 
 
-class _ServerSettings(h2.settings.Settings):
-    """Our local settings, as sent on the wire, without h2's own stream-count check.
+def _h2_package_connection(limits: Any) -> tuple[Any, Any, type]:
+    """The ``h2`` package's connection (``EMBER_HTTP2_CODEC=h2``): conn, events, error."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.exceptions
+    import h2.settings
 
-    NOTE: h2 turns the (N+1)th concurrent stream into a connection error
-    (``TooManyStreamsError``) that cancels every running stream.  RFC 9113 §5.1.2 lets
-    a server refuse just the extra stream with ``RST_STREAM(REFUSED_STREAM)``, which
-    clients retry; :meth:`H2Protocol._request` does that, so h2's check is lifted here.
-    """
+    class _ServerSettings(h2.settings.Settings):
+        """Our local settings, as sent on the wire, without h2's own stream-count check.
 
-    @property
-    def max_concurrent_streams(self) -> int:
-        return 2**31 - 1
+        NOTE: h2 turns the (N+1)th concurrent stream into a connection error
+        (``TooManyStreamsError``) that cancels every running stream.  RFC 9113 §5.1.2
+        lets a server refuse just the extra stream with ``RST_STREAM(REFUSED_STREAM)``,
+        which clients retry; :meth:`H2Protocol._request` does that.
+        """
+
+        @property
+        def max_concurrent_streams(self) -> int:
+            return 2**31 - 1
+
+    config = h2.config.H2Configuration(client_side=False, header_encoding=None,
+                                       validate_inbound_headers=True)
+    conn = h2.connection.H2Connection(config=config)
+    conn.local_settings = _ServerSettings(
+        client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
+                limits.http2_max_concurrent_streams,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_size,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: HIGH_WATER,
+        })
+    return conn, h2.events, h2.exceptions.ProtocolError
 
 
 def h2c_settings(headers: Any, scheme: str) -> bytes | None:
@@ -90,6 +120,10 @@ class H2Stream:
         "id",
         "limit",
         "proto",
+        "rate_base",
+        "rate_conn_base",
+        "rate_start",
+        "rate_timer",
         "received",
         "request",
         "responded",
@@ -111,6 +145,10 @@ class H2Stream:
         self.responded = False
         self.body_deadline = 0.0
         self.body_timer: asyncio.TimerHandle | None = None
+        self.rate_start = 0.0
+        self.rate_base = 0
+        self.rate_conn_base = 0
+        self.rate_timer: asyncio.TimerHandle | None = None
 
     # -- what Request expects of its connection --------------------------------------
 
@@ -170,6 +208,13 @@ class H2BodyWriter:
         self.sent += len(data)
         await self._stream.proto.send_data(self._stream, data)
 
+    async def write_last(self, data: bytes) -> None:
+        """The whole rest of the body: END_STREAM rides on its last DATA frame."""
+        if self.closed:
+            raise ClientDisconnect("client disconnected")
+        self.sent += len(data)
+        await self._stream.proto.send_data(self._stream, data, end=True)
+
     async def sendfile(self, file: Any, offset: int, count: int) -> None:
         """Send part of a file (read in pieces; HTTP/2 frames cannot be zero-copy)."""
         loop = asyncio.get_running_loop()
@@ -193,28 +238,23 @@ class H2Protocol(asyncio.Protocol):
 
     def __init__(self, app: Any, state: Any, limits: Any, scheme: str = "https",
                  peer: tuple[str, int] | None = None) -> None:
-        import h2.config
-        import h2.connection
-        import h2.settings
-
         self.app = app
         self.state = state
         self.limits = limits
         self.scheme = scheme
         self.peer = peer
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None,
-                                           validate_inbound_headers=True)
-        self.conn = h2.connection.H2Connection(config=config)
         # NOTE: every value advertised here is enforced: stream count in _request
         # (REFUSED_STREAM), header list size by hpack and in _request (431), the
-        # window by h2's inbound flow control.
-        self.conn.local_settings = _ServerSettings(
-            client=False, initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS:
-                    limits.http2_max_concurrent_streams,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_size,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: HIGH_WATER,
-            })
+        # window by the codec's inbound flow control.
+        if CODEC == "ember":
+            self.conn: Any = h2conn.H2Connection(
+                max_concurrent_streams=limits.http2_max_concurrent_streams,
+                max_header_list_size=limits.max_header_size, initial_window_size=HIGH_WATER)
+            self._ev: Any = h2conn
+            self._errors: tuple = (h2conn.ProtocolError,)
+        else:
+            self.conn, self._ev, error = _h2_package_connection(limits)
+            self._errors = (error,)
         self.streams: dict[int, H2Stream] = {}
         self.transport: Any = None
         self.closed = False
@@ -228,6 +268,11 @@ class H2Protocol(asyncio.Protocol):
         self._reset_stamp = self.loop.time()
         # Control replies (PING/SETTINGS ACK, RST_STREAM) queued while writing is paused.
         self._pending_control = 0
+        self._lingering: set[int] = set()
+        self._flush_scheduled = False
+        self._body_bytes = 0  # DATA payload received on this connection (min_body_rate)
+        self._outbound_limit = (OUTBOUND_BASE
+                                + limits.http2_max_concurrent_streams * OUTBOUND_PER_STREAM)
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -254,41 +299,42 @@ class H2Protocol(asyncio.Protocol):
         self._run(stream)
 
     def data_received(self, data: bytes) -> None:
-        import h2.events
-
         if self.closed:
             return
+        ev = self._ev
         try:
             events = self.conn.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:
+        except self._errors as exc:
             logger.debug("HTTP/2 protocol error: %s", exc)
-            code = getattr(exc, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR
+            code = getattr(exc, "error_code", None) or _frames.PROTOCOL_ERROR
             self._goaway(code)
             return
         for event in events:
             if self.closed:
                 return
-            if isinstance(event, h2.events.RequestReceived):
+            if isinstance(event, ev.RequestReceived):
                 self._request(event)
-            elif isinstance(event, h2.events.DataReceived):
+            elif isinstance(event, ev.DataReceived):
                 self._data(event)
-            elif isinstance(event, h2.events.StreamEnded):
+            elif isinstance(event, ev.StreamEnded):
+                self._lingering.discard(event.stream_id)
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
                     self._body_done(stream)
                     stream.request._finish()
-            elif isinstance(event, h2.events.StreamReset):
+            elif isinstance(event, ev.StreamReset):
+                self._lingering.discard(event.stream_id)
                 self._reset(event.stream_id)
                 self._control_reply()
                 self._charge_reset()
-            elif isinstance(event, h2.events.WindowUpdated):
+            elif isinstance(event, ev.WindowUpdated):
                 self._window_opened(event.stream_id)
-            elif isinstance(event, h2.events.RemoteSettingsChanged):
+            elif isinstance(event, ev.RemoteSettingsChanged):
                 self._control_reply()
                 self._window_opened(0)
-            elif isinstance(event, h2.events.PingReceived):
+            elif isinstance(event, ev.PingReceived):
                 self._control_reply()
-            elif isinstance(event, h2.events.ConnectionTerminated):
+            elif isinstance(event, ev.ConnectionTerminated):
                 self.flush()
                 self._close()
                 return
@@ -337,9 +383,9 @@ class H2Protocol(asyncio.Protocol):
         if authority is not None and not any(n == b"host" for n, _ in headers):
             headers.insert(0, (b"host", authority))
         sid = event.stream_id
-        if len(self.streams) >= self.limits.http2_max_concurrent_streams:
+        if self._open_count() >= self.limits.http2_max_concurrent_streams:
             # RFC 9113 §5.1.2: refuse only this stream; the client may retry it.
-            self._rst(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self._rst(sid, _frames.REFUSED_STREAM)
             self._charge_reset()
             return
         if method is None or path is None or (not path.startswith(b"/") and path != b"*"):
@@ -365,13 +411,32 @@ class H2Protocol(asyncio.Protocol):
         stream.limit = limit
         declared = request.headers.get("content-length")
         if limit is not None and declared and declared.isdigit() and int(declared) > limit:
-            self._refuse(sid, 413)
+            self._refuse(sid, 413, stop=False)
             return
         if event.stream_ended is not None:
             request._complete = True
         else:
             self._body_progress(stream)
+            self._rate_start(stream)
         self._run(stream)
+
+    def _open_count(self) -> int:
+        """Streams open in the protocol: those with a handler and those answered but
+        never ended by the client (half-closed, still holding memory: issue #23 item 3)."""
+        lingering = self._lingering
+        if lingering and len(self.streams) + len(lingering) >= \
+                self.limits.http2_max_concurrent_streams:
+            proto = self.conn.streams
+            for sid in [sid for sid in lingering
+                        if sid not in proto or not proto[sid].open]:
+                lingering.discard(sid)
+        return len(self.streams) + len(lingering)
+
+    def _linger(self, stream_id: int) -> None:
+        """Ember is done with ``stream_id``; it counts while the client keeps it open."""
+        proto_stream = self.conn.streams.get(stream_id)
+        if proto_stream is not None and proto_stream.open:
+            self._lingering.add(stream_id)
 
     def _data(self, event: Any) -> None:
         stream = self.streams.get(event.stream_id)
@@ -379,6 +444,7 @@ class H2Protocol(asyncio.Protocol):
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             return
         stream.received += len(event.data)
+        self._body_bytes += len(event.data)
         if stream.limit is not None and stream.received > stream.limit:
             stream.request._too_large = stream.limit
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -398,9 +464,9 @@ class H2Protocol(asyncio.Protocol):
             stream.unacked -= amount
             try:
                 self.conn.acknowledge_received_data(amount, stream.id)
-            except h2.exceptions.ProtocolError:  # the stream closed meanwhile
+            except self._errors:  # the stream closed meanwhile
                 return
-            self.flush()
+            self.flush_soon()
 
     def _run(self, stream: H2Stream) -> None:
         stream.task = self.loop.create_task(self._handle(stream))
@@ -428,7 +494,7 @@ class H2Protocol(asyncio.Protocol):
                 body = response.body
                 out.start(response.status_code, response.raw_headers, len(body))
                 if body and not out._head_only:
-                    await out.write(body)
+                    await out.write_last(body)
                 await out.end()
             self._log(request, out.status, out.sent)
             background = getattr(response, "background", None)
@@ -444,7 +510,8 @@ class H2Protocol(asyncio.Protocol):
             if not self.closed and not stream.closed:
                 self._refuse(stream.id, 500)
         finally:
-            self.streams.pop(stream.id, None)
+            if self.streams.pop(stream.id, None) is stream and not self.closed:
+                self._linger(stream.id)
             stream.closed = True
             if not self.streams:
                 self._arm_idle()
@@ -456,20 +523,33 @@ class H2Protocol(asyncio.Protocol):
             access_logger.info('%s - "%s %s HTTP/2" %d %d', peer, request.method,
                                request.raw_path.decode("latin-1"), status, size)
 
-    def _refuse(self, stream_id: int, status: int) -> None:
+    def _refuse(self, stream_id: int, status: int, stop: bool = True) -> None:
         """Answer ``status`` with no body and end the stream (its handler is cancelled).
 
-        A stream whose response head already went out is reset instead.
+        A stream whose response head already went out is reset instead.  With ``stop``, a
+        client still sending is asked to stop (``RST_STREAM(NO_ERROR)``, RFC 9113 §8.1) so
+        the stream stops counting; without it (a declared length over the limit: the client
+        sends what it announced) the stream counts until the client ends it — some clients
+        (httpx) fail a request on that reset.
         """
         stream = self.streams.pop(stream_id, None)
         if stream is not None and stream.responded:
-            self._rst(stream_id, h2.errors.ErrorCodes.CANCEL)
+            self._rst(stream_id, _frames.CANCEL)
         else:
             try:
                 self.conn.send_headers(stream_id, [(b":status", str(status).encode()),
                                                    (b"content-length", b"0")], end_stream=True)
-            except h2.exceptions.ProtocolError:  # the stream is already closed or reset
+            except self._errors:  # the stream is already closed or reset
                 pass
+            else:
+                proto_stream = self.conn.streams.get(stream_id)
+                if proto_stream is not None and proto_stream.open:
+                    if stop:
+                        # RFC 9113 §8.1: a complete response before the whole request; ask
+                        # the client to stop sending (NO_ERROR) so the stream stops counting.
+                        self._rst(stream_id, _frames.NO_ERROR)
+                    else:
+                        self._lingering.add(stream_id)
         if stream is not None:
             self._cancel(stream)
         self.flush()
@@ -477,7 +557,7 @@ class H2Protocol(asyncio.Protocol):
     def _rst(self, stream_id: int, code: int) -> None:
         try:
             self.conn.reset_stream(stream_id, code)
-        except h2.exceptions.ProtocolError:  # already closed
+        except self._errors:  # already closed
             pass
         self._control_reply()
 
@@ -488,6 +568,14 @@ class H2Protocol(asyncio.Protocol):
 
     def _cancel(self, stream: H2Stream) -> None:
         """The stream ended (either side): its handler stops and its memory goes."""
+        if stream.unacked and not self.closed:
+            # NOTE: body bytes withheld from a handler that will never read them: give the
+            # connection window back, or resets would shrink it to nothing.
+            amount, stream.unacked = stream.unacked, 0
+            try:
+                self.conn.acknowledge_received_data(amount, stream.id)
+            except self._errors:
+                pass
         stream.closed = True
         self._body_done(stream)
         stream.request._lost()
@@ -514,7 +602,7 @@ class H2Protocol(asyncio.Protocol):
         if tokens < 1:
             logger.warning("HTTP/2 client %s reset or opened too many streams; GOAWAY "
                            "ENHANCE_YOUR_CALM", self.peer[0] if self.peer else "-")
-            self._goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            self._goaway(_frames.ENHANCE_YOUR_CALM)
             return
         self._reset_tokens = tokens - 1
 
@@ -531,7 +619,7 @@ class H2Protocol(asyncio.Protocol):
         """Send GOAWAY(code), cancel every stream and close the connection."""
         try:
             self.conn.close_connection(code)
-        except h2.exceptions.ProtocolError:  # already closing
+        except self._errors:  # already closing
             pass
         self.flush()
         for stream in list(self.streams.values()):
@@ -560,11 +648,47 @@ class H2Protocol(asyncio.Protocol):
         if self.streams.get(stream.id) is stream:
             self._refuse(stream.id, 408)
 
+    def _rate_start(self, stream: H2Stream) -> None:
+        """Start the ``min_body_rate`` clock of an unfinished body (checked after the grace)."""
+        rate = getattr(self.limits, "min_body_rate", None)
+        if rate is None:
+            return
+        stream.rate_start = self.loop.time()
+        stream.rate_base = 0
+        stream.rate_conn_base = self._body_bytes
+        stream.rate_timer = self.loop.call_later(rate[1], self._rate_check, stream)
+
+    def _rate_check(self, stream: H2Stream) -> None:
+        stream.rate_timer = None
+        if stream.closed or stream.request._complete or self.streams.get(stream.id) is not stream:
+            return
+        per_second = self.limits.min_body_rate[0]
+        now = self.loop.time()
+        need = per_second * (now - stream.rate_start)
+        if stream.unacked:
+            # NOTE: the window is held shut because the handler is not reading: the client
+            # cannot send, so that time does not count against it.
+            stream.rate_start = now
+            stream.rate_base = stream.received
+            stream.rate_conn_base = self._body_bytes
+        elif (stream.received - stream.rate_base < need
+              and self._body_bytes - stream.rate_conn_base < need):
+            # NOTE: slow only if the whole connection is slow too: streams share the
+            # connection window, so a busy connection may starve one stream for a while.
+            logger.info("HTTP/2 stream %d: request body slower than %d bytes/s; 408",
+                        stream.id, per_second)
+            self._refuse(stream.id, 408)
+            return
+        stream.rate_timer = self.loop.call_later(1.0, self._rate_check, stream)
+
     @staticmethod
     def _body_done(stream: H2Stream) -> None:
         if stream.body_timer is not None:
             stream.body_timer.cancel()
             stream.body_timer = None
+        if stream.rate_timer is not None:
+            stream.rate_timer.cancel()
+            stream.rate_timer = None
 
     # -- sending ---------------------------------------------------------------------
 
@@ -580,16 +704,20 @@ class H2Protocol(asyncio.Protocol):
             headers.append((b"content-length", str(content_length).encode()))
         stream.responded = True
         self.conn.send_headers(stream.id, headers, end_stream=end)
-        self.flush()
+        self.flush_soon()
 
-    async def send_data(self, stream: H2Stream, data: bytes) -> None:
-        """Body bytes, as flow control allows."""
+    async def send_data(self, stream: H2Stream, data: bytes, end: bool = False) -> None:
+        """Body bytes, as flow control allows; ``end`` ends the stream with the last piece.
+
+        A body sent in one piece is written with the next batch (:meth:`flush_soon`); a
+        longer one piece by piece, waiting for the transport to drain.
+        """
         view = memoryview(data)
         while view:
             if self.closed or stream.closed:
                 raise ClientDisconnect("client disconnected")
             window = min(self.conn.local_flow_control_window(stream.id),
-                         self.conn.max_outbound_frame_size)
+                         self.conn.max_outbound_frame_size, MAX_PIECE)
             if window <= 0:
                 stream.window_waiter = self.loop.create_future()
                 try:
@@ -598,8 +726,14 @@ class H2Protocol(asyncio.Protocol):
                     stream.window_waiter = None
                 continue
             piece = view[:window]
-            self.conn.send_data(stream.id, piece.tobytes())
             view = view[len(piece):]
+            last = end and not view
+            self.conn.send_data(stream.id, piece.tobytes(), end_stream=last)
+            if last:
+                stream.closed = True
+            if not view:
+                self.flush_soon()
+                return
             self.flush()
             if self.flow.write_paused:
                 await self._wait_send(stream, self.flow.drain())
@@ -617,7 +751,7 @@ class H2Protocol(asyncio.Protocol):
                         stream.id, timeout)
             self.streams.pop(stream.id, None)
             stream.closed = True
-            self._rst(stream.id, h2.errors.ErrorCodes.CANCEL)
+            self._rst(stream.id, _frames.CANCEL)
             self.flush()
             raise ClientDisconnect("the peer stopped reading") from None
 
@@ -625,10 +759,10 @@ class H2Protocol(asyncio.Protocol):
         """Close our side of ``stream``."""
         try:
             self.conn.end_stream(stream.id)
-        except h2.exceptions.ProtocolError:  # reset by the peer meanwhile
+        except self._errors:  # reset by the peer meanwhile
             pass
         stream.closed = True
-        self.flush()
+        self.flush_soon()
 
     def _window_opened(self, stream_id: int) -> None:
         targets = self.streams.values() if stream_id == 0 else (
@@ -638,11 +772,37 @@ class H2Protocol(asyncio.Protocol):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
+    def flush_soon(self) -> None:
+        """Write what is queued once the ready handlers have run: one write for all the
+        answers of a read event (multiplexing saves system calls)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
     def flush(self) -> None:
-        """Write whatever h2 has queued."""
+        """Write whatever the codec has queued."""
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
+            if self.transport.get_write_buffer_size() > self._outbound_limit:
+                self._overflow()
+
+    def _overflow(self) -> None:
+        """Unsent bytes passed the bound: the peer does not read what it asks for."""
+        logger.warning("HTTP/2 client %s does not read (%d bytes unsent); GOAWAY "
+                       "ENHANCE_YOUR_CALM", self.peer[0] if self.peer else "-",
+                       self.transport.get_write_buffer_size())
+        try:
+            self.conn.close_connection(_frames.ENHANCE_YOUR_CALM)
+            self.transport.write(self.conn.data_to_send())
+        except self._errors:  # already closing
+            pass
+        # NOTE: abort, not close: close() would wait for a peer that does not read.
+        self.abort()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -672,7 +832,7 @@ class H2Protocol(asyncio.Protocol):
         try:
             self.conn.close_connection()
             self.flush()
-        except h2.exceptions.ProtocolError:  # the connection is already closing
+        except self._errors:  # the connection is already closing
             pass
         if not self.streams:
             self._close()

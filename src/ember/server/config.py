@@ -85,11 +85,11 @@ class ServerConfig:
         from ember.server.loops import resolve_loop
 
         self.loop = resolve_loop(self.loop, tls=self.ssl_certfile is not None)
-        if self.http2:
+        if self.http2 and os.environ.get("EMBER_HTTP2_CODEC", "").strip().lower() == "h2":
             try:
                 import h2  # noqa: F401
             except ImportError:
-                raise ConfigError("http2=True needs the h2 package: pip install "
+                raise ConfigError("EMBER_HTTP2_CODEC=h2 needs the h2 package: pip install "
                                   "'ember-api[http2]'") from None
 
     @property

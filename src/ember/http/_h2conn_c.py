@@ -1,0 +1,1 @@
+_h2conn_py.py

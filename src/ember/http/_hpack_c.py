@@ -1,0 +1,1 @@
+_hpack_py.py
