@@ -32,10 +32,21 @@ def fuzz(app: Any, tmp_path: Any, *, max_examples: int = 20, seed: int = 1,
     config = tmp_path / "schemathesis.toml"
     # NOTE: schemathesis' default list of statuses that reject invalid data lacks the
     # wire limits Ember answers with (413 body, 414 request target, 431 headers).
+    # NOTE: every check, enabled in the file (not with `--checks all` on the command line,
+    # which would override the per-operation settings below)
     config.write_text(
+        "[checks]\nenabled = true\n\n"
         "[checks.negative_data_rejection]\n"
         'expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", '
         '"414", "415", "422", "428", "429", "431", "5xx"]\n'
+        # NOTE: the translated vocabularies (Anthropic Messages, Responses, legacy
+        # Completions) publish their clients' wire schema, and their translators refuse
+        # with a 400 naming the field what cannot be answered faithfully (issue #22:
+        # "refuse it with a 400 naming it — never answer wrongly"): a schema-valid request
+        # rejected there is that documented refusal, not a bug. Every other check runs.
+        "\n[[operations]]\n"
+        'include-path-regex = "/(messages|responses|completions)$"\n'
+        "checks.positive_data_acceptance.enabled = false\n"
     )
     # NOTE: always this interpreter's schemathesis (the venv's, at the pinned version),
     # never an `st` found first on PATH: another install generates other data.
@@ -46,7 +57,7 @@ def fuzz(app: Any, tmp_path: Any, *, max_examples: int = 20, seed: int = 1,
     root.addHandler(errors)
     server = RunningServer(app)
     try:
-        cmd += ["run", f"{server.url}/openapi.json", "--checks", "all",
+        cmd += ["run", f"{server.url}/openapi.json",
                 "--phases", "examples,coverage,fuzzing,stateful",
                 "--max-examples", str(max_examples), "--seed", str(seed),
                 "--generation-deterministic",

@@ -134,6 +134,15 @@ class CompletionsEndpoint(Endpoint):
         yield b"data: [DONE]\n\n"
 
 
+#: what the translator refuses, published (one prompt per request, no best_of above 1)
+_PUBLISHED = {
+    "prompt": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
+                                               "minItems": 1, "maxItems": 1}]},
+    "best_of": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1}, {"type": "null"}],
+                "default": None},
+}
+
+
 def register(app: Any, prefix: str, gateway: Any) -> None:
     """``POST {prefix}/completions`` on ``app``."""
     endpoint = CompletionsEndpoint()
@@ -145,4 +154,5 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
 
     app.add_route(f"{prefix}/completions", completions, ["POST"], name="openai_completions",
                   openapi_extra=openapi_for(CompletionRequest, "A text_completion object, or "
-                                            "with stream=true its SSE chunks"))
+                                            "with stream=true its SSE chunks",
+                                            properties=_PUBLISHED))

@@ -232,6 +232,18 @@ def count_tokens(spec: Any) -> int:
     return total + (tokens.count_tokens(extra, spec.model) if extra else 0)
 
 
+#: the message shape the translator checks, published: a role and text or content blocks
+_TEXT_BLOCK = {"type": "object", "required": ["type", "text"],
+               "properties": {"type": {"const": "text"}, "text": {"type": "string",
+                                                                  "minLength": 1}}}
+_PUBLISHED = {"messages": {"type": "array", "minItems": 1, "items": {
+    "type": "object", "required": ["role", "content"],
+    "properties": {"role": {"enum": ["user", "assistant"]},
+                   "content": {"anyOf": [{"type": "string", "minLength": 1},
+                                         {"type": "array", "minItems": 1,
+                                          "items": _TEXT_BLOCK}]}}}}}
+
+
 def register(app: Any, prefix: str, gateway: Any) -> None:
     """``POST {prefix}/messages`` and ``{prefix}/messages/count_tokens`` on ``app``."""
     from ember.gateway._endpoint import reshape
@@ -271,7 +283,8 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
     app.add_route(f"{prefix}/messages", messages, ["POST"], name="anthropic_messages",
                   openapi_extra=openapi_for(MessagesRequest, "A message, or with stream=true "
                                             "Anthropic's SSE event sequence",
-                                            ANTHROPIC_ERROR_SCHEMA))
+                                            ANTHROPIC_ERROR_SCHEMA,
+                                            properties=_PUBLISHED))
     app.add_route(f"{prefix}/messages/count_tokens", count, ["POST"],
                   name="anthropic_count_tokens",
                   openapi_extra=openapi_for(CountTokensRequest, '{"input_tokens": N}',

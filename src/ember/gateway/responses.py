@@ -333,6 +333,15 @@ def _echo(spec: Any) -> dict[str, Any]:
             "user": spec.user}
 
 
+#: what the translator needs, published: something to answer (text or message items)
+_PUBLISHED = {"input": {"anyOf": [
+    {"type": "string", "minLength": 1},
+    {"type": "array", "minItems": 1, "items": {
+        "type": "object", "required": ["role", "content"],
+        "properties": {"role": {"enum": ["user", "assistant", "system", "developer"]},
+                       "content": {"type": "string", "minLength": 1}}}}]}}
+
+
 def register(app: Any, prefix: str, gateway: Any) -> None:
     """``POST {prefix}/responses`` and ``GET/DELETE {prefix}/responses/{id}`` on ``app``."""
     from ember.gateway.errors import error_response, openai_error, request_id
@@ -382,6 +391,7 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
 
     app.add_route(f"{prefix}/responses", create, ["POST"], name="openai_responses",
                   openapi_extra=openapi_for(ResponsesRequest, "A response object, or with "
-                                            "stream=true the Responses SSE events"))
+                                            "stream=true the Responses SSE events",
+                                            properties=_PUBLISHED, required=("input",)))
     app.add_route(f"{prefix}/responses/{{response_id}}", stored, ["GET", "DELETE"],
                   name="openai_response", openapi_extra=STORED_RESPONSE_OPENAPI)

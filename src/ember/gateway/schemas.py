@@ -301,11 +301,35 @@ def _openapi(type_: Any, ok: str, error_schema: dict[str, Any] | None = None
     }
 
 
-def openapi_for(type_: Any, ok: str, error_schema: dict[str, Any] | None = None
+def openapi_for(type_: Any, ok: str, error_schema: dict[str, Any] | None = None,
+                properties: dict[str, Any] | None = None, required: tuple[str, ...] = ()
                 ) -> dict[str, Any]:
     """``openapi_extra`` for a gateway route whose body is ``type_`` (a msgspec Struct);
-    errors in OpenAI's shape unless ``error_schema`` says otherwise."""
-    return _openapi(type_, ok, error_schema)
+    errors in OpenAI's shape unless ``error_schema`` says otherwise.
+
+    ``properties`` / ``required`` publish what the endpoint's translator checks beyond the
+    Struct (content blocks, values it refuses), so that the published schema never admits
+    a request the endpoint rejects."""
+    extra = _openapi(type_, ok, error_schema)
+    if properties or required:
+        schema = extra["requestBody"]["content"]["application/json"]["schema"]
+        target = _resolve(extra, schema)
+        target.setdefault("properties", {}).update(properties or {})
+        if required:
+            target["required"] = sorted(set(target.get("required", ())) | set(required))
+    return extra
+
+
+def _resolve(extra: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The object schema behind ``schema`` (following one local ``$ref``)."""
+    ref = schema.get("$ref")
+    if not ref:
+        return schema
+    name = ref.rsplit("/", 1)[-1]
+    for defs in (schema.get("$defs"), extra.get("$defs"), schema.get("components")):
+        if isinstance(defs, dict) and name in defs:
+            return defs[name]
+    return schema
 
 
 #: ``openapi_extra`` for ``GET``/``DELETE {prefix}/responses/{id}``.
