@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import json
 import math
 import re
@@ -78,6 +79,14 @@ def unserialisable(content: Any) -> TypeError | None:
     if found is None:
         return None
     path, value = found
+    if inspect.iscoroutine(value) or inspect.isawaitable(value):
+        name = getattr(value, "__qualname__", type(value).__name__)
+        close = getattr(value, "close", None)
+        if close is not None:
+            close()  # NOTE: it can never be awaited now: no "never awaited" warning later
+        return TypeError(
+            f"{path} is the coroutine {name}() — did you forget `await`? (e.g. "
+            f"`await request.json()`); a coroutine is not JSON serializable")
     return TypeError(
         f"Object of type {type(value).__module__}.{type(value).__qualname__} at {path} is "
         "not JSON serializable (JSON takes dict, list, str, int, float, bool, None, "

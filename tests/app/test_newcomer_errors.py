@@ -64,6 +64,10 @@ def forgetful_app(debug: bool = False) -> Ember:
         fields = request.form()
         return {"f": fields["f"]}
 
+    @app.post("/json-in-dict")
+    async def json_in_dict(request: Request):
+        return {"got": request.json()}
+
     @app.get("/returns-coroutine")
     async def returns_coroutine():
         return _helper()
@@ -92,6 +96,18 @@ def test_a_forgotten_await_names_the_fix(serve, caplog, route, call):
     variable = call.split(".")[1].split("(")[0]
     assert f"= await {call}" in log, log
     assert f"Request.{variable}()" in log, log
+
+
+def test_a_forgotten_await_inside_returned_data_names_the_fix(serve, caplog):
+    url = serve(forgetful_app())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the coroutine is closed: no "never awaited"
+        with caplog.at_level(logging.ERROR, logger="ember"):
+            r = httpx.post(url + "/json-in-dict", content=b'{"x": 1}')
+        gc.collect()
+    assert r.status_code == 500 and r.json() == {"detail": "Internal Server Error"}
+    log = _errors(caplog)
+    assert "$.got is the coroutine Request.json()" in log and "forget `await`" in log, log
 
 
 @pytest.mark.parametrize("route", ["/returns-coroutine", "/def-returns-coroutine"])

@@ -114,3 +114,32 @@ def test_mount_validation():
         app.mount_openai("offline/echo", prefix="v1")
     with pytest.raises(ValueError):
         app.mount_openai("offline/echo", api_keys="sk")
+
+
+def test_a_large_image_body_is_not_refused_by_the_server_limit(serve):
+    """A ~2 MB data-URI image (new-user finding: the 1 MiB server default answered 413)."""
+    import base64
+
+    import httpx
+
+    from ember import Ember
+
+    app = Ember()
+    app.mount_openai(["offline/echo"], max_body_size=4 * 1024 * 1024)
+    url = serve(app)
+    image = "data:image/png;base64," + base64.b64encode(b"\x89PNG" + b"\0" * 1_500_000).decode()
+    body = {"model": "offline/echo", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this"},
+        {"type": "image_url", "image_url": {"url": image}}]}]}
+    r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    r = httpx.post(f"{url}/v1/chat/completions", json={**body, "pad": "x" * 5_000_000},
+                   timeout=30)
+    assert r.status_code == 413  # the configured limit still holds
+    for bad in (0, -1, "big", 1.5, True):
+        try:
+            Ember().mount_openai(["offline/echo"], max_body_size=bad)
+        except ValueError as exc:
+            assert "max_body_size" in str(exc)
+        else:
+            raise AssertionError(f"max_body_size={bad!r} accepted")

@@ -193,7 +193,7 @@ http {{
             # retry another host only when this one did not answer; never on a 503
             # (an answer: with max_fails=1 it would mark every host down at once)
             proxy_next_upstream error timeout;
-            proxy_next_upstream_tries 2;
+            proxy_next_upstream_tries 3;
             proxy_connect_timeout 2s;
             proxy_read_timeout 3600s;    # longer than any SSE stream's silence
             proxy_send_timeout 3600s;

@@ -152,7 +152,8 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
 
     from ember.gateway.schemas import openapi_for
 
-    app.add_route(f"{prefix}/completions", completions, ["POST"], name="openai_completions",
+    app.add_route(f"{prefix}/completions", completions, ["POST"],
+                  limits=gateway.limits, name="openai_completions",
                   openapi_extra=openapi_for(CompletionRequest, "A text_completion object, or "
                                             "with stream=true its SSE chunks",
                                             properties=_PUBLISHED))

@@ -161,6 +161,7 @@ def classify(exc: BaseException, rid: str, secrets: list[str]) -> tuple[
             message = f"The server's model configuration is incomplete: set {' or '.join(env)}."
         else:
             message = "The server's model configuration is incomplete; see the server log."
+        headers["x-should-retry"] = "false"  # NOTE: permanent until the operator fixes it
         return 500, error_body(message + suffix, "server_error", "model_configuration"), headers
     logger.error("gateway %s: unexpected error: %s", rid,
                  redact(f"{type(exc).__name__}: {exc}", secrets=secrets))

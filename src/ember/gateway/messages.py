@@ -280,12 +280,13 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
 
     from ember.gateway.schemas import ANTHROPIC_ERROR_SCHEMA, openapi_for
 
-    app.add_route(f"{prefix}/messages", messages, ["POST"], name="anthropic_messages",
+    app.add_route(f"{prefix}/messages", messages, ["POST"],
+                  limits=gateway.limits, name="anthropic_messages",
                   openapi_extra=openapi_for(MessagesRequest, "A message, or with stream=true "
                                             "Anthropic's SSE event sequence",
                                             ANTHROPIC_ERROR_SCHEMA,
                                             properties=_PUBLISHED))
-    app.add_route(f"{prefix}/messages/count_tokens", count, ["POST"],
+    app.add_route(f"{prefix}/messages/count_tokens", count, ["POST"], limits=gateway.limits,
                   name="anthropic_count_tokens",
                   openapi_extra=openapi_for(CountTokensRequest, '{"input_tokens": N}',
                                             ANTHROPIC_ERROR_SCHEMA))

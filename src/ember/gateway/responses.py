@@ -389,7 +389,8 @@ def register(app: Any, prefix: str, gateway: Any) -> None:
 
     from ember.gateway.schemas import STORED_RESPONSE_OPENAPI, openapi_for
 
-    app.add_route(f"{prefix}/responses", create, ["POST"], name="openai_responses",
+    app.add_route(f"{prefix}/responses", create, ["POST"],
+                  limits=gateway.limits, name="openai_responses",
                   openapi_extra=openapi_for(ResponsesRequest, "A response object, or with "
                                             "stream=true the Responses SSE events",
                                             properties=_PUBLISHED, required=("input",)))

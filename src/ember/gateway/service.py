@@ -61,6 +61,10 @@ from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.gateway")
 
+#: Request body limit of the model routes: 32 MiB (OpenAI takes images of up to 20 MB, as
+#: base64 data URIs in the JSON body); ``mount_openai(max_body_size=...)`` changes it.
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+
 #: Request fields that are the provider's business (mapped by its PARAMS table).
 FORWARD = ("max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stop",
            "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
@@ -91,7 +95,8 @@ class Gateway:
                  queue_timeout: float = 10.0, master_key: str | None = None,
                  key_store: Any = None, team_budgets: Any = None,
                  spend_log: Any = None, drop_params: bool = False,
-                 response_store: Any = None) -> None:
+                 response_store: Any = None,
+                 max_body_size: int | None = DEFAULT_MAX_BODY) -> None:
         if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError(f"prefix must start with '/' and not end with '/', got {prefix!r}")
         if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(
@@ -101,6 +106,14 @@ class Gateway:
         if not isinstance(drop_params, bool):
             raise ValueError(f"drop_params must be True or False, got {drop_params!r}")
         self.drop_params = drop_params
+        if max_body_size is not None and (isinstance(max_body_size, bool) or not isinstance(
+                max_body_size, int) or max_body_size < 1):
+            raise ValueError(f"max_body_size must be a positive int (bytes) or None, "
+                             f"got {max_body_size!r}")
+        from ember.limits import RouteLimits
+
+        #: the request body limit of the model routes (images as data URIs are large)
+        self.limits = RouteLimits(max_body_size=max_body_size)
         self.response_store = response_store
         self._msgspec = _msgspec()
         from ember.gateway import schemas
@@ -172,7 +185,7 @@ class Gateway:
             return await serve(request, chat)
 
         app.add_route(f"{prefix}/chat/completions", chat_completions, ["POST"],
-                      name="openai_chat_completions",
+                      name="openai_chat_completions", limits=self.limits,
                       openapi_extra=schemas.CHAT_COMPLETIONS_OPENAPI)
         # the other client vocabularies (issue #22): the same pipeline, their translators
         from ember.gateway import completions, messages, responses
@@ -182,7 +195,8 @@ class Gateway:
         responses.register(app, prefix, host)
         completions.register(app, prefix, host)
         app.add_route(f"{prefix}/embeddings", self.route(self.embeddings), ["POST"],
-                      name="openai_embeddings", openapi_extra=schemas.EMBEDDINGS_OPENAPI)
+                      name="openai_embeddings", limits=self.limits,
+                      openapi_extra=schemas.EMBEDDINGS_OPENAPI)
         app.add_route(f"{prefix}/models", self.route(self.list_models), ["GET"],
                       name="openai_models", openapi_extra=schemas.MODELS_OPENAPI)
         run, get_model = self.run, self.get_model
@@ -489,6 +503,7 @@ class _EndpointHost:
         self.serve = gateway.serve
         self.secrets = gateway.secrets
         self.response_store = gateway.response_store
+        self.limits = gateway.limits
 
     async def authenticate(self, request: Any, rid: str, endpoint: Any = None) -> Any:
         """The key's name, or the error response."""

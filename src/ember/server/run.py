@@ -46,7 +46,22 @@ def serving_suppressed() -> str | None:
         return _suppressed[-1]
     if os.environ.get("EMBER_NO_SERVE", "").strip() not in ("", "0"):
         return "EMBER_NO_SERVE is set"
+    if "_pytest" in sys.modules and _importing():
+        # NOTE: a seed-style module ends with app.run(); a test importing its `app` would
+        # block forever (pytest captures the "listening" line, so nothing shows)
+        return ("a module-level app.run() while pytest imports the module (test the app "
+                "with app.test_client(); set EMBER_NO_SERVE=1 to silence this)")
     return None
+
+
+def _importing() -> bool:
+    """True when the caller runs inside a module import (its top level)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def serve(app: Any, config: ServerConfig) -> None:
@@ -58,8 +73,9 @@ def serve(app: Any, config: ServerConfig) -> None:
     reason = serving_suppressed()
     if reason is not None:
         config.apply_log_level()
-        logger.info("app.run(port=%d, workers=%d) not serving: %s", config.port,
-                    config.workers, reason)
+        log = logger.warning if reason.startswith("a module-level") else logger.info
+        log("app.run(port=%d, workers=%d) not serving: %s", config.port, config.workers,
+            reason)
         return
     config.apply_log_level()
     from ember.hosts import warn_if_open

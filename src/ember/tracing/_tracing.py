@@ -187,10 +187,12 @@ def _patch() -> None:
     from ember.ai.tools import ToolRegistry
     from ember.cache.base import RouteCache
     from ember.models.providers._http import HTTPProvider
+    from ember.models.providers._stream import HTTPStreaming
     from ember.models.providers.offline import OfflineProvider
 
-    # NOTE: the built-in providers; a custom provider overriding these methods is not traced
-    for cls in (HTTPProvider, OfflineProvider):
+    # NOTE: the built-in providers (and the mixin their streaming lives in); a custom
+    # provider overriding these methods is not traced
+    for cls in (HTTPProvider, HTTPStreaming, OfflineProvider):
         if "complete_async" in cls.__dict__:
             cls.complete_async = _traced_complete(cls.__dict__["complete_async"])  # type: ignore[attr-defined]
         if "stream_async" in cls.__dict__:
