@@ -47,6 +47,15 @@ def _app() -> Ember:
                 yield chunk.text
         return StreamingResponse(tokens(), media_type="text/plain")
 
+    @app.get("/sync-chat")
+    def sync_chat() -> dict:  # NOTE: a def handler (thread pool): the sync model path
+        reply = registry.invoke_model("gpt-4", "hello")
+        return {"text": reply.text}
+
+    @app.get("/sync-stream")
+    def sync_stream() -> dict:
+        return {"text": "".join(c.text for c in registry.stream_model("gpt-4", "streamed"))}
+
     @app.get("/tool")
     async def tool() -> dict:
         return {"sum": await tools.call("add", {"a": 2, "b": 3})}
@@ -275,3 +284,16 @@ def test_offline_provider_calls_are_traced(serve: Any) -> None:
     spans = _by_name(exporter, "chat echo", "GET /offline")
     assert spans["chat echo"].attributes["gen_ai.provider.name"] == "offline"
     assert spans["chat echo"].parent.span_id == spans["GET /offline"].context.span_id
+
+
+@pytest.mark.parametrize("path", ["/sync-chat", "/sync-stream"])
+def test_sync_model_calls_in_def_handlers_are_traced(traced: Any, path: str) -> None:
+    url, exporter, _fake = traced
+    r = httpx.get(url + path, headers={"traceparent": INCOMING})
+    assert r.status_code == 200, r.text
+    spans = _by_name(exporter, "chat gpt-4", f"GET {path}")
+    model, request = spans["chat gpt-4"], spans[f"GET {path}"]
+    assert model.context.trace_id == int(TRACE_ID, 16)
+    assert model.parent is not None and model.parent.span_id == request.context.span_id
+    assert model.attributes["gen_ai.request.model"] == "gpt-4"
+    assert model.attributes["gen_ai.usage.input_tokens"] > 0

@@ -197,6 +197,11 @@ def _patch() -> None:
             cls.complete_async = _traced_complete(cls.__dict__["complete_async"])  # type: ignore[attr-defined]
         if "stream_async" in cls.__dict__:
             cls.stream_async = _traced_stream(cls.__dict__["stream_async"])  # type: ignore[attr-defined]
+        # the sync twins (models() and def handlers, run in the thread pool)
+        if "complete" in cls.__dict__:
+            cls.complete = _traced_complete_sync(cls.__dict__["complete"])  # type: ignore[attr-defined]
+        if "stream" in cls.__dict__:
+            cls.stream = _traced_stream_sync(cls.__dict__["stream"])  # type: ignore[attr-defined]
     ToolRegistry.call = _traced_tool(ToolRegistry.call)  # type: ignore[method-assign]
     RouteCache.serve = _traced_cache(RouteCache.serve)  # type: ignore[method-assign]
     try:
@@ -280,6 +285,76 @@ def _traced_complete(original: Any) -> Any:
                 span.set_attribute("gen_ai.response.finish_reasons", [response.finish_reason])
             return response
     return complete_async
+
+
+def _traced_complete_sync(original: Any) -> Any:
+    @functools.wraps(original)
+    def complete(self: Any, prompt: Any, model: str, **params: Any) -> Any:
+        tracing = _state.active
+        if tracing is None:
+            return original(self, prompt, model, **params)
+        with tracing.tracer.start_as_current_span(
+                f"chat {model}", kind=tracing.CLIENT, record_exception=True,
+                set_status_on_exception=False,
+                attributes=_model_attributes(self, model, False)) as span:
+            try:
+                response = original(self, prompt, model, **params)
+            except BaseException as exc:
+                _error(span, tracing, exc)
+                raise
+            _usage(span, self, model, response.usage, response.model_id)
+            if response.finish_reason:
+                span.set_attribute("gen_ai.response.finish_reasons", [response.finish_reason])
+            return response
+    return complete
+
+
+def _traced_stream_sync(original: Any) -> Any:
+    @functools.wraps(original)
+    def stream(self: Any, prompt: Any, model: str, **params: Any) -> Any:
+        tracing = _state.active
+        if tracing is None:
+            return original(self, prompt, model, **params)
+        return _stream_sync(tracing, original(self, prompt, model, **params), self, model,
+                            tracing.context.get_current())
+    return stream
+
+
+def _stream_sync(tracing: Tracing, chunks: Any, provider: Any, model: str,
+                 parent: Any) -> Any:
+    span = tracing.tracer.start_span(f"chat {model}", context=parent, kind=tracing.CLIENT,
+                                     attributes=_model_attributes(provider, model, True))
+    ctx = tracing.trace.set_span_in_context(span)
+    started = time.perf_counter()
+    first = True
+    usage = None
+    try:
+        while True:
+            token = tracing.context.attach(ctx)
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                break
+            finally:
+                tracing.context.detach(token)
+            if first and (chunk.text or chunk.tool_calls):
+                first = False
+                span.set_attribute("ember.time_to_first_token_s",
+                                   round(time.perf_counter() - started, 6))
+            if chunk.usage is not None:
+                usage = chunk.usage
+            yield chunk
+    except BaseException as exc:
+        if not isinstance(exc, GeneratorExit):
+            span.record_exception(exc)
+            _error(span, tracing, exc)
+        raise
+    finally:
+        _usage(span, provider, model, usage)
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+        span.end()
 
 
 def _traced_stream(original: Any) -> Any:
