@@ -48,8 +48,8 @@ def _hits(threshold: float, guard: bool, pairs: list) -> int:
 
 
 @pytest.mark.parametrize(("threshold", "guard", "true", "false", "guarded_false"), [
-    (0.9, False, 0, 1, 10), (0.9, True, 0, 1, 0),
-    (0.8, False, 1, 5, 21), (0.8, True, 1, 3, 0),
+    (0.9, False, 0, 1, 11), (0.9, True, 0, 1, 0),
+    (0.8, False, 1, 4, 21), (0.8, True, 1, 3, 0),
     (0.7, False, 3, 9, 23), (0.7, True, 3, 6, 0),
 ])
 def test_hits_with_and_without_the_guard(threshold, guard, true, false, guarded_false):

@@ -161,3 +161,27 @@ def test_redis_backend_is_shared_between_caches(redis_server):
             await two.backend.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("asked", ["What is the capital of France", "What is the capital of "
+                                   "France?!", "  What is   the capital of France ? "])
+def test_trailing_punctuation_and_spacing_do_not_miss(asked):
+    """Dropping the trailing "?" scored 0.906 (< 0.91) with MiniLM and missed (issue #22)."""
+    cache = SemanticCache(embedder=hashed_trigram_embedder())
+
+    async def main():
+        await cache.set("What is the capital of France?", "Paris")
+        return await cache.lookup(asked)
+
+    found = asyncio.run(main())
+    assert found is not None and found[2] == "Paris" and found[0] > 0.999
+    assert found[1] == "What is the capital of France?"  # the prompt as it was given
+
+
+def test_punctuation_inside_a_prompt_still_counts():
+    from ember.ai.semantic_cache import canonical
+
+    assert canonical("Is it 3.5?") == "Is it 3.5"
+    assert canonical("?") == "?"  # nothing left: the prompt itself
+    with pytest.raises(TypeError):
+        canonical(None)
