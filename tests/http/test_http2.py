@@ -186,3 +186,36 @@ def test_garbage_after_preface_closes_cleanly(serve, app):
             pass
     assert httpx.get(url + "/hello").status_code == 200  # the server is fine
     threading.Event().wait(0.05)
+
+
+def test_app_framing_headers_over_http2(serve):
+    """Issue 23: the engine owns framing on HTTP/2 as on HTTP/1.1 — an agreeing app
+    Content-Length is sent once, a conflicting one is a 500 before anything is sent."""
+    from ember import Ember, Response
+
+    app = Ember()
+
+    @app.get("/agrees")
+    async def agrees():
+        return Response(b"hello", headers={"content-length": "5"})
+
+    @app.get("/conflicts")
+    async def conflicts():
+        response = Response(b"hello")
+        response.headers["content-length"] = "99"
+        return response
+
+    @app.get("/close")
+    async def close():
+        return Response(b"bye", headers={"connection": "close"})
+
+    url = serve(app, http2=True)
+    with httpx.Client(http1=False, http2=True, base_url=url) as c:
+        r = c.get("/agrees")
+        assert r.http_version == "HTTP/2" and r.status_code == 200 and r.content == b"hello"
+        assert r.headers.get_list("content-length") == ["5"]
+        r = c.get("/conflicts")
+        assert r.status_code == 500
+        r = c.get("/close")
+        assert r.status_code == 200 and r.content == b"bye" and "connection" not in r.headers
+        assert c.get("/agrees").status_code == 200  # the connection still serves

@@ -24,6 +24,7 @@ from ember.exceptions import ClientDisconnect
 from ember.http import h2conn
 from ember.http.flow_control import FlowControl
 from ember.http.frames import _impl as _frames
+from ember.http.writer import app_framing
 from ember.requests import Request
 from ember.status import body_allowed
 
@@ -189,6 +190,14 @@ class H2BodyWriter:
             raise RuntimeError("response already started")
         if self.closed:
             raise ClientDisconnect("client disconnected")
+        # NOTE (issue 23): the engine owns framing on HTTP/2 too: an app Content-Length /
+        # Transfer-Encoding that conflicts with the response is an error before anything is
+        # sent (ValueError naming it); one that agrees is replaced by the engine's; an app
+        # "Connection: close" has no meaning on a multiplexed connection (RFC 9113 §8.2.2)
+        framed = app_framing(status_code, raw_headers, content_length, self._head_only,
+                             content_length < 0)
+        if framed is not None:
+            raw_headers, content_length = framed[0], framed[1]
         self.started = True
         self.status = status_code
         end = not body_allowed(status_code) or self._head_only
