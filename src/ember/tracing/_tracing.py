@@ -320,41 +320,65 @@ def _traced_stream_sync(original: Any) -> Any:
     return stream
 
 
+class _StreamSpan:
+    """The span of one streamed model call (the sync and async streams share it)."""
+
+    __slots__ = ("ctx", "first", "model", "provider", "span", "started", "tracing", "usage")
+
+    def __init__(self, tracing: Tracing, provider: Any, model: str, parent: Any) -> None:
+        self.tracing = tracing
+        self.provider = provider
+        self.model = model
+        self.span = tracing.tracer.start_span(
+            f"chat {model}", context=parent, kind=tracing.CLIENT,
+            attributes=_model_attributes(provider, model, True))
+        self.ctx = tracing.trace.set_span_in_context(self.span)
+        self.started = time.perf_counter()
+        self.first = True
+        self.usage = None
+
+    def seen(self, chunk: Any) -> None:
+        """A chunk went by: time to first token, usage."""
+        if self.first and (chunk.text or chunk.tool_calls):
+            self.first = False
+            self.span.set_attribute("ember.time_to_first_token_s",
+                                    round(time.perf_counter() - self.started, 6))
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+
+    def failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, GeneratorExit):
+            self.span.record_exception(exc)
+            _error(self.span, self.tracing, exc)
+
+    def end(self) -> None:
+        _usage(self.span, self.provider, self.model, self.usage)
+        self.span.end()
+
+
 def _stream_sync(tracing: Tracing, chunks: Any, provider: Any, model: str,
                  parent: Any) -> Any:
-    span = tracing.tracer.start_span(f"chat {model}", context=parent, kind=tracing.CLIENT,
-                                     attributes=_model_attributes(provider, model, True))
-    ctx = tracing.trace.set_span_in_context(span)
-    started = time.perf_counter()
-    first = True
-    usage = None
+    traced = _StreamSpan(tracing, provider, model, parent)
     try:
         while True:
-            token = tracing.context.attach(ctx)
+            # NOTE: the span is current while the provider runs (see _stream)
+            token = tracing.context.attach(traced.ctx)
             try:
                 chunk = next(chunks)
             except StopIteration:
                 break
             finally:
                 tracing.context.detach(token)
-            if first and (chunk.text or chunk.tool_calls):
-                first = False
-                span.set_attribute("ember.time_to_first_token_s",
-                                   round(time.perf_counter() - started, 6))
-            if chunk.usage is not None:
-                usage = chunk.usage
+            traced.seen(chunk)
             yield chunk
     except BaseException as exc:
-        if not isinstance(exc, GeneratorExit):
-            span.record_exception(exc)
-            _error(span, tracing, exc)
+        traced.failed(exc)
         raise
     finally:
-        _usage(span, provider, model, usage)
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
-        span.end()
+        traced.end()
 
 
 def _traced_stream(original: Any) -> Any:
@@ -372,41 +396,28 @@ def _traced_stream(original: Any) -> Any:
 
 async def _stream(tracing: Tracing, chunks: Any, provider: Any, model: str,
                   parent: Any) -> Any:
-    span = tracing.tracer.start_span(f"chat {model}", context=parent, kind=tracing.CLIENT,
-                                     attributes=_model_attributes(provider, model, True))
-    ctx = tracing.trace.set_span_in_context(span)
-    started = time.perf_counter()
-    first = True
-    usage = None
+    traced = _StreamSpan(tracing, provider, model, parent)
     try:
         while True:
             # NOTE: the span is current while the provider runs (its upstream request
             # carries the span's traceparent); attached and detached around each step
-            token = tracing.context.attach(ctx)
+            token = tracing.context.attach(traced.ctx)
             try:
                 chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 break
             finally:
                 tracing.context.detach(token)
-            if first and (chunk.text or chunk.tool_calls):
-                first = False
-                span.set_attribute("ember.time_to_first_token_s",
-                                   round(time.perf_counter() - started, 6))
-            if chunk.usage is not None:
-                usage = chunk.usage
+            traced.seen(chunk)
             yield chunk
     except BaseException as exc:
-        if not isinstance(exc, GeneratorExit):
-            span.record_exception(exc)
-            _error(span, tracing, exc)
+        traced.failed(exc)
         raise
     finally:
-        _usage(span, provider, model, usage)
-        await chunks.aclose()
-        span.end()
-
-
+        try:
+            await chunks.aclose()
+        finally:
+            traced.end()
 def _traced_tool(original: Any) -> Any:
     @functools.wraps(original)
     async def call(self: Any, name: str, arguments: Any = None, timeout: Any = None) -> Any:
