@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ember.exceptions import ConfigError, require
@@ -265,25 +267,36 @@ def _error(span: Any, tracing: Tracing, exc: BaseException) -> None:
     span.set_status(tracing.ERROR, type(exc).__name__)
 
 
+@contextlib.contextmanager
+def _call_span(tracing: Tracing, provider: Any, model: str) -> Iterator[Callable[[Any], Any]]:
+    """The span of one completed model call (the sync and async wrappers share it):
+    yields ``done(response)``, which records the usage and returns the response."""
+    with tracing.tracer.start_as_current_span(
+            f"chat {model}", kind=tracing.CLIENT, record_exception=True,
+            set_status_on_exception=False,
+            attributes=_model_attributes(provider, model, False)) as span:
+
+        def done(response: Any) -> Any:
+            _usage(span, provider, model, response.usage, response.model_id)
+            if response.finish_reason:
+                span.set_attribute("gen_ai.response.finish_reasons", [response.finish_reason])
+            return response
+
+        try:
+            yield done
+        except BaseException as exc:
+            _error(span, tracing, exc)
+            raise
+
+
 def _traced_complete(original: Any) -> Any:
     @functools.wraps(original)
     async def complete_async(self: Any, prompt: Any, model: str, **params: Any) -> Any:
         tracing = _state.active
         if tracing is None:
             return await original(self, prompt, model, **params)
-        with tracing.tracer.start_as_current_span(
-                f"chat {model}", kind=tracing.CLIENT, record_exception=True,
-                set_status_on_exception=False,
-                attributes=_model_attributes(self, model, False)) as span:
-            try:
-                response = await original(self, prompt, model, **params)
-            except BaseException as exc:
-                _error(span, tracing, exc)
-                raise
-            _usage(span, self, model, response.usage, response.model_id)
-            if response.finish_reason:
-                span.set_attribute("gen_ai.response.finish_reasons", [response.finish_reason])
-            return response
+        with _call_span(tracing, self, model) as done:
+            return done(await original(self, prompt, model, **params))
     return complete_async
 
 
@@ -293,19 +306,8 @@ def _traced_complete_sync(original: Any) -> Any:
         tracing = _state.active
         if tracing is None:
             return original(self, prompt, model, **params)
-        with tracing.tracer.start_as_current_span(
-                f"chat {model}", kind=tracing.CLIENT, record_exception=True,
-                set_status_on_exception=False,
-                attributes=_model_attributes(self, model, False)) as span:
-            try:
-                response = original(self, prompt, model, **params)
-            except BaseException as exc:
-                _error(span, tracing, exc)
-                raise
-            _usage(span, self, model, response.usage, response.model_id)
-            if response.finish_reason:
-                span.set_attribute("gen_ai.response.finish_reasons", [response.finish_reason])
-            return response
+        with _call_span(tracing, self, model) as done:
+            return done(original(self, prompt, model, **params))
     return complete
 
 
