@@ -19,9 +19,12 @@ request arrived over TLS or through a trusted proxy that said https
 ``SameSite=None`` needs ``https_only=True`` (browsers drop it otherwise).
 
 When the store is down or hung (Redis killed or stopped): a request without a session
-cookie never touches the store; one with a cookie waits at most ``timeout`` seconds,
-then gets **503 with Retry-After** — or, with ``fail_open=True``, continues with an empty
-anonymous session that is not saved (``request.session.unavailable`` is True).  Health
+cookie never touches the store; one with a cookie waits at most ``timeout`` seconds for
+it, then its handler runs with a session that cannot be used: the first read or write of
+``request.session`` answers **503 with Retry-After** (so a handler that never uses the
+session — a status page, a public GET — is served as usual).  With ``fail_open=True`` it
+continues with an empty anonymous session that is not saved instead
+(``request.session.unavailable`` is True).  Health
 probes never run this middleware (``app.add_health``).  docs/deployment.md has the
 failure policy of every shared-state feature.
 """
@@ -201,6 +204,25 @@ class LazySession(Session):
         super().regenerate()
 
 
+class UnavailableSession(LazySession):
+    """The session of a request whose store could not be read (fail closed): using it
+    raises :class:`~ember.outages.StoreUnavailable` (503 + ``Retry-After``), so only the
+    handlers that need the session fail, and never with a 500."""
+
+    def __init__(self, sid: str) -> None:
+        super().__init__(sid, None)
+
+    async def load(self) -> Session:
+        """Raise 503: the store is down."""
+        self._need()
+        return self
+
+    def _need(self) -> None:
+        from ember.outages import StoreUnavailable
+
+        raise StoreUnavailable("the session store")
+
+
 class MemorySessionStore:
     """Sessions in this process's memory: bounded, expiring."""
 
@@ -298,6 +320,8 @@ class RedisSessionStore:
 
 #: what a failed store call returns when the middleware fails open
 _UNAVAILABLE: Any = object()
+#: what a failed load returns when the middleware fails closed
+_DOWN: Any = object()
 
 
 class SessionMiddleware:
@@ -380,6 +404,16 @@ class SessionMiddleware:
                            outage=self._outage, op=op,
                            fallback=_UNAVAILABLE if self.fail_open else _FALLBACK)
 
+    async def _load(self, sid: str) -> Any:
+        """The stored data, or :data:`_DOWN` when the store failed and we fail closed
+        (the handler still runs; :class:`UnavailableSession` answers 503 on use)."""
+        from ember.outages import StoreUnavailable
+
+        try:
+            return await self._store("load", sid)
+        except StoreUnavailable:
+            return _DOWN
+
     async def __call__(self, request: Any, call_next: Any) -> Any:
         raw = request.cookies.get(self.cookie_name)
         sid = self._unsign(raw) if raw else None
@@ -387,8 +421,10 @@ class SessionMiddleware:
         if sid and self.lazy:
             session: Session = LazySession(sid, lambda s: self._store("load", s))
         else:
-            data = await self._store("load", sid) if sid else None
-            if data is _UNAVAILABLE:
+            data = await self._load(sid) if sid else None
+            if data is _DOWN:
+                session = UnavailableSession(sid)  # type: ignore[arg-type]
+            elif data is _UNAVAILABLE:
                 session = Session(None, None)
                 session.unavailable = True
             else:

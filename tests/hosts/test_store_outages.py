@@ -89,6 +89,11 @@ def session_app(url: str, **options: Any) -> Ember:
     async def plain() -> str:
         return "plain"
 
+    @app.get("/loaded")
+    async def loaded(request: Request) -> dict[str, Any]:
+        session = await request.session.load()
+        return {"user": session.get("user")}
+
     app.add_health()
     return app
 
@@ -113,7 +118,9 @@ def test_sessions_when_redis_is_down(serve: Any, redis: PrivateRedis, outage: st
         assert httpx.get(closed + "/login", timeout=GUARD).status_code == 503  # save fails
         # with the cookie: 503 + Retry-After (fail closed) or anonymous (fail open)
         _expect_503(c.get("/me"))
-        _expect_503(c.get("/plain"))
+        _expect_503(c.get("/loaded"))
+        # a handler that never uses the session is served as usual, cookie or not
+        assert c.get("/plain").text == "plain"
         anonymous = o.get("/me")
         assert anonymous.json() == {"user": None, "unavailable": True}
         assert "set-cookie" not in o.get("/login").headers  # nothing saved, nothing set
