@@ -23,6 +23,7 @@ A model with no price costs 0 and triggers one :class:`PricingWarning`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -132,9 +133,10 @@ def _parse_costs_json(text: str) -> dict[str, dict[str, float]]:
             )
         parsed: dict[str, float] = {}
         for field_name, value in entry.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
+                    or not math.isfinite(value):
                 raise ModelProviderError(
-                    f"{COSTS_JSON_ENV}: {key}.{field_name} must be a non-negative number, "
+                    f"{COSTS_JSON_ENV}: {key}.{field_name} must be a finite, non-negative number, "
                     f"got {value!r}",
                     context={"variable": COSTS_JSON_ENV},
                 )

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 from ember.models import tokens
+from ember.models.exceptions import ModelProviderError
 from ember.models.providers.base import BaseProvider, Prompt
 from ember.models.schemas import ChatResponse, Choice, StreamChunk, UsageStats
 
@@ -37,6 +38,19 @@ def _last_user_text(prompt: Prompt) -> str:
     return tokens.prompt_text(prompt)
 
 
+def _token_delay(value: Any, name: str) -> float:
+    """Seconds between tokens: a finite number in [0, 60], else an error naming ``name``."""
+    try:
+        delay = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        delay = float("nan")
+    if not 0 <= delay <= 60:  # NOTE: False for NaN too
+        raise ModelProviderError(f"{name}={value!r} must be a number of seconds between 0 and 60 "
+                                 f"(the delay between streamed tokens), e.g. {name}=0.05",
+                                 context={"variable": name})
+    return delay
+
+
 class OfflineProvider(BaseProvider):
     """Deterministic, key-less, network-less stand-in for a model."""
 
@@ -47,7 +61,10 @@ class OfflineProvider(BaseProvider):
     def __init__(self, api_key: str | None = None, *, token_delay: float | None = None) -> None:
         super().__init__(api_key)
         if token_delay is None:
-            token_delay = float(os.environ.get("EMBER_OFFLINE_TOKEN_DELAY") or 0)
+            token_delay = _token_delay(os.environ.get("EMBER_OFFLINE_TOKEN_DELAY") or "0",
+                                       "EMBER_OFFLINE_TOKEN_DELAY")
+        else:
+            token_delay = _token_delay(token_delay, "token_delay")
         self.token_delay = token_delay
 
     def answer(self, prompt: Prompt, model: str) -> str:
