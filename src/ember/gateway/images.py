@@ -41,18 +41,27 @@ _PATCHES = (("gpt-4.1-mini", 1.62), ("gpt-4.1-nano", 2.46), ("gpt-5-mini", 1.62)
             ("gpt-5-nano", 2.46), ("o4-mini", 1.72))
 
 
+_RULES: dict[str, tuple[float, int, int]] = {}  # bare model -> (patch multiplier, base, tile)
+
+
+def _openai_rule(bare: str) -> tuple[float, int, int]:
+    rule = _RULES.get(bare)
+    if rule is None:
+        rule = next(((mult, 0, 0) for prefix, mult in _PATCHES if bare.startswith(prefix)),
+                    None) or next(((0.0, b, t) for prefix, b, t in _TILES
+                                   if bare.startswith(prefix)), (0.0, 85, 170))
+        if len(_RULES) < 1024:
+            _RULES[bare] = rule
+    return rule
+
+
 def _openai(bare: str, dims: tuple[int, int] | None, low: bool) -> int:
-    for prefix, mult in _PATCHES:
-        if bare.startswith(prefix):
-            if dims is None:
-                return math.ceil(1536 * mult)
-            w, h = dims
-            return math.ceil(min(1536, math.ceil(w / 32) * math.ceil(h / 32)) * mult)
-    base, tile = 85, 170
-    for prefix, b, t in _TILES:
-        if bare.startswith(prefix):
-            base, tile = b, t
-            break
+    mult, base, tile = _openai_rule(bare)
+    if mult:
+        if dims is None:
+            return math.ceil(1536 * mult)
+        w, h = dims
+        return math.ceil(min(1536, math.ceil(w / 32) * math.ceil(h / 32)) * mult)
     if low:
         return base
     if dims is None:
@@ -154,20 +163,21 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _decoded_dimensions(b64: str) -> tuple[int, int] | None:
-    """Dimensions of a base64 image, decoding only as much as its header needs."""
+def _decoded_dimensions(b64: str, start: int = 0) -> tuple[int, int] | None:
+    """Dimensions of the base64 image at ``b64[start:]``, decoding (and copying) only as
+    much as its header needs."""
     size = 64
     while True:
-        chunk = b64[:size - size % 4]
+        chunk = b64[start:start + size]
         try:
             head = binascii.a2b_base64(chunk)
         except (binascii.Error, ValueError):
             return None
         found = dimensions(head)
         # NOTE: only a JPEG's SOF can sit far in (after EXIF); everything else is early
-        if found is not None or head[:2] != b"\xff\xd8" or size >= len(b64):
+        if found is not None or head[:2] != b"\xff\xd8" or start + size >= len(b64):
             return found
-        size *= 4
+        size *= 4  # NOTE: stays a multiple of 4 (whole base64 quanta)
 
 
 # -- finding the images of a body ----------------------------------------------------------
@@ -179,9 +189,12 @@ def _data_url(url: str) -> tuple[int, tuple[int, int] | None]:
     if url.startswith("data:"):
         comma = url.find(",", 0, 200)
         if comma > 0 and url[5:comma].endswith(";base64"):
-            return len(url), _decoded_dimensions(url[comma + 1:])
+            return len(url), _decoded_dimensions(url, comma + 1)
         return len(url), None
     return 0, None
+
+
+_NESTED = (dict, list)
 
 
 def scan(node: Any, out: list[Part] | None = None, depth: int = 0) -> list[Part]:
@@ -190,7 +203,7 @@ def scan(node: Any, out: list[Part] | None = None, depth: int = 0) -> list[Part]
         out = []
     if depth > 64:
         return out
-    if isinstance(node, dict):
+    if type(node) is dict:
         url = node.get("image_url")
         if url is not None:
             low = node.get("detail") == "low"
@@ -213,11 +226,11 @@ def scan(node: Any, out: list[Part] | None = None, depth: int = 0) -> list[Part]
                 out.append((0, None, False))
             return out
         for value in node.values():
-            if isinstance(value, dict | list):
+            if isinstance(value, _NESTED):
                 scan(value, out, depth + 1)
-    elif isinstance(node, list):
+    elif isinstance(node, _NESTED):
         for value in node:
-            if isinstance(value, dict | list):
+            if isinstance(value, _NESTED):
                 scan(value, out, depth + 1)
     return out
 
