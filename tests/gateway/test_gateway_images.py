@@ -206,3 +206,11 @@ def test_an_image_by_url_or_with_a_broken_header_counts_as_the_largest(url, fake
         assert r.status_code in (200, 400), r.text  # never a 500
         if r.status_code == 200:
             assert _taken(r) >= 85 + 8 * 170
+
+
+def test_an_image_key_spelled_with_escapes_is_still_bounded(url, fake):
+    raw = (b'{"model": "gpt-4o", "max_tokens": 1, "messages": [{"role": "user", "content": '
+           b'[{"type": "\\u0069mage_url", "\\u0069mage_url": {"url": "https://x.test/a.png"}}]}]}')
+    r = httpx.post(url + "/v1/chat/completions", headers=AUTH, content=raw, timeout=60)
+    assert r.status_code == 200, r.text
+    assert _taken(r) >= 85 + 8 * 170

@@ -445,7 +445,9 @@ class Gateway:
         ``document``: the decoded client body (where its images are; default ``body``)."""
         size = len(raw)
         image_tokens = 0
-        if b"image" in raw:  # NOTE: images bounded by pixels, not their base64 bytes
+        # NOTE: images bounded by pixels, not their base64 bytes (a key spelled with
+        # \u escapes must not hide an image from the bound)
+        if b"image" in raw or b"\\u" in raw:
             from ember.gateway import images
 
             parts = images.scan(body if document is None else document)
