@@ -14,7 +14,8 @@ same steps, each a method that other endpoints (``/v1/messages``, ``/v1/response
    (:mod:`ember.gateway.costing`; another endpoint computes its own worst case), then
    ``await reserve(caller, target, tokens, cost, rid) -> Ticket``: the per-key limits
    (429 ``rate_limit_exceeded``, :mod:`ember.gateway.limits`) and the key's and team's
-   budgets (429 ``insufficient_quota``, :mod:`ember.gateway.budgets`), held until settled;
+   budgets (429 ``insufficient_quota``, :mod:`ember.gateway.budgets`), held until settled
+   (both in one Redis script when they share a Redis: :mod:`ember.gateway.ledger`);
 6. the model call (:mod:`ember.gateway._chat` for chat completions), with
    ``ticket.settle`` as its ``settle(key, model, sink, streamed=None)`` callback
    (``streamed``: the text a client that left early received);

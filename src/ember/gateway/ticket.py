@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+from ember.gateway.budgets import StoreUnavailable, delta
+
 #: Usage token classes copied into the spend log when the usage object has them.
 CLASSES = ("cached_tokens", "cache_creation_tokens", "reasoning_tokens", "audio_tokens")
 
@@ -102,8 +104,6 @@ class Ticket:
             if hold is not None:
                 await gateway.budgets.settle(hold, tokens, cost)
             return
-        from ember.gateway.budgets import StoreUnavailable, delta
-
         dt, dc = delta(hold, tokens, cost) if hold is not None else (0, 0)
         if limits is None and dt == 0 and dc == 0:
             return
