@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from ember._redact import redact
 from ember.gateway._targets import _is_loopback, _keys, _Target, _targets, card
 from ember.gateway.auth import Authenticator, Caller, master_key_from
 from ember.gateway.budgets import team_budgets_from
@@ -257,13 +258,18 @@ class Gateway:
         # NOTE: the providers' pooled connections of this worker's loop close with it
         from ember.models.api import default_registry
 
-        await default_registry().aclose()
-        if self.budgets is not None:
-            await self.budgets.aclose()
-        for store in (self.limit_store, self.ledger, self.key_store, self.spend):
+        # NOTE: the spend log first (its queued rows are the record), and one failing
+        # close never skips the others
+        for store in (self.spend, default_registry(), self.budgets, self.limit_store,
+                      self.ledger, self.key_store):
             close = getattr(store, "aclose", None)
-            if close is not None:
+            if close is None:
+                continue
+            try:
                 await close()
+            except Exception as exc:
+                logger.warning("gateway shutdown: closing %s failed: %s",
+                               type(store).__name__, redact(str(exc)))
 
     @property
     def in_flight(self) -> int:
