@@ -206,8 +206,9 @@ def _msgspec_decoder() -> Any:
         except ImportError:
             _DECODER = False
         else:
+            # NOTE: UnicodeEncodeError: a str holding a lone surrogate
             _DECODER = (msgspec.json.Decoder(), (msgspec.DecodeError, msgspec.ValidationError,
-                                                 RecursionError))
+                                                 RecursionError, UnicodeEncodeError))
     return _DECODER
 
 
@@ -226,10 +227,27 @@ def _decode_error(exc: BaseException, data: Any) -> orjson.JSONDecodeError:
         pos, msg = int(match.group(1)), msg[:match.start()]
     else:
         pos = len(text) if "truncated" in msg else 0
+    bad = _bad_utf8(data)
+    if bad is not None and (bad <= pos or isinstance(exc, UnicodeError) or "UTF-8" in msg):
+        # NOTE: msgspec says "Invalid UTF-8 encoded string" at char 0: point at the byte
+        pos, msg = bad, "invalid UTF-8 (JSON text must be UTF-8)"
     if not text.strip():
         msg, pos = "the body is empty", 0
     msg = msg.removeprefix("JSON is malformed: ")
     return orjson.JSONDecodeError(msg, text, min(pos, len(text)))
+
+
+def _bad_utf8(data: Any) -> int | None:
+    """The character position of the first byte (or lone surrogate) that is not UTF-8."""
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        raw.decode("utf-8")
+    except UnicodeError as exc:
+        start = exc.start
+        if isinstance(data, str):
+            return start
+        return len(bytes(data)[:start].decode("utf-8", "replace"))
+    return None
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:
