@@ -62,3 +62,46 @@ def test_a_response_parameter_is_refused_at_import_time_as_the_migration_guide_s
         got = client.get("/ok")
     assert got.status_code == 201 and got.headers["x-a"] == "1"
     assert got.headers["set-cookie"].startswith("k=v")
+
+
+def test_a_fastapi_style_validation_handler_runs():
+    from ember.exceptions import RequestValidationError
+
+    app = Ember(openapi_url=None)
+
+    @app.get("/n")
+    async def n(n: int):
+        return n
+
+    @app.exception_handler(RequestValidationError)
+    async def handler(request, exc):  # FastAPI's documented handler, word for word
+        return JSONResponse({"detail": exc.errors(), "body": exc.body}, status_code=400)
+
+    with app.test_client() as client:
+        r = client.get("/n?n=x")
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"][0]["loc"] == ["query", "n"] and r.json()["body"] is None
+    exc = RequestValidationError([{"loc": ["query", "n"]}])
+    assert exc.errors() == exc.errors == [{"loc": ["query", "n"]}]  # callable and a list
+
+
+@pytest.mark.parametrize("status", [600, 99, "404", 404.0, True, None])
+def test_http_exception_refuses_an_invalid_status_where_it_is_raised(status):
+    from ember import HTTPException
+
+    with pytest.raises(ValueError, match="invalid HTTP status code"):
+        HTTPException(status, "x")
+
+
+def test_http_exception_with_a_valid_status_still_answers():
+    from ember import HTTPException
+
+    app = Ember(openapi_url=None)
+
+    @app.get("/t")
+    async def t():
+        raise HTTPException(418, headers={"x-a": "1"})
+
+    with app.test_client() as client:
+        r = client.get("/t")
+    assert r.status_code == 418 and r.headers["x-a"] == "1" and r.json()["detail"]
