@@ -79,6 +79,11 @@ def unserialisable(content: Any) -> TypeError | None:
     if found is None:
         return None
     path, value = found
+    if value is _TOO_DEEP:
+        return TypeError(
+            f"the data at {path} is nested too deeply for JSON (over {_MAX_DEPTH} levels) or "
+            "holds a cycle: Ember's JSON writer (orjson) stops at 254 levels; flatten the "
+            "data, or serialise it yourself and return a Response")
     if inspect.iscoroutine(value) or inspect.isawaitable(value):
         name = getattr(value, "__qualname__", type(value).__name__)
         close = getattr(value, "close", None)
@@ -94,9 +99,14 @@ def unserialisable(content: Any) -> TypeError | None:
         "msgspec Structs; convert it, or return a Response)")
 
 
+#: how deep :func:`_where` looks before it reports the data as too deep (orjson stops at 254)
+_MAX_DEPTH = 200
+_TOO_DEEP = object()
+
+
 def _where(obj: Any, path: str, depth: int) -> tuple[str, Any] | None:
-    if depth > 200:  # NOTE: orjson stops at 254 levels; a cycle ends here too
-        return (path, obj)
+    if depth > _MAX_DEPTH:  # NOTE: orjson stops at 254 levels; a cycle ends here too
+        return (_depth_path(path), _TOO_DEEP)
     if isinstance(obj, dict):
         for key, value in obj.items():
             if not _leaf_ok({key: None}):
@@ -125,6 +135,11 @@ def _where(obj: Any, path: str, depth: int) -> tuple[str, Any] | None:
                 return found
         return None if _leaf_ok(obj) else (path, obj)
     return None if _leaf_ok(obj) else (path, obj)
+
+
+def _depth_path(path: str) -> str:
+    """``path`` cut to its first levels (``$[0][0]…``): a log line, not 200 brackets."""
+    return path if len(path) <= 40 else path[:40] + "…"
 
 
 def _leaf_ok(value: Any) -> bool:
@@ -191,8 +206,9 @@ def _msgspec_decoder() -> Any:
         except ImportError:
             _DECODER = False
         else:
+            # NOTE: UnicodeEncodeError: a str holding a lone surrogate
             _DECODER = (msgspec.json.Decoder(), (msgspec.DecodeError, msgspec.ValidationError,
-                                                 RecursionError))
+                                                 RecursionError, UnicodeEncodeError))
     return _DECODER
 
 
@@ -211,10 +227,27 @@ def _decode_error(exc: BaseException, data: Any) -> orjson.JSONDecodeError:
         pos, msg = int(match.group(1)), msg[:match.start()]
     else:
         pos = len(text) if "truncated" in msg else 0
+    bad = _bad_utf8(data)
+    if bad is not None and (bad <= pos or isinstance(exc, UnicodeError) or "UTF-8" in msg):
+        # NOTE: msgspec says "Invalid UTF-8 encoded string" at char 0: point at the byte
+        pos, msg = bad, "invalid UTF-8 (JSON text must be UTF-8)"
     if not text.strip():
         msg, pos = "the body is empty", 0
     msg = msg.removeprefix("JSON is malformed: ")
     return orjson.JSONDecodeError(msg, text, min(pos, len(text)))
+
+
+def _bad_utf8(data: Any) -> int | None:
+    """The character position of the first byte (or lone surrogate) that is not UTF-8."""
+    try:
+        raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        raw.decode("utf-8")
+    except UnicodeError as exc:
+        start = exc.start
+        if isinstance(data, str):
+            return start
+        return len(bytes(data)[:start].decode("utf-8", "replace"))
+    return None
 
 
 def loads(data: bytes | bytearray | memoryview | str) -> Any:

@@ -32,7 +32,15 @@ def marker_of(hint: Any, default: Any) -> Any:
         for meta in reversed(typing.get_args(tp)[1:]):
             if isinstance(meta, (Param, Depends)):
                 return meta
-    return None
+    return File() if _is_upload(_inj._strip_annotated(tp)) else None
+
+
+def _is_upload(tp: Any) -> bool:
+    """``UploadFile`` or ``list[UploadFile]``: a file upload without ``File()``, as in FastAPI."""
+    if typing.get_origin(tp) is list:
+        tp = (typing.get_args(tp) or (None,))[0]
+    return isinstance(tp, type) and tp.__name__ in _UPLOAD_TYPES and \
+        tp.__module__ == "ember.forms"
 
 
 def _strip_markers(hint: Any) -> Any:

@@ -32,6 +32,10 @@ class HTTPException(EmberError):
         detail: Any = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        if isinstance(status_code, bool) or not isinstance(status_code, int) or \
+                not 100 <= status_code <= 599:
+            raise ValueError(f"HTTPException: invalid HTTP status code {status_code!r} "
+                             "(must be an int in 100-599)")
         if detail is None:
             detail = reason_phrase(status_code)
         super().__init__(status_code, detail)
@@ -49,9 +53,19 @@ class HTTPException(EmberError):
 class RequestValidationError(HTTPException):
     """Path, query or body data that does not fit the handler's signature (422)."""
 
+    #: FastAPI's attribute (the body that failed); the input is in each error's ``input``
+    body: Any = None
+
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__(422, errors)
-        self.errors = errors
+        self.errors = _Errors(errors)
+
+
+class _Errors(list):  # type: ignore[type-arg]
+    """The error list, also callable as in FastAPI: ``exc.errors()`` and ``exc.errors``."""
+
+    def __call__(self) -> list[dict[str, Any]]:
+        return list(self)
 
 
 class ClientDisconnect(EmberError):

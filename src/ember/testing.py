@@ -748,13 +748,14 @@ class _WebSocketContext:
             await self._ws.aclose()
 
 
-def _multipart(data: Mapping[str, Any], files: Mapping[str, Any]) -> tuple[bytes, str]:
+def _multipart(data: Mapping[str, Any], files: Any) -> tuple[bytes, str]:
+    """``files``: ``{name: spec}`` or, as in httpx, ``[(name, spec), ...]`` (one name, many files)."""
     boundary = uuid.uuid4().hex
     out = []
     for name, value in data.items():
         out.append(f'--{boundary}\r\ncontent-disposition: form-data; name="{name}"\r\n\r\n'
                    .encode() + str(value).encode() + b"\r\n")
-    for name, spec in files.items():
+    for name, spec in (files.items() if isinstance(files, Mapping) else files):
         if isinstance(spec, tuple):
             filename, payload, *rest = spec
             ctype = rest[0] if rest else "application/octet-stream"

@@ -67,6 +67,28 @@ class WebSocketError(Exception):
         self.reason = reason
 
 
+class InvalidMessage(ValueError):
+    """A message that is not what the handler asked for: JSON that does not parse
+    (``receive_json``, close code 1007) or text where binary was expected and back
+    (``receive_text``/``receive_bytes``, 1003).  Uncaught, the connection closes with that
+    code and the reason, instead of 1011 "internal error"; catch it to answer otherwise.
+    (Also a ``TypeError`` for the wrong type, as before.)"""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _WrongType(InvalidMessage, TypeError):
+    pass
+
+
+def _close_payload(code: int, reason: str) -> bytes:
+    """A close frame's payload: the reason cut to 123 bytes on a UTF-8 boundary."""
+    return struct.pack("!H", code) + reason.encode()[:123].decode("utf-8", "ignore").encode()
+
+
 def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for a client's ``Sec-WebSocket-Key``."""
     return base64.b64encode(hashlib.sha1(key.encode() + _GUID).digest()).decode()
@@ -631,19 +653,23 @@ class WebSocket:
         """The next message, which must be text."""
         message = await self.receive()
         if not isinstance(message, str):
-            raise TypeError("expected a text message, got binary")
+            raise _WrongType(1003, "expected a text message, got binary")
         return message
 
     async def receive_bytes(self) -> bytes:
         """The next message, which must be binary."""
         message = await self.receive()
         if not isinstance(message, bytes):
-            raise TypeError("expected a binary message, got text")
+            raise _WrongType(1003, "expected a binary message, got text")
         return message
 
     async def receive_json(self) -> Any:
-        """The next message parsed as JSON."""
-        return orjson.loads(await self.receive())
+        """The next message parsed as JSON; :class:`InvalidMessage` (1007) when it is not."""
+        message = await self.receive()
+        try:
+            return orjson.loads(message)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidMessage(1007, f"invalid JSON: {exc}") from None
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self._iterate()
@@ -768,7 +794,7 @@ class WebSocket:
             self.close_code, self.close_reason = code, reason
         if not self._close_sent:
             self._close_sent = True
-            self._send_frame(OP_CLOSE, struct.pack("!H", code) + reason.encode()[:123])
+            self._send_frame(OP_CLOSE, _close_payload(code, reason))
         self._close_received = True
         if not drain:  # a dead peer: nothing to wait for
             self._abort()
@@ -938,6 +964,12 @@ def websocket_call(route: Any, invoke: Any) -> Any:
             await invoke(request, ws)
         except WebSocketDisconnect:
             pass
+        except InvalidMessage as exc:
+            if ws.state == "connecting":
+                raise
+            logger.info("WebSocket %s: closing with %d: %s", request.path, exc.code, exc.reason)
+            if ws.state == "open":
+                ws._fail(exc.code, exc.reason)
         except Exception:
             if ws.state == "connecting":
                 raise  # an ordinary HTTP error response

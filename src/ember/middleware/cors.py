@@ -16,6 +16,7 @@ reflects an origin: only origins in ``allow_origins`` (or matching the
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from ember.exceptions import ConfigError
 from ember.responses import PlainTextResponse, Response
 
+logger = logging.getLogger("ember.middleware")
 _SAFE_HEADERS = {"accept", "accept-language", "content-language", "content-type"}
 
 
@@ -63,6 +65,14 @@ class CORSMiddleware:
         self.allow_headers = frozenset(h.lower() for h in allow_headers if h != "*") | \
             _SAFE_HEADERS
         self.allow_credentials = allow_credentials
+        if allow_credentials and self.allow_all_origins:
+            # NOTE: a FastAPI/Starlette habit; there "*" reflects any origin with credentials
+            logger.warning(
+                "CORSMiddleware(allow_origins=[..., '*'], allow_credentials=True): '*' lets no "
+                "origin through (a credentialed answer is never '*' nor a reflected origin)%s; "
+                "list the origins, or use allow_origin_regex",
+                "" if self.allow_origins or self.allow_origin_regex else
+                ", so no cross-origin request is allowed at all")
         self.expose_headers = ", ".join(expose_headers)
         self.max_age = max_age
         # NOTE: a bare "*" without credentials is the same answer for every origin
