@@ -43,7 +43,10 @@ MAX_CONTINUATIONS = 64
 _CONNECTION_FIELDS = frozenset((b"connection", b"keep-alive", b"proxy-connection",
                                 b"transfer-encoding", b"upgrade"))
 _REQUEST_PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority"))
-_BAD_NAME_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ \t\r\n\x00\x7f:()<>@,;\\\"/[]?={}"
+# RFC 9113 §8.2.1: never 0x00-0x20, 0x41-0x5A (uppercase) or 0x7F-0xFF; and no token
+# separators (RFC 9110 §5.6.2) either.
+_BAD_NAME_BYTES = bytes(range(0x21)) + b"ABCDEFGHIJKLMNOPQRSTUVWXYZ" + bytes(range(0x7F, 0x100)) \
+    + b':()<>@,;\\"/[]?={}'
 # NOTE: byte -> 1 if allowed in a field name (the compiled check indexes it in C)
 _NAME_OK = bytes(0 if c in _BAD_NAME_BYTES else 1 for c in range(256))
 _HEAD = F._HEAD
