@@ -215,8 +215,8 @@ class H2Connection:
                                                                2 * max_header_list_size))
         self.encoder = _hpack.Encoder()
         self.streams: dict = {}
-        # NOTE: every frame queued until data_to_send is appended here: one buffer, one
-        # transport write per event-loop turn, no per-frame bytes objects.
+        # NOTE: every frame queued until data_to_send is appended here: no per-frame bytes
+        # objects, and one piece for the caller's one write per event-loop turn.
         self._out = bytearray()
         self._preface = b""
         self._preface_done = False
