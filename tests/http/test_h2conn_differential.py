@@ -235,7 +235,7 @@ def _ours_accepts(module: str, wire: bytes) -> bool:
 
 
 @pytest.mark.parametrize("module", TWINS)
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pseudo=st.permutations([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"),
                                (b":authority", b"a.example")]),
        extra=_HEAD, position=st.integers(0, 8), end_stream=st.booleans())
@@ -250,4 +250,12 @@ def test_same_request_head_verdicts_as_h2(module, pseudo, extra, position, end_s
     headers = list(pseudo)
     headers[position:position] = extra
     wire = _one_request(headers, end_stream)
+    if any(name[:1] != b":" and any(c in _SEPARATORS for c in name) for name, _ in headers):
+        # NOTE: stricter than h2 on purpose: a field name is a token (RFC 9110 §5.1), so a
+        # separator in one makes the request malformed here; h2 lets some through.
+        assert not _ours_accepts(module, wire), headers
+        return
     assert _ours_accepts(module, wire) == _h2_accepts(wire), headers
+
+
+_SEPARATORS = frozenset(b'()<>@,;\\"/[]?={}:')

@@ -229,7 +229,7 @@ _pool_pairs = st.lists(st.tuples(st.sampled_from([b"server", b"date", b"x-a", b"
 
 
 @pytest.mark.parametrize("mod", TWINS)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(blocks=st.lists(st.tuples(_pool_pairs, st.sampled_from([None, 0, 60, 100, 200, 4096])),
                        min_size=1, max_size=25))
 def test_encoder_table_index_under_repeats_and_evictions(mod, blocks):
