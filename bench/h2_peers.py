@@ -1,6 +1,6 @@
 """HTTP/2 beside granian and nginx, and HTTP/2 memory (issue #24 item 4).
 
-``python bench/h2_peers.py [--requests 60000] [--granian PATH] [--skip-memory]``
+``python bench/h2_peers.py [--requests 60000] [--granian PATH] [--skip-memory] [--baseline-src DIR]``
 
 One run, each server on CPU 0 and h2load on CPU 1 (cleartext, prior knowledge):
 
@@ -151,9 +151,9 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def ember_env(codec: str) -> dict:
+def ember_env(codec: str, src: Path | None = None) -> dict:
     env = dict(os.environ, EMBER_HTTP2_CODEC=codec)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"),
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src or ROOT / "src"),
                                                       env.get("PYTHONPATH")]))
     return env
 
@@ -205,6 +205,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=60_000)
     ap.add_argument("--granian", default=str(HERE / ".venv-h2peers" / "bin" / "granian"))
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--baseline-src", type=Path, help="another tree's src/ (e.g. main, built "
+                    "in place): its HTTP/2 rows on /hello, in the same run, for a before/after")
     ap.add_argument("--only", default="ember,h2,granian,nginx,h1,memory",
                     help="comma-separated subset of: ember,h2,granian,nginx,h1,memory")
     args = ap.parse_args()
@@ -230,6 +232,11 @@ def main() -> None:
                      ember_env(codec))
         cells(f"ember HTTP/2 ({'our codec' if codec == 'ember' else 'h2 package'})", proc,
               port, paths)
+    if args.baseline_src is not None:
+        port = free_port()
+        proc = serve([sys.executable, str(tmp / "ember_h2.py"), str(port)], port,
+                     ember_env("ember", args.baseline_src))
+        cells(f"ember HTTP/2 (our codec, {args.baseline_src})", proc, port, ["/hello"])
     if "granian" in only and Path(args.granian).exists():
         port = free_port()
         proc = serve([args.granian, "--interface", "rsgi", "--host", "127.0.0.1", "--port",

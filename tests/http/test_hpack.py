@@ -221,3 +221,23 @@ def test_garbage_same_accept_reject_as_hpack(mod, data):
     except mod.HPACKError:
         ours = None
     assert ours == theirs
+
+
+_pool_pairs = st.lists(st.tuples(st.sampled_from([b"server", b"date", b"x-a", b"x-b", b":status"]),
+                                 st.sampled_from([b"", b"1", b"ember", b"x" * 40, b"200"])),
+                       max_size=8)
+
+
+@pytest.mark.parametrize("mod", TWINS)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(blocks=st.lists(st.tuples(_pool_pairs, st.sampled_from([None, 0, 60, 100, 200, 4096])),
+                       min_size=1, max_size=25))
+def test_encoder_table_index_under_repeats_and_evictions(mod, blocks):
+    """The encoder's lookup of table entries (kept beside the table) stays in step with it
+    while the same fields repeat, entries are evicted and the table is resized: hpack
+    decodes every block back to the fields sent."""
+    ours, theirs = mod.Encoder(), hpack.Decoder()
+    for headers, resize in blocks:
+        if resize is not None:
+            ours.header_table_size = resize
+        assert [tuple(h) for h in theirs.decode(ours.encode(headers), raw=True)] == headers

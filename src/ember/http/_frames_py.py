@@ -29,6 +29,13 @@ Sequencing (CONTINUATION, stream states) belongs to the connection, not here.
 
 from __future__ import annotations
 
+import struct
+
+try:
+    import cython
+except ImportError:  # pragma: no cover - pure install without Cython
+    from ember import _cython_shim as cython
+
 DATA = 0
 HEADERS = 1
 PRIORITY = 2
@@ -254,6 +261,35 @@ def frame_header(length: int, ftype: int, flags: int, sid: int) -> bytes:
     """The 9-byte frame header (§4.1)."""
     return bytes((length >> 16, (length >> 8) & 0xFF, length & 0xFF, ftype, flags,
                   (sid >> 24) & 0x7F, (sid >> 16) & 0xFF, (sid >> 8) & 0xFF, sid & 0xFF))
+
+
+_HEAD = struct.Struct(">BHBBL")
+
+
+def put_frame_header(out: bytearray, length: int, ftype: int, flags: int, sid: int) -> None:
+    """Append the 9-byte frame header to ``out`` (the connection's send buffer)."""
+    if cython.compiled:
+        _c_put_head(out, length, ftype, flags, sid)  # noqa: F821 - defined in _frames_c.pxd
+        return
+    out += _HEAD.pack(length >> 16, length & 0xFFFF, ftype, flags, sid & 0x7FFFFFFF)
+
+
+def put_data(out: bytearray, sid: int, data: bytes, end_stream: bool) -> None:
+    """Append one DATA frame to ``out``."""
+    put_frame_header(out, len(data), DATA, FLAG_END_STREAM if end_stream else 0, sid)
+    out += data
+
+
+def put_headers(out: bytearray, sid: int, block: bytes, end_stream: bool,
+                max_frame_size: int) -> None:
+    """Append HEADERS (then CONTINUATIONs as needed) for one header block to ``out``."""
+    flags = FLAG_END_STREAM if end_stream else 0
+    size = len(block)
+    if size <= max_frame_size:
+        put_frame_header(out, size, HEADERS, flags | FLAG_END_HEADERS, sid)
+        out += block
+        return
+    out += headers_frames(sid, block, end_stream, max_frame_size)
 
 
 def data_frame(sid: int, data: bytes, end_stream: bool = False) -> bytes:

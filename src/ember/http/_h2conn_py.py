@@ -26,6 +26,11 @@ import base64
 from ember.http import frames as _frames_mod
 from ember.http import hpack as _hpack
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - pure install without Cython
+    from ember import _cython_shim as cython
+
 F = _frames_mod._impl
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -38,15 +43,43 @@ MAX_CONTINUATIONS = 64
 _CONNECTION_FIELDS = frozenset((b"connection", b"keep-alive", b"proxy-connection",
                                 b"transfer-encoding", b"upgrade"))
 _REQUEST_PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority"))
-_BAD_NAME = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ \t\r\n\x00\x7f:()<>@,;\\\"/[]?={}")
+# RFC 9113 §8.2.1: never 0x00-0x20, 0x41-0x5A (uppercase) or 0x7F-0xFF; and no token
+# separators (RFC 9110 §5.6.2) either.
+_BAD_NAME_BYTES = bytes(range(0x21)) + b"ABCDEFGHIJKLMNOPQRSTUVWXYZ" + bytes(range(0x7F, 0x100)) \
+    + b':()<>@,;\\"/[]?={}'
+# NOTE: byte -> 1 if allowed in a field name (the compiled check indexes it in C)
+_NAME_OK = bytes(0 if c in _BAD_NAME_BYTES else 1 for c in range(256))
+_HEAD = F._HEAD
+_DATA = F.DATA
+_HEADERS = F.HEADERS
+_PRIORITY = F.PRIORITY
+_RST_STREAM = F.RST_STREAM
+_SETTINGS = F.SETTINGS
+_PUSH_PROMISE = F.PUSH_PROMISE
+_PING = F.PING
+_GOAWAY = F.GOAWAY
+_WINDOW_UPDATE = F.WINDOW_UPDATE
+_CONTINUATION = F.CONTINUATION
+_ERROR = F.ERROR
+_FLAG_END_STREAM = F.FLAG_END_STREAM
+_FLAG_ACK = F.FLAG_ACK
+_FLAG_END_HEADERS = F.FLAG_END_HEADERS
+_PROTOCOL_ERROR = F.PROTOCOL_ERROR
+_FLOW_CONTROL_ERROR = F.FLOW_CONTROL_ERROR
+_STREAM_CLOSED = F.STREAM_CLOSED
+_COMPRESSION_ERROR = F.COMPRESSION_ERROR
+_ENHANCE_YOUR_CALM = F.ENHANCE_YOUR_CALM
+_SETTINGS_INITIAL_WINDOW_SIZE = F.SETTINGS_INITIAL_WINDOW_SIZE
+_SETTINGS_MAX_FRAME_SIZE = F.SETTINGS_MAX_FRAME_SIZE
+_SETTINGS_HEADER_TABLE_SIZE = F.SETTINGS_HEADER_TABLE_SIZE
 
 
 class ProtocolError(Exception):
     """A connection error: GOAWAY with ``error_code`` was queued."""
 
-    error_code = F.PROTOCOL_ERROR
+    error_code = _PROTOCOL_ERROR
 
-    def __init__(self, message: str, error_code: int = F.PROTOCOL_ERROR) -> None:
+    def __init__(self, message: str, error_code: int = _PROTOCOL_ERROR) -> None:
         super().__init__(message)
         self.error_code = error_code
 
@@ -55,7 +88,7 @@ class StreamClosedError(ProtocolError):
     """An action on a stream that is closed (or unknown)."""
 
     def __init__(self, stream_id: int) -> None:
-        super().__init__(f"stream {stream_id} is closed", F.STREAM_CLOSED)
+        super().__init__(f"stream {stream_id} is closed", _STREAM_CLOSED)
         self.stream_id = stream_id
 
 
@@ -182,7 +215,9 @@ class H2Connection:
                                                                2 * max_header_list_size))
         self.encoder = _hpack.Encoder()
         self.streams: dict = {}
-        self._out: list = []
+        # NOTE: every frame queued until data_to_send is appended here: no per-frame bytes
+        # objects, and one piece for the caller's one write per event-loop turn.
+        self._out = bytearray()
         self._preface = b""
         self._preface_done = False
         self._settings_seen = False
@@ -204,16 +239,16 @@ class H2Connection:
 
     def initiate_connection(self) -> None:
         """Queue our SETTINGS (the server preface)."""
-        self._out.append(F.settings_frame([
+        self._out += (F.settings_frame([
             (F.SETTINGS_MAX_CONCURRENT_STREAMS, self.local_max_concurrent_streams),
-            (F.SETTINGS_INITIAL_WINDOW_SIZE, self.local_initial_window),
+            (_SETTINGS_INITIAL_WINDOW_SIZE, self.local_initial_window),
             (F.SETTINGS_MAX_HEADER_LIST_SIZE, self.local_max_header_list_size),
             (F.SETTINGS_ENABLE_PUSH, 0),
         ]))
         # NOTE: the connection window starts at 64 KiB whatever SETTINGS say (§6.9.2):
         # open it to one stream's window, as h2 does, so one upload is not throttled.
         if self.local_initial_window > self.inbound_window:
-            self._out.append(F.window_update_frame(
+            self._out += (F.window_update_frame(
                 0, self.local_initial_window - self.inbound_window))
             self.inbound_window = self.local_initial_window
 
@@ -221,8 +256,8 @@ class H2Connection:
         """``Upgrade: h2c``: apply the client's HTTP2-Settings; stream 1 is its request."""
         raw = settings_header.rstrip(b"=")
         payload = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
-        frame = F.FrameReader().feed(F.frame_header(len(payload), F.SETTINGS, 0, 0) + payload)
-        if frame and frame[0][0] == F.SETTINGS:
+        frame = F.FrameReader().feed(F.frame_header(len(payload), _SETTINGS, 0, 0) + payload)
+        if frame and frame[0][0] == _SETTINGS:
             self._apply_settings(frame[0][3])
         self.initiate_connection()
         stream = Stream(1, self.local_initial_window, self.remote_initial_window)
@@ -240,10 +275,10 @@ class H2Connection:
             self._preface += bytes(data)
             if len(self._preface) < len(PREFACE):
                 if not PREFACE.startswith(self._preface):
-                    self._fail(F.PROTOCOL_ERROR, "invalid connection preface")
+                    self._fail(_PROTOCOL_ERROR, "invalid connection preface")
                 return []
             if not self._preface.startswith(PREFACE):
-                self._fail(F.PROTOCOL_ERROR, "invalid connection preface")
+                self._fail(_PROTOCOL_ERROR, "invalid connection preface")
             data = self._preface[len(PREFACE):]
             self._preface = b""
             self._preface_done = True
@@ -257,59 +292,59 @@ class H2Connection:
     def _frame(self, frame: tuple, events: list) -> None:
         ftype = frame[0]
         if not self._settings_seen:
-            if ftype != F.SETTINGS or frame[1] & F.FLAG_ACK:
-                self._fail(F.PROTOCOL_ERROR, "the client preface must end with SETTINGS")
+            if ftype != _SETTINGS or frame[1] & _FLAG_ACK:
+                self._fail(_PROTOCOL_ERROR, "the client preface must end with SETTINGS")
             self._settings_seen = True
-        if self._block_sid and ftype != F.CONTINUATION:
-            self._fail(F.PROTOCOL_ERROR, "a header block was interrupted")
-        if ftype == F.ERROR:
+        if self._block_sid and ftype != _CONTINUATION:
+            self._fail(_PROTOCOL_ERROR, "a header block was interrupted")
+        if ftype == _ERROR:
             if frame[2] == 0:
                 self._fail(frame[1], frame[3])
-            if self._idle(frame[2]) and frame[4] not in (F.HEADERS, F.PRIORITY):
+            if self._idle(frame[2]) and frame[4] not in (_HEADERS, _PRIORITY):
                 # §5.1: on an idle stream only HEADERS and PRIORITY may arrive
-                self._fail(F.PROTOCOL_ERROR, f"{frame[3]} (on idle stream {frame[2]})")
+                self._fail(_PROTOCOL_ERROR, f"{frame[3]} (on idle stream {frame[2]})")
             self._stream_error(frame[2], frame[1], events)
-        elif ftype == F.DATA:
+        elif ftype == _DATA:
             self._data(frame, events)
-        elif ftype == F.HEADERS:
+        elif ftype == _HEADERS:
             self._headers(frame, events)
-        elif ftype == F.CONTINUATION:
+        elif ftype == _CONTINUATION:
             self._continuation(frame, events)
-        elif ftype == F.RST_STREAM:
+        elif ftype == _RST_STREAM:
             self._rst(frame, events)
-        elif ftype == F.SETTINGS:
-            if frame[1] & F.FLAG_ACK:
+        elif ftype == _SETTINGS:
+            if frame[1] & _FLAG_ACK:
                 events.append(SettingsAcknowledged())
             else:
                 changed = self._apply_settings(frame[3])
-                self._out.append(F.settings_frame([], ack=True))
+                self._out += F.settings_frame([], ack=True)
                 events.append(RemoteSettingsChanged(changed))
-        elif ftype == F.PING:
-            if not frame[1] & F.FLAG_ACK:
-                self._out.append(F.ping_frame(frame[3], ack=True))
+        elif ftype == _PING:
+            if not frame[1] & _FLAG_ACK:
+                self._out += F.ping_frame(frame[3], ack=True)
                 events.append(PingReceived(frame[3]))
-        elif ftype == F.GOAWAY:
+        elif ftype == _GOAWAY:
             self.closed = True
             events.append(ConnectionTerminated(frame[4][1], frame[4][0], frame[3]))
-        elif ftype == F.WINDOW_UPDATE:
+        elif ftype == _WINDOW_UPDATE:
             self._window_update(frame, events)
-        elif ftype == F.PUSH_PROMISE:
-            self._fail(F.PROTOCOL_ERROR, "a client cannot push")
+        elif ftype == _PUSH_PROMISE:
+            self._fail(_PROTOCOL_ERROR, "a client cannot push")
         # PRIORITY: parsed and checked, then ignored (RFC 9113 §5.3.2)
 
     def _apply_settings(self, pairs: list) -> dict:
         changed = {}
         for ident, value in pairs:
-            if ident == F.SETTINGS_INITIAL_WINDOW_SIZE:
+            if ident == _SETTINGS_INITIAL_WINDOW_SIZE:
                 delta = value - self.remote_initial_window
                 for stream in self.streams.values():
                     if stream.outbound + delta > MAX_WINDOW:
-                        self._fail(F.FLOW_CONTROL_ERROR, "window overflow from SETTINGS")
+                        self._fail(_FLOW_CONTROL_ERROR, "window overflow from SETTINGS")
                     stream.outbound += delta
                 self.remote_initial_window = value
-            elif ident == F.SETTINGS_MAX_FRAME_SIZE:
+            elif ident == _SETTINGS_MAX_FRAME_SIZE:
                 self.max_outbound_frame_size = value
-            elif ident == F.SETTINGS_HEADER_TABLE_SIZE:
+            elif ident == _SETTINGS_HEADER_TABLE_SIZE:
                 self.encoder.header_table_size = min(value, 4096)
             changed[ident] = value
         return changed
@@ -317,73 +352,72 @@ class H2Connection:
     def _headers(self, frame: tuple, events: list) -> None:
         sid = frame[2]
         if self._block_sid:
-            self._fail(F.PROTOCOL_ERROR, "HEADERS inside a header block")
+            self._fail(_PROTOCOL_ERROR, "HEADERS inside a header block")
+        flags = frame[1]
+        if flags & _FLAG_END_HEADERS:  # the whole block in one frame: the common case
+            self._header_block(sid, flags, frame[3], events)
+            return
         self._block = [frame[3]]
         self._block_sid = sid
-        self._block_flags = frame[1]
+        self._block_flags = flags
         self._block_size = len(frame[3])
         self._block_frames = 1
-        if frame[1] & F.FLAG_END_HEADERS:
-            self._header_block(events)
-        else:
-            self._check_block_size()
+        self._check_block_size()
 
     def _continuation(self, frame: tuple, events: list) -> None:
         if not self._block_sid or frame[2] != self._block_sid:
-            self._fail(F.PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
+            self._fail(_PROTOCOL_ERROR, "CONTINUATION without its HEADERS")
         self._block.append(frame[3])
         self._block_size += len(frame[3])
         self._block_frames += 1
         self._check_block_size()
-        if frame[1] & F.FLAG_END_HEADERS:
-            self._header_block(events)
+        if frame[1] & _FLAG_END_HEADERS:
+            block = b"".join(self._block)
+            self._block = []
+            self._block_sid = 0
+            self._header_block(frame[2], self._block_flags, block, events)
 
     def _check_block_size(self) -> None:
         if (self._block_frames > MAX_CONTINUATIONS
                 or self._block_size > 2 * self.decoder.max_header_list_size):
-            self._fail(F.ENHANCE_YOUR_CALM, "header block too large or in too many frames")
+            self._fail(_ENHANCE_YOUR_CALM, "header block too large or in too many frames")
 
-    def _header_block(self, events: list) -> None:
-        sid = self._block_sid
-        flags = self._block_flags
-        block = b"".join(self._block)
-        self._block = []
-        self._block_sid = 0
+    def _header_block(self, sid: int, flags: int, block: bytes, events: list) -> None:
         try:
             headers = self.decoder.decode(block)
         except _hpack.HeaderListTooLarge as exc:
-            self._fail(F.ENHANCE_YOUR_CALM, str(exc))
+            self._fail(_ENHANCE_YOUR_CALM, str(exc))
         except _hpack.HPACKError as exc:
-            self._fail(F.COMPRESSION_ERROR, str(exc))
-        end = flags & F.FLAG_END_STREAM
+            self._fail(_COMPRESSION_ERROR, str(exc))
+        end = flags & _FLAG_END_STREAM
         stream = self.streams.get(sid)
         if stream is not None:  # trailers (RFC 9113 §8.1)
             if stream.remote_closed:
-                self._stream_error(sid, F.STREAM_CLOSED, events)
+                self._stream_error(sid, _STREAM_CLOSED, events)
                 return
             if not end or any(name[:1] == b":" for name, _ in headers):
-                self._stream_error(sid, F.PROTOCOL_ERROR, events)
+                self._stream_error(sid, _PROTOCOL_ERROR, events)
                 return
             self._remote_end(stream, events)
             return
         if sid % 2 == 0 or sid <= self.highest_inbound:
             if sid in self._recently_reset:
                 return
-            self._fail(F.PROTOCOL_ERROR if sid % 2 == 0 else F.STREAM_CLOSED,
+            self._fail(_PROTOCOL_ERROR if sid % 2 == 0 else _STREAM_CLOSED,
                        f"HEADERS on stream {sid}, which cannot open now")
         self.highest_inbound = sid
         stream = Stream(sid, self.local_initial_window, self.remote_initial_window)
         self.streams[sid] = stream
         length = _check_request(headers)
         if length == -2:
-            self._stream_error(sid, F.PROTOCOL_ERROR, events)
+            self._stream_error(sid, _PROTOCOL_ERROR, events)
             return
         stream.content_length = length
         event = RequestReceived(sid, headers)
         events.append(event)
         if end:
             if length > 0:
-                self._stream_error(sid, F.PROTOCOL_ERROR, events)
+                self._stream_error(sid, _PROTOCOL_ERROR, events)
                 return
             stream.remote_closed = True
             ended = StreamEnded(sid)
@@ -395,27 +429,27 @@ class H2Connection:
         flow = frame[4]
         self.inbound_window -= flow
         if self.inbound_window < 0:
-            self._fail(F.FLOW_CONTROL_ERROR, "DATA beyond the connection window")
+            self._fail(_FLOW_CONTROL_ERROR, "DATA beyond the connection window")
         stream = self.streams.get(sid)
         if stream is None or stream.remote_closed:
             self._give_back(flow)
             if stream is None and self._idle(sid):
-                self._fail(F.PROTOCOL_ERROR, f"DATA on idle stream {sid}")
+                self._fail(_PROTOCOL_ERROR, f"DATA on idle stream {sid}")
             if stream is not None or sid not in self._recently_reset:
-                self._stream_error(sid, F.STREAM_CLOSED, events)
+                self._stream_error(sid, _STREAM_CLOSED, events)
             return
         stream.inbound -= flow
         if stream.inbound < 0:
             self._give_back(flow)
-            self._stream_error(sid, F.FLOW_CONTROL_ERROR, events)
+            self._stream_error(sid, _FLOW_CONTROL_ERROR, events)
             return
         stream.received += len(frame[3])
-        end = frame[1] & F.FLAG_END_STREAM
+        end = frame[1] & _FLAG_END_STREAM
         if stream.content_length >= 0 and (
                 stream.received > stream.content_length
                 or (end and stream.received != stream.content_length)):
             self._give_back(flow)
-            self._stream_error(sid, F.PROTOCOL_ERROR, events)  # RFC 9113 §8.1.1
+            self._stream_error(sid, _PROTOCOL_ERROR, events)  # RFC 9113 §8.1.1
             return
         event = DataReceived(sid, frame[3], flow)
         events.append(event)
@@ -433,7 +467,7 @@ class H2Connection:
     def _rst(self, frame: tuple, events: list) -> None:
         sid = frame[2]
         if self._idle(sid):
-            self._fail(F.PROTOCOL_ERROR, f"RST_STREAM on idle stream {sid}")
+            self._fail(_PROTOCOL_ERROR, f"RST_STREAM on idle stream {sid}")
         if self.streams.pop(sid, None) is not None:
             events.append(StreamReset(sid, frame[4], True))
 
@@ -442,17 +476,17 @@ class H2Connection:
         increment = frame[4]
         if sid == 0:
             if self.outbound_window + increment > MAX_WINDOW:
-                self._fail(F.FLOW_CONTROL_ERROR, "connection window above 2^31-1")
+                self._fail(_FLOW_CONTROL_ERROR, "connection window above 2^31-1")
             self.outbound_window += increment
             events.append(WindowUpdated(0, increment))
             return
         stream = self.streams.get(sid)
         if stream is None:
             if self._idle(sid):
-                self._fail(F.PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {sid}")
+                self._fail(_PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {sid}")
             return
         if stream.outbound + increment > MAX_WINDOW:
-            self._stream_error(sid, F.FLOW_CONTROL_ERROR, events)
+            self._stream_error(sid, _FLOW_CONTROL_ERROR, events)
             return
         stream.outbound += increment
         events.append(WindowUpdated(sid, increment))
@@ -464,7 +498,7 @@ class H2Connection:
 
     def _stream_error(self, sid: int, code: int, events: list) -> None:
         """RST_STREAM(code); reported as a reset so that budgets count it."""
-        self._out.append(F.rst_stream_frame(sid, code))
+        self._out += F.rst_stream_frame(sid, code)
         self._remember_reset(sid)
         self.streams.pop(sid, None)
         events.append(StreamReset(sid, code, False))
@@ -476,7 +510,7 @@ class H2Connection:
             del recent[next(iter(recent))]
 
     def _fail(self, code: int, message: str) -> None:
-        self._out.append(F.goaway_frame(self.highest_inbound, code, message.encode()[:256]))
+        self._out += F.goaway_frame(self.highest_inbound, code, message.encode()[:256])
         self.closed = True
         raise ProtocolError(message, code)
 
@@ -489,7 +523,7 @@ class H2Connection:
     def _ack_connection(self) -> None:
         if self._inbound_unacked >= max(DEFAULT_WINDOW, self.local_initial_window) // 2 \
                 or self.inbound_window <= 0:
-            self._out.append(F.window_update_frame(0, self._inbound_unacked))
+            self._out += F.window_update_frame(0, self._inbound_unacked)
             self.inbound_window += self._inbound_unacked
             self._inbound_unacked = 0
 
@@ -503,7 +537,7 @@ class H2Connection:
             return
         stream.inbound_unacked += acknowledged_size
         if stream.inbound_unacked >= self.local_initial_window // 4 or stream.inbound <= 0:
-            self._out.append(F.window_update_frame(stream_id, stream.inbound_unacked))
+            self._out += F.window_update_frame(stream_id, stream.inbound_unacked)
             stream.inbound += stream.inbound_unacked
             stream.inbound_unacked = 0
 
@@ -516,8 +550,8 @@ class H2Connection:
     def send_headers(self, stream_id: int, headers: list, end_stream: bool = False) -> None:
         """The response head (HEADERS + CONTINUATIONs as the peer's frame size needs)."""
         stream = self._sendable(stream_id)
-        self._out.append(F.headers_frames(stream_id, self.encoder.encode(headers),
-                                          end_stream, self.max_outbound_frame_size))
+        F.put_headers(self._out, stream_id, self.encoder.encode(headers), end_stream,
+                      self.max_outbound_frame_size)
         if end_stream:
             self._local_end(stream)
 
@@ -528,17 +562,18 @@ class H2Connection:
         if size > min(self.outbound_window, stream.outbound) or \
                 size > self.max_outbound_frame_size:
             raise ProtocolError(f"{size} bytes exceed the flow-control window or frame size",
-                                F.FLOW_CONTROL_ERROR)
+                                _FLOW_CONTROL_ERROR)
         self.outbound_window -= size
         stream.outbound -= size
-        self._out.append(F.data_frame(stream_id, bytes(data), end_stream))
+        _put_head(self._out, size, _DATA, _FLAG_END_STREAM if end_stream else 0, stream_id)
+        self._out += data
         if end_stream:
             self._local_end(stream)
 
     def end_stream(self, stream_id: int) -> None:
         """End our side with an empty DATA frame."""
         stream = self._sendable(stream_id)
-        self._out.append(F.data_frame(stream_id, b"", True))
+        _put_head(self._out, 0, _DATA, _FLAG_END_STREAM, stream_id)
         self._local_end(stream)
 
     def _local_end(self, stream: Stream) -> None:
@@ -558,7 +593,7 @@ class H2Connection:
         if self.streams.pop(stream_id, None) is None and (
                 stream_id > self.highest_inbound or stream_id in self._recently_reset):
             raise StreamClosedError(stream_id)
-        self._out.append(F.rst_stream_frame(stream_id, error_code))
+        self._out += F.rst_stream_frame(stream_id, error_code)
         self._remember_reset(stream_id)
 
     def local_flow_control_window(self, stream_id: int) -> int:
@@ -572,7 +607,7 @@ class H2Connection:
         if self.closed and error_code:
             raise ProtocolError("connection already closed")
         last = self.highest_inbound if last_stream_id is None else last_stream_id
-        self._out.append(F.goaway_frame(last, int(error_code), additional_data or b""))
+        self._out += F.goaway_frame(last, int(error_code), additional_data or b"")
         if error_code:
             self.closed = True
 
@@ -580,8 +615,8 @@ class H2Connection:
         """Everything queued since the last call."""
         if not self._out:
             return b""
-        data = b"".join(self._out)
-        self._out = []
+        data = bytes(self._out)
+        self._out = bytearray()
         return data
 
     @property
@@ -590,39 +625,50 @@ class H2Connection:
         return len(self.streams)
 
 
+def _put_head(out: bytearray, length: int, ftype: int, flags: int, sid: int) -> None:
+    """Append a 9-byte frame header to ``out`` (see ``frames.put_frame_header``)."""
+    if cython.compiled:
+        _c_put_head(out, length, ftype, flags, sid)  # noqa: F821 - from _frames_c.pxd
+        return
+    out += _HEAD.pack(length >> 16, length & 0xFFFF, ftype, flags, sid & 0x7FFFFFFF)
+
+
 def _check_request(headers: list) -> int:
     """RFC 9113 §8.1-8.3 on a request head: its content-length (-1 none), -2 malformed."""
     method = scheme = path = authority = None
     regular = False
     length = -1
-    for name, value in headers:
+    for header in headers:
+        name = header[0]
+        value = header[1]
         if not name:
             return -2
-        if value[:1] in (b" ", b"\t") or value[-1:] in (b" ", b"\t") or b"\r" in value \
-                or b"\n" in value or b"\x00" in value:
+        if _bad_value(value):
             return -2
         if name[0] == 58:  # ":"
-            if regular or name not in _REQUEST_PSEUDO:
+            if regular:
                 return -2
             if name == b":method":
                 if method is not None:
                     return -2
                 method = value
-            elif name == b":scheme":
-                if scheme is not None:
-                    return -2
-                scheme = value
             elif name == b":path":
                 if path is not None:
                     return -2
                 path = value
-            else:
+            elif name == b":scheme":
+                if scheme is not None:
+                    return -2
+                scheme = value
+            elif name == b":authority":
                 if authority is not None:
                     return -2
                 authority = value
+            else:
+                return -2
             continue
         regular = True
-        if any(c in _BAD_NAME for c in name):
+        if _bad_name(name):
             return -2
         if name in _CONNECTION_FIELDS:
             return -2
@@ -640,3 +686,22 @@ def _check_request(headers: list) -> int:
     elif not scheme or not path:
         return -2
     return length
+
+
+def _bad_value(value: bytes) -> bool:
+    """CR, LF or NUL inside, or whitespace at either edge (RFC 9113 §8.2.1)."""
+    n = len(value)
+    if not n:
+        return False
+    if value[0] in (32, 9) or value[n - 1] in (32, 9):
+        return True
+    if cython.compiled:
+        return _c_bad_value(value)  # noqa: F821 - defined in _h2conn_c.pxd
+    return 13 in value or 10 in value or 0 in value
+
+
+def _bad_name(name: bytes) -> bool:
+    """A byte not allowed in a regular field name (uppercase, separators, controls)."""
+    if cython.compiled:
+        return _c_bad_name(name, _NAME_OK)  # noqa: F821 - defined in _h2conn_c.pxd
+    return len(name.translate(None, _BAD_NAME_BYTES)) != len(name)

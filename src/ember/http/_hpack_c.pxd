@@ -4,7 +4,7 @@ cimport cython
 
 cdef Py_ssize_t _MAX_INT_BYTES, _STATIC_LEN
 cdef tuple STATIC_TABLE, _HUFFMAN
-cdef dict _STATIC_PAIR, _STATIC_NAME
+cdef dict _STATIC_PAIR, _STATIC_NAME, _STATIC_BY_NAME
 cdef list _HCODE, _HLEN, _HNEXT, _HSYM, _HACCEPT
 
 @cython.locals(acc=cython.ulonglong, bits=Py_ssize_t, b=cython.uchar, n=Py_ssize_t)
@@ -37,7 +37,7 @@ cdef class Decoder:
 
     @cython.locals(headers=list, pos=Py_ssize_t, end=Py_ssize_t, total=Py_ssize_t,
                    first=bint, limit=Py_ssize_t, b=Py_ssize_t, index=Py_ssize_t,
-                   size=Py_ssize_t, name=bytes, value=bytes)
+                   size=Py_ssize_t, name=bytes, value=bytes, entry=tuple)
     cpdef list decode(self, object data, bint raw=*)
 
     @cython.locals(huffman=Py_ssize_t, length=Py_ssize_t, raw=bytes)
@@ -55,21 +55,24 @@ cdef class Decoder:
 @cython.final
 cdef class Encoder:
     cdef list _entries
+    cdef dict _names
+    cdef Py_ssize_t _inserted
     cdef Py_ssize_t _size
     cdef Py_ssize_t _max_size
     cdef Py_ssize_t _pending_min
     cdef Py_ssize_t _pending_final
 
-    @cython.locals(out=bytearray)
+    @cython.locals(out=bytearray, indexable=bint)
     cpdef bytes encode(self, object headers, bint huffman=*)
 
     @cython.locals(index=Py_ssize_t, name_index=Py_ssize_t, size=Py_ssize_t)
     cdef _field(self, bytearray out, bytes name, bytes value, bint indexable, bint huffman)
 
-    @cython.locals(index=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t, name_only=Py_ssize_t,
-                   entry=tuple)
-    cdef Py_ssize_t _find(self, bytes name, bytes value)
+    @cython.locals(index=Py_ssize_t, number=Py_ssize_t, static=tuple, dynamic=list, values=dict)
+    cdef Py_ssize_t _find(self, bytes name, bytes value) except? -1
 
+    @cython.locals(number=Py_ssize_t, dynamic=list, values=dict)
     cdef _add(self, bytes name, bytes value, Py_ssize_t size)
 
+    @cython.locals(number=Py_ssize_t, entry=tuple, name=bytes, value=bytes, dynamic=list, values=dict)
     cdef _evict(self, Py_ssize_t room)

@@ -60,6 +60,12 @@ STATIC_TABLE = (
 _STATIC_LEN = len(STATIC_TABLE)
 _STATIC_PAIR = {pair: i + 1 for i, pair in reversed(list(enumerate(STATIC_TABLE)))}
 _STATIC_NAME = {name: i + 1 for i, (name, _) in reversed(list(enumerate(STATIC_TABLE)))}
+# NOTE: name -> (its first index, {value: index}): the encoder finds a field with two
+# lookups keyed on bytes (hashes cached) instead of hashing a (name, value) tuple.
+_STATIC_BY_NAME: dict = {}
+for _i, (_name, _value) in enumerate(STATIC_TABLE):
+    _STATIC_BY_NAME.setdefault(_name, (_i + 1, {}))[1].setdefault(_value, _i + 1)
+del _i, _name, _value
 
 # Appendix B: (code, bit length) of each byte value, then EOS (256).
 _HUFFMAN = (
@@ -290,10 +296,22 @@ class Decoder:
         while pos < end:
             b = data[pos]
             if b & 0x80:
-                index, pos = decode_integer(data, pos, 7)
+                if b != 0xFF:  # NOTE: an index below 127 is one byte: no tuple for it
+                    index = b & 0x7F
+                    pos += 1
+                else:
+                    index, pos = decode_integer(data, pos, 7)
                 if index == 0:
                     raise HPACKError("indexed field with index 0")
-                name, value = self._get(index)
+                entry = self._get(index)
+                name = entry[0]
+                value = entry[1]
+                first = False
+                total += len(name) + len(value) + 32
+                if total > limit:
+                    raise HeaderListTooLarge(f"header list larger than {limit} bytes")
+                headers.append(entry)
+                continue
             elif b & 0x40:
                 index, pos = decode_integer(data, pos, 6)
                 if index:
@@ -369,6 +387,11 @@ class Encoder:
 
     def __init__(self, max_table_size: int = DEFAULT_TABLE_SIZE) -> None:
         self._entries: list = []  # newest last
+        # NOTE: what _find looks up instead of scanning the table: name -> [the newest
+        # insertion number with that name, {value: insertion number}]; entry number n
+        # sits at index STATIC_LEN + inserted - n.  Kept in step by _add and _evict.
+        self._names: dict = {}
+        self._inserted = 0
         self._size = 0
         self._max_size = max_table_size  # NOTE: agreed beforehand, so not announced
         self._pending_min = -1  # table size updates to announce (-1: none)
@@ -401,11 +424,12 @@ class Encoder:
         for header in headers:
             name = header[0]
             value = header[1]
-            if isinstance(name, str):
-                name = name.encode("utf-8")
-            if isinstance(value, str):
-                value = value.encode("utf-8")
-            self._field(out, name, value, getattr(header, "indexable", True), huffman)
+            if type(name) is not bytes:
+                name = name.encode("utf-8") if isinstance(name, str) else bytes(name)
+            if type(value) is not bytes:
+                value = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+            indexable = True if type(header) is tuple else getattr(header, "indexable", True)
+            self._field(out, name, value, indexable, huffman)
         return bytes(out)
 
     def _field(self, out: bytearray, name: bytes, value: bytes, indexable: bool,
@@ -429,32 +453,55 @@ class Encoder:
         _encode_string(out, value, huffman)
 
     def _find(self, name: bytes, value: bytes) -> int:
-        """Index of the pair (> 0), of the name only (< 0), or 0."""
-        index = _STATIC_PAIR.get((name, value), 0)
-        if index:
-            return index
-        entries = self._entries
-        n = len(entries)
-        name_only = -_STATIC_NAME.get(name, 0)
-        for i in range(n - 1, -1, -1):
-            entry = entries[i]
-            if entry[0] == name:
-                if entry[1] == value:
-                    return _STATIC_LEN + n - i
-                if not name_only:
-                    name_only = -(_STATIC_LEN + n - i)
-        return name_only
+        """Index of the pair (> 0), of the name only (< 0), or 0: the static table first,
+        then the newest dynamic entry."""
+        static = _STATIC_BY_NAME.get(name)
+        if static is not None:
+            values = static[1]
+            index = values.get(value, 0)
+            if index:
+                return index
+        dynamic = self._names.get(name)
+        if dynamic is not None:
+            values = dynamic[1]
+            number = values.get(value, -1)
+            if number >= 0:
+                return _STATIC_LEN + self._inserted - number
+        if static is not None:
+            return -static[0]
+        if dynamic is not None:
+            return -(_STATIC_LEN + self._inserted - dynamic[0])
+        return 0
 
     def _add(self, name: bytes, value: bytes, size: int) -> None:
         self._evict(size)
         self._entries.append((name, value))
+        number = self._inserted
+        dynamic = self._names.get(name)
+        if dynamic is None:
+            self._names[name] = [number, {value: number}]
+        else:
+            dynamic[0] = number
+            values = dynamic[1]
+            values[value] = number
+        self._inserted = number + 1
         self._size += size
 
     def _evict(self, room: int) -> None:
         entries = self._entries
         while entries and self._size + room > self._max_size:
-            name, value = entries.pop(0)
+            number = self._inserted - len(entries)
+            entry = entries.pop(0)
+            name = entry[0]
+            value = entry[1]
             self._size -= len(name) + len(value) + 32
+            dynamic = self._names[name]
+            if dynamic[0] == number:  # its newest entry: no other one with that name is left
+                del self._names[name]
+            else:
+                values = dynamic[1]
+                if values.get(value, -1) == number:
+                    del values[value]
 
 
 def _encode_string(out: bytearray, data: bytes, huffman: bool) -> None:
