@@ -2,6 +2,7 @@
 # The gateway with the money path off and on (issue #20), one short run each:
 # gateway (one worker) on CPU 0, the instant fake upstream (anchors/ai/fake_openai.py on
 # uvicorn) and wrk (c50) on CPU 1.  MONEY=off | memory | redis (a private redis-server).
+# Prints req/s, p50 and the gateway process's CPU per request (user + system).
 #   bash bench/run_money_bench.sh            # DUR=10 by default
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,11 +24,17 @@ for money in ${MODES:-off memory redis}; do
     -d '{"model":"fake/fake","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}' \
     http://127.0.0.1:$GP/v1/chat/completions && break; sleep 0.5; done
   taskset -c 1 wrk -t1 -c10 -d2s -s "$HERE/gateway_post.lua" http://127.0.0.1:$GP/v1/chat/completions >/dev/null
+  cpu0=$(awk '{print $14 + $15}' /proc/$GPID/stat)
   out=$(taskset -c 1 wrk -t1 -c50 -d${DUR}s --latency -s "$HERE/gateway_post.lua" \
     http://127.0.0.1:$GP/v1/chat/completions)
+  cpu1=$(awk '{print $14 + $15}' /proc/$GPID/stat)
   rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
   p50=$(echo "$out" | awk '$1=="50%"{print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/{print $5}')
-  echo "money=$money req/s=$rps p50=$p50 non2xx=${non2xx:-0}"
+  n=$(echo "$out" | awk '/requests in/{print $1}')
+  # CPU of the gateway process per request: steadier than req/s on a shared machine
+  us=$(awk -v c=$((cpu1 - cpu0)) -v n="$n" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN{printf "%.0f", c / hz / n * 1e6}')
+  echo "money=$money req/s=$rps p50=$p50 non2xx=${non2xx:-0} gateway_cpu_us_per_req=$us"
   kill $GPID; wait $GPID 2>/dev/null; GPID=""
 done

@@ -95,6 +95,8 @@ class Ember(RouteDecorators):
         self.middleware: list[Any] = []
         self._stack: Callable[[Any], Any] | None = None
         self._exception_handlers: dict[Any, Callable[..., Any]] = {}
+        #: (path prefix, handler(request, allow header or None) -> Response): 404/405 there
+        self._miss_handlers: list[tuple[str, Callable[[Any, str | None], Response]]] = []
         self._startup: list[Callable[[], Any]] = []
         self._shutdown: list[Callable[[], Any]] = []
         self._lifespan_cm: Any = None
@@ -520,6 +522,7 @@ class Ember(RouteDecorators):
         allowed = req._allowed
         if allowed is None:  # NOTE: not resolved by a connection (tests, rewrites)
             _, allowed = self.router.match(req.method, req.path)
+        header = None
         if allowed:
             allow = set(allowed)
             if "GET" in allow:
@@ -528,8 +531,17 @@ class Ember(RouteDecorators):
             header = ", ".join(sorted(allow))
             if req.method == "OPTIONS":
                 return Response(None, 204, headers={"allow": header})
+        for prefix, handler in self._miss_handlers:  # NOTE: e.g. the gateway's error shape
+            if req.path == prefix or req.path.startswith(prefix + "/"):
+                return handler(req, header)
+        if header is not None:
             raise HTTPException(405, "Method Not Allowed", headers={"allow": header})
         raise HTTPException(404, "Not Found")
+
+    def on_miss(self, prefix: str, handler: Callable[[Any, str | None], Response]) -> None:
+        """Answer a 404 (no route) or 405 (wrong method) under path ``prefix`` with
+        ``handler(request, allow)``: ``allow`` is the Allow header of a 405, else None."""
+        self._miss_handlers.append((prefix.rstrip("/"), handler))
 
     async def _error_response(self, req: Any, exc: Exception) -> Response:
         if isinstance(exc, ClientDisconnect):

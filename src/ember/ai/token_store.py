@@ -77,8 +77,12 @@ class RedisTokenBudget:
                 from ember.exceptions import MissingDependency
 
                 raise MissingDependency("redis", "cache", "Shared token limits") from None
-            self._client = client = aioredis.from_url(self.url, socket_timeout=3.0,
-                                                      socket_connect_timeout=1.0)
+            # NOTE: a blocking pool: a burst beyond the pool waits for a connection
+            # instead of failing with MaxConnectionsError (see ember.gateway._redis)
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=64, timeout=3.0, socket_timeout=3.0,
+                socket_connect_timeout=1.0)
+            self._client = client = aioredis.Redis.from_pool(pool)
             self._scripts = (client.register_script(_TAKE), client.register_script(_CHARGE))
         return self._scripts
 

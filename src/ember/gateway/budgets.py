@@ -185,14 +185,9 @@ class RedisBudgetStore:
 
     def _redis(self) -> tuple[Any, Any]:
         if self._scripts is None:
-            try:
-                import redis.asyncio as aioredis
-            except ImportError:
-                from ember.exceptions import MissingDependency
+            from ember.gateway._redis import client
 
-                raise MissingDependency("redis", "cache", "Redis budgets") from None
-            self._client = aioredis.from_url(self.url, socket_timeout=self.timeout,
-                                             socket_connect_timeout=1.0)
+            self._client = client(self.url, self.timeout, "Redis budgets")
             self._scripts = (self._client.register_script(_RESERVE),
                              self._client.register_script(_ADJUST))
         return self._scripts
@@ -241,6 +236,16 @@ class Hold:
         self.lines = lines
         self.tokens = tokens
         self.nanos = nanos
+
+
+def reserved_nanos(cost: float) -> int:
+    """``cost`` USD in nano-USD, rounded up (a reservation never undercounts)."""
+    return int(cost * NANO) + (1 if cost > 0 else 0)
+
+
+def delta(hold: Hold, tokens: int, cost: float) -> tuple[int, int]:
+    """``(tokens, nanos)`` to add to ``hold``'s lines so they hold the real usage."""
+    return tokens - hold.tokens, round(cost * NANO) - hold.nanos
 
 
 class Refused(Exception):
@@ -311,13 +316,18 @@ class Budgets:
             lefts.append(left)
         return out, lefts
 
-    def _down(self, exc: Exception) -> None:
+    def down(self, exc: Exception) -> None:
+        """Log (once until it is back) that the store is unavailable."""
         if not self._warned:
             self._warned = True
             logger.warning("gateway budgets: the store at %s is unavailable (%s); %s",
                            redact_url(getattr(self.store, "url", "memory")), exc,
                            "serving unbudgeted (budget_fail_open=True)" if self.fail_open
                            else "budgeted requests get 503 until it is back")
+
+    def up(self) -> None:
+        """The store answered: log again when it next goes down."""
+        self._warned = False
 
     async def reserve(self, scopes: Sequence[tuple[str, Budget]], tokens: int,
                       cost: float) -> Hold | None:
@@ -327,11 +337,11 @@ class Budgets:
         if not scopes:
             return None
         lines, lefts = self.lines(scopes)
-        nanos = int(cost * NANO) + (1 if cost > 0 else 0)  # NOTE: rounded up, never under
+        nanos = reserved_nanos(cost)
         try:
             refused = await self.store.reserve(lines, tokens, nanos)
         except StoreUnavailable as exc:
-            self._down(exc)
+            self.down(exc)
             if self.fail_open:
                 return None
             raise
@@ -344,15 +354,14 @@ class Budgets:
         """Replace the reservation by the real usage (refund or add the difference)."""
         if hold is None:
             return
-        nanos = round(cost * NANO)
-        dt, dc = tokens - hold.tokens, nanos - hold.nanos
+        dt, dc = delta(hold, tokens, cost)
         if dt == 0 and dc == 0:
             return
         try:
             await self.store.adjust(hold.lines, dt, dc)
         except StoreUnavailable as exc:
             # NOTE: the reservation stays taken (over-, never under-counted)
-            self._down(exc)
+            self.down(exc)
 
     async def aclose(self) -> None:
         """Release the store's connections."""

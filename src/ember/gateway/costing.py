@@ -1,7 +1,8 @@
 """The worst case of a request, reserved before the upstream call (never an undercount).
 
-* **Prompt**: the request body's size in bytes, plus :data:`IMAGE_TOKENS` per image
-  part.  Every tokenizer in use (byte-level BPE, SentencePiece with byte fallback)
+* **Prompt**: the request body's size in bytes, images apart: each image part is
+  bounded by its provider's rule from its pixel size (:mod:`ember.gateway.images`;
+  :data:`IMAGE_TOKENS` by URL to a provider without one).  Every tokenizer in use (byte-level BPE, SentencePiece with byte fallback)
   makes at most one token per byte, and the JSON around the text is larger than each
   message's framing tokens — so this bounds every provider's count without running a
   tokenizer (cheap: no pass over the text).
@@ -33,6 +34,7 @@ class Prices:
     def __init__(self) -> None:
         self._cache: dict[int, tuple[float, float, int | None]] = {}
         self._names: dict[int, str] = {}
+        self._models: dict[int, list[tuple[str, str]]] = {}
         self._pricing: Any = None
 
     def of(self, target: Any) -> tuple[float, float, int | None]:
@@ -49,12 +51,15 @@ class Prices:
         inp = out = 0.0
         limits: list[int | None] = []
         name = "max_completion_tokens"
+        models: list[tuple[str, str]] = []
         for model in target.ids():
             try:
                 provider, bare = resolve_model_id(model)
+                models.append((provider, bare))
                 price = self._pricing.price(provider, bare)
             except Exception:  # NOTE: an unknown model fails at call time, with its reason
                 provider, price = "", None
+                models.append(("", model))
             if provider not in _NATIVE:
                 name = "max_tokens"  # NOTE: what every OpenAI-compatible server knows
             if price is not None:
@@ -63,6 +68,7 @@ class Prices:
             limits.append(getattr(price, "max_output_tokens", None) if price else None)
         cap = max(limits) if limits and all(x is not None for x in limits) else None
         self._names[id(target)] = name
+        self._models[id(target)] = models
         hit = self._cache[id(target)] = (inp, out, cap)  # type: ignore[assignment]
         return hit  # type: ignore[return-value]
 
@@ -72,6 +78,11 @@ class Prices:
         ``max_tokens`` when a model is served by an OpenAI-compatible server."""
         self.of(target)
         return self._names[id(target)]
+
+    def models(self, target: Any) -> list[tuple[str, str]]:
+        """``(provider, bare model)`` of each model of ``target`` (a fallback list)."""
+        self.of(target)
+        return self._models[id(target)]
 
     def output(self, model_key: str) -> float:
         """USD per output token of a concrete ``provider/model`` (0 when unknown)."""
@@ -88,11 +99,14 @@ class Prices:
 
 
 def worst_case(prices: Prices, target: Any, raw_size: int, images: int,
-               body: dict[str, Any], default_max_tokens: int) -> tuple[int, int, float, bool]:
+               body: dict[str, Any], default_max_tokens: int,
+               image_tokens: int = 0) -> tuple[int, int, float, bool]:
     """``(prompt tokens, total tokens, cost USD, inject)`` reserved for a chat request;
-    ``inject`` is True when ``max_tokens`` must be sent upstream to keep the bound."""
+    ``inject`` is True when ``max_tokens`` must be sent upstream to keep the bound.
+    ``images``: image parts of unknown size; ``image_tokens``: the bound of the others
+    (:mod:`ember.gateway.images`), whose bytes ``raw_size`` leaves out."""
     inp, out, cap = prices.of(target)
-    prompt = raw_size + IMAGE_TOKENS * images
+    prompt = raw_size + IMAGE_TOKENS * images + image_tokens
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     inject = False
     if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:

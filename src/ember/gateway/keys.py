@@ -95,14 +95,9 @@ class RedisKeyStore:
 
     def _redis(self) -> Any:
         if self._client is None:
-            try:
-                import redis.asyncio as aioredis
-            except ImportError:
-                from ember.exceptions import MissingDependency
+            from ember.gateway._redis import client
 
-                raise MissingDependency("redis", "cache", "Redis key store") from None
-            self._client = aioredis.from_url(self.url, socket_timeout=self.timeout,
-                                             socket_connect_timeout=1.0)
+            self._client = client(self.url, self.timeout, "Redis key store")
         return self._client
 
     async def aclose(self) -> None:

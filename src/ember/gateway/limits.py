@@ -210,14 +210,9 @@ class RedisLimitStore:
 
     def _redis(self) -> tuple[Any, Any]:
         if self._scripts is None:
-            try:
-                import redis.asyncio as aioredis
-            except ImportError:
-                from ember.exceptions import MissingDependency
+            from ember.gateway._redis import client
 
-                raise MissingDependency("redis", "cache", "Redis rate limits") from None
-            self._client = aioredis.from_url(self.url, socket_timeout=self.timeout,
-                                             socket_connect_timeout=1.0)
+            self._client = client(self.url, self.timeout, "Redis rate limits")
             self._scripts = (self._client.register_script(_ACQUIRE),
                              self._client.register_script(_RELEASE))
         return self._scripts
@@ -226,7 +221,12 @@ class RedisLimitStore:
         base = f"{self.prefix}{{{key}}}"
         return [base + ":r", base + ":t", base + ":c"]
 
-    def _down(self, exc: Exception) -> None:
+    def up(self) -> None:
+        """Redis answered: log again when it next goes down."""
+        self._warned = False
+
+    def down(self, exc: Exception) -> None:
+        """Log (once until it is back) that Redis is unavailable."""
         if not self._warned:
             self._warned = True
             logger.warning("gateway limits: Redis at %s unavailable (%s); serving without "
@@ -240,9 +240,9 @@ class RedisLimitStore:
             out = await self._redis()[0](keys=self._keys(key),
                                          args=[rpm, tpm, conc, tokens, rid, LEASE])
         except Exception as exc:  # NOTE: fail open (see the module docstring)
-            self._down(exc)
+            self.down(exc)
             return 0, 0.0, -1.0, -1.0
-        self._warned = False
+        self.up()
         return int(out[0]), float(out[1]), float(out[2]), float(out[3])
 
     async def release(self, key: str, limits: KeyLimits, rid: str, refund: int) -> None:
@@ -251,7 +251,7 @@ class RedisLimitStore:
             await self._redis()[1](keys=self._keys(key),
                                    args=[rid, refund, limits.args()[1]])
         except Exception as exc:
-            self._down(exc)
+            self.down(exc)
 
     async def aclose(self) -> None:
         """Close the connection pool (at worker shutdown)."""

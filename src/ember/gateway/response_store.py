@@ -111,14 +111,9 @@ class RedisResponseStore:
 
     def _redis(self) -> Any:
         if self._client is None:
-            try:
-                import redis.asyncio as aioredis
-            except ImportError:
-                from ember.exceptions import MissingDependency
+            from ember.gateway._redis import client
 
-                raise MissingDependency("redis", "cache", "Redis response store") from None
-            self._client = aioredis.from_url(self.url, socket_timeout=1.0,
-                                             socket_connect_timeout=1.0)
+            self._client = client(self.url, 1.0, "Redis response store")
         return self._client
 
     def _down(self, exc: Exception) -> StoreUnavailable:

@@ -14,7 +14,8 @@ same steps, each a method that other endpoints (``/v1/messages``, ``/v1/response
    (:mod:`ember.gateway.costing`; another endpoint computes its own worst case), then
    ``await reserve(caller, target, tokens, cost, rid) -> Ticket``: the per-key limits
    (429 ``rate_limit_exceeded``, :mod:`ember.gateway.limits`) and the key's and team's
-   budgets (429 ``insufficient_quota``, :mod:`ember.gateway.budgets`), held until settled;
+   budgets (429 ``insufficient_quota``, :mod:`ember.gateway.budgets`), held until settled
+   (both in one Redis script when they share a Redis: :mod:`ember.gateway.ledger`);
 6. the model call (:mod:`ember.gateway._chat` for chat completions), with
    ``ticket.settle`` as its ``settle(key, model, sink, streamed=None)`` callback
    (``streamed``: the text a client that left early received);
@@ -40,10 +41,11 @@ from typing import Any
 
 import orjson
 
+from ember._redact import redact
 from ember.gateway._targets import _is_loopback, _keys, _Target, _targets, card
 from ember.gateway.auth import Authenticator, Caller, master_key_from
 from ember.gateway.budgets import team_budgets_from
-from ember.gateway.costing import DEFAULT_MAX_TOKENS, Prices, worst_case
+from ember.gateway.costing import DEFAULT_MAX_TOKENS, IMAGE_TOKENS, Prices, worst_case
 from ember.gateway.errors import error_response, request_id
 from ember.gateway.failures import (
     BadRequest,
@@ -152,6 +154,10 @@ class Gateway:
         if limit_store is not None and not (self.default_limits or self.key_limits):
             raise ValueError("limit_store= needs limits=")
         self.limit_store = make_limit_store(limit_store)
+        from ember.gateway.ledger import ledger_for
+
+        #: limits and budgets in one Redis: one round trip per phase (or None)
+        self.ledger = ledger_for(self.limit_store, self.budgets)
         self.auth = Authenticator(self.keys, key_store, self.budgets, self.default_limits,
                                   self.key_limits)
         self.key_cache = self.auth.cache
@@ -206,7 +212,21 @@ class Gateway:
 
         app.add_route(f"{prefix}/models/{{model_id:path}}", model_card, ["GET"],
                       name="openai_model", openapi_extra=schemas.MODEL_OPENAPI)
+        app.on_miss(prefix, self.miss)
         return self
+
+    def miss(self, request: Any, allow: str | None) -> Response:
+        """A 404 (unknown path) or 405 (wrong method) under the prefix, in OpenAI's shape
+        (the SDKs raise ``NotFoundError`` / ``APIStatusError`` with its message)."""
+        from ember.gateway.errors import openai_error
+
+        where = f"{request.method} {request.path}"
+        if allow is None:
+            return openai_error(404, f"Invalid URL ({where})", rid=request_id(request))
+        methods = ", ".join(m for m in allow.split(", ") if m not in ("HEAD", "OPTIONS"))
+        return openai_error(405, f"Invalid method for URL ({where}): use {methods}",
+                            code="method_not_allowed", headers={"allow": allow},
+                            rid=request_id(request))
 
     def check_binding(self) -> None:
         """At startup: refuse a keyless gateway bound off loopback (unless allowed); warn
@@ -238,13 +258,18 @@ class Gateway:
         # NOTE: the providers' pooled connections of this worker's loop close with it
         from ember.models.api import default_registry
 
-        await default_registry().aclose()
-        if self.budgets is not None:
-            await self.budgets.aclose()
-        for store in (self.limit_store, self.key_store, self.spend):
+        # NOTE: the spend log first (its queued rows are the record), and one failing
+        # close never skips the others
+        for store in (self.spend, default_registry(), self.budgets, self.limit_store,
+                      self.ledger, self.key_store):
             close = getattr(store, "aclose", None)
-            if close is not None:
+            if close is None:
+                continue
+            try:
                 await close()
+            except Exception as exc:
+                logger.warning("gateway shutdown: closing %s failed: %s",
+                               type(store).__name__, redact(str(exc)))
 
     @property
     def in_flight(self) -> int:
@@ -336,6 +361,8 @@ class Gateway:
         :class:`Overloaded` when the shared store is down (fail closed) unless
         ``budget_fail_open``.  Nothing stays taken when it raises."""
         limits = self.limits_of(caller)
+        if self.ledger is not None:
+            return await self._reserve_shared(caller, target, limits, tokens, cost, rid)
         verdict = None
         if limits is not None:
             verdict = await self.limit_store.acquire(caller.name, limits, tokens, rid)
@@ -364,6 +391,49 @@ class Gateway:
             ticket.headers = rate_headers(verdict, limits)
         return ticket
 
+    async def _reserve_shared(self, caller: Caller, target: _Target, limits: Any,
+                              tokens: int, cost: float, rid: str) -> Ticket:
+        """:meth:`reserve` when the limits and budgets share one Redis: one round trip
+        (:mod:`ember.gateway.ledger`)."""
+        from ember.gateway.budgets import Hold, StoreUnavailable, reserved_nanos
+        from ember.gateway.ledger import NO_LIMITS
+
+        scopes = self.scopes(caller)
+        if limits is None and not scopes:
+            return Ticket(self, caller, None, tokens, cost, None, rid, target.name)
+        budgets = self.budgets
+        lines, lefts = budgets.lines(scopes) if scopes else ([], [])
+        nanos = reserved_nanos(cost) if scopes else 0
+        try:
+            answer = await self.ledger.reserve(caller.name, limits.args() if limits else
+                                               NO_LIMITS, rid, tokens, lines, nanos)
+        except StoreUnavailable as exc:
+            if not scopes:  # NOTE: limits fail open, budgets closed (ember.gateway.limits)
+                self.limit_store.down(exc)
+                return Ticket(self, caller, None, tokens, cost, None, rid, target.name)
+            budgets.down(exc)
+            if not budgets.fail_open:
+                raise Overloaded("The gateway's budget store is unavailable; retry "
+                                 "shortly.", 2, code="budget_store_unavailable") from None
+            return Ticket(self, caller, None, tokens, cost, None, rid, target.name)
+        if scopes:
+            budgets.up()
+        if limits is not None:
+            self.limit_store.up()
+        reason = answer[0]
+        if reason == 5:
+            raise QuotaExceeded("You exceeded your budget for this period (or this "
+                                "request's maximum cost does not fit what is left).",
+                                lefts[answer[4] - 1])
+        if reason:
+            message, wait, refused = refusal(answer[:4], limits)
+            raise RateLimited(message, wait, refused)
+        hold = Hold(lines, tokens, nanos) if scopes else None
+        ticket = Ticket(self, caller, hold, tokens, cost, limits, rid, target.name)
+        if limits is not None:
+            ticket.headers = rate_headers(answer[:4], limits)
+        return ticket
+
     def scopes(self, caller: Caller) -> list[tuple[str, Any]]:
         """The budgets a request of ``caller`` draws on: the key's, its team's."""
         out = []
@@ -375,12 +445,24 @@ class Gateway:
         return out
 
     def chat_worst_case(self, target: _Target, raw: bytes, body: dict[str, Any],
-                        params: dict[str, Any], budgeted: bool) -> tuple[int, float]:
+                        params: dict[str, Any], budgeted: bool,
+                        document: dict[str, Any] | None = None) -> tuple[int, float]:
         """``(tokens, cost)`` to reserve for a chat request; sets ``max_tokens`` in
-        ``params`` when the request has none and the reservation relies on it."""
+        ``params`` when the request has none and the reservation relies on it.
+        ``document``: the decoded client body (where its images are; default ``body``)."""
+        size = len(raw)
+        image_tokens = 0
+        # NOTE: images bounded by pixels, not their base64 bytes (a key spelled with
+        # \u escapes must not hide an image from the bound)
+        if b"image" in raw or b"\\u" in raw:
+            from ember.gateway import images
+
+            parts = images.scan(body if document is None else document)
+            skipped, image_tokens = images.bound(parts, self.prices.models(target),
+                                                 IMAGE_TOKENS)
+            size -= skipped
         _prompt, tokens, cost, inject = worst_case(
-            self.prices, target, len(raw), raw.count(b'"image_url"'), body,
-            self.default_max_tokens)
+            self.prices, target, size, 0, body, self.default_max_tokens, image_tokens)
         if inject and budgeted:
             params[self.prices.cap_name(target)] = self.default_max_tokens
         return tokens, cost
@@ -424,7 +506,7 @@ class Gateway:
             # client's vocabulary; the prompt bound is the raw body's size
             tokens, cost = self.chat_worst_case(target, await request.body(),
                                                 {**call.extras, **call.params}, call.params,
-                                                budgeted)
+                                                budgeted, body)
             call.params, dropped = provider_params(target.providers(), call, self.drop_params)
             headers = {"x-ember-dropped-params": ",".join(dropped)} if dropped else None
             if dropped:

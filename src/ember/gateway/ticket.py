@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+from ember.gateway.budgets import StoreUnavailable, delta
+
 #: Usage token classes copied into the spend log when the usage object has them.
 CLASSES = ("cached_tokens", "cache_creation_tokens", "reasoning_tokens", "audio_tokens")
 
@@ -74,11 +76,7 @@ class Ticket:
                 tokens += extra
                 cost += extra * self.gateway.prices.output(last)
         gateway = self.gateway
-        if self.limits is not None:
-            await gateway.limit_store.release(self.caller.name, self.limits, self.rid,
-                                              self.tokens - tokens)
-        if gateway.budgets is not None and self.hold is not None:
-            await gateway.budgets.settle(self.hold, tokens, cost)
+        await self._give_back(tokens, cost)
         if gateway.spend is not None:
             gateway.spend.record(self._row(sink, last, tokens, extra, cost, _status(error),
                                            streamed is not None and error is None))
@@ -90,12 +88,34 @@ class Ticket:
             return
         self.settled = True
         gateway = self.gateway
-        if self.limits is not None:
-            await gateway.limit_store.release(self.caller.name, self.limits, self.rid, 0)
-        if gateway.budgets is not None and self.hold is not None:
-            await gateway.budgets.settle(self.hold, self.tokens, self.cost)
+        await self._give_back(self.tokens, self.cost)
         if gateway.spend is not None:
             gateway.spend.record(self._row([], None, self.tokens, 0, self.cost, 499, True))
+
+    async def _give_back(self, tokens: int, cost: float) -> None:
+        """Settle the limits (slot, unused TPM tokens) and the budgets (the real usage in
+        place of the reservation): one Redis round trip on the shared ledger."""
+        gateway, limits, hold = self.gateway, self.limits, self.hold
+        ledger = gateway.ledger
+        if ledger is None:
+            if limits is not None:
+                await gateway.limit_store.release(self.caller.name, limits, self.rid,
+                                                  self.tokens - tokens)
+            if hold is not None:
+                await gateway.budgets.settle(hold, tokens, cost)
+            return
+        dt, dc = delta(hold, tokens, cost) if hold is not None else (0, 0)
+        if limits is None and dt == 0 and dc == 0:
+            return
+        try:
+            await ledger.settle(self.caller.name, -1 if limits is None else limits.args()[1],
+                                "" if limits is None else self.rid,
+                                0 if limits is None else self.tokens - tokens,
+                                hold.lines if hold is not None else (), dt, dc)
+        except StoreUnavailable as exc:
+            # NOTE: the reservation stays taken (over-, never under-counted); a slot
+            # lease expires (ember.gateway.limits.LEASE)
+            (gateway.budgets if hold is not None else gateway.limit_store).down(exc)
 
     def _row(self, sink: list[Any], last: str | None, tokens: int, extra: int, cost: float,
              status: int, abandoned: bool) -> tuple[Any, ...]:
