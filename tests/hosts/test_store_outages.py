@@ -258,3 +258,45 @@ def test_a_stream_whose_conversation_cannot_be_saved_still_ends_cleanly(
     # the outage is a warning (once), not a failed stream with a traceback
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
     assert any("conversation store save failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_burst_beyond_the_pool_waits_for_a_connection(serve: Any, redis: PrivateRedis) -> None:
+    """150 requests at once need more Redis connections than redis-py's default pool (100,
+    which raises for the 101st): they wait for a connection, never a spurious outage."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = Ember()
+    app.add_middleware(SessionMiddleware("k" * 32, store=RedisSessionStore(redis.url,
+                                                                          timeout=GUARD),
+                                         timeout=GUARD))
+
+    @app.get("/login")
+    async def login(request: Request) -> str:
+        request.session["user"] = "alice"
+        return "ok"
+
+    @app.get("/me")
+    async def me(request: Request) -> Any:
+        return request.session.get("user")
+
+    base = serve(app)
+    cookie = httpx.get(base + "/login", timeout=GUARD).cookies
+    started = threading.Barrier(151)
+
+    def one(_: int) -> int:
+        with httpx.Client(base_url=base, cookies=cookie, timeout=3 * GUARD) as client:
+            started.wait(GUARD)
+            return client.get("/me").status_code
+
+    redis.hang()  # NOTE: every load waits, so all 150 need a connection at once
+    try:
+        with ThreadPoolExecutor(150) as pool:
+            futures = [pool.submit(one, i) for i in range(150)]
+            started.wait(GUARD)
+            threading.Event().wait(1.0)  # let the server take them all in
+            redis.resume()
+            statuses = [f.result() for f in futures]
+    finally:
+        redis.resume()
+    assert statuses == [200] * 150

@@ -57,16 +57,29 @@ def check_redis_url(url: Any, what: str = "url") -> str:
     return url
 
 
+#: Connections per worker and client; more concurrent calls wait for a free one.
+MAX_CONNECTIONS = 64
+
+
 def redis_client(url: str, timeout: float, feature: str) -> Any:
-    """A ``redis.asyncio`` client that fails fast: short timeouts and no retries."""
+    """A ``redis.asyncio`` client that fails fast: short timeouts and no retries.
+
+    Its pool blocks: ``redis.asyncio.from_url``'s default pool holds at most 100
+    connections and *raises* for the 101st concurrent call, so a burst of requests
+    would look like an outage (sessions 503, caches and limits failing open) while
+    Redis is fine.  Here at most :data:`MAX_CONNECTIONS` per worker are opened and a
+    call that finds them busy waits for one, within ``timeout``.
+    """
     from ember.exceptions import require
 
     redis = require("redis.asyncio", "cache", feature)
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    return redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                          retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=MAX_CONNECTIONS, timeout=timeout, socket_timeout=timeout,
+        socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    return redis.Redis.from_pool(pool)
 
 
 class RedisCache(RemoteCache):
