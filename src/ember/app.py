@@ -241,9 +241,9 @@ class Ember(RouteDecorators):
         route = self._names.get(name)
         if route is None:
             raise ConfigError(f"url_for: no route named {name!r}; known: {sorted(self._names)}")
-        from ember.routes import _PARAM_NAMES
+        from ember.routing.templates import path_params
 
-        names = set(_PARAM_NAMES.findall(route.path))
+        names = set(path_params(route.path))
         path = expand_path(route.path, {k: v for k, v in params.items() if k in names})
         extra = {k: v for k, v in params.items() if k not in names}
         if extra:

@@ -38,10 +38,10 @@ from ember.openapi_infer import (
 )
 from ember.openapi_schema import HTTP_ERROR, VALIDATION_ERROR, Schemas
 from ember.route_config import INFER, parse_path
+from ember.routing.templates import openapi_path
 from ember.status import reason_phrase
 
 logger = logging.getLogger("ember.openapi")
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_]+)?\}")
 _KIND_SCHEMA = {"int": {"type": "integer"}, "float": {"type": "number"},
                 "uuid": {"type": "string", "format": "uuid"},
                 "str": {"type": "string", "minLength": 1}, "path": {"type": "string"}}
@@ -57,7 +57,7 @@ def build_openapi(app: Any) -> dict[str, Any]:
     for route in app.routes:
         if not route.include_in_schema:
             continue
-        path = _PARAM.sub(r"{\1}", route.path)
+        path = openapi_path(route.path)
         item = paths.setdefault(path, {})
         for method in route.methods:
             try:

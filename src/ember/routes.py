@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -13,7 +12,6 @@ from ember.limits import RouteLimits, TokenLimits
 from ember.responses import Response, to_response
 from ember.route_config import INFER, RouteDoc, check_path_params, output_shaper, parse_path
 
-_PARAM_NAMES = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_]+)?\}")
 _HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
                            "TRACE"))
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
@@ -406,14 +404,6 @@ class RouteDecorators:
 
 def expand_path(template: str, params: dict[str, Any]) -> str:
     """Fill a path template; KeyError-free: a missing parameter is a ConfigError."""
-    from urllib.parse import quote
+    from ember.routing.templates import expand
 
-    missing = [n for n in _PARAM_NAMES.findall(template) if n not in params]
-    if missing:
-        raise ConfigError(f"url_for: missing path parameter(s) {missing} for {template!r}")
-
-    def repl(m: re.Match[str]) -> str:
-        value = params[m.group(1)]
-        safe = "/" if m.group(0).endswith(":path}") else ""
-        return quote(str(value), safe=safe)
-    return _PARAM_NAMES.sub(repl, template)
+    return expand(template, params)
