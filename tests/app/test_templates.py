@@ -98,3 +98,28 @@ def test_catch_all_names_conflict_is_a_config_error():
     router.add("/f/{rest:path}", ["GET"], "a")
     with pytest.raises(ConfigError, match="conflicting catch-all"):
         router.add("/f/{other:path}", ["POST"], "b")
+
+
+def test_a_value_that_looks_like_a_placeholder_stays_literal():
+    """starlette#3478: url_for substituted one parameter's value into another's slot."""
+    assert expand("/a/{x}/b/{y}", {"x": "{y}", "y": "2"}) == "/a/%7By%7D/b/2"
+
+
+def test_each_method_keeps_its_own_parameter_names():
+    """echo#1726: two methods on the same shape with different names, over real HTTP."""
+    app = Ember(openapi_url=None)
+
+    @app.put("/users/{vid}/files/{gid}")
+    async def put(vid: str, gid: str):
+        return {"vid": vid, "gid": gid}
+
+    @app.get("/users/{uid}/files/{fid}")
+    async def get(uid: str, fid: str):
+        return {"uid": uid, "fid": fid}
+
+    with app.test_client() as client:
+        assert client.get("/users/1/files/2").json() == {"uid": "1", "fid": "2"}
+        assert client.put("/users/3/files/4").json() == {"vid": "3", "gid": "4"}
+        assert client.get("/users/kg%2Fs/files/x").json() == {"uid": "kg/s", "fid": "x"}
+        allow = client.post("/users/1/files/2").headers["allow"]
+        assert allow == "GET, HEAD, OPTIONS, PUT"
