@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ember.exceptions import ConfigError
+from ember.features import wrap_route
 from ember.injection import Plan, analyse
 from ember.limits import RouteLimits, TokenLimits
 from ember.responses import Response, to_response
@@ -156,15 +157,8 @@ class Route:
         self.response_model = response_model
         self._shape = None if response_model in (None, INFER) else output_shaper(
             response_model, f"route {path!r}")
-        call = self._invoke
-        if websocket:
-            from ember.websockets import websocket_call
-
-            call = websocket_call(self, self._invoke)
-        if ai:
-            from ember.ai.routes import wrap_ai_route
-
-            call = wrap_ai_route(self, call)
+        # NOTE: features wrap the call (WebSocket, AI routes): ember.features, never imported
+        call = wrap_route(self, self._invoke) if websocket or ai else self._invoke
         if cache is not None:
             call = _cached(cache, call)
         for mw in reversed(middleware):  # NOTE: blueprint middleware runs before the cache
