@@ -91,6 +91,19 @@ PENDING_CORE: dict[tuple[str, str], str] = {
 }
 
 
+#: Cycles that exist only through lazy (function-level) imports, inside one layer. None
+#: may grow or appear; each is a candidate for the next clean-up.
+LAZY_CYCLES: list[set[str]] = [
+    # Depends() markers, the injection plan and validation call each other while a
+    # handler's signature is analysed
+    {"ember._markers", "ember.dependencies", "ember.injection", "ember.validation"},
+    # the RequestGate applies forwarding headers; forwarding headers validate hosts
+    {"ember.hosts", "ember.proxies"},
+    # the package's lazy exports and the module that injects its connections
+    {"ember.db", "ember.db._inject"},
+]
+
+
 def _modules() -> dict[str, tuple[Path, bool]]:
     found: dict[str, tuple[Path, bool]] = {}
     for path in sorted(SRC.rglob("*.py")):
@@ -242,6 +255,15 @@ def test_every_module_has_a_layer():
 def test_no_import_cycles_at_module_level():
     graph = {m: {t for t, kind, _ in edges if kind == "module"} for m, edges in EDGES.items()}
     assert _cycles(graph) == []
+
+
+def test_lazy_cycles_only_the_known_ones():
+    graph = {m: {t for t, _, _ in edges} for m, edges in EDGES.items()}
+    found = [set(c) for c in _cycles(graph)]
+    new = [sorted(c) for c in found if not any(c <= known for known in LAZY_CYCLES)]
+    assert new == [], f"new import cycles (through lazy imports): {new}"
+    gone = [sorted(k) for k in LAZY_CYCLES if not any(c == k for c in found)]
+    assert gone == [], f"these cycles changed or are gone: update LAZY_CYCLES: {gone}"
 
 
 def test_no_upward_imports():
