@@ -281,7 +281,8 @@ class Ember(RouteDecorators):
         Only loopback ``Host`` names and ``allowed_hosts`` are served (421 otherwise);
         a browser ``Origin`` must be loopback or in ``allowed_origins`` (403 otherwise).
         """
-        server = entry_point("app.add_mcp")(self, path=path, tools=tools, name=name or self.title,
+        add_mcp = entry_point("app.add_mcp")  # NOTE: features are not imported (ember.features)
+        server = add_mcp(self, path=path, tools=tools, name=name or self.title,
                          version=version or self.version, instructions=instructions,
                          allowed_hosts=allowed_hosts, allowed_origins=allowed_origins,
                          **options)
@@ -304,7 +305,8 @@ class Ember(RouteDecorators):
         ``checks``: async callables or ``Check(name, fn, timeout=...)`` run by readiness
         besides the app's own dependencies (database pool, Redis caches and sessions).
         """
-        return entry_point("app.add_health")(self, liveness=liveness, readiness=readiness, checks=checks,
+        add_health = entry_point("app.add_health")
+        return add_health(self, liveness=liveness, readiness=readiness, checks=checks,
                           timeout=timeout, access_log=access_log)
 
     @property
@@ -346,7 +348,8 @@ class Ember(RouteDecorators):
         """Serve the files of ``directory`` under ``prefix`` (GET/HEAD, ETag, ranges,
         304; traversal-safe; ``html=True``: ``index.html`` for directories). See
         :mod:`ember.staticfiles`."""
-        return entry_point("app.mount_static")(self, prefix, directory, html=html,
+        mount_static = entry_point("app.mount_static")
+        return mount_static(self, prefix, directory, html=html,
                             follow_symlinks=follow_symlinks, cache_control=cache_control,
                             name=name)
 
@@ -619,7 +622,8 @@ class Ember(RouteDecorators):
         with ``EMBER_NO_SERVE=1`` in the environment (the doc tests) it logs one line and
         returns without serving.
         """
-        config = entry_point("app.run.config")(host=host, port=port, workers=workers, ssl_certfile=ssl_certfile,
+        ServerConfig = entry_point("app.run.config")
+        config = ServerConfig(host=host, port=port, workers=workers, ssl_certfile=ssl_certfile,
                               ssl_keyfile=ssl_keyfile, http2=http2, access_log=access_log,
                               log_level=log_level, reload=reload, loop=loop,
                               io_uring_num_bufs=io_uring_num_bufs,

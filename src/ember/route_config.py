@@ -23,6 +23,7 @@ from ember.routing.templates import path_params, template_key
 #: ``response_model=`` default: the schema comes from the return annotation
 INFER: Any = type("Infer", (), {"__repr__": lambda self: "INFER"})()
 
+
 def converters() -> list[str]:
     """The names usable after ``:`` in a path template (``{id:int}``)."""
     from ember.routing import KINDS
