@@ -97,10 +97,6 @@ LAZY_CYCLES: list[set[str]] = [
     # Depends() markers, the injection plan and validation call each other while a
     # handler's signature is analysed
     {"ember._markers", "ember.dependencies", "ember.injection", "ember.validation"},
-    # the RequestGate applies forwarding headers; forwarding headers validate hosts
-    {"ember.hosts", "ember.proxies"},
-    # the package's lazy exports and the module that injects its connections
-    {"ember.db", "ember.db._inject"},
 ]
 
 
