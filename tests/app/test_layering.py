@@ -14,6 +14,7 @@ bodies, but not ``if TYPE_CHECKING:``) and those run later, inside a function (l
 from __future__ import annotations
 
 import ast
+import functools
 from collections import defaultdict
 from pathlib import Path
 
@@ -116,6 +117,11 @@ def _modules() -> dict[str, tuple[Path, bool]]:
 MODULES = _modules()
 
 
+@functools.cache
+def _tree(module: str) -> ast.Module:
+    return ast.parse(MODULES[module][0].read_text(encoding="utf-8"))
+
+
 def _owner(name: str) -> str | None:
     while name and name not in MODULES:
         name = name.rpartition(".")[0]
@@ -131,7 +137,7 @@ def _is_type_checking(node: ast.AST) -> bool:
 
 def _imports(module: str) -> list[tuple[str, str, int]]:
     """``(target, "module" | "lazy", line)`` of each import of another ember module."""
-    path, is_pkg = MODULES[module]
+    is_pkg = MODULES[module][1]
     package = module if is_pkg else module.rpartition(".")[0]
     out: list[tuple[str, str, int]] = []
 
@@ -164,7 +170,7 @@ def _imports(module: str) -> list[tuple[str, str, int]]:
             else:
                 visit(child, kind)
 
-    visit(ast.parse(path.read_text(encoding="utf-8")), "module")
+    visit(_tree(module), "module")
     return out
 
 
@@ -229,8 +235,7 @@ def _entry_points() -> dict[str, str]:
 
 
 def _defines(module: str, name: str) -> bool:
-    tree = ast.parse(MODULES[module][0].read_text(encoding="utf-8"))
-    for node in tree.body:
+    for node in _tree(module).body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) \
                 and node.name == name:
             return True
@@ -285,8 +290,8 @@ def test_pending_exemptions_are_still_needed():
 
 def test_dynamic_imports_only_in_the_listed_loaders():
     found = set()
-    for module, (path, _) in MODULES.items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for module in MODULES:
+        for node in ast.walk(_tree(module)):
             if not isinstance(node, ast.Call):
                 continue
             fn = node.func
