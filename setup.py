@@ -26,7 +26,7 @@ COMPILED = [
     "ember/http/_hpack_c.py",
     "ember/http/_frames_c.py",
     "ember/http/_h2conn_c.py",
-    "ember/_routing_c.py",
+    "ember/routing/_router_c.py",
     "ember/_request_c.py",
     "ember/_wsframes_c.py",
 ]

@@ -676,7 +676,7 @@ def peer_versions() -> str:
 def ember_modes() -> dict[str, dict[str, bool]]:
     """Which hot modules are compiled, in the default and in the EMBER_NO_EXTENSIONS mode."""
     code = ("import json, ember.http.parser as a, ember.http.protocol as b, "
-            "ember.http.writer as c, ember.routing as d\n"
+            "ember.http.writer as c, ember.routing.router as d\n"
             "from ember._compat import is_compiled\n"
             "print(json.dumps({m.__name__.rsplit('.', 1)[1]: is_compiled(m._impl) "
             "for m in (a, b, c, d)}))")

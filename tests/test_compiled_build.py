@@ -18,7 +18,7 @@ from tests._compiled import BUILD_HINT, compiler_present
 
 TWINS = [("ember.http", "parser"), ("ember.http", "writer"), ("ember.http", "protocol"),
          ("ember.http", "hpack"), ("ember.http", "frames"), ("ember.http", "h2conn"),
-         ("ember", "routing"), ("ember", "wsframes")]
+         ("ember.routing", "router"), ("ember", "wsframes")]
 
 
 @pytest.mark.compiled

@@ -27,6 +27,7 @@ from ember.exceptions import (
     HTTPException,
     RequestValidationError,
 )
+from ember.features import entry_point
 from ember.hosts import PROBE as _PROBE
 from ember.limits import ServerLimits
 from ember.responses import JSONResponse, PlainTextResponse, Response, to_response
@@ -106,6 +107,8 @@ class Ember(RouteDecorators):
         #: ``{dependency: replacement}`` for ``Depends(dependency)`` (tests); read per request
         self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self._asgi: Any = None
+        #: features registered with :meth:`add_feature` (``"mcp"``, ``"database"``, ...)
+        self.features: dict[str, Any] = {}
         for mw in middleware or ():
             self.add_middleware(mw)
         self._openapi: dict[str, Any] | None = None
@@ -210,7 +213,22 @@ class Ember(RouteDecorators):
         if self.database is not None:
             raise ConfigError("this app already has a Database; use one app per database")
         self.database = database
-        database.attach(self)
+        self.add_feature("database", database)
+
+    def add_feature(self, name: str, feature: Any) -> Any:
+        """Keep ``feature`` as ``app.features[name]`` and attach it (see :mod:`ember.features`).
+
+        A feature with an ``attach(app)`` method is attached now: it adds its routes,
+        hooks and handlers through the app's public methods. A later feature of the same
+        name replaces the earlier one in ``features`` (its routes stay). Returns ``feature``.
+        """
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"add_feature expects a non-empty name, got {name!r}")
+        self.features[name] = feature
+        attach = getattr(feature, "attach", None)
+        if callable(attach):
+            attach(self)
+        return feature
 
     def middleware_(self, fn: Handler) -> Handler:
         """Decorator form of :meth:`add_middleware`."""
@@ -243,9 +261,9 @@ class Ember(RouteDecorators):
         route = self._names.get(name)
         if route is None:
             raise ConfigError(f"url_for: no route named {name!r}; known: {sorted(self._names)}")
-        from ember.routes import _PARAM_NAMES
+        from ember.routing.templates import path_params
 
-        names = set(_PARAM_NAMES.findall(route.path))
+        names = set(path_params(route.path))
         path = expand_path(route.path, {k: v for k, v in params.items() if k in names})
         extra = {k: v for k, v in params.items() if k not in names}
         if extra:
@@ -265,8 +283,7 @@ class Ember(RouteDecorators):
         Only loopback ``Host`` names and ``allowed_hosts`` are served (421 otherwise);
         a browser ``Origin`` must be loopback or in ``allowed_origins`` (403 otherwise).
         """
-        from ember.mcp import add_mcp
-
+        add_mcp = entry_point("app.add_mcp")  # NOTE: features are not imported (ember.features)
         server = add_mcp(self, path=path, tools=tools, name=name or self.title,
                          version=version or self.version, instructions=instructions,
                          allowed_hosts=allowed_hosts, allowed_origins=allowed_origins,
@@ -290,13 +307,17 @@ class Ember(RouteDecorators):
         ``checks``: async callables or ``Check(name, fn, timeout=...)`` run by readiness
         besides the app's own dependencies (database pool, Redis caches and sessions).
         """
-        from ember.health import add_health
-
+        add_health = entry_point("app.add_health")
         return add_health(self, liveness=liveness, readiness=readiness, checks=checks,
                           timeout=timeout, access_log=access_log)
 
+    @property
+    def _mcp_server(self) -> Any:
+        """The MCP server of :meth:`add_mcp` (the last one added), or None."""
+        return self.features.get("mcp")
+
     def _mcp(self) -> Any:
-        server = getattr(self, "_mcp_server", None)
+        server = self.features.get("mcp")
         return server if server is not None else self.add_mcp()
 
     def mcp_resource(self, uri: str, name: str | None = None, description: str | None = None,
@@ -314,18 +335,14 @@ class Ember(RouteDecorators):
                      api_keys: Any = None, **options: Any) -> None:
         """Serve an OpenAI-compatible API (``/chat/completions``, ``/embeddings``, ``/models``)
         at ``prefix``; ``options``: see :func:`ember.gateway.openai.mount_openai`."""
-        from ember.gateway.openai import mount_openai
-
-        mount_openai(self, models, prefix=prefix, api_keys=api_keys, **options)
+        entry_point("app.mount_openai")(self, models, prefix=prefix, api_keys=api_keys, **options)
 
     # -- ASGI interop and static files ------------------------------------------
 
     def mount(self, prefix: str, app: Any, *, name: str | None = None) -> Any:
         """Run the ASGI 3 application ``app`` for every request under ``prefix`` (HTTP,
         WebSocket and its lifespan, on Ember's engine; see :mod:`ember.asgi`)."""
-        from ember.asgi import mount
-
-        return mount(self, prefix, app, name=name)
+        return entry_point("app.mount")(self, prefix, app, name=name)
 
     def mount_static(self, prefix: str, directory: Any, html: bool = False, *,
                      follow_symlinks: bool = False, cache_control: str | None = None,
@@ -333,8 +350,7 @@ class Ember(RouteDecorators):
         """Serve the files of ``directory`` under ``prefix`` (GET/HEAD, ETag, ranges,
         304; traversal-safe; ``html=True``: ``index.html`` for directories). See
         :mod:`ember.staticfiles`."""
-        from ember.staticfiles import mount_static
-
+        mount_static = entry_point("app.mount_static")
         return mount_static(self, prefix, directory, html=html,
                             follow_symlinks=follow_symlinks, cache_control=cache_control,
                             name=name)
@@ -343,9 +359,7 @@ class Ember(RouteDecorators):
     def asgi(self) -> Any:
         """This app as an ASGI 3 callable, for uvicorn / granian / hypercorn."""
         if self._asgi is None:
-            from ember.asgi_app import ASGIApp
-
-            self._asgi = ASGIApp(self)
+            self._asgi = entry_point("app.asgi")(self)
         return self._asgi
 
     # -- lifecycle ------------------------------------------------------------
@@ -620,9 +634,7 @@ class Ember(RouteDecorators):
         with ``EMBER_NO_SERVE=1`` in the environment (the doc tests) it logs one line and
         returns without serving.
         """
-        from ember.server.config import ServerConfig
-        from ember.server.run import serve
-
+        ServerConfig = entry_point("app.run.config")
         config = ServerConfig(host=host, port=port, workers=workers, ssl_certfile=ssl_certfile,
                               ssl_keyfile=ssl_keyfile, http2=http2, access_log=access_log,
                               log_level=log_level, reload=reload, loop=loop,
@@ -630,13 +642,11 @@ class Ember(RouteDecorators):
                               io_uring_buf_size=io_uring_buf_size, gc_freeze=gc_freeze,
                               limits=self.server_limits.replace(**limits)
                               if limits else self.server_limits)
-        serve(self, config)
+        entry_point("app.run")(self, config)
 
     def test_client(self, **kwargs: Any) -> Any:
         """A client that drives this app through the real protocol, in-process."""
-        from ember.testing import TestClient
-
-        return TestClient(self, **kwargs)
+        return entry_point("app.test_client")(self, **kwargs)
 
     def __repr__(self) -> str:
         return f"<Ember {self.title!r} routes={len(self.routes)}>"

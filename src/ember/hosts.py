@@ -26,61 +26,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from ember.exceptions import ConfigError
+from ember.proxies import apply_forwarded, parse_host
 
 logger = logging.getLogger("ember.hosts")
-
-_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*")
-_MAX_HOST = 253
-
-
-def parse_host(value: str) -> tuple[str, int | None] | None:
-    """``"Example.com.:8080"`` -> ``("example.com", 8080)``; ``None`` when malformed.
-
-    IPv6 literals come back in brackets (``"[::1]"``), compressed and lower-cased.
-    """
-    if not isinstance(value, str):
-        return None
-    text = value.strip().lower()
-    if not text or len(text) > _MAX_HOST + 8:
-        return None
-    port_text = ""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            return None
-        host, rest = text[1:end], text[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                return None
-            port_text = rest[1:]
-            if not port_text:
-                return None
-        try:
-            addr = ipaddress.IPv6Address(host)
-        except ValueError:
-            return None
-        host = f"[{addr.compressed}]"
-    else:
-        host, sep, port_text = text.partition(":")
-        if sep and not port_text:
-            return None
-        if host.endswith("."):
-            host = host[:-1]
-        if not host or len(host) > _MAX_HOST or not _NAME.fullmatch(host):
-            return None
-    port = None
-    if port_text:
-        if not port_text.isdigit() or not port_text.isascii() or len(port_text) > 5 \
-                or not 0 < int(port_text) <= 65535:
-            return None
-        port = int(port_text)
-    return host, port
-
 
 class AllowedHosts:
     """A compiled ``allowed_hosts`` list; :meth:`allows` says whether a Host value passes."""
@@ -185,8 +137,6 @@ class RequestGate:
     def __call__(self, request: Any) -> Any:
         app = self.app
         if self.proxies:
-            from ember.proxies import apply_forwarded
-
             apply_forwarded(request, app)
         route = request.route
         if route is not None and route in app._probe_routes:

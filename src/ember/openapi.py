@@ -17,13 +17,10 @@ injector runs, so the document can never disagree with what the handlers accept:
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 import logging
-import operator
 import re
 import sys
-import types
 import typing
 from typing import Any
 
@@ -36,12 +33,13 @@ from ember.openapi_infer import (
     from_source,
     request_reads,
 )
+from ember.openapi_params import Collected, _default, _no_null, document
 from ember.openapi_schema import HTTP_ERROR, VALIDATION_ERROR, Schemas
 from ember.route_config import INFER, parse_path
+from ember.routing.templates import openapi_path
 from ember.status import reason_phrase
 
 logger = logging.getLogger("ember.openapi")
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_]+)?\}")
 _KIND_SCHEMA = {"int": {"type": "integer"}, "float": {"type": "number"},
                 "uuid": {"type": "string", "format": "uuid"},
                 "str": {"type": "string", "minLength": 1}, "path": {"type": "string"}}
@@ -57,7 +55,7 @@ def build_openapi(app: Any) -> dict[str, Any]:
     for route in app.routes:
         if not route.include_in_schema:
             continue
-        path = _PARAM.sub(r"{\1}", route.path)
+        path = openapi_path(route.path)
         item = paths.setdefault(path, {})
         for method in route.methods:
             try:
@@ -164,7 +162,6 @@ def _inputs(route: Any, hints: dict[str, Any], kinds: dict[str, str],
     collected = None
     if "ember.params" in sys.modules:  # NOTE: markers / Depends exist in this process
         from ember.dependencies import flat_params
-        from ember.openapi_params import Collected, document
 
         entries, collected = flat_params(route.plan, hints), Collected()
     for p, plan_hints in entries:
@@ -226,35 +223,6 @@ def _read_body(route: Any) -> dict[str, Any] | None:
     if reads & {"body", "stream"}:
         return {"content": {"*/*": {"schema": {}}}}
     return None
-
-
-def _default(schema: dict[str, Any], default: Any) -> dict[str, Any]:
-    """``schema`` with ``default`` when it is a plain JSON value (FastAPI shows them too)."""
-    import enum
-
-    if isinstance(default, enum.Enum):
-        default = default.value
-    if default is not None and default is not _MISSING and (
-            type(default) in (str, int, float, bool)):
-        schema["default"] = default
-    return schema
-
-
-def _no_null(tp: Any) -> Any:
-    """``T | None`` → ``T`` for a query parameter: a query string cannot carry null.
-
-    NOTE: FastAPI documented ``anyOf: [T, null]`` here (fastapi#9709, #12419): clients
-    then believe they can send null; absence is the None.
-    """
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        args = typing.get_args(tp)
-        return typing.Annotated[(_no_null(args[0]), *args[1:])]
-    if origin in (typing.Union, types.UnionType):
-        rest = [a for a in typing.get_args(tp) if a is not type(None)]
-        if rest and len(rest) < len(typing.get_args(tp)):
-            return functools.reduce(operator.or_, rest)
-    return tp
 
 
 def _inner(tp: Any) -> Any:

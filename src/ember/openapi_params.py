@@ -11,6 +11,9 @@ keywords become the schema's (``minimum``, ``maxLength``, ``pattern``...), and
 
 from __future__ import annotations
 
+import functools
+import operator
+import types
 import typing
 from typing import Any
 
@@ -99,6 +102,35 @@ def document(p: Any, tp: Any, schemas: Schemas, parameters: list[dict[str, Any]]
     parameters.append(param)
 
 
+def _default(schema: dict[str, Any], default: Any) -> dict[str, Any]:
+    """``schema`` with ``default`` when it is a plain JSON value (FastAPI shows them too)."""
+    import enum
+
+    if isinstance(default, enum.Enum):
+        default = default.value
+    if default is not None and default is not _MISSING and (
+            type(default) in (str, int, float, bool)):
+        schema["default"] = default
+    return schema
+
+
+def _no_null(tp: Any) -> Any:
+    """``T | None`` → ``T`` for a query parameter: a query string cannot carry null.
+
+    NOTE: FastAPI documented ``anyOf: [T, null]`` here (fastapi#9709, #12419): clients
+    then believe they can send null; absence is the None.
+    """
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        args = typing.get_args(tp)
+        return typing.Annotated[(_no_null(args[0]), *args[1:])]
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(tp) if a is not type(None)]
+        if rest and len(rest) < len(typing.get_args(tp)):
+            return functools.reduce(operator.or_, rest)
+    return tp
+
+
 def _inner(tp: Any) -> Any:
     from ember.injection import _strip_annotated, _unwrap_optional
 
@@ -106,8 +138,6 @@ def _inner(tp: Any) -> Any:
 
 
 def _schema(schemas: Schemas, tp: Any, marker: Param, default: Any = _MISSING) -> dict[str, Any]:
-    from ember.openapi import _default, _no_null
-
     inner = _inner(tp)
     if typing.get_origin(inner) is list:
         # NOTE: schemas.of gives a slot that Schemas.resolve fills in place: never copy it

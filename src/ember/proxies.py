@@ -29,11 +29,62 @@ proxy (the left part was written by the client and proves nothing).
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from typing import Any
 
 from ember.datastructures import Address, Headers
 from ember.exceptions import ConfigError
+
+# NOTE: host parsing lives here, below ember.hosts, because forwarded hosts are checked
+# with it (ember.hosts re-exports parse_host)
+_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*")
+_MAX_HOST = 253
+
+
+def parse_host(value: str) -> tuple[str, int | None] | None:
+    """``"Example.com.:8080"`` -> ``("example.com", 8080)``; ``None`` when malformed.
+
+    IPv6 literals come back in brackets (``"[::1]"``), compressed and lower-cased.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip().lower()
+    if not text or len(text) > _MAX_HOST + 8:
+        return None
+    port_text = ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            return None
+        host, rest = text[1:end], text[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                return None
+            port_text = rest[1:]
+            if not port_text:
+                return None
+        try:
+            addr = ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+        host = f"[{addr.compressed}]"
+    else:
+        host, sep, port_text = text.partition(":")
+        if sep and not port_text:
+            return None
+        if host.endswith("."):
+            host = host[:-1]
+        if not host or len(host) > _MAX_HOST or not _NAME.fullmatch(host):
+            return None
+    port = None
+    if port_text:
+        if not port_text.isdigit() or not port_text.isascii() or len(port_text) > 5 \
+                or not 0 < int(port_text) <= 65535:
+            return None
+        port = int(port_text)
+    return host, port
+
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -158,7 +209,7 @@ def forwarded_host(peer: tuple[str, int] | None, headers: Headers, trusted: Any,
                    header: str = "x-forwarded-for") -> str | None:
     """The host the trusted proxy in front of us was asked for, else None.
 
-    The value is only returned when it is a well-formed host (``ember.hosts.parse_host``);
+    The value is only returned when it is a well-formed host (:func:`parse_host`);
     garbage is ignored (the request keeps its own ``Host``).
     """
     if peer is None or not trusted or not _is_trusted(peer[0], trusted):
@@ -170,8 +221,6 @@ def forwarded_host(peer: tuple[str, int] | None, headers: Headers, trusted: Any,
         values = headers.getall("x-forwarded-host")
         value = values[-1].split(",")[-1] if values else ""
     value = value.strip()
-    from ember.hosts import parse_host
-
     return value if value and parse_host(value) is not None else None
 
 
@@ -206,8 +255,6 @@ def request_host(request: Any) -> str:
     """The host ``request`` addressed, normalised (lower case, no trailing dot): the
     trusted proxy's forwarded host, else the absolute-form authority, else ``Host``."""
     value = getattr(request, "_authority", None) or request.headers.get("host") or ""
-    from ember.hosts import parse_host
-
     parsed = parse_host(value)
     if parsed is None:
         return value.strip().lower()

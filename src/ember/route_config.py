@@ -1,8 +1,8 @@
 """Checks and options of one route, applied once at registration.
 
-* :func:`parse_path` reads a path template (``/users/{user_id:int}``) and raises
-  :class:`~ember.exceptions.ConfigError` naming the route and the fix for a missing
-  brace, an unknown converter or a repeated parameter name.
+* :func:`parse_path` (:func:`ember.routing.templates.path_params`) reads a path template
+  (``/users/{user_id:int}``) and raises :class:`~ember.exceptions.ConfigError` naming the
+  route and the fix for a missing brace, an unknown converter or a repeated name.
 * :func:`check_path_params` refuses handlers that cannot receive a path parameter
   (the template says ``{user_id}``, the handler takes ``id``).
 * :class:`RouteDoc` holds the OpenAPI-only options of the route decorators.
@@ -18,62 +18,24 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ember.exceptions import ConfigError
+from ember.routing.templates import path_params, template_key
 
 #: ``response_model=`` default: the schema comes from the return annotation
 INFER: Any = type("Infer", (), {"__repr__": lambda self: "INFER"})()
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
 
 def converters() -> list[str]:
     """The names usable after ``:`` in a path template (``{id:int}``)."""
-    from ember.routing import CONVERTORS
+    from ember.routing import KINDS
 
-    return [*CONVERTORS, "path"]
-
-
-def parse_path(path: str) -> dict[str, str]:
-    """``{name: converter}`` of a template such as ``/u/{id:int}/{rest:path}``.
-
-    Raises ConfigError for an unbalanced ``{``/``}``, a bad parameter name, an
-    unknown converter, a repeated name, or ``:path`` not in the last segment.
-    """
-    params: dict[str, str] = {}
-    segments = path.split("/")
-    for i, seg in enumerate(segments):
-        if "{" not in seg and "}" not in seg:
-            continue
-        if seg.count("{") != 1 or seg.count("}") != 1 or not (
-                seg.startswith("{") and seg.endswith("}")):
-            if seg.count("{") > seg.count("}"):
-                hint = "the closing '}' is missing"
-            elif seg.count("}") > seg.count("{"):
-                hint = "the opening '{' is missing"
-            else:
-                hint = "a parameter must be a whole segment, e.g. '/files/{name}'"
-            raise ConfigError(f"route {path!r}: invalid segment {seg!r}: {hint}")
-        name, _, kind = seg[1:-1].partition(":")
-        if not _NAME.fullmatch(name):
-            raise ConfigError(f"route {path!r}: {seg!r} needs a parameter name that is a Python "
-                              "identifier, e.g. '{user_id}' or '{user_id:int}'")
-        kind = kind or "str"
-        valid = converters()
-        if kind not in valid:
-            raise ConfigError(f"route {path!r}: unknown converter {kind!r} in {seg!r}; use one "
-                              f"of {', '.join(valid)} (e.g. '{{{name}:int}}')")
-        if kind == "path" and i != len(segments) - 1:
-            raise ConfigError(f"route {path!r}: '{{{name}:path}}' must be the last segment")
-        if name in params:
-            raise ConfigError(f"route {path!r}: path parameter {name!r} appears twice; give "
-                              "each one its own name")
-        params[name] = kind
-    return params
+    return list(KINDS)
 
 
-def template_key(path: str) -> str:
-    """The path with parameter names erased: two routes with the same key collide."""
-    return re.sub(r"\{[A-Za-z_][A-Za-z0-9_]*(?::([A-Za-z_]+))?\}",
-                  lambda m: "{:" + (m.group(1) or "str") + "}", path)
+# NOTE: the one template parser is the router's (ember.routing); these names stay for
+# the modules that import them from here
+parse_path = path_params
+__all__ = ["INFER", "RouteDoc", "check_path_params", "converters", "output_shaper",
+           "parse_path", "template_key"]
 
 
 def check_path_params(path: str, params: Mapping[str, str], endpoint: Any, plan: Any) -> None:

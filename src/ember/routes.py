@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ember.exceptions import ConfigError
+from ember.features import wrap_route
 from ember.injection import Plan, analyse
 from ember.limits import RouteLimits, TokenLimits
 from ember.responses import Response, to_response
 from ember.route_config import INFER, RouteDoc, check_path_params, output_shaper, parse_path
 
-_PARAM_NAMES = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z_]+)?\}")
 _HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
                            "TRACE"))
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
@@ -158,15 +157,8 @@ class Route:
         self.response_model = response_model
         self._shape = None if response_model in (None, INFER) else output_shaper(
             response_model, f"route {path!r}")
-        call = self._invoke
-        if websocket:
-            from ember.websockets import websocket_call
-
-            call = websocket_call(self, self._invoke)
-        if ai:
-            from ember.ai.routes import wrap_ai_route
-
-            call = wrap_ai_route(self, call)
+        # NOTE: features wrap the call (WebSocket, AI routes): ember.features, never imported
+        call = wrap_route(self, self._invoke) if websocket or ai else self._invoke
         if cache is not None:
             call = _cached(cache, call)
         for mw in reversed(middleware):  # NOTE: blueprint middleware runs before the cache
@@ -406,14 +398,6 @@ class RouteDecorators:
 
 def expand_path(template: str, params: dict[str, Any]) -> str:
     """Fill a path template; KeyError-free: a missing parameter is a ConfigError."""
-    from urllib.parse import quote
+    from ember.routing.templates import expand
 
-    missing = [n for n in _PARAM_NAMES.findall(template) if n not in params]
-    if missing:
-        raise ConfigError(f"url_for: missing path parameter(s) {missing} for {template!r}")
-
-    def repl(m: re.Match[str]) -> str:
-        value = params[m.group(1)]
-        safe = "/" if m.group(0).endswith(":path}") else ""
-        return quote(str(value), safe=safe)
-    return _PARAM_NAMES.sub(repl, template)
+    return expand(template, params)

@@ -41,7 +41,7 @@ def test_parser_is_a_cdef_class():
 
 
 def test_router_is_a_cdef_class():
-    mod = _compiled("ember._routing_c")
+    mod = _compiled("ember.routing._router_c")
     router = mod.Router()
     assert not hasattr(router, "__dict__")
     router.add("/a/{x:int}", ["GET"], "r")

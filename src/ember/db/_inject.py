@@ -48,7 +48,7 @@ def transactional(fn: Callable[..., Any] | None = None, *, isolation: str | None
 
 
 def _takes_connection(func: Callable[..., Any]) -> bool:
-    from ember.db import Connection
+    from asyncpg import Connection  # NOTE: ember.db.Connection is this class
 
     try:
         hints = typing.get_type_hints(func)

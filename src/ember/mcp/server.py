@@ -558,7 +558,7 @@ _METHODS: dict[str, Callable[..., Any]] = {
 def add_mcp(app: Any, path: str = "/mcp", tools: Any = None, name: str | None = None,
             version: str | None = None, instructions: str | None = None,
             **options: Any) -> MCPServer:
-    """Serve an MCP server at ``path`` on ``app`` and return it (also as ``app._mcp_server``).
+    """Serve an MCP server at ``path`` on ``app`` and return it (also as ``app.features["mcp"]``).
 
     ``options`` go to :class:`MCPServer` (``allowed_hosts``, ``allowed_origins``,
     ``session_secret``); see :mod:`ember.mcp.security` for the Host/Origin rules.
@@ -571,5 +571,5 @@ def add_mcp(app: Any, path: str = "/mcp", tools: Any = None, name: str | None = 
 
     app.add_route(path, mcp_endpoint, ["GET", "POST", "DELETE"], name=f"mcp:{path}",
                   include_in_schema=False)
-    app._mcp_server = server
+    app.add_feature("mcp", server)
     return server

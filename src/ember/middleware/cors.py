@@ -78,6 +78,10 @@ class CORSMiddleware:
         # NOTE: a bare "*" without credentials is the same answer for every origin
         self._depends_on_origin = not (self.allow_all_origins and not allow_credentials)
 
+    def allows_origin(self, origin: str) -> bool:
+        """Whether ``origin`` is allowed (also asked by WebSocket routes' default Origin check)."""
+        return self._origin_allowed(origin)
+
     def _origin_allowed(self, origin: str) -> bool:
         low = origin.lower()
         if low in self.allow_origins:

@@ -1,4 +1,4 @@
-# Augmenting declarations for _routing_py.py compiled as _routing_c (Cython pure-Python mode).
+# Augmenting declarations for _router_py.py compiled as _router_c (Cython pure-Python mode).
 # NOTE: the .py stays the reference; typed dict/list attributes turn the lookups into
 # direct PyDict/PyList calls instead of generic attribute and method lookups.
 cimport cython

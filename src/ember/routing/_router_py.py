@@ -1,5 +1,10 @@
 # cython: annotation_typing=False
-"""Radix-tree router (pure-Python reference, compiled as ``_routing_c``).
+"""Path templates and the radix-tree router (pure-Python reference, compiled as ``_router_c``).
+
+:func:`parse_template` is Ember's one reader of a path template
+(``/users/{user_id:int}/{rest:path}``) and :data:`CONVERTORS` its one set of typed
+parameters; everything else (the route checks, OpenAPI paths, ``url_for``, duplicate
+detection) works on its result through :mod:`ember.routing.templates`.
 
 Paths without parameters live in one dict, so their lookup is O(1) whatever
 the number of routes.  Parameterised paths live in a tree of segments; at each
@@ -16,7 +21,9 @@ import uuid
 from typing import Any
 from urllib.parse import unquote
 
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z_]+))?\}")
+from ember.exceptions import ConfigError
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FLOAT = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -44,7 +51,61 @@ def _to_str(seg: str) -> str:
     return seg
 
 
+#: The typed parameters ``{name:kind}``; ``{rest:path}`` (a catch-all) is not a converter.
 CONVERTORS: dict[str, Any] = {"str": _to_str, "int": _to_int, "float": _to_float, "uuid": _to_uuid}
+#: Every kind a template may name, in the order error messages list them.
+KINDS: tuple[str, ...] = (*CONVERTORS, "path")
+
+
+def parse_template(path: str) -> list[Any]:
+    """The segments of ``path`` after its leading ``/``: each a ``str`` (static) or a
+    ``(name, kind)`` tuple (a parameter; ``kind`` one of :data:`KINDS`).
+
+    ConfigError (a ValueError) naming the template and the fix for a path without a
+    leading ``/``, an unbalanced ``{``/``}``, a parameter that is not a whole segment, a
+    name that is not an identifier, an unknown converter, a repeated name, or
+    ``{x:path}`` before the last segment.
+    """
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ConfigError(f"route path must be a string starting with '/', got {path!r}")
+    segments = path.split("/")[1:]
+    out: list[Any] = []
+    seen: set[str] = set()
+    last = len(segments) - 1
+    for i, seg in enumerate(segments):
+        if "{" not in seg and "}" not in seg:
+            out.append(seg)
+            continue
+        opens = seg.count("{")
+        closes = seg.count("}")
+        if opens != 1 or closes != 1 or not (seg.startswith("{") and seg.endswith("}")):
+            if opens > closes:
+                hint = "the closing '}' is missing"
+            elif closes > opens:
+                hint = "the opening '{' is missing"
+            else:
+                hint = "a parameter must be a whole segment, e.g. '/files/{name}'"
+            raise ConfigError(f"route {path!r}: invalid segment {seg!r}: {hint}")
+        name, colon, kind = seg[1:-1].partition(":")
+        if not _NAME.fullmatch(name):
+            raise ConfigError(f"route {path!r}: {seg!r} needs a parameter name that is a Python "
+                              "identifier, e.g. '{user_id}' or '{user_id:int}'")
+        if not kind:
+            if colon:
+                raise ConfigError(f"route {path!r}: {seg!r} names no converter after ':'; "
+                                  f"write '{{{name}}}' or one of {', '.join(KINDS)}")
+            kind = "str"
+        if kind not in KINDS:
+            raise ConfigError(f"route {path!r}: unknown converter {kind!r} in {seg!r}; use one "
+                              f"of {', '.join(KINDS)} (e.g. '{{{name}:int}}')")
+        if kind == "path" and i != last:
+            raise ConfigError(f"route {path!r}: '{{{name}:path}}' must be the last segment")
+        if name in seen:
+            raise ConfigError(f"route {path!r}: path parameter {name!r} appears twice; give "
+                              "each one its own name")
+        seen.add(name)
+        out.append((name, kind))
+    return out
 
 
 class _Node:
@@ -67,39 +128,28 @@ class Router:
 
     def add(self, path: str, methods: list[str] | tuple[str, ...], route: Any) -> None:
         """Register ``route`` for ``methods`` on the template ``path``."""
-        if not path.startswith("/"):
-            raise ValueError(f"route path must start with '/': {path!r}")
+        segments = parse_template(path)
         self.routes.append(route)
-        if "{" not in path:
+        if all(type(seg) is str for seg in segments):
             table = self._static.setdefault(path, {})
             for m in methods:
                 table[m] = route
             return
         node = self._root
-        segments = path.split("/")[1:]
-        for i, seg in enumerate(segments):
-            m = _PARAM.fullmatch(seg)
-            if m is None:
-                if "{" in seg or "}" in seg:
-                    raise ValueError(f"invalid path segment {seg!r} in {path!r}")
+        for seg in segments:
+            if type(seg) is str:
                 node = node.static.setdefault(seg, _Node())
                 continue
-            name, kind = m.group(1), m.group(2) or "str"
+            name, kind = seg
             if kind == "path":
-                if i != len(segments) - 1:
-                    raise ValueError(f"{{{name}:path}} must be the last segment of {path!r}")
                 if node.catchall is None:
                     node.catchall = (name, _Node())
                 elif node.catchall[0] != name:
-                    raise ValueError(f"conflicting catch-all names at {path!r}")
+                    raise ConfigError(f"route {path!r}: conflicting catch-all names "
+                                      f"{node.catchall[0]!r} and {name!r} at the same place")
                 node = node.catchall[1]
                 continue
-            conv = CONVERTORS.get(kind)
-            if conv is None:
-                raise ValueError(
-                    f"unknown path parameter type {kind!r} in {path!r}; "
-                    f"use one of {', '.join([*CONVERTORS, 'path'])}"
-                )
+            conv = CONVERTORS[kind]
             for pname, pconv, child in node.params:
                 if pname == name and pconv is conv:
                     node = child

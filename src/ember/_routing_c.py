@@ -1,1 +1,0 @@
-_routing_py.py

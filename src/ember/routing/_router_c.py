@@ -1,0 +1,1 @@
+_router_py.py
