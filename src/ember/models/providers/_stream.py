@@ -1,6 +1,6 @@
 """Streamed calls of the HTTP providers: one SSE decoder, retries before the first byte.
 
-Bytes go through :class:`~ember.models._sse.SSEDecoder` (the one decoder, WHATWG rules)
+Bytes go through :class:`~ember._sse_decode.SSEDecoder` (the one decoder, WHATWG rules)
 into the provider's :class:`StreamParser`; a failure before the response starts is
 retried by the provider's :class:`~ember.models.retry.RetryPolicy`, one after it is
 raised with the usage the provider reported so far (``context["reported_usage"]``).
@@ -56,7 +56,7 @@ class HTTPStreaming:
     # -- streaming -------------------------------------------------------------------------------
     def stream(self, prompt: Prompt, model: str, **params: Any) -> Iterator[StreamChunk]:
         """Yield chunks as SSE events arrive; retries only before the first byte."""
-        from ember.models._sse import SSEDecoder
+        from ember._sse_decode import SSEDecoder
 
         timeout, max_retries = self._split(params)
         path, body = self.build_request(prompt, model, params, True)
@@ -113,7 +113,7 @@ class HTTPStreaming:
         self, prompt: Prompt, model: str, **params: Any
     ) -> AsyncIterator[StreamChunk]:
         """Async twin of :meth:`stream`."""
-        from ember.models._sse import SSEDecoder
+        from ember._sse_decode import SSEDecoder
 
         timeout, max_retries = self._split(params)
         path, body = self.build_request(prompt, model, params, True)
