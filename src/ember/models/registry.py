@@ -119,6 +119,8 @@ class ModelRegistry:
     def invoke_model(self, model_id: str, prompt: Any, **params: Any) -> ChatResponse:
         """Call ``model_id`` with ``prompt`` (str or chat messages); returns a ChatResponse."""
         binding = self._models.get(model_id) or self.get_model(model_id)
+        if "first_token_timeout" in params:
+            _streams_only(params)
         started = time.perf_counter()
         try:
             response = binding.provider.complete(prompt, binding.model, **params)
@@ -132,6 +134,8 @@ class ModelRegistry:
     async def invoke_model_async(self, model_id: str, prompt: Any, **params: Any) -> ChatResponse:
         """Async twin of :meth:`invoke_model`."""
         binding = self._models.get(model_id) or self.get_model(model_id)
+        if "first_token_timeout" in params:
+            _streams_only(params)
         started = time.perf_counter()
         try:
             response = await binding.provider.complete_async(prompt, binding.model, **params)
@@ -281,6 +285,14 @@ class ModelRegistry:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _streams_only(params: dict[str, Any]) -> None:
+    """``first_token_timeout`` bounds a stream's wait for its first token; a completed call
+    has no first token (``timeout`` bounds it): checked, then left out."""
+    from ember.models.retry import check_first_token_timeout
+
+    check_first_token_timeout(params.pop("first_token_timeout"))
 
 
 def _labels(instrument: Any, labels: Any, action: Any) -> None:
