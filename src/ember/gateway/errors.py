@@ -133,7 +133,8 @@ def classify(exc: BaseException, rid: str, secrets: list[str]) -> tuple[
     suffix = f" (request id: {rid})"
     if isinstance(exc, ProviderAPIError) and context.get("local"):
         return 400, error_body(exc.message + suffix, "invalid_request_error",
-                               "unsupported_parameter", context.get("param")), headers
+                               context.get("code") or "unsupported_parameter",
+                               context.get("param")), headers
     if isinstance(exc, ProviderAPIError):
         kind = context.get("error_type", "server")
         status, type_, message = UPSTREAM.get(kind, UPSTREAM["server"])

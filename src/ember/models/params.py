@@ -296,3 +296,78 @@ def for_provider(provider: Any, params: dict[str, Any], extras: dict[str, Any],
                 del out[param]
                 dropped.append(param)
     return out, dropped
+
+
+# -- values: what OpenAI's published schema accepts, checked where a call enters -------------
+class InvalidParameterError(ProviderAPIError):
+    """A parameter value OpenAI's schema refuses (``max_tokens=-1``, ``"abc"``, NaN);
+    ``context["param"]`` names it. Raised before any network call, for every provider
+    (the offline one too); the gateway answers 400 ``invalid_value`` with ``param`` set."""
+
+    def __init__(self, param: str, reason: str, value: Any) -> None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        super().__init__(
+            f"invalid value for {param!r}: {reason}, got {shown}", error_type="bad_request",
+            context={"param": param, "local": True, "code": "invalid_value"})
+
+
+_I64 = 2**63 - 1
+#: name -> (integer?, minimum, maximum): OpenAI's published bounds
+NUMBERS: dict[str, tuple[bool, float, float]] = {
+    "max_tokens": (True, 1, _I64), "max_completion_tokens": (True, 1, _I64),
+    "n": (True, 1, 128), "seed": (True, -_I64 - 1, _I64), "top_logprobs": (True, 0, 20),
+    "temperature": (False, 0, 2), "top_p": (False, 0, 1),
+    "presence_penalty": (False, -2, 2), "frequency_penalty": (False, -2, 2),
+}
+
+
+def check_values(params: dict[str, Any]) -> None:
+    """Check ``params`` in place: the numbers of :data:`NUMBERS` within OpenAI's bounds (a
+    whole float such as ``5.0`` becomes the integer, as OpenAI reads it), and no NaN or
+    infinity anywhere — JSON has no such number, so it would reach the provider as
+    ``null`` (orjson's rendering), a different request. Raises
+    :class:`InvalidParameterError` naming the parameter (a path inside nested values)."""
+    for name in params.keys() & NUMBERS:
+        value = params[name]
+        if value is None:
+            continue
+        integer, low, high = NUMBERS[name]
+        given = value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidParameterError(name, "expected an integer" if integer
+                                        else "expected a number", value)
+        if isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise InvalidParameterError(name, "NaN and infinity are not numbers in "
+                                            "JSON", value)
+            if integer:
+                if not value.is_integer():
+                    raise InvalidParameterError(name, "expected an integer", value)
+                value = params[name] = int(value)
+        if not low <= value <= high:
+            kind = "an integer" if integer else "a number"
+            raise InvalidParameterError(name, f"expected {kind} from {low} to {high}", given)
+    for name, value in params.items():
+        if name not in _NOT_SENT and not isinstance(value, str | int | type(None)):
+            _finite(value, name)
+
+
+#: call options (not sent to the provider, checked where they are used) and NUMBERS
+_NOT_SENT = frozenset(("timeout", "max_retries", "first_token_timeout", *NUMBERS))
+
+
+def _finite(value: Any, path: str, depth: int = 0) -> None:
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidParameterError(path, "NaN and infinity are not numbers in JSON", value)
+    elif depth > 64:
+        return  # NOTE: the JSON encoder refuses deeper nesting on its own
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(item, str | int | type(None)):
+                _finite(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if not isinstance(item, str | int | type(None)):
+                _finite(item, f"{path}[{i}]", depth + 1)
