@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
+
 from ember.models.exceptions import ProviderAPIError
 
 PASS = "pass"
@@ -328,46 +330,78 @@ def check_values(params: dict[str, Any]) -> None:
     infinity anywhere — JSON has no such number, so it would reach the provider as
     ``null`` (orjson's rendering), a different request. Raises
     :class:`InvalidParameterError` naming the parameter (a path inside nested values)."""
-    for name in params.keys() & NUMBERS:
-        value = params[name]
-        if value is None:
-            continue
-        integer, low, high = NUMBERS[name]
-        given = value
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidParameterError(name, "expected an integer" if integer
-                                        else "expected a number", value)
-        if isinstance(value, float):
-            if value != value or value in (float("inf"), float("-inf")):
-                raise InvalidParameterError(name, "NaN and infinity are not numbers in "
-                                            "JSON", value)
-            if integer:
-                if not value.is_integer():
-                    raise InvalidParameterError(name, "expected an integer", value)
-                value = params[name] = int(value)
-        if not low <= value <= high:
-            kind = "an integer" if integer else "a number"
-            raise InvalidParameterError(name, f"expected {kind} from {low} to {high}", given)
     for name, value in params.items():
-        if name not in _NOT_SENT and not isinstance(value, str | int | type(None)):
-            _finite(value, name)
+        spec = NUMBERS.get(name)
+        if spec is None:
+            if name not in _CALL_OPTIONS and not isinstance(value, _FINE):
+                _finite(value, name)
+        elif value is not None:
+            _number(params, name, value, spec)
 
 
-#: call options (not sent to the provider, checked where they are used) and NUMBERS
-_NOT_SENT = frozenset(("timeout", "max_retries", "first_token_timeout", *NUMBERS))
-
-
-def _finite(value: Any, path: str, depth: int = 0) -> None:
+def _number(params: dict[str, Any], name: str, value: Any,
+            spec: tuple[bool, float, float]) -> None:
+    integer, low, high = spec
+    given = value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidParameterError(name, "expected an integer" if integer
+                                    else "expected a number", value)
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise InvalidParameterError(path, "NaN and infinity are not numbers in JSON", value)
-    elif depth > 64:
-        return  # NOTE: the JSON encoder refuses deeper nesting on its own
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(item, str | int | type(None)):
-                _finite(item, f"{path}.{key}", depth + 1)
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            if not isinstance(item, str | int | type(None)):
-                _finite(item, f"{path}[{i}]", depth + 1)
+            raise InvalidParameterError(name, "NaN and infinity are not numbers in JSON", value)
+        if integer:
+            if not value.is_integer():
+                raise InvalidParameterError(name, "expected an integer", value)
+            value = params[name] = int(value)  # NOTE: same key: no resize while iterating
+    if not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise InvalidParameterError(name, f"expected {kind} from {low} to {high}", given)
+
+
+#: call options: not sent to the provider, checked where they are used
+_CALL_OPTIONS = frozenset(("timeout", "max_retries", "first_token_timeout"))
+_FINE = (str, int, type(None))
+
+
+def _finite(value: Any, path: str) -> None:
+    # PERF: orjson writes NaN and infinities as null: a value whose JSON has no null
+    # (the common case; ~1 us for a tools list) has none; otherwise walk it
+    try:
+        if b"null" not in orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS):
+            return
+    except TypeError:
+        pass  # NOTE: objects the provider converts itself (walked like the rest)
+    if _bad(value):
+        where, bad = _where(value, path)
+        raise InvalidParameterError(where, "NaN and infinity are not numbers in JSON", bad)
+
+
+_INF = float("inf")
+
+
+def _bad(value: Any) -> bool:
+    """Whether a NaN or an infinity is inside ``value`` (dicts, lists and tuples)."""
+    stack = [value]
+    pop = stack.pop
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is dict:
+            stack.extend(v.values())
+        elif t is list or t is tuple:
+            stack.extend(v)
+        elif isinstance(v, float) and (v != v or v == _INF or v == -_INF):
+            return True
+    return False
+
+
+def _where(value: Any, path: str) -> tuple[str, Any]:
+    """The path to the first NaN or infinity inside ``value``, and that number."""
+    while True:
+        if isinstance(value, dict):
+            items: Any = ((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+        else:
+            return path, value
+        path, value = next((sub, item) for sub, item in items if _bad(item))
