@@ -218,6 +218,37 @@ _DECODER: Any = None
 _BYTE_POS = re.compile(r"\s*\(byte (\d+)\)$")
 
 
+def non_finite_literal(data: Any, pos: int | None) -> str | None:
+    """``"NaN"``, ``"Infinity"`` or ``"-Infinity"`` when the JSON error at ``pos`` is such a
+    literal (Python's ``json.dumps`` and JavaScript's writers emit them; RFC 8259 has no
+    such numbers), else None."""
+    if pos is None:
+        return None
+    raw = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
+    for start in (pos - 1, pos):
+        if start < 0:
+            continue
+        seg = raw[start:start + 9]
+        for word in (b"-Infinity", b"Infinity", b"NaN", b"-NaN"):
+            if seg.startswith(word):
+                return word.decode()
+    return None
+
+
+def explain(exc: BaseException, data: Any) -> str:
+    """The decode error ``exc`` of ``data`` in words, naming a NaN/Infinity literal."""
+    literal = non_finite_literal(data, getattr(exc, "pos", None))
+    if literal is None:
+        return str(exc)
+    where = str(exc).rpartition(": ")[2] if ": line " in str(exc) else ""
+    return _non_finite(literal) + (f": {where}" if where else "")
+
+
+def _non_finite(literal: str) -> str:
+    return (f"{literal} is not a JSON number (RFC 8259 has no NaN or Infinity; send a "
+            f"finite number or null)")
+
+
 def _decode_error(exc: BaseException, data: Any) -> orjson.JSONDecodeError:
     """msgspec's error as a ``JSONDecodeError`` whose line/column point where it failed."""
     text = data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
@@ -234,6 +265,9 @@ def _decode_error(exc: BaseException, data: Any) -> orjson.JSONDecodeError:
     if not text.strip():
         msg, pos = "the body is empty", 0
     msg = msg.removeprefix("JSON is malformed: ")
+    literal = non_finite_literal(text, pos)
+    if literal is not None:
+        msg = _non_finite(literal)
     return orjson.JSONDecodeError(msg, text, min(pos, len(text)))
 
 
@@ -265,7 +299,13 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
             return decoder[0].decode(data)
         except decoder[1] as exc:
             raise _decode_error(exc, data) from None
-    value = orjson.loads(data)
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        literal = non_finite_literal(data, exc.pos)
+        if literal is None:
+            raise
+        raise orjson.JSONDecodeError(_non_finite(literal), exc.doc, exc.pos) from None
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if _LONG_DIGITS.search(raw) is None:
         return value

@@ -29,6 +29,7 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 
+from ember._sse_decode import SSEDecoder, SSEEvent
 from ember.datastructures import Headers
 
 _EOF = b""
@@ -137,26 +138,10 @@ class TestResponse:
 
     async def aiter_events(self) -> AsyncIterator[dict[str, Any]]:
         """Server-sent events as dicts: ``event``, ``data``, ``id``, ``retry`` (comments dropped)."""
-        event: dict[str, Any] = {}
-        data: list[str] = []
-        async for line in self.aiter_lines():
-            if not line:
-                if data or event:
-                    event["data"] = "\n".join(data)
-                    event.setdefault("event", "message")
-                    yield event
-                event, data = {}, []
-                continue
-            if line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "data":
-                data.append(value)
-            elif name in ("event", "id"):
-                event[name] = value
-            elif name == "retry" and value.isdigit():
-                event["retry"] = int(value)
+        decoder = SSEDecoder(blocks=True)
+        async for chunk in self.aiter_bytes():
+            for event in decoder.feed(chunk):
+                yield _event_dict(event)
 
     async def aclose(self) -> None:
         """Close the connection (early: the server sees a disconnect)."""
@@ -255,27 +240,21 @@ class TestResponse:
         return f"<TestResponse [{self.status_code}]>"
 
 
+def _event_dict(event: SSEEvent) -> dict[str, Any]:
+    """The test client's view of one event: ``id`` and ``retry`` only when its block set them."""
+    out: dict[str, Any] = {"event": event.event}
+    if event.id is not None:
+        out["id"] = event.id
+    if event.retry is not None:
+        out["retry"] = event.retry
+    out["data"] = event.data
+    return out
+
+
 def _sync_events(body: bytes) -> list[dict[str, Any]]:
-    events = []
-    for block in body.decode("utf-8").replace("\r\n", "\n").split("\n\n"):
-        event: dict[str, Any] = {}
-        data = []
-        for line in block.split("\n"):
-            if not line or line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "data":
-                data.append(value)
-            elif name in ("event", "id"):
-                event[name] = value
-            elif name == "retry" and value.isdigit():
-                event["retry"] = int(value)
-        if data or event:
-            event["data"] = "\n".join(data)
-            event.setdefault("event", "message")
-            events.append(event)
-    return events
+    decoder = SSEDecoder(blocks=True)
+    # NOTE: a fully read body: an unterminated last event is shown too (flush)
+    return [_event_dict(e) for e in decoder.feed(body) + decoder.flush()]
 
 
 class _StreamContext:

@@ -191,3 +191,59 @@ def test_gateway_fallback_list_abandons_a_stalled_upstream(fake, serve, monkeypa
     assert text == "[offline echo] You said: hi"
     assert fake.count("anthropic") == 1
     client.close()
+
+
+# -- the sync driver: same option, same fallback (issue #22) ---------------------------------
+def _silent_openai(seconds: float = 8.0) -> Reply:
+    """The head and a role delta, then nothing at all (no keep-alives), then a late token."""
+    frames = _wire.openai_sse(["late"])
+    return Reply(body=[_wire.sse(_wire.openai_chunk({"role": "assistant", "content": ""})),
+                       seconds, *frames[1:]], content_type="text/event-stream", chunked=True)
+
+
+@pytest.mark.parametrize("per_call", [False, True])
+def test_sync_first_token_timeout_falls_back_to_the_next_model(fake, registry, per_call):
+    fake.queue("anthropic", _stalled_anthropic())
+    kwargs = {} if per_call else {"first_token_timeout": 1.5}
+    router = ModelRouter(["claude-3-5-haiku-latest", "offline/echo"], registry=registry,
+                         max_retries=2, **kwargs)
+    stream = router.stream("hi", **({"first_token_timeout": 1.5} if per_call else {}))
+    assert "".join(c.text for c in stream) == "[offline echo] You said: hi"
+    assert fake.count("anthropic") == 1
+    assert router.stats()["claude-3-5-haiku-latest"]["cooling_down"]
+    assert [k for k, _u, _e in stream.calls] == ["anthropic/claude-3-5-haiku-latest",
+                                                 "offline/echo"]
+    assert stream.calls[0][1].prompt_tokens > 0  # the abandoned attempt is billed
+
+
+@pytest.mark.parametrize("upstream", [_stalled_openai, _silent_openai],
+                         ids=["keepalives", "silent"])
+def test_sync_stream_sync_iteration_abandons_a_stalled_model(fake, registry, upstream):
+    fake.queue("openai", upstream())
+    router = ModelRouter(["gpt-4o-mini", "offline/echo"], registry=registry,
+                         first_token_timeout=1.0)
+    assert "".join(c.text for c in router.stream_sync("yo")) == "[offline echo] You said: yo"
+    assert fake.count("openai") == 1
+
+
+def test_sync_every_model_stalled_raises_a_timeout_naming_the_limit(fake, registry):
+    fake.queue("openai", _stalled_openai(), _silent_openai())
+    router = ModelRouter(["gpt-4o-mini", "gpt-4o"], registry=registry, first_token_timeout=1.0)
+    with pytest.raises(ProviderAPIError) as info:
+        list(router.stream_sync("x"))
+    assert info.value.error_type == "timeout"
+    assert info.value.context["first_token_timeout"] == 1.0
+    assert info.value.context["attempted_models"] == ["gpt-4o-mini", "gpt-4o"]
+
+
+def test_sync_slow_but_live_stream_is_kept_and_garbage_refused(fake, registry):
+    frames = _wire.openai_sse(["a", " b", " c"])
+    fake.queue("openai", Reply(body=[frames[0], 0.1, *frames[1:2], 1.7, *frames[2:]],
+                               content_type="text/event-stream", chunked=True))
+    router = ModelRouter(["gpt-4o-mini", "offline/echo"], registry=registry,
+                         first_token_timeout=1.5)
+    stream = router.stream("x")
+    assert "".join(c.text for c in stream) == "a b c"
+    assert stream.usage.completion_tokens == 7
+    with pytest.raises(ValueError, match="first_token_timeout"):
+        list(router.stream_sync("x", first_token_timeout="soon"))

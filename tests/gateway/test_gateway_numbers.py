@@ -166,3 +166,41 @@ def test_int64_bounds_are_published_and_enforced(url, fake):
         raw = orjson.dumps({**BASES["/v1/chat/completions"], "seed": ok})
         r = httpx.post(url + "/v1/chat/completions", content=raw, headers=AUTH)
         assert r.status_code == 200 and fake.last("openai").body["seed"] == ok
+
+
+# -- NaN and Infinity: not JSON, refused by name (never read as null) -------------------------
+NON_FINITE_BODIES = {
+    "/v1/chat/completions": b'{"model": "gpt-4o", "messages": [{"role": "user", "content": '
+                            b'"hi"}], "temperature": %s}',
+    "/v1/messages": b'{"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", '
+                    b'"content": "hi"}], "top_p": %s}',
+    "/v1/responses": b'{"model": "gpt-4o", "input": "hi", "metadata": {"x": %s}}',
+    "/v1/completions": b'{"model": "gpt-4o", "prompt": "hi", "tools": [{"p": [1, %s]}]}',
+    "/v1/embeddings": b'{"model": "small", "input": "hello", "dimensions": %s}',
+}
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity"])
+@pytest.mark.parametrize("path", list(NON_FINITE_BODIES))
+def test_nan_and_infinity_are_refused_by_name(url, fake, path, literal):
+    r = httpx.post(url + path, content=NON_FINITE_BODIES[path] % literal, headers=AUTH)
+    assert r.status_code == 400
+    body = r.json()
+    message = body["error"]["message"]
+    assert literal.decode() + " is not a JSON number" in message
+    assert "finite number or null" in message
+    assert not fake.requests
+
+
+@pytest.mark.parametrize("literal", [b"NaN", b"-Infinity"])
+@pytest.mark.parametrize("decoder", ["msgspec", "orjson"])
+def test_request_json_names_a_non_finite_literal(literal, decoder, monkeypatch):
+    """``ember._json.loads`` (``request.json()``) says what is wrong, with either decoder."""
+    from ember import _json
+
+    if decoder == "orjson":
+        monkeypatch.setattr(_json, "_DECODER", ())  # NOTE: as without msgspec installed
+    raw = b'{"a": [1, ' + literal + b"]}"
+    with pytest.raises(ValueError, match=literal.decode() + " is not a JSON number"):
+        _json.loads(raw)
+    assert _json.loads(b'{"a": [1.5, -2e300]}') == {"a": [1.5, -2e300]}

@@ -4,7 +4,9 @@ A stream falls back to the next model only before its first token: an attempt op
 the stream and waits for the first chunk with content (``first_token_timeout``
 bounds that wait; keep-alives, pings and empty deltas do not count), under the
 router's :class:`~ember.models.retry.RetryPolicy` (``run_async`` / ``run_sync``).
-Every attempt's usage is kept on the :class:`RouterStream`.
+The async driver bounds the wait itself; the sync one hands the limit to the model
+stream (:class:`~ember.models.streams.ModelStream`), whose HTTP providers stop a read
+that blocks past it. Every attempt's usage is kept on the :class:`RouterStream`.
 """
 
 from __future__ import annotations
@@ -14,23 +16,13 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from ember.models.retry import run_async, run_sync
-
-_END = object()
-
-
-def _first_token_timeout(model: str, seconds: float) -> Exception:
-    from ember.models.exceptions import ProviderAPIError
-
-    return ProviderAPIError(
-        f"{model}: no token within first_token_timeout={seconds:g} s (upstream stalled)",
-        error_type="timeout", model=model, provider_message="first token timeout",
-        context={"first_token_timeout": seconds, "code": "timeout"})
-
-
-def _has_content(chunk: Any) -> bool:
-    return bool(getattr(chunk, "text", None) or getattr(chunk, "tool_calls", None)
-                or getattr(chunk, "finish_reason", None))
+from ember.models.retry import (
+    check_first_token_timeout,
+    first_token_timeout_error,
+    has_content,
+    run_async,
+    run_sync,
+)
 
 
 class StreamingMixin:
@@ -66,18 +58,20 @@ class StreamingMixin:
             except StopAsyncIteration:
                 return head
             except TimeoutError:
-                raise _first_token_timeout(model, timeout or 0.0) from None
+                raise first_token_timeout_error(model, timeout or 0.0) from None
             head.append(chunk)
-            if _has_content(chunk):
+            if has_content(chunk):
                 return head
+
+    def _first_token_limit(self, params: dict[str, Any]) -> float | None:
+        """The call's ``first_token_timeout``, else the policy's (ValueError for garbage)."""
+        return check_first_token_timeout(
+            params.get("first_token_timeout", self.policy.first_token_timeout))
 
     async def _astream(self, prompt: Any, params: dict[str, Any],
                        calls: list[Any]) -> AsyncIterator[Any]:
         registry = self.registry()
-        timeout = params.get("first_token_timeout", self.policy.first_token_timeout)
-        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
-            raise ValueError(f"first_token_timeout must be a positive number of seconds, "
-                             f"got {timeout!r}")
+        timeout = self._first_token_limit(params)
         tried: list[str] = []
         last: Exception | None = None
 
@@ -126,12 +120,13 @@ class StreamingMixin:
         raise self._final(last, tried)
 
     def stream_sync(self, prompt: Any, **params: Any) -> Iterator[Any]:
-        """Blocking twin of :meth:`astream` (``first_token_timeout`` applies to async only)."""
+        """Blocking twin of :meth:`astream` (the same ``first_token_timeout`` and fallback)."""
         return self._stream_sync(prompt, params, [])
 
     def _stream_sync(self, prompt: Any, params: dict[str, Any],
                      calls: list[Any]) -> Iterator[Any]:
         registry = self.registry()
+        timeout = self._first_token_limit(params)
         tried: list[str] = []
         last: Exception | None = None
 
@@ -150,9 +145,14 @@ class StreamingMixin:
                 started = self._begin(model)
                 stream: Any = None
                 try:
-                    stream = registry.stream_model(model, prompt, **merged)
+                    stream = registry.stream_model(model, prompt, **merged,
+                                                   first_token_timeout=timeout)
                     iterator = iter(stream)
-                    head = [next(iterator, _END)]
+                    head: list[Any] = []
+                    for chunk in iterator:  # NOTE: up to the first token (or the end)
+                        head.append(chunk)
+                        if has_content(chunk):
+                            break
                 except BaseException:
                     close(stream, model)
                     raise
@@ -166,8 +166,8 @@ class StreamingMixin:
                 self._give_up(model, exc)
                 continue
             try:
-                if head[0] is not _END:
-                    yield head[0]
+                yield from head
+                if head:
                     yield from iterator
                 self._succeeded(model, time.monotonic() - started)
                 return

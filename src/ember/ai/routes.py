@@ -347,14 +347,14 @@ def _text_of(item: Any) -> str:
 
 def _frame_text(raw: bytes) -> str:
     """The text of pre-encoded SSE frames (OpenAI chunks give their delta content)."""
-    text = raw.decode("utf-8", "replace")
-    if not text.startswith(("data:", "event:", "id:", ":")):
-        return text
+    if not raw.startswith((b"data:", b"event:", b"id:", b":")):
+        return raw.decode("utf-8", "replace")
+    from ember._sse_decode import SSEDecoder
+
+    decoder = SSEDecoder()
     out: list[str] = []
-    for line in text.splitlines():
-        if not line.startswith("data:"):
-            continue
-        payload = line[5:].lstrip(" ")
+    for event in decoder.feed(raw) + decoder.flush():
+        payload = event.data
         if payload == "[DONE]":
             continue
         if payload.startswith("{"):

@@ -193,7 +193,9 @@ class Admin:
         try:
             return orjson.loads(raw) if raw.strip() else {}
         except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+            from ember._json import explain
+
+            raise BadRequest(f"The request body is not valid JSON: {explain(exc, raw)}") from None
 
     async def _store(self, call: Any) -> Any:
         from ember.gateway.keys import KeyStoreUnavailable

@@ -57,6 +57,15 @@ CODES: dict[str, tuple[int, str, str]] = {
                         "upstream model provider."),
     "model_not_found": (502, "upstream_error", "The upstream model provider does not serve the "
                         "configured model."),
+    # NOTE: the provider's own kinds of failure, as the gateway answers them (each client
+    # sees OpenAI's status and type, and the provider's kind as code; docs/openai.md)
+    "permission_denied": (502, "upstream_error", "The upstream model provider refused the "
+                          "gateway access to the configured model."),
+    "unsupported_country_region": (502, "upstream_error", "The upstream model provider does "
+                                   "not serve the gateway's region."),
+    "request_too_large": (413, "invalid_request_error", "The request is larger than the "
+                          "upstream model provider accepts."),
+    "timeout": (504, "timeout_error", "The upstream model provider did not answer in time."),
 }
 OVERLOADED = CODES["overloaded"]
 
@@ -133,7 +142,8 @@ def classify(exc: BaseException, rid: str, secrets: list[str]) -> tuple[
     suffix = f" (request id: {rid})"
     if isinstance(exc, ProviderAPIError) and context.get("local"):
         return 400, error_body(exc.message + suffix, "invalid_request_error",
-                               "unsupported_parameter", context.get("param")), headers
+                               context.get("code") or "unsupported_parameter",
+                               context.get("param")), headers
     if isinstance(exc, ProviderAPIError):
         kind = context.get("error_type", "server")
         status, type_, message = UPSTREAM.get(kind, UPSTREAM["server"])

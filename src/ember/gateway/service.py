@@ -314,7 +314,9 @@ class Gateway:
         try:
             body = orjson.loads(raw)
         except (orjson.JSONDecodeError, RecursionError) as exc:
-            raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+            from ember._json import explain
+
+            raise BadRequest(f"The request body is not valid JSON: {explain(exc, raw)}") from None
         if not isinstance(body, dict):
             raise BadRequest("The request body must be a JSON object.")
         msgspec = self._msgspec

@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
+
 from ember.models.exceptions import ProviderAPIError
 
 PASS = "pass"
@@ -296,3 +298,110 @@ def for_provider(provider: Any, params: dict[str, Any], extras: dict[str, Any],
                 del out[param]
                 dropped.append(param)
     return out, dropped
+
+
+# -- values: what OpenAI's published schema accepts, checked where a call enters -------------
+class InvalidParameterError(ProviderAPIError):
+    """A parameter value OpenAI's schema refuses (``max_tokens=-1``, ``"abc"``, NaN);
+    ``context["param"]`` names it. Raised before any network call, for every provider
+    (the offline one too); the gateway answers 400 ``invalid_value`` with ``param`` set."""
+
+    def __init__(self, param: str, reason: str, value: Any) -> None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        super().__init__(
+            f"invalid value for {param!r}: {reason}, got {shown}", error_type="bad_request",
+            context={"param": param, "local": True, "code": "invalid_value"})
+
+
+_I64 = 2**63 - 1
+#: name -> (integer?, minimum, maximum): OpenAI's published bounds
+NUMBERS: dict[str, tuple[bool, float, float]] = {
+    "max_tokens": (True, 1, _I64), "max_completion_tokens": (True, 1, _I64),
+    "n": (True, 1, 128), "seed": (True, -_I64 - 1, _I64), "top_logprobs": (True, 0, 20),
+    "temperature": (False, 0, 2), "top_p": (False, 0, 1),
+    "presence_penalty": (False, -2, 2), "frequency_penalty": (False, -2, 2),
+}
+
+
+def check_values(params: dict[str, Any]) -> None:
+    """Check ``params`` in place: the numbers of :data:`NUMBERS` within OpenAI's bounds (a
+    whole float such as ``5.0`` becomes the integer, as OpenAI reads it), and no NaN or
+    infinity anywhere — JSON has no such number, so it would reach the provider as
+    ``null`` (orjson's rendering), a different request. Raises
+    :class:`InvalidParameterError` naming the parameter (a path inside nested values)."""
+    for name, value in params.items():
+        spec = NUMBERS.get(name)
+        if spec is None:
+            if name not in _CALL_OPTIONS and not isinstance(value, _FINE):
+                _finite(value, name)
+        elif value is not None:
+            _number(params, name, value, spec)
+
+
+def _number(params: dict[str, Any], name: str, value: Any,
+            spec: tuple[bool, float, float]) -> None:
+    integer, low, high = spec
+    given = value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidParameterError(name, "expected an integer" if integer
+                                    else "expected a number", value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidParameterError(name, "NaN and infinity are not numbers in JSON", value)
+        if integer:
+            if not value.is_integer():
+                raise InvalidParameterError(name, "expected an integer", value)
+            value = params[name] = int(value)  # NOTE: same key: no resize while iterating
+    if not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise InvalidParameterError(name, f"expected {kind} from {low} to {high}", given)
+
+
+#: call options: not sent to the provider, checked where they are used
+_CALL_OPTIONS = frozenset(("timeout", "max_retries", "first_token_timeout"))
+_FINE = (str, int, type(None))
+
+
+def _finite(value: Any, path: str) -> None:
+    # PERF: orjson writes NaN and infinities as null: a value whose JSON has no null
+    # (the common case; ~1 us for a tools list) has none; otherwise walk it
+    try:
+        if b"null" not in orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS):
+            return
+    except TypeError:
+        pass  # NOTE: objects the provider converts itself (walked like the rest)
+    if _bad(value):
+        where, bad = _where(value, path)
+        raise InvalidParameterError(where, "NaN and infinity are not numbers in JSON", bad)
+
+
+_INF = float("inf")
+
+
+def _bad(value: Any) -> bool:
+    """Whether a NaN or an infinity is inside ``value`` (dicts, lists and tuples)."""
+    stack = [value]
+    pop = stack.pop
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is dict:
+            stack.extend(v.values())
+        elif t is list or t is tuple:
+            stack.extend(v)
+        elif isinstance(v, float) and (v != v or v == _INF or v == -_INF):
+            return True
+    return False
+
+
+def _where(value: Any, path: str) -> tuple[str, Any]:
+    """The path to the first NaN or infinity inside ``value``, and that number."""
+    while True:
+        if isinstance(value, dict):
+            items: Any = ((f"{path}.{k}", v) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+        else:
+            return path, value
+        path, value = next((sub, item) for sub, item in items if _bad(item))

@@ -17,6 +17,7 @@ from typing import Any
 
 from ember.models import tokens
 from ember.models.exceptions import ModelError, ModelProviderError
+from ember.models.params import check_values
 from ember.models.pricing import Pricing
 from ember.models.providers.base import BaseProvider, get_provider_factory
 from ember.models.resolution import check_provider, resolve_model_id
@@ -119,6 +120,10 @@ class ModelRegistry:
     def invoke_model(self, model_id: str, prompt: Any, **params: Any) -> ChatResponse:
         """Call ``model_id`` with ``prompt`` (str or chat messages); returns a ChatResponse."""
         binding = self._models.get(model_id) or self.get_model(model_id)
+        if params:
+            check_values(params)
+            if "first_token_timeout" in params:
+                _streams_only(params)
         started = time.perf_counter()
         try:
             response = binding.provider.complete(prompt, binding.model, **params)
@@ -132,6 +137,10 @@ class ModelRegistry:
     async def invoke_model_async(self, model_id: str, prompt: Any, **params: Any) -> ChatResponse:
         """Async twin of :meth:`invoke_model`."""
         binding = self._models.get(model_id) or self.get_model(model_id)
+        if params:
+            check_values(params)
+            if "first_token_timeout" in params:
+                _streams_only(params)
         started = time.perf_counter()
         try:
             response = await binding.provider.complete_async(prompt, binding.model, **params)
@@ -160,11 +169,15 @@ class ModelRegistry:
     def stream_model(self, model_id: str, prompt: Any, **params: Any) -> ModelStream:
         """A :class:`ModelStream` for ``model_id`` (the request starts on iteration)."""
         binding = self._models.get(model_id) or self.get_model(model_id)
+        if params:
+            check_values(params)
         return ModelStream(self, binding, model_id, prompt, params)
 
     def stream_model_async(self, model_id: str, prompt: Any, **params: Any) -> AsyncModelStream:
         """An :class:`AsyncModelStream` for ``model_id`` (use ``async for``)."""
         binding = self._models.get(model_id) or self.get_model(model_id)
+        if params:
+            check_values(params)
         return AsyncModelStream(self, binding, model_id, prompt, params)
 
     # -- usage ---------------------------------------------------------------------------------
@@ -281,6 +294,14 @@ class ModelRegistry:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _streams_only(params: dict[str, Any]) -> None:
+    """``first_token_timeout`` bounds a stream's wait for its first token; a completed call
+    has no first token (``timeout`` bounds it): checked, then left out."""
+    from ember.models.retry import check_first_token_timeout
+
+    check_first_token_timeout(params.pop("first_token_timeout"))
 
 
 def _labels(instrument: Any, labels: Any, action: Any) -> None:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
-from ember.models.exceptions import RETRYABLE, ModelError
+from ember.models.exceptions import RETRYABLE, ModelError, ProviderAPIError
 
 T = TypeVar("T")
 _NEVER = frozenset({"authentication", "bad_request"})
@@ -49,9 +49,7 @@ class RetryPolicy:
             raise ValueError("max_retries, backoff, max_wait and cooldown must not be negative")
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be at least 1")
-        if first_token_timeout is not None and not first_token_timeout > 0:
-            raise ValueError(f"first_token_timeout must be a positive number of seconds or "
-                             f"None, got {first_token_timeout!r}")
+        first_token_timeout = check_first_token_timeout(first_token_timeout)
         retry_on = frozenset(retry_on)
         if retry_on & _NEVER:
             raise ValueError("authentication and bad_request errors are never retried")
@@ -100,6 +98,33 @@ class RetryPolicy:
     def __repr__(self) -> str:
         return (f"RetryPolicy(max_retries={self.max_retries}, backoff={self.backoff}, "
                 f"max_wait={self.max_wait}, first_token_timeout={self.first_token_timeout})")
+
+
+def check_first_token_timeout(value: Any, name: str = "first_token_timeout") -> float | None:
+    """``value`` as seconds (a positive finite number) or None; ValueError naming ``name``."""
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 < value < float("inf")):
+        raise ValueError(f"{name} must be a positive number of seconds or None, "
+                         f"got {value!r}")
+    return float(value)
+
+
+def first_token_timeout_error(model: str, seconds: float) -> ProviderAPIError:
+    """The error of a stream abandoned for want of a first token (``error_type`` timeout;
+    ``context["first_token_timeout"]`` set, so no retry of the same model: the next one)."""
+    return ProviderAPIError(
+        f"{model}: no token within first_token_timeout={seconds:g} s (upstream stalled)",
+        error_type="timeout", model=model, provider_message="first token timeout",
+        context={"first_token_timeout": seconds, "code": "timeout"})
+
+
+def has_content(chunk: Any) -> bool:
+    """Whether a stream chunk is a first token: text, a tool call or a finish reason
+    (keep-alives, pings, role-only and empty deltas are not)."""
+    return bool(getattr(chunk, "text", None) or getattr(chunk, "tool_calls", None)
+                or getattr(chunk, "finish_reason", None))
 
 
 def run_sync(policy: RetryPolicy, attempt: Callable[[], T], *,

@@ -13,6 +13,14 @@ breaks midway raises :class:`ProviderAPIError` after the chunks already
 delivered; its ``context["partial_usage"]`` holds what was recorded.
 Leaving the loop early (``break``) closes the connection and records the
 usage so far. Both classes are context managers that always close.
+
+``first_token_timeout=`` (seconds) abandons a stream that brings no first token
+(text, a tool call or a finish reason; keep-alives, pings and empty deltas do not
+count) in that time: :func:`~ember.models.retry.first_token_timeout_error` is
+raised (``error_type="timeout"``). Sync and async streams alike: the HTTP
+providers stop a sync read that waits past the deadline
+(``HTTPStreaming.stops_stalled_reads``); another provider's sync stream is checked
+between the chunks it yields.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 from ember.models.exceptions import ModelError
+from ember.models.retry import check_first_token_timeout, first_token_timeout_error, has_content
 from ember.models.schemas import ChatResponse, StreamChunk, ToolCall, UsageStats
 
 
@@ -43,6 +52,7 @@ class _StreamState:
         self._binding = binding
         self.model_id = model_id
         self._prompt = prompt
+        self._first_token = check_first_token_timeout(params.pop("first_token_timeout", None))
         self._params = params
         self._parts: list[str] = []
         self._calls: dict[int, list[Any]] = {}
@@ -154,10 +164,20 @@ class ModelStream(_StreamState):
 
         self._started = time.perf_counter()
         b = self._binding
-        source = b.provider.stream(self._prompt, b.model, **self._params)
+        limit = self._first_token
+        params = self._params
+        if limit is not None and getattr(b.provider, "stops_stalled_reads", False):
+            params = {**params, "first_token_timeout": limit}
+        deadline = None if limit is None else time.monotonic() + limit
+        source = b.provider.stream(self._prompt, b.model, **params)
         error: BaseException | None = None
         try:
             for chunk in source:
+                if deadline is not None:
+                    if has_content(chunk):
+                        deadline = None
+                    elif time.monotonic() > deadline:
+                        raise first_token_timeout_error(self.model_id, limit or 0.0)
                 if self._absorb(chunk):
                     yield chunk
         except BaseException as exc:
@@ -202,8 +222,16 @@ class AsyncModelStream(_StreamState):
         self._started = time.perf_counter()
         b = self._binding
         source = b.provider.stream_async(self._prompt, b.model, **self._params)
+        limit = self._first_token
         error: BaseException | None = None
         try:
+            if limit is not None:
+                head = await _first_token(source, limit, self.model_id)
+                for chunk in head:
+                    if self._absorb(chunk):
+                        yield chunk
+                if not head:
+                    return
             async for chunk in source:
                 if self._absorb(chunk):
                     yield chunk
@@ -236,3 +264,24 @@ class AsyncModelStream(_StreamState):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+
+async def _first_token(source: Any, limit: float, model_id: str) -> list[Any]:
+    """``source``'s chunks up to and including its first token, read within ``limit``
+    seconds (``[]``: the stream ended before any)."""
+    import asyncio
+
+    head: list[Any] = []
+    try:
+        async with asyncio.timeout(limit):
+            while True:
+                try:
+                    chunk = await source.__anext__()
+                except StopAsyncIteration:
+                    return head
+                head.append(chunk)
+                if has_content(chunk):
+                    return head
+    except TimeoutError:
+        raise first_token_timeout_error(model_id, limit) from None

@@ -1,6 +1,6 @@
 """Streamed calls of the HTTP providers: one SSE decoder, retries before the first byte.
 
-Bytes go through :class:`~ember.models._sse.SSEDecoder` (the one decoder, WHATWG rules)
+Bytes go through :class:`~ember._sse_decode.SSEDecoder` (the one decoder, WHATWG rules)
 into the provider's :class:`StreamParser`; a failure before the response starts is
 retried by the provider's :class:`~ember.models.retry.RetryPolicy`, one after it is
 raised with the usage the provider reported so far (``context["reported_usage"]``).
@@ -54,24 +54,39 @@ class HTTPStreaming:
     malformed: Any
 
     # -- streaming -------------------------------------------------------------------------------
+    #: a sync stream's ``first_token_timeout`` interrupts a blocked read (see _StallWatch)
+    stops_stalled_reads = True
+
     def stream(self, prompt: Prompt, model: str, **params: Any) -> Iterator[StreamChunk]:
-        """Yield chunks as SSE events arrive; retries only before the first byte."""
-        from ember.models._sse import SSEDecoder
+        """Yield chunks as SSE events arrive; retries only before the first byte.
+
+        ``first_token_timeout`` (seconds, given by :class:`~ember.models.streams.ModelStream`)
+        bounds the wait for the first token: the wait for the response head reads with
+        that timeout, and a body that brings nothing but keep-alives is cut at the deadline.
+        """
+        from ember._sse_decode import SSEDecoder
 
         timeout, max_retries = self._split(params)
+        limit = params.pop("first_token_timeout", None)
+        watch = None if limit is None else _StallWatch(limit, model)
         path, body = self.build_request(prompt, model, params, True)
         content = orjson.dumps(body)
         client = self.sync_client()
         httpx = httpx_module()
-        kwargs: dict[str, Any] = {"content": content}
-        if timeout is not None:
-            kwargs["timeout"] = self._timeout(timeout)
+        read = self.timeout if timeout is None else timeout
 
         def attempt() -> Any:
+            head_read = read if watch is None else min(read, watch.remaining())
+            kwargs: dict[str, Any] = {"content": content}
+            if timeout is not None or head_read < read:
+                kwargs["timeout"] = self._timeout(head_read)
             request = client.build_request("POST", path, **kwargs)
             try:
                 response = client.send(request, stream=True)
             except httpx.TransportError as exc:
+                if watch is not None and isinstance(exc, httpx.TimeoutException) \
+                        and head_read < read:
+                    raise watch.error() from None
                 raise self._transport_error(exc, model) from exc
             if response.status_code >= 400:
                 try:
@@ -81,22 +96,37 @@ class HTTPStreaming:
                 finally:
                     response.close()
                 raise self._status_error(response.status_code, response.headers, raw, model)
+            if head_read < read:
+                # NOTE: httpcore reads the body's timeout from this dict when the body
+                # starts; the head's shorter one must not cut a slow but live stream
+                request.extensions["timeout"]["read"] = read
             return response
 
         response = run_sync(self.retry_policy, attempt, max_retries=max_retries)
         parser = self.stream_parser(model)
         decoder = SSEDecoder()
+        if watch is not None:
+            watch.start(response)
         try:
             try:
                 for raw_chunk in response.iter_raw():
                     if parser.done:
                         continue  # NOTE: drain to EOF so the connection goes back to the pool
                     for event in decoder.feed(raw_chunk):
-                        yield from self._feed(parser, event, model)
+                        for chunk in self._feed(parser, event, model):
+                            if watch is not None:
+                                watch.saw(chunk)
+                            yield chunk
+                    if watch is not None:
+                        watch.check()
             except httpx.TransportError as exc:
+                if watch is not None:
+                    watch.check()
                 if not parser.done:  # a failure while draining after the end marker is moot
                     raise self._transport_error(exc, model) from exc
             if not parser.done:
+                if watch is not None:
+                    watch.check()
                 tail = parser.at_eof()
                 if tail is None:
                     raise self._truncated(model)
@@ -107,13 +137,15 @@ class HTTPStreaming:
                 exc.context["reported_usage"] = partial
             raise
         finally:
+            if watch is not None:
+                watch.cancel()
             response.close()
 
     async def stream_async(
         self, prompt: Prompt, model: str, **params: Any
     ) -> AsyncIterator[StreamChunk]:
         """Async twin of :meth:`stream`."""
-        from ember.models._sse import SSEDecoder
+        from ember._sse_decode import SSEDecoder
 
         timeout, max_retries = self._split(params)
         path, body = self.build_request(prompt, model, params, True)
@@ -180,3 +212,90 @@ class HTTPStreaming:
             error_type="connection", provider=self.name, model=model,
             provider_message="stream truncated",
         )
+
+
+class _StallWatch:
+    """The first-token deadline of one sync stream.
+
+    A sync read cannot be cancelled, so a timer shuts the socket down at the deadline
+    (a read blocked in ``recv`` then returns at once); :meth:`check` turns what the
+    read then raises, or a deadline passed between keep-alives, into the
+    first-token-timeout error. Once a token was seen the timer is disarmed, under a
+    lock so that a token and the deadline cannot both win.
+    """
+
+    __slots__ = ("_deadline", "_fired", "_limit", "_lock", "_model", "_seen", "_timer")
+
+    def __init__(self, limit: float, model: str) -> None:
+        import threading
+        import time
+
+        self._limit = limit
+        self._model = model
+        self._deadline = time.monotonic() + limit
+        self._lock = threading.Lock()
+        self._fired = False
+        self._seen = False
+        self._timer: Any = None
+
+    def remaining(self) -> float:
+        import time
+
+        return max(0.001, self._deadline - time.monotonic())
+
+    def error(self) -> ProviderAPIError:
+        from ember.models.retry import first_token_timeout_error
+
+        return first_token_timeout_error(self._model, self._limit)
+
+    def start(self, response: Any) -> None:
+        import threading
+
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is None:
+            return  # NOTE: no socket to stop (a test transport): checked between chunks
+
+        def fire() -> None:
+            import socket
+
+            with self._lock:
+                if self._seen:
+                    return
+                self._fired = True
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # NOTE: wakes a blocked recv
+            except OSError:
+                pass
+
+        self._timer = threading.Timer(self.remaining(), fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def saw(self, chunk: Any) -> None:
+        """A chunk about to be yielded: the first token disarms the watch."""
+        if self._seen:
+            return
+        from ember.models.retry import has_content
+
+        if has_content(chunk):
+            with self._lock:
+                if self._fired:
+                    raise self.error()
+                self._seen = True
+            self.cancel()
+
+    def check(self) -> None:
+        """Raise the first-token timeout if the deadline passed with no token."""
+        import time
+
+        if not self._seen and (self._fired or time.monotonic() >= self._deadline):
+            with self._lock:
+                if not self._seen:
+                    self._fired = True
+                    raise self.error()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

@@ -91,6 +91,12 @@ class OfflineProvider(BaseProvider):
         prompt_tokens = tokens.count_prompt_tokens(prompt, model) + (
             tokens.count_tokens(system, model) + 4 if system else 0)
         delay = params.get("token_delay")
+        if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)
+                                  or not 0 <= delay < float("inf")):
+            from ember.models.params import InvalidParameterError
+
+            raise InvalidParameterError("token_delay", "expected a number of seconds >= 0",
+                                        delay)
         return pieces, prompt_tokens, finish, self.token_delay if delay is None else float(delay)
 
     def _usage(self, prompt_tokens: int, completion: int, model: str) -> UsageStats:
