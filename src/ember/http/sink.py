@@ -56,6 +56,10 @@ class Sink(Protocol):
     #: :class:`~ember.exceptions.ClientDisconnect`, nothing more is sent.
     closed: bool
 
+    #: The client's ``(host, port)``, or None (access log lines of requests whose head
+    #: could not be parsed).
+    peer: tuple[str, int] | None
+
     # -- the body being read (called by the Cycle) ----------------------------------
 
     def body_consumed(self, buffered: int) -> None:
@@ -68,10 +72,19 @@ class Sink(Protocol):
 
     # -- the response (called by the exchange core) -----------------------------------
 
-    def send_response(self, cycle: Any, status: int, raw_headers: list, body: bytes
-                      ) -> Awaitable[None] | None:
-        """A whole, non-streaming response (headers already checked by the core).
+    def send_result(self, cycle: Any, result: Any) -> bool:
+        """Optional speed-up: send a handler's plain result (``str``, ``bytes``,
+        ``dict``, ``list``...) encoded straight to the wire and return True, or return
+        False (nothing sent) so the core builds a Response.  Must send exactly what
+        :meth:`send_response` would for ``to_response(result)``; may raise what
+        encoding raises (the core answers the error, nothing having been sent)."""
 
+    def send_response(self, cycle: Any, status: int, raw_headers: list, body: bytes,
+                      content_length: int) -> Awaitable[None] | None:
+        """A whole, non-streaming response (framing fields already checked by the core).
+
+        ``content_length`` is what the head says: ``len(body)``, or the length of the
+        GET when the app set it on a HEAD/304 response, or -1 (a status without body).
         Return None when it was queued at once, or an awaitable the core awaits
         (a transport with flow-control windows).  Raise ``ValueError`` for headers
         the wire cannot carry (the core turns it into a 500 before anything is sent).
@@ -94,13 +107,14 @@ class Sink(Protocol):
     def send_end(self, cycle: Any) -> None:
         """The streaming body is complete (last chunk, END_STREAM)."""
 
-    def send_error(self, cycle: Any, status: int, reason: str) -> None:
-        """The exchange failed (the one ERROR transition).
+    def send_error(self, cycle: Any, status: int, reason: str) -> int:
+        """The exchange failed (the one ERROR transition); stop the handler's Task.
 
         ``status`` 0: nobody to answer (the client left, or the handler was cancelled).
         Otherwise answer ``status`` with ``reason`` as text when no head was sent yet
         (``cycle.head_sent``); a response already under way must look cut (HTTP/1.1:
-        close without the last chunk; HTTP/2 and 3: reset the stream)."""
+        close without the last chunk; HTTP/2 and 3: reset the stream).  Return the
+        body bytes of the error answer sent (the core logs it), or -1 when none was."""
 
     def exchange_done(self, cycle: Any) -> None:
         """The response is complete (cycle DONE): the next request may run, or the
