@@ -8,6 +8,7 @@ from ember.http._cycle_c cimport Cycle
 
 cdef bint _EAGER
 cdef Py_ssize_t QUEUED, RUNNING, SENDING, DONE, ERROR, BODY_COMPLETE
+cdef Py_ssize_t _TABLE
 
 
 @cython.final
@@ -23,6 +24,7 @@ cdef class Exchange:
     cdef public object _app, _dispatch, _state, _loop
     cdef public dict _kinds
     cpdef start(self, Cycle cycle)
+    cpdef bint _send_result(self, Cycle cycle, result) except -1
     cpdef timeout(self, Cycle cycle)
     @cython.locals(length=Py_ssize_t)
     cpdef _respond(self, Cycle cycle, response)

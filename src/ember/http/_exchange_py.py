@@ -57,6 +57,10 @@ TRANSITIONS = (
     0,  # DONE
     0,  # ERROR
 )
+# PERF: the same table as one bit set (5 bits per state), read in C when compiled
+_TABLE = 0
+for _state, _bits in enumerate(TRANSITIONS):
+    _TABLE |= _bits << (5 * _state)
 
 logger = logging.getLogger("ember.server")
 access_logger = logging.getLogger("ember.access")
@@ -67,7 +71,7 @@ _pool: Any = None
 
 def allowed(old: int, new: int) -> bool:
     """True when the table lets a cycle move from ``old`` to ``new``."""
-    return bool(TRANSITIONS[old] & (1 << new))
+    return bool((_TABLE >> (5 * old + new)) & 1)
 
 
 def decided_kinds(dispatch: Any, state: Any) -> dict:
@@ -235,7 +239,6 @@ class Exchange:
         """The handler's Task: run it, then write its response (one Task per request)."""
         self.entered += 1
         req = cycle.request
-        sink = cycle.conn
         response = None
         sent = False
         try:
@@ -255,11 +258,7 @@ class Exchange:
                         result = await route.endpoint(**req.path_params)
                     else:  # a plain ``def`` handler: in the thread pool, as Route._invoke does
                         result = await _sync_fast(route, kind, req)
-                    if req._leaving is None and cycle.state == RUNNING and not sink.closed:
-                        sent = sink.send_result(cycle, result)
-                        if sent:
-                            cycle.head_sent = True
-                            cycle.status = 200
+                    sent = self._send_result(cycle, result)
                     if not sent:
                         response = result if type(result) is Response else to_response(result)
                 except Exception as exc:
@@ -285,7 +284,7 @@ class Exchange:
             return
         if sent:
             self.finish(cycle, 200, 0, None)
-        elif cycle.state == RUNNING and not sink.closed:
+        elif cycle.state == RUNNING and not cycle.conn.closed:
             cycle.state = SENDING  # NOTE: the handler answered: its timeout is over
             if response.streaming:
                 await self._stream(cycle, response)
@@ -293,6 +292,17 @@ class Exchange:
                 waiting = self._respond(cycle, response)
                 if waiting is not None:
                     await self._wait_respond(cycle, waiting, response)
+
+    def _send_result(self, cycle: _cycles.Cycle, result: Any) -> bool:
+        """The sink writes a plain result itself (no cache may still see it), or not."""
+        if cycle.request._leaving is not None or cycle.state != RUNNING:
+            return False
+        sink = cycle.conn
+        if sink.closed or not sink.send_result(cycle, result):
+            return False
+        cycle.head_sent = True
+        cycle.status = 200
+        return True
 
     def timeout(self, cycle: _cycles.Cycle) -> None:
         """The transport's clock says the handler ran past its ``request_timeout``."""
@@ -369,7 +379,7 @@ class Exchange:
 
     def finish(self, cycle: _cycles.Cycle, status: int, size: int, response: Any) -> None:
         """-> DONE: log, start the background task, hand the connection back."""
-        if not (TRANSITIONS[cycle.state] >> DONE) & 1:
+        if not (_TABLE >> (5 * cycle.state + DONE)) & 1:
             return  # NOTE: final already (failed meanwhile): the table forbids a 2nd end
         cycle.state = DONE
         self.log(cycle, status, size)
@@ -388,7 +398,7 @@ class Exchange:
         The body reader is woken with the error, the sink answers ``status`` if nothing
         was sent (0: no answer is due: the client left, or was cancelled) and stops.
         """
-        if not (TRANSITIONS[cycle.state] >> ERROR) & 1:
+        if not (_TABLE >> (5 * cycle.state + ERROR)) & 1:
             return  # final already: one transition per error
         cycle.state = ERROR
         cycle.keep_alive = False
