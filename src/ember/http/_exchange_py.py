@@ -297,8 +297,7 @@ class Exchange:
         """The sink writes a plain result itself (no cache may still see it), or not."""
         if cycle.request._leaving is not None or cycle.state != RUNNING:
             return False
-        sink = cycle.conn
-        if sink.closed or not sink.send_result(cycle, result):
+        if not cycle.conn.send_result(cycle, result):  # NOTE: False when closed
             return False
         cycle.head_sent = True
         cycle.status = 200

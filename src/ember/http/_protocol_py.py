@@ -648,7 +648,10 @@ class HttpProtocol:
         return self._peer
 
     def send_result(self, cycle: _cycles.Cycle, result: Any) -> bool:
-        """A plain result encoded in one C buffer (see ``encode_result``), or False."""
+        """A plain result encoded in one C buffer (see ``encode_result``), or False
+        (also when the connection is closed: nothing to answer)."""
+        if self._closed:
+            return False
         req = cycle.request
         if cycle.body_state != BODY_COMPLETE:
             cycle.keep_alive = False  # the unread rest of the body cannot be skipped safely

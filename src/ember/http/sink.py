@@ -75,7 +75,8 @@ class Sink(Protocol):
     def send_result(self, cycle: Any, result: Any) -> bool:
         """Optional speed-up: send a handler's plain result (``str``, ``bytes``,
         ``dict``, ``list``...) encoded straight to the wire and return True, or return
-        False (nothing sent) so the core builds a Response.  Must send exactly what
+        False (nothing sent; always when :attr:`closed`) so the core builds a
+        Response.  Must send exactly what
         :meth:`send_response` would for ``to_response(result)``; may raise what
         encoding raises (the core answers the error, nothing having been sent)."""
 
