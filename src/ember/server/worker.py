@@ -82,6 +82,7 @@ class Worker:
         self._skip_delay = asyncio.Event()
         self._ticker: asyncio.TimerHandle | None = None
         self._listen_fd = -1
+        self.quic: Any = None  # NOTE(h3): the HTTP/3 listener (ember.server.quic)
 
     async def start(self, sock: socket.socket) -> tuple[str, int]:
         """Run the app's startup, then accept connections on ``sock``."""
@@ -111,6 +112,11 @@ class Worker:
         self.server = await loop.create_server(
             factory, sock=sock, ssl=ssl_context(self.config), backlog=self.config.backlog
         )
+        if self.config.http3:  # NOTE(h3): UDP on the same port number
+            from ember.server.quic import start_quic
+
+            self.quic = await start_quic(app, state, self.config, port,
+                                         reuse_port=self.config.workers > 1)
         self._tick()
         return host, port
 
@@ -175,6 +181,8 @@ class Worker:
                 conn.abort()
         if self._ticker is not None:
             self._ticker.cancel()
+        if self.quic is not None:  # NOTE(h3): its connections drained with the others
+            self.quic.close()
         if self.server is not None:
             if rloop:
                 self.server.close()
