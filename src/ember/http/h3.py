@@ -364,11 +364,14 @@ class H3Protocol(QuicConnectionProtocol):
         if stream.closed:
             raise ClientDisconnect("client disconnected")
         headers = [(b":status", b"%d" % status), (b"server", b"ember"),
-                   (b"date", self.state.date_header[6:-2])]
+                   (b"date", _date_value(self.state.date_header))]
         for name, value in raw_headers:
             if name.lower() not in _HOP_BY_HOP:
                 headers.append((name.lower(), value))
-        if content_length >= 0 and body_allowed(status):
+        if content_length >= 0 and body_allowed(status) and (not end or not content_length):
+            # NOTE: not on a head that ends the stream (HEAD, 304): RFC 9110 lets a server
+            # omit it there, and clients that check it against the DATA received (aioquic:
+            # RFC 9114 §4.1.2) take a HEAD's length for a malformed response
             headers.append((b"content-length", b"%d" % content_length))
         try:
             self.h3.send_headers(stream.id, headers, end_stream=end)  # type: ignore[union-attr]
@@ -555,6 +558,12 @@ def fail_body(stream: H3Stream, status: int, reason: str) -> None:
     from ember.http._h3_run import fail
 
     fail(stream, status, reason)
+
+
+def _date_value(line: bytes) -> bytes:
+    """The value of the worker's ``date: ...\\r\\n`` line (other lines may follow it)."""
+    end = line.find(b"\r\n")
+    return line[6:end if end >= 0 else None]
 
 
 def _body_limit(app: Any, request: Request, limits: Any) -> int | None:

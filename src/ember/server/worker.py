@@ -83,6 +83,7 @@ class Worker:
         self._ticker: asyncio.TimerHandle | None = None
         self._listen_fd = -1
         self.quic: Any = None  # NOTE(h3): the HTTP/3 listener (ember.server.quic)
+        self._head_extra = b""
 
     async def start(self, sock: socket.socket) -> tuple[str, int]:
         """Run the app's startup, then accept connections on ``sock``."""
@@ -113,15 +114,18 @@ class Worker:
             factory, sock=sock, ssl=ssl_context(self.config), backlog=self.config.backlog
         )
         if self.config.http3:  # NOTE(h3): UDP on the same port number
-            from ember.server.quic import start_quic
+            from ember.server.quic import alt_svc_line, start_quic
 
             self.quic = await start_quic(app, state, self.config, port,
                                          reuse_port=self.config.workers > 1)
+            self._head_extra = alt_svc_line(self.config, port)
         self._tick()
         return host, port
 
     def _tick(self) -> None:
         self.state.refresh_date()
+        if self._head_extra:  # NOTE(h3): Alt-Svc rides on the Date line (HTTP/1.1)
+            self.state.date_header += self._head_extra
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
             # NOTE: the supervisor died without telling us (SIGKILL, OOM killer); on Linux
             # PR_SET_PDEATHSIG already sent SIGTERM, this poll covers other platforms.
