@@ -256,7 +256,7 @@ class H3Protocol(QuicConnectionProtocol):
         if method == "CONNECT":
             self._answer(sid, 501, "CONNECT is not supported over HTTP/3")
             return
-        if path is None or scheme is None or not path.startswith(b"/") and path != b"*":
+        if path is None or scheme is None or (not path.startswith(b"/") and path != b"*"):
             self._answer(sid, 400, "missing or invalid :path or :scheme")
             return
         if len(path) > limits.max_url_size:
@@ -432,6 +432,8 @@ class H3Protocol(QuicConnectionProtocol):
             raise ClientDisconnect("client disconnected")
 
     def _wake_writers(self) -> None:
+        if self.going_away and not self.streams and not self.closed:
+            self._close_when_acked()  # NOTE: acks arrive with datagrams
         for stream in self.streams.values():
             waiter = stream.waiter
             if waiter is not None and not waiter.done() and (
@@ -467,9 +469,16 @@ class H3Protocol(QuicConnectionProtocol):
             task.cancel()
         if not self.streams:
             if self.going_away:
-                self.close(ErrorCode.H3_NO_ERROR, "")
+                self._close_when_acked()
             else:
                 self._arm_idle()
+
+    def _close_when_acked(self) -> None:
+        """Close once the client has every byte we sent (CONNECTION_CLOSE drops the rest)."""
+        self.transmit()
+        quic = self._quic
+        if all(self.unacked(sid) == 0 for sid in list(quic._streams)):
+            self.close(ErrorCode.H3_NO_ERROR, "server shutting down")
 
     def _terminated(self) -> None:
         """The QUIC connection is gone: every handler stops."""

@@ -135,15 +135,18 @@ class QuicListener:
         self.server.close()
 
 
-async def start_quic(app: Any, state: Any, config: ServerConfig, port: int,
-                     reuse_port: bool) -> QuicListener:
-    """Bind UDP ``port`` and serve HTTP/3 on it with aioquic's QUIC server."""
+async def start_quic(app: Any, state: Any, config: ServerConfig,
+                     sock: socket.socket) -> QuicListener:
+    """Serve HTTP/3 on the UDP socket ``sock`` (:func:`bind_udp`) with aioquic."""
     from aioquic.asyncio.server import QuicServer
 
     from ember.http.h3 import H3Protocol
 
-    sock = bind_udp(config, port, reuse_port)
-    quic = quic_configuration(config)
+    try:
+        quic = quic_configuration(config)
+    except BaseException:
+        sock.close()
+        raise
     create = partial(H3Protocol, app=app, state=state, limits=config.limits,
                      scheme="https")
     loop = asyncio.get_running_loop()

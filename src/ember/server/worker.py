@@ -88,6 +88,12 @@ class Worker:
     async def start(self, sock: socket.socket) -> tuple[str, int]:
         """Run the app's startup, then accept connections on ``sock``."""
         loop = asyncio.get_running_loop()
+        udp = None
+        if self.config.http3:  # NOTE(h3): UDP on the same port number, bound first
+            from ember.server.quic import bind_udp
+
+            udp = bind_udp(self.config, sock.getsockname()[1],
+                           reuse_port=self.config.workers > 1)
         state = getattr(self.app, "state", None)
         if state is not None:  # NOTE: startup checks that depend on the address read it
             state.bound_address = sock.getsockname()[:2]
@@ -113,11 +119,10 @@ class Worker:
         self.server = await loop.create_server(
             factory, sock=sock, ssl=ssl_context(self.config), backlog=self.config.backlog
         )
-        if self.config.http3:  # NOTE(h3): UDP on the same port number
+        if udp is not None:
             from ember.server.quic import alt_svc_line, start_quic
 
-            self.quic = await start_quic(app, state, self.config, port,
-                                         reuse_port=self.config.workers > 1)
+            self.quic = await start_quic(app, state, self.config, udp)
             self._head_extra = alt_svc_line(self.config, port)
         self._tick()
         return host, port
