@@ -405,3 +405,30 @@ def test_retry_tokens_validate_the_address_first(h3, app):
             assert c._quic._retry_source_connection_id is not None
 
     run(main())
+
+
+def test_metrics_count_requests_by_protocol(h3, serve, tls_files):
+    from ember.observability import Metrics
+
+    app = Ember()
+    metrics = Metrics()
+    app.add_middleware(metrics)
+    metrics.mount(app)
+
+    @app.get("/hello")
+    async def hello():
+        return "hi"
+
+    port = h3(app)
+
+    async def main():
+        async with h3_connect(port) as c:
+            for _ in range(3):
+                await c.request("GET", "/hello")
+            return (await c.request("GET", "/metrics")).text()
+
+    with httpx.Client(verify=False) as tcp:
+        tcp.get(f"https://127.0.0.1:{port}/hello")
+    text = run(main())
+    assert 'ember_requests_by_protocol_total{protocol="http/3"} 3' in text
+    assert 'ember_requests_by_protocol_total{protocol="http/1.1"} 1' in text

@@ -248,12 +248,12 @@ def test_two_workers_share_the_udp_port(tmp_path, tls_files):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         async def main():
-            for _ in range(int(GUARD / 0.05)):  # wait for the workers to listen
+            for _ in range(int(GUARD / 0.05)):  # wait until the workers listen (TCP)
                 try:
-                    async with h3_connect(port) as c:
-                        await c.request("GET", "/pid", timeout=1)
+                    async with httpx.AsyncClient(verify=False) as tcp:
+                        await tcp.get(f"https://127.0.0.1:{port}/pid")
                     break
-                except (ConnectionError, TimeoutError, OSError):
+                except httpx.TransportError:
                     await asyncio.sleep(0.05)
             seen: dict[str, int] = {}
             for _ in range(16):  # each connection: a new source port, hashed to a worker
