@@ -99,6 +99,7 @@ class Ember(RouteDecorators):
         self._shutdown: list[Callable[[], Any]] = []
         self._lifespan_cm: Any = None
         self._started = False
+        self._plan: dict[Any, int] | None = None
         self._names: dict[str, Route] = {}
         self._taken: dict[tuple[str, str], Route] = {}
         #: ``{dependency: replacement}`` for ``Depends(dependency)`` (tests); read per request
@@ -167,6 +168,7 @@ class Ember(RouteDecorators):
         self._openapi = None
         self.routes.append(route)
         self._names.setdefault(route.name, route)
+        self._replan()
 
     def add_blueprint(self, blueprint: Blueprint,
                       prefixes: Mapping[str, str] | str | None = None) -> None:
@@ -197,6 +199,7 @@ class Ember(RouteDecorators):
             raise ConfigError(f"middleware must be callable, got {middleware!r}")
         self.middleware.append(middleware)
         self._stack = None
+        self._replan()
 
     def add_database(self, database: Any) -> None:
         """Use ``database`` (an ``ember.db.Database``): a pool per worker, opened on start.
@@ -279,6 +282,7 @@ class Ember(RouteDecorators):
 
         needed = self.allowed_hosts is not None or self.trusted_proxies or self._probe_routes
         self._gate = RequestGate(self) if needed else None
+        self._replan()
 
     def add_health(self, liveness: str | None = "/livez", readiness: str | None = "/readyz",
                    checks: list[Any] | None = None, *, timeout: float = 2.0,
@@ -374,6 +378,7 @@ class Ember(RouteDecorators):
                     logger.warning("cache %r failed to start; serving uncached", cache,
                                    exc_info=True)
         self._build_stack()
+        self._answer_plan(self._connection_interface()[1])
 
     async def shutdown(self) -> None:
         """Close caches, run shutdown hooks, leave the lifespan."""
@@ -422,6 +427,39 @@ class Ember(RouteDecorators):
             # for Ember._handle exactly) never skips the gate
             return self._resolve, self._handle_gated, self._upgrade_request
         return self._resolve, self._handle, self._upgrade_request
+
+    # -- dispatch decided once (issue 24) -------------------------------------------
+
+    def _answer_plan(self, dispatch: Any) -> dict[Any, int]:
+        """``{route: kind}``: how a connection answers each route, decided once.
+
+        Kind 1 calls ``fn()``, 2 ``fn(request)``, 3 ``fn(**path_params)`` (4, 5, 6 the
+        same for a ``def`` handler, in the thread pool), and the connection writes a
+        plain result itself; 0 (or a route missing from the plan) goes through
+        ``dispatch`` — middleware, hosts gate, injection, caches, feature wrappers,
+        ``status_code=``/``response_model=``.  Decided when the app is prepared for
+        serving (:meth:`startup`, or a connection's first use); adding a route or
+        middleware, or changing the hosts gate, empties the plan in place, so running
+        connections fall back to ``dispatch`` until they are rebuilt.  ``dispatch`` is
+        what the connection got from :meth:`_connection_interface`: only
+        ``Ember._handle`` itself (not a subclass override, not the hosts gate) may be
+        stood for by the fast kinds; with middleware the plan is empty.
+        """
+        if getattr(dispatch, "__func__", None) is not Ember._handle \
+                or getattr(dispatch, "__self__", None) is not self:
+            return {route: 0 for route in self.routes} if not self.middleware else {}
+        plan = self._plan
+        if plan is None:
+            plan = self._plan = {} if self.middleware else {
+                route: _fast_kind(route) for route in self.routes}
+        return plan
+
+    def _replan(self) -> None:
+        """The app changed: connections that hold the plan fall back to ``dispatch``."""
+        plan = getattr(self, "_plan", None)
+        if plan is not None:
+            plan.clear()
+            self._plan = None
 
     async def _handle_gated(self, req: Any) -> Response:
         return await self._handle(req)
@@ -653,3 +691,20 @@ async def _maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _fast_kind(route: Route) -> int:
+    """How the connection calls ``route``'s handler on the fast path (see
+    ``Ember._answer_plan``); 0 when it must go through ``Ember._handle``: a route whose
+    call is not ``Route._invoke`` itself (feature wrappers, a mounted app, a subclass),
+    ``status_code=``/``response_model=``, injected parameters."""
+    call = route._call
+    if getattr(call, "__func__", None) is not Route._invoke \
+            or getattr(call, "__self__", None) is not route \
+            or route.status_code is not None or route._shape is not None:
+        return 0
+    plan = route.plan
+    kind = {"none": 1, "request": 2, "path": 3}.get(plan.kind, 0)
+    if kind and not plan.is_async:
+        kind += 3  # 4, 5, 6: the same through the thread pool
+    return kind

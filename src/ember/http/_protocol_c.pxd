@@ -5,9 +5,9 @@
 # ember.testing and the tests use some of them).  ``final`` makes cpdef calls direct C calls.
 cimport cython
 from ember.http._cycle_c cimport Cycle
+from ember.http._exchange_c cimport Exchange
 from ember._request_c cimport Request
 
-cdef bint _EAGER
 cdef bytes _HOST_CHARS
 
 cpdef bint _valid_host(bytes value) except -1
@@ -53,7 +53,8 @@ cdef class HttpProtocol:
     cdef public object _transport, _flow, _parser, _peer
     cdef public bint _closed, _admitted, _running, _http2
     cdef public list _out
-    cdef public Py_ssize_t _out_size, _starts, _entered
+    cdef public Py_ssize_t _out_size, _starts
+    cdef public Exchange _exchange
     cdef public bint _pipelining, _flush_scheduled
     cdef public bytes _held
     cdef public object _websocket, _h2, _timer
@@ -68,23 +69,20 @@ cdef class HttpProtocol:
     cpdef _flush(self)
     cpdef _run_next(self)
     cpdef _start(self, Cycle cycle)
-    cpdef _finish(self, Cycle cycle, status, size, response)
-    cpdef _log(self, Cycle cycle, status, size, note=*, req=*)
     cpdef _arm_timer(self, double when)
+    # the sink (ember.http.sink): called by the exchange core through Python
     @cython.locals(req=Request)
-    cpdef _respond(self, Cycle cycle, response)
-    cpdef _fast_kind(self, route)
+    cpdef bint send_result(self, Cycle cycle, result) except -1
+    @cython.locals(req=Request)
+    cpdef send_response(self, Cycle cycle, status, raw_headers, body, content_length)
+    cpdef send_end(self, Cycle cycle)
+    cpdef Py_ssize_t send_error(self, Cycle cycle, status, reason) except? -2
+    cpdef exchange_done(self, Cycle cycle)
     # NOTE: cpdef so its locals are typed; the parser still calls it through Python
     @cython.locals(cycle=Cycle, req=Request, hosts=Py_ssize_t)
     cpdef on_headers(self, method, target, minor, headers, keep_alive, chunked,
                      content_length, upgrade, expect)
-    @cython.locals(fast=Py_ssize_t)
-    cpdef Py_ssize_t _route_kind(self, Cycle cycle) except -1
-    @cython.locals(req=Request)
-    cpdef _encode_fast(self, Cycle cycle, result)
     cpdef _hold_pipeline(self)
-    cpdef bint _answerable(self, Cycle cycle) except -1
-    cpdef _answer(self, Cycle cycle, data, response)
     cpdef _after_answer(self)
 
     @cython.locals(cycle=Cycle)

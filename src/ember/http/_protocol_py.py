@@ -2,16 +2,19 @@
 """One asyncio Protocol per HTTP/1.1 connection (pure-Python reference).
 
 Compiled by Cython as ``_protocol_c``.  The life of a connection lives here;
-the life of one request lives in its :class:`~ember.http.cycle.Cycle`:
+the life of one request lives in its :class:`~ember.http.cycle.Cycle`, and its
+execution (run the handler, answer, finish, fail) in the exchange core
+(:mod:`ember.http.exchange`), which writes through this connection as its
+:class:`~ember.http.sink.Sink` (the ``send_*`` methods and ``exchange_done``):
 
 * the parser turns bytes into cycles that queue up (pipelining) and are
   answered strictly in order;
 * every handler runs inside an asyncio Task from its first line (eagerly
   started where Python has eager tasks, 3.12+), and the same Task writes the
   response, so a non-suspending handler costs one Task and no extra loop turn;
-* any error in any state has exactly one transition (:meth:`HttpProtocol._fail`):
-  the body reader is woken with an exception, the client gets an error answer if
-  nothing was sent yet, and the connection closes;
+* any error in any state has exactly one transition (``Exchange.fail``): the body
+  reader is woken with an exception, the client gets an error answer if nothing
+  was sent yet (:meth:`HttpProtocol.send_error`), and the connection closes;
 * flow control (:mod:`ember.http.flow_control`): reading pauses while an unread
   body is over its byte or chunk limits, while too many requests are queued, and
   while the client does not read its responses (the write buffer is over its
@@ -27,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sys
 import time
 from collections import deque
 from email.utils import formatdate
@@ -39,8 +41,8 @@ except ImportError:  # pragma: no cover - pure install without Cython
     from ember import _cython_shim as cython
 
 from ember import requests as _requests
-from ember.exceptions import ClientDisconnect
 from ember.http import cycle as _cycles
+from ember.http import exchange as _exchanges
 from ember.http.cycle import (
     BODY_COMPLETE,
     DONE,
@@ -61,19 +63,18 @@ from ember.http.flow_control import (
 from ember.http.parser import HttpRequestParser
 from ember.http.writer import (
     LAST_CHUNK,
-    app_framing,
     encode_chunk,
     encode_framed,
     encode_head,
     encode_response,
     encode_result,
 )
-from ember.responses import Response, to_response
-from ember.status import body_allowed
 
-# NOTE: not imported as ``Cycle``: the compiled twin cimports that name as a C type
-# (_protocol_c.pxd) so its cycles are read as struct fields.
+# NOTE: not imported as ``Cycle``/``Exchange``: the compiled twin cimports those names as
+# C types (_protocol_c.pxd) so its cycles are read as struct fields and the core's cpdef
+# methods are called directly.
 _new_cycle = _cycles.Cycle
+_new_exchange = _exchanges.Exchange
 _new_request = _requests.new_request
 _EMBER_RESOLVE: Any = None
 
@@ -85,37 +86,6 @@ MAX_BODY_CHUNKS = 64  # unread body objects before reading pauses (fragments coa
 MAX_PIPELINE = 128  # queued requests before reading pauses
 OUT_BATCH = 64 * 1024  # bytes batched within one read before they are written
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-_EAGER = sys.version_info >= (3, 12)
-if _EAGER:
-    def _new_task(loop: Any, coro: Any) -> asyncio.Task[Any]:
-        # PERF: an eager Task runs the handler at once, inside the Task (current_task,
-        # contextvars, timeouts all work); one that never suspends completes here.
-        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-else:
-    def _new_task(loop: Any, coro: Any) -> asyncio.Task[Any]:
-        return loop.create_task(coro)
-
-
-_pool: Any = None
-
-
-def _sync_fast(route: Any, fast: int, req: Any) -> Any:
-    """The awaitable of a plain ``def`` handler on the fast path (``fast`` 4, 5, 6): the
-    same calls as ``Route._invoke`` (keyword arguments, in the default thread pool)."""
-    global _pool
-    pool = _pool
-    if pool is None:
-        # NOTE: imported on first use: ``import ember`` stays light (no pool before a call)
-        from ember._threadpool import default_pool
-
-        pool = _pool = default_pool()
-    if fast == 4:
-        return pool.submit(route.endpoint)
-    if fast == 5:
-        return pool.submit_kwargs(route.endpoint, {route.plan.params[0].name: req})
-    return pool.submit_kwargs(route.endpoint, req.path_params)
-
 
 def _plain_resolve(resolve: Any) -> bool:
     """True when ``resolve`` is ``Ember._resolve`` itself (not a subclass override)."""
@@ -162,128 +132,15 @@ class ServerState:
         self.total_requests = 0
         self.shutting_down = False
         self.access_log = access_log
-        # PERF: route -> how its handler is called on the fast path (0: never); see
-        # HttpProtocol._fast_kind.  False turns the fast path off (tests compare bytes).
+        # NOTE: the app's plan (route -> how its handler is called on the fast path, 0:
+        # never; Ember._answer_plan) as the connections use it, for introspection.
+        # fast_path False turns the fast path off (tests compare bytes).
         self.fast_routes: dict[Any, int] = {}
         self.fast_path = True
 
     def refresh_date(self) -> None:
         """Called once a second by the server so no request formats a date."""
         self.date_header = date_header()
-
-
-class BodyWriter:
-    """What a streaming response writes through: framing, drain, disconnect."""
-
-    __slots__ = ("_cycle", "_proto")
-
-    def __init__(self, proto: HttpProtocol, cycle: _cycles.Cycle) -> None:
-        self._proto = proto
-        self._cycle = cycle
-
-    @property
-    def request(self) -> _requests.Request:
-        """The request this body answers (Range, Last-Event-ID, conditional headers)."""
-        return self._cycle.request
-
-    @property
-    def closed(self) -> bool:
-        """True once the client has gone away."""
-        return self._proto._closed
-
-    @property
-    def started(self) -> bool:
-        """True once the head was sent."""
-        return self._cycle.head_sent
-
-    @property
-    def status(self) -> int:
-        return self._cycle.status
-
-    @property
-    def sent(self) -> int:
-        return self._cycle.sent
-
-    def start(self, status_code: int, raw_headers: list, content_length: int = -1) -> None:
-        """Send the status line and headers (once)."""
-        cycle = self._cycle
-        if cycle.head_sent:
-            raise RuntimeError("response already started")
-        proto = self._proto
-        if proto._closed:
-            raise ClientDisconnect("client disconnected")
-        req = cycle.request
-        # NOTE (issue 23): the engine owns framing; a conflicting app value raises
-        # ValueError here, before anything is sent (the stream answers 500).
-        framing = app_framing(status_code, raw_headers, content_length, cycle.head_only, True)
-        if framing is not None:
-            raw_headers, content_length, close = framing
-            if close:
-                cycle.keep_alive = False
-        cycle.head_sent = True
-        cycle.state = SENDING
-        cycle.status = status_code
-        if not body_allowed(status_code) or cycle.head_only:
-            content_length = content_length if body_allowed(status_code) else -1
-            cycle.head_only = True
-        elif content_length < 0:
-            if req.http_minor == 0:
-                cycle.keep_alive = False  # HTTP/1.0: the body ends when we close
-            else:
-                cycle.chunked = True
-        head = encode_head(
-            status_code, raw_headers, content_length, cycle.keep_alive, req.http_minor,
-            proto._state.date_header, cycle.chunked,
-        )
-        proto._write(b"".join(head))
-
-    async def write(self, data: bytes) -> None:
-        """Send one body chunk, waiting while the transport's buffer is full."""
-        proto = self._proto
-        if proto._closed:
-            raise ClientDisconnect("client disconnected")
-        cycle = self._cycle
-        if cycle.head_only or not data:
-            return
-        cycle.sent += len(data)
-        proto._write(encode_chunk(data) if cycle.chunked else data)
-        if proto._flow.write_paused:
-            proto._flush()
-            await proto._flow.drain()
-
-    async def sendfile(self, file: Any, offset: int, count: int) -> None:
-        """Send ``count`` bytes of an open file, zero-copy where the loop supports it."""
-        proto = self._proto
-        cycle = self._cycle
-        if cycle.head_only or count <= 0:
-            return
-        if proto._closed:
-            raise ClientDisconnect("client disconnected")
-        proto._flush()
-        loop = proto._loop
-        transport = proto._transport
-        if not cycle.chunked and transport.get_extra_info("sslcontext") is None:
-            try:
-                await loop.sendfile(transport, file, offset, count)
-                cycle.sent += count
-                return
-            except (NotImplementedError, RuntimeError, AttributeError):
-                pass
-        file.seek(offset)
-        remaining = count
-        while remaining > 0:
-            data = await loop.run_in_executor(None, file.read, min(remaining, 256 * 1024))
-            if not data:
-                break
-            remaining -= len(data)
-            await self.write(data)
-
-    async def end(self) -> None:
-        """Finish the body (terminating chunk when chunked)."""
-        proto = self._proto
-        if self._cycle.chunked and not proto._closed:
-            proto._write(LAST_CHUNK)
-        proto._flush()
 
 
 class HttpProtocol:
@@ -302,6 +159,16 @@ class HttpProtocol:
         self._router = owner.router if owner is not None else None
         self._route_app = owner
         self._state = state
+        # NOTE: dispatch decided once (issue 24): the app's plan of fast kinds per route,
+        # asked for once per connection, never re-decided per request.
+        kinds: dict = {}
+        if state.fast_path and not state.access_log:
+            plan = getattr(getattr(self._dispatch, "__self__", None), "_answer_plan", None)
+            if plan is not None:
+                kinds = plan(self._dispatch)
+                if not state.fast_routes:
+                    state.fast_routes.update(kinds)  # the plan in use (introspection)
+        self._exchange = _new_exchange(app, self._dispatch, kinds, state)
         self._limits = limits
         self._scheme = scheme
         self._max_body = limits.max_body_size
@@ -326,12 +193,11 @@ class HttpProtocol:
         self._out_size = 0
         # PERF: a pipeline batch: responses of pipelined requests answered after
         # data_received returned (each in its own Task) are written together; see
-        # _hold_pipeline.  _starts/_entered count Tasks started/entered, so the flush
+        # _hold_pipeline.  _starts/exchange.entered count Tasks started/entered, so the flush
         # callback can tell "the next handler has not run yet" from "it is waiting".
         self._pipelining = False
         self._flush_scheduled = False
         self._starts = 0
-        self._entered = 0
         self._admitted = True
         self._held = b""
         self._running = False
@@ -698,13 +564,13 @@ class HttpProtocol:
             if error is not None or cycle.request is None:
                 # NOTE: its body failed (status 0: the client left): no handler runs
                 status, reason = error if error is not None else (400, "Bad Request")
-                self._fail(cycle, status, reason)
+                self._exchange.fail(cycle, status, reason)
                 return
             if self._state.shutting_down:
                 cycle.keep_alive = False
             if cycle.expectation_failed:
                 cycle.keep_alive = False
-                self._send_simple(cycle, 417, "unsupported Expect header")
+                self._answer_simple(cycle, 417, "unsupported Expect header")
                 continue
             self._start(cycle)
         if flow.read_paused & READ_PIPELINE and len(queue) <= MAX_PIPELINE // 2 \
@@ -712,113 +578,17 @@ class HttpProtocol:
             self._restart_body_clock(self._loop.time())
 
     def _start(self, cycle: _cycles.Cycle) -> None:
-        cycle.state = RUNNING
+        """Hand ``cycle`` to the exchange core; its ``request_timeout`` joins the timer."""
         timeout = self._request_timeout
         route = cycle.request.route
         if route is not None and route.timeout is not None:
             timeout = route.timeout
         self._starts += 1
-        if _EAGER:
-            task = _new_task(self._loop, self._run_cycle(cycle))
-        else:  # PERF: no wrapper call on 3.11
-            task = self._loop.create_task(self._run_cycle(cycle))
-        if task.done():
+        if self._exchange.start(cycle) is None:
             return  # PERF: an eager Task that never suspended already answered
-        cycle.task = task
         if timeout is not None and cycle.state == RUNNING and cycle is self._current:
             self._run_deadline = deadline = self._loop.time() + timeout
             self._arm_timer(deadline)  # NOTE: lazy: an earlier timer re-arms for it
-
-    def _on_handler_timeout(self, cycle: _cycles.Cycle) -> None:
-        cycle.timeout = None
-        if cycle.state == RUNNING:
-            self._fail(cycle, 504, "the handler did not answer in time")
-
-    async def _run_cycle(self, cycle: _cycles.Cycle) -> None:
-        """The handler's Task: run it, then write its response (one Task per request)."""
-        self._entered += 1
-        req = cycle.request
-        data = None
-        response = None
-        try:
-            route = req.route
-            app = self._app
-            fast = self._route_kind(cycle)
-            if fast:
-                # PERF: no middleware, no cache, a plain async handler: call it here and
-                # build a str/bytes/dict/list answer in C (encode_result) without
-                # Response/MutableHeaders; the same bytes as the general path (tested).
-                try:
-                    if fast == 1:
-                        result = await route.endpoint()
-                    elif fast == 2:
-                        result = await route.endpoint(req)
-                    elif fast == 3:
-                        result = await route.endpoint(**req.path_params)
-                    else:  # a plain ``def`` handler: in the thread pool, as Route._invoke does
-                        result = await _sync_fast(route, fast, req)
-                    data = self._encode_fast(cycle, result)
-                    if data is None:
-                        response = result if type(result) is Response else to_response(result)
-                except Exception as exc:
-                    response = await _error_response(app, req, exc)
-                if data is None and req._leaving is not None:
-                    await req._leaving(response)
-            else:
-                response = await self._dispatch(req)
-        except asyncio.CancelledError:
-            if cycle.state == RUNNING:
-                self._fail(cycle, 0, "")  # cancelled by someone else: close
-            return
-        except ClientDisconnect:  # the client left mid-body: nobody to answer, not an error
-            self._log(cycle, 499, 0, " client disconnected", req)
-            if cycle.state == RUNNING:
-                self._fail(cycle, 0, "")
-            return
-        except BaseException as exc:  # NOTE: SystemExit & co must not reach the loop
-            if cycle.state == RUNNING:
-                logger.error("unhandled %s in %s %s", type(exc).__name__, req.method,
-                             req.path, exc_info=exc)
-                self._fail(cycle, 500, "Internal Server Error")
-            return
-        if data is not None:
-            self._answer(cycle, data, None)
-        elif self._answerable(cycle):
-            if response.streaming:
-                if self._pipelining:
-                    self._flush()  # NOTE: the earlier responses go out before a stream
-                await self._stream(cycle, response)
-                if self._pipelining:
-                    self._after_answer()
-            else:
-                self._answer(cycle, None, response)
-
-    def _answerable(self, cycle: _cycles.Cycle) -> bool:
-        """The handler returned: False when ``cycle`` was answered already (error,
-        timeout) or the client left."""
-        if cycle is self._current:
-            self._run_deadline = 0.0  # the handler answered: its request_timeout is over
-        return cycle.state == RUNNING and not self._closed
-
-    def _answer(self, cycle: _cycles.Cycle, data: bytes | None, response: Any) -> None:
-        """Write ``data`` (a whole fast-path response) or ``response`` (not streaming)."""
-        if data is not None:
-            # NOTE: _answerable, inlined (one frame less per request in the pure twin)
-            if cycle is self._current:
-                self._run_deadline = 0.0
-            if cycle.state != RUNNING or self._closed:
-                return
-        if self._out is None and self._queue:
-            self._hold_pipeline()
-        if data is not None:
-            cycle.head_sent = True
-            cycle.status = 200
-            self._write(data)
-            self._finish(cycle, 200, 0, None)
-        else:
-            self._respond(cycle, response)
-        if self._pipelining:
-            self._after_answer()
 
     def _after_answer(self) -> None:
         """A pipeline batch goes out when drained, else one loop turn later (re-checked)."""
@@ -850,7 +620,7 @@ class HttpProtocol:
         if not self._pipelining or self._closed:
             return
         current = self._current
-        if current is not None and self._starts != self._entered \
+        if current is not None and self._starts != self._exchange.entered \
                 and current.task is not None and not current.task.done():
             # NOTE: its Task was scheduled after this callback: wait for its first step
             self._flush_scheduled = True
@@ -858,146 +628,8 @@ class HttpProtocol:
             return
         self._flush()
 
-    def _route_kind(self, cycle: _cycles.Cycle) -> int:
-        """``cycle``'s fast-path kind (see :meth:`_fast_kind`; 0: the general path)."""
-        route = cycle.request.route
-        if route is None:
-            return 0
-        app = self._app
-        state = self._state
-        if app._stack is not None or app.middleware or not state.fast_path \
-                or state.access_log:
-            return 0
-        fast = state.fast_routes.get(route, -1)
-        if fast < 0:
-            fast = self._fast_kind(route)
-        return fast
-
-    def _encode_fast(self, cycle: _cycles.Cycle, result: Any) -> bytes | None:
-        """The whole response to a fast-path ``result`` in one C buffer, or None."""
-        req = cycle.request
-        if req._leaving is not None:
-            return None
-        if cycle.body_state != BODY_COMPLETE:
-            cycle.keep_alive = False
-        return encode_result(result, cycle.keep_alive, req.http_minor,
-                             self._state.date_header, cycle.head_only)
-
-    def _fast_kind(self, route: Any) -> int:
-        """How the fast path calls ``route``'s handler: 1 ``fn()``, 2 ``fn(request)``,
-        3 ``fn(**path_params)``; 4, 5, 6 the same for a ``def`` handler (in the thread
-        pool); 0 when it must go through the app (middleware, cache, AI/WebSocket
-        wrappers, ``status_code=``/``response_model=``, injected parameters).  NOTE: not
-        with the access log, which needs the body size."""
-        from ember.app import Ember
-        from ember.routes import Route
-
-        kind = 0
-        call = route._call
-        plan = route.plan
-        # NOTE: the fast path stands for Ember._handle + Route._invoke exactly; an app or a
-        # route that overrides either one (a subclass) always goes through it.
-        if getattr(self._dispatch, "__func__", None) is Ember._handle \
-                and getattr(call, "__func__", None) is Route._invoke \
-                and getattr(call, "__self__", None) is route \
-                and route.status_code is None and route._shape is None:
-            kind = {"none": 1, "request": 2, "path": 3}.get(plan.kind, 0)
-            if kind and not plan.is_async:
-                kind += 3  # 4, 5, 6: the same through the thread pool (_sync_fast)
-        self._state.fast_routes[route] = kind
-        return kind
-
-    def _respond(self, cycle: _cycles.Cycle, response: Any) -> None:
-        req = cycle.request
-        body = response.body
-        status = response.status_code
-        if cycle.body_state != BODY_COMPLETE:
-            cycle.keep_alive = False  # the unread rest of the body cannot be skipped safely
-        try:
-            headers = response._headers._raw
-            # NOTE (issue 23): the engine owns framing (Content-Length,
-            # Transfer-Encoding, Connection); a conflicting app value is a 500.
-            framing = app_framing(status, headers, len(body), cycle.head_only, False)
-            if framing is None:
-                data = encode_response(status, headers, body, cycle.keep_alive,
-                                       req.http_minor, self._state.date_header, cycle.head_only)
-            else:
-                if framing[2]:
-                    cycle.keep_alive = False  # the app's Connection: close (RFC 9112 §9.6)
-                data = encode_framed(status, framing[0], body, framing[1], cycle.keep_alive,
-                                     req.http_minor, self._state.date_header, cycle.head_only)
-        except ValueError as exc:
-            logger.error("invalid response from %s %s: %s", req.method, req.path, exc)
-            self._fail(cycle, 500, "Internal Server Error")
-            return
-        cycle.head_sent = True
-        cycle.status = status
-        self._write(data)
-        self._finish(cycle, status, len(body), response)
-
-    async def _stream(self, cycle: _cycles.Cycle, response: Any) -> None:
-        req = cycle.request
-        try:
-            await response.stream_to(BodyWriter(self, cycle))
-        except (ClientDisconnect, asyncio.CancelledError):
-            self._log(cycle, cycle.status or 499, cycle.sent, " client disconnected", req)
-            if not self._closed:
-                self._fail(cycle, 0, "")
-            return
-        except BaseException:  # NOTE: see _run_cycle
-            logger.exception("error while streaming the response to %s %s", req.method,
-                             req.path)
-            # NOTE: after the head, a cut body must look cut: no last chunk, and the
-            # connection closes (a client must never take it for a complete body).
-            self._fail(cycle, 500, "Internal Server Error")
-            return
-        if self._closed or cycle.state >= DONE:
-            if cycle.state < DONE:
-                self._log(cycle, cycle.status or 499, cycle.sent, " client disconnected", req)
-            return
-        self._flush()
-        self._finish(cycle, cycle.status, cycle.sent, response)
-        self._flush()
-
-    def _finish(self, cycle: _cycles.Cycle, status: int, size: int, response: Any) -> None:
-        cycle.state = DONE
-        self._log(cycle, status, size)
-        cycle.request = None  # PERF: break request <-> cycle, freed by refcount
-        background = getattr(response, "background", None) if response is not None else None
-        if background is not None:
-            task = self._loop.create_task(_run_background(background))
-            state = self._state
-            state.tasks.add(task)
-            task.add_done_callback(state.tasks.discard)
-        self._current = None
-        if not cycle.keep_alive or cycle.body_state != BODY_COMPLETE \
-                or self._state.shutting_down:
-            self._close()
-            return
-        if not self._queue:
-            self._idle_since = self._loop.time()
-            if self._receiving is None:
-                self._arm_timer(self._idle_since + self._keep_alive_timeout)
-        else:
-            self._run_next()
-
-    def _log(self, cycle: _cycles.Cycle, status: int, size: int, note: str = "",
-             req: _requests.Request | None = None) -> None:
-        state = self._state
-        state.total_requests += 1
-        if state.access_log:
-            if req is None:
-                req = cycle.request
-            peer = self._peer[0] if self._peer else "-"
-            if req is None:
-                access_logger.info('%s - "-" %d %d', peer, status, size)
-                return
-            access_logger.info(
-                '%s - "%s %s HTTP/1.%d" %d %d%s', peer, req.method,
-                req.raw_path.decode("latin-1"), req.http_minor, status, size, note,
-            )
-
-    def _send_simple(self, cycle: _cycles.Cycle, status: int, text: str) -> None:
+    def _answer_simple(self, cycle: _cycles.Cycle, status: int, text: str) -> None:
+        """Answer ``cycle`` without running its handler (``417``)."""
         body = text.encode("utf-8")
         req = cycle.request
         minor = req.http_minor if req is not None else 1
@@ -1007,25 +639,96 @@ class HttpProtocol:
             encode_response(status, [(b"content-type", b"text/plain; charset=utf-8")], body,
                             cycle.keep_alive, minor, self._state.date_header, cycle.head_only)
         )
-        self._finish(cycle, status, len(body), None)
+        self._exchange.finish(cycle, status, len(body), None)
 
-    # -- errors: one transition from any state ----------------------------------
+    # -- the sink (ember.http.sink): how the exchange core writes HTTP/1.1 -------------
 
-    def _fail(self, cycle: _cycles.Cycle, status: int, reason: str) -> None:
-        """``cycle`` can never end normally: answer if nothing was sent, wake, close.
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closed."""
+        return self._closed
 
-        ``status`` 0 means no answer is due (the client left, or was cancelled).
-        """
-        if cycle.state >= DONE:
-            return
-        cycle.state = ERROR
-        cycle.keep_alive = False
-        cycle.fail_body(status or 0, reason or "client disconnected")
-        handle = cycle.timeout
-        if handle is not None:
-            handle.cancel()
-            cycle.timeout = None
+    @property
+    def peer(self) -> Any:
+        """The client's ``(host, port)``."""
+        return self._peer
+
+    def send_result(self, cycle: _cycles.Cycle, result: Any) -> bool:
+        """A plain result encoded in one C buffer (see ``encode_result``), or False."""
+        req = cycle.request
+        if cycle.body_state != BODY_COMPLETE:
+            cycle.keep_alive = False  # the unread rest of the body cannot be skipped safely
+        data = encode_result(result, cycle.keep_alive, req.http_minor, self._state.date_header,
+                             cycle.head_only)
+        if data is None:
+            return False
+        if self._out is None and self._queue:
+            self._hold_pipeline()
+        self._write(data)
+        return True
+
+    def send_response(self, cycle: _cycles.Cycle, status: int, raw_headers: list, body: bytes,
+                      content_length: int) -> Any:
+        """A whole response in one buffer (batched with a pipeline's others)."""
+        req = cycle.request
+        if cycle.body_state != BODY_COMPLETE:
+            cycle.keep_alive = False  # the unread rest of the body cannot be skipped safely
+        if content_length < 0 or (content_length == len(body) and status != 304):
+            data = encode_response(status, raw_headers, body, cycle.keep_alive,
+                                   req.http_minor, self._state.date_header, cycle.head_only)
+        else:  # NOTE: an app's Content-Length on HEAD or 304 (it describes the GET)
+            data = encode_framed(status, raw_headers, body, content_length, cycle.keep_alive,
+                                 req.http_minor, self._state.date_header, cycle.head_only)
+        if self._out is None and self._queue:
+            self._hold_pipeline()
+        self._write(data)
+        return None
+
+    def send_head(self, cycle: _cycles.Cycle, status: int, raw_headers: list,
+                  content_length: int) -> None:
+        """A streaming response's head: chunked when its length is unknown (1.1)."""
+        if self._pipelining:
+            self._flush()  # NOTE: the earlier responses go out before a stream
+        req = cycle.request
+        if not cycle.head_only and content_length < 0:
+            if req.http_minor == 0:
+                cycle.keep_alive = False  # HTTP/1.0: the body ends when we close
+            else:
+                cycle.chunked = True
+        head = encode_head(status, raw_headers, content_length, cycle.keep_alive,
+                           req.http_minor, self._state.date_header, cycle.chunked)
+        self._write(b"".join(head))
+
+    async def send_body(self, cycle: _cycles.Cycle, data: bytes) -> None:
+        """One body chunk; waits while the transport's buffer is full."""
+        self._write(encode_chunk(data) if cycle.chunked else data)
+        if self._flow.write_paused:
+            self._flush()
+            await self._flow.drain()
+
+    async def send_file(self, cycle: _cycles.Cycle, file: Any, offset: int, count: int) -> bool:
+        """``loop.sendfile`` (zero-copy) unless chunked or over TLS: False, read it."""
+        self._flush()
+        transport = self._transport
+        if cycle.chunked or transport.get_extra_info("sslcontext") is not None:
+            return False
+        try:
+            await self._loop.sendfile(transport, file, offset, count)
+        except (NotImplementedError, RuntimeError, AttributeError):
+            return False
+        return True
+
+    def send_end(self, cycle: _cycles.Cycle) -> None:
+        """The terminating chunk when chunked; write what is batched."""
+        if cycle.chunked and not self._closed:
+            self._write(LAST_CHUNK)
+        self._flush()
+
+    def send_error(self, cycle: _cycles.Cycle, status: int, reason: str) -> int:
+        """The exchange failed: answer if nothing was sent, and close (or cancel a
+        queued request's Task)."""
         if cycle is self._current:
+            size = -1
             if status and not cycle.head_sent and not self._closed:
                 body = reason.encode("utf-8")
                 req = cycle.request
@@ -1035,14 +738,34 @@ class HttpProtocol:
                     status, [(b"content-type", b"text/plain; charset=utf-8")], body, False,
                     req.http_minor if req is not None else 1, self._state.date_header,
                     cycle.head_only))
-                self._log(cycle, status, len(body))
+                size = len(body)
             self._close()
             # NOTE: the cycle stays current, so connection_lost (one loop turn later)
             # cancels its Task: a reader woken with the error sees the error first.
-            return
+            return size
         task = cycle.task
         if task is not None and not task.done():
             task.cancel()
+        return -1
+
+    def exchange_done(self, cycle: _cycles.Cycle) -> None:
+        """The response is complete: keep-alive, the next pipelined request, or close."""
+        self._current = None
+        self._run_deadline = 0.0  # the handler answered: its request_timeout is over
+        if not cycle.keep_alive or cycle.body_state != BODY_COMPLETE \
+                or self._state.shutting_down:
+            self._close()
+        elif not self._queue:
+            self._idle_since = self._loop.time()
+            if self._receiving is None:
+                self._arm_timer(self._idle_since + self._keep_alive_timeout)
+        else:
+            self._run_next()
+        if self._pipelining:
+            self._after_answer()
+
+    # -- errors -------------------------------------------------------------------
+
 
     def _protocol_error(self, status: int, reason: str) -> None:
         """The byte stream is unusable: the request it belongs to fails, in order."""
@@ -1054,7 +777,7 @@ class HttpProtocol:
             self._queue.append(cycle)
         cycle.fail_body(status, reason or "Bad Request")
         if cycle is self._current:
-            self._fail(cycle, status, reason or "Bad Request")
+            self._exchange.fail(cycle, status, reason or "Bad Request")
         # else: answered when its turn comes (the requests before it are answered first)
 
     # -- timers and closing ----------------------------------------------
@@ -1112,7 +835,7 @@ class HttpProtocol:
         self._flow.pause_reading(READ_FAILED)
         receiving.fail_body(408, reason)
         if receiving is self._current:
-            self._fail(receiving, 408, reason)
+            self._exchange.fail(receiving, 408, reason)
         elif self._current is None:
             self._run_next()
             self._flush()
@@ -1141,7 +864,7 @@ class HttpProtocol:
                 self._run_deadline = 0.0
             elif now >= run_deadline:
                 self._run_deadline = 0.0
-                self._on_handler_timeout(current)
+                self._exchange.timeout(current)
                 return
             else:
                 self._arm_timer(run_deadline)  # NOTE: and whatever the state needs below
@@ -1160,7 +883,7 @@ class HttpProtocol:
                 cycle = _new_cycle(self)
                 cycle.finish()
                 self._current = cycle
-                self._fail(cycle, 408, "request header timeout")
+                self._exchange.fail(cycle, 408, "request header timeout")
                 return
         else:
             deadline = self._idle_since + limits.keep_alive_timeout
@@ -1285,20 +1008,3 @@ class HttpProtocol:
             if self._flow is not None:
                 self._flow.closed = True
             self._transport.abort()
-
-
-async def _error_response(app: Any, req: Any, exc: Exception) -> Any:
-    """The app's answer to a handler's exception, as ``Ember._handle`` gives it."""
-    try:
-        return await app._error_response(req, exc)
-    except Exception as again:
-        return await app._error_response(req, again)
-
-
-async def _run_background(background: Any) -> None:
-    try:
-        result = background()
-        if asyncio.iscoroutine(result):
-            await result
-    except Exception:
-        logger.exception("background task failed")

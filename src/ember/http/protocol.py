@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ember._compat import load_twin
+from ember.http.exchange import BodyWriter
 
 _impl = load_twin("ember.http", "protocol")
 HttpProtocol = _impl.HttpProtocol
 ServerState = _impl.ServerState
-BodyWriter = _impl.BodyWriter
 
 __all__ = ["BodyWriter", "HttpProtocol", "ServerState"]

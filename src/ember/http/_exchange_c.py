@@ -1,0 +1,1 @@
+_exchange_py.py
