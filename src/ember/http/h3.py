@@ -36,6 +36,7 @@ from aioquic.quic.events import (
 
 from ember.exceptions import ClientDisconnect
 from ember.http.cycle import Cycle
+from ember.http.exchange import Exchange
 from ember.requests import Request
 from ember.status import body_allowed
 
@@ -66,7 +67,7 @@ class H3Stream:
     """One request stream: the sink its exchange answers through."""
 
     __slots__ = ("body_deadline", "body_timer", "closed", "cycle", "id", "proto", "received",
-                 "task", "timer", "waiter")
+                 "task", "waiter")
 
     def __init__(self, proto: H3Protocol, stream_id: int, cycle: Cycle) -> None:
         self.proto = proto
@@ -75,7 +76,6 @@ class H3Stream:
         self.closed = False
         self.received = 0
         self.task: asyncio.Task[Any] | None = None
-        self.timer: asyncio.TimerHandle | None = None  # the handler's request_timeout
         self.body_timer: asyncio.TimerHandle | None = None
         self.body_deadline = 0.0
         self.waiter: asyncio.Future[None] | None = None  # a writer waiting for acks
@@ -166,6 +166,14 @@ class H3Protocol(QuicConnectionProtocol):
         self.state = state
         self.limits = limits
         self.scheme = scheme
+        # NOTE: what the app hands every connection, decided once (issue #24): routing,
+        # the dispatch and its plan of fast routes, and the one exchange core.
+        self._resolve, dispatch, _ = app._connection_interface()
+        kinds: dict = {}
+        plan = getattr(getattr(dispatch, "__self__", None), "_answer_plan", None)
+        if state.fast_path and not state.access_log and plan is not None:
+            kinds = plan(dispatch)
+        self.exchange = Exchange(app, dispatch, kinds, state)
         self.peer: tuple[str, int] | None = None
         self.h3: _H3 | None = None
         self.streams: dict[int, H3Stream] = {}
@@ -216,6 +224,7 @@ class H3Protocol(QuicConnectionProtocol):
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 stream.closed = True  # NOTE: never write on it again (aioquic asserts)
+                stream.cycle.lost()
                 self.release(stream, stop_task=True)
 
     # -- requests ----------------------------------------------------------------------
@@ -268,7 +277,10 @@ class H3Protocol(QuicConnectionProtocol):
         stream = H3Stream(self, sid, cycle)
         cycle.conn = stream
         cycle.head_only = request.method == "HEAD"
-        cycle.limit = _body_limit(self.app, request, limits)
+        route = self._resolve(request)  # NOTE: per-route limits apply before the body
+        cycle.limit = limits.max_body_size
+        if route is not None and route.max_body_size is not None:
+            cycle.limit = route.max_body_size
         declared = request.headers.get("content-length")
         if cycle.limit is not None and declared and declared.isdigit() \
                 and int(declared) > cycle.limit:
@@ -280,9 +292,17 @@ class H3Protocol(QuicConnectionProtocol):
             cycle.finish()
         else:
             self._body_progress(stream)
-        from ember.http._h3_run import start
+        self._start(stream, route)
 
-        start(self, stream)
+    def _start(self, stream: H3Stream, route: Any) -> None:
+        """Hand the request to the exchange core; the stream owns the handler's clock."""
+        cycle = stream.cycle
+        timeout = self.limits.request_timeout
+        if route is not None and route.timeout is not None:
+            timeout = route.timeout
+        if timeout is not None:
+            cycle.timeout = self._loop.call_later(timeout, self.exchange.timeout, cycle)
+        stream.task = self.exchange.start(cycle)
 
     def _data(self, event: DataReceived) -> None:
         stream = self.streams.get(event.stream_id)
@@ -292,7 +312,7 @@ class H3Protocol(QuicConnectionProtocol):
         stream.received += len(event.data)
         if cycle.limit is not None and stream.received > cycle.limit:
             self._stop_reading(stream.id)
-            fail_body(stream, 413, f"request body exceeds {cycle.limit} bytes")
+            self.exchange.fail(cycle, 413, f"request body exceeds {cycle.limit} bytes")
             return
         if event.data:
             cycle.feed(event.data)
@@ -325,7 +345,7 @@ class H3Protocol(QuicConnectionProtocol):
                                                    stream)
             return
         self._stop_reading(stream.id)
-        fail_body(stream, 408, "request body not received in time")
+        self.exchange.fail(stream.cycle, 408, "request body not received in time")
 
     def _answer(self, sid: int, status: int, text: str) -> None:
         """Answer a request that never reached a handler, and stop reading it."""
@@ -451,11 +471,11 @@ class H3Protocol(QuicConnectionProtocol):
         """``stream`` is done (answered, failed or reset by the client)."""
         if self.streams.get(stream.id) is stream:
             del self.streams[stream.id]
-        for handle in (stream.timer, stream.body_timer):
+        cycle = stream.cycle
+        for handle in (cycle.timeout, stream.body_timer):
             if handle is not None:
                 handle.cancel()
-        stream.timer = stream.body_timer = None
-        cycle = stream.cycle
+        cycle.timeout = stream.body_timer = None
         if cycle.body_state == 0:  # the client still sends a body nobody will read
             cycle.lost()
             if not stream.closed or stop_task:
@@ -490,6 +510,7 @@ class H3Protocol(QuicConnectionProtocol):
         self._disarm_idle()
         for stream in list(self.streams.values()):
             stream.closed = True
+            stream.cycle.lost()
             self.release(stream, stop_task=True)
 
     def _handshake_late(self) -> None:
@@ -560,25 +581,8 @@ class H3Protocol(QuicConnectionProtocol):
         self._terminated()
 
 
-def fail_body(stream: H3Stream, status: int, reason: str) -> None:
-    """The body can never complete: the reader gets ``status``; answered if not yet."""
-    cycle = stream.cycle
-    cycle.fail_body(status, reason)
-    from ember.http._h3_run import fail
-
-    fail(stream, status, reason)
-
-
 def _date_value(line: bytes) -> bytes:
     """The value of the worker's ``date: ...\\r\\n`` line (other lines may follow it)."""
     end = line.find(b"\r\n")
     return line[6:end if end >= 0 else None]
 
-
-def _body_limit(app: Any, request: Request, limits: Any) -> int | None:
-    """Route the request (per-route ``max_body_size`` applies before the body)."""
-    app._match(request)
-    route = request.route
-    if route is not None and route.max_body_size is not None:
-        return int(route.max_body_size)
-    return limits.max_body_size
