@@ -286,3 +286,26 @@ def test_curl_http3(serve, tls_files):
     out = subprocess.run([curl, "--http3-only", "-sk", url + "/fast"], capture_output=True,
                          text=True, timeout=30)
     assert out.stdout == "fast"
+
+
+def test_connections_over_max_connections_are_refused(serve, tls_files):
+    cert, key = tls_files
+    port = port_of(serve(_app(), http3=True, ssl_certfile=cert, ssl_keyfile=key,
+                         limits=ServerLimits(max_connections=1)))
+
+    async def main():
+        async with h3_connect(port) as first:
+            assert (await first.request("GET", "/fast")).body == b"fast"
+            with pytest.raises(ConnectionError):
+                async with h3_connect(port) as second:
+                    await second.request("GET", "/fast")
+        for _ in range(int(GUARD / 0.05)):  # the first one's slot frees once it is gone
+            try:
+                async with h3_connect(port) as third:
+                    assert (await third.request("GET", "/fast")).body == b"fast"
+                return
+            except ConnectionError:
+                await asyncio.sleep(0.05)
+        raise AssertionError("the freed slot was never reused")
+
+    run(main())

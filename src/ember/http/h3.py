@@ -95,15 +95,31 @@ class H3Protocol(QuicConnectionProtocol):
         self._idle: asyncio.TimerHandle | None = None
         self._ping: asyncio.TimerHandle | None = None
         self._handshake = loop.call_later(limits.header_timeout, self._handshake_late)
+        # NOTE: a connection while draining, or over ``max_connections`` (QUIC has no
+        # backlog to wait in), is refused once its first packet is read (CONNECTION_CLOSE
+        # needs the keys that packet brings)
+        most = limits.max_connections
+        self._refuse = state.shutting_down or (most is not None
+                                               and len(state.connections) >= most)
         state.connections.add(self)
-        if state.shutting_down:  # NOTE: draining: new connections are turned away
-            self.close(ErrorCode.H3_NO_ERROR, "server shutting down")
 
     # -- datagrams and events ---------------------------------------------------------
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:  # type: ignore[override]
         if self.peer is None and isinstance(addr, tuple):
             self.peer = (str(addr[0]), int(addr[1]))
+        if self._refuse:
+            self._refuse = False
+            logger.info("HTTP/3: refusing a connection from %s (%s)",
+                        self.peer[0] if self.peer else "-", "shutting down"
+                        if self.state.shutting_down else "max_connections reached")
+            # NOTE: read the Initial (its keys), then close before anything else is sent:
+            # the client gets CONNECTION_CLOSE instead of a handshake
+            self._quic.receive_datagram(data, addr, now=self._loop.time())  # type: ignore[arg-type]
+            self.close(ErrorCode.H3_EXCESSIVE_LOAD, "server busy")
+            self._process_events()
+            self._terminated()
+            return
         super().datagram_received(data, addr)
         self._wake_writers()
 
