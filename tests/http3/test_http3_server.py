@@ -154,7 +154,7 @@ def test_garbage_datagrams_are_dropped_and_the_server_keeps_serving(serve, tls_f
     port = port_of(serve(_app(), http3=True, ssl_certfile=cert, ssl_keyfile=key))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.settimeout(2)
-        for size in (0, 1, 5, 40, 1200, 1500):
+        for size in (0, 1, 5, 40, 1200, 1500, 65000):  # 65000: hypercorn#295
             s.sendto(os.urandom(size), ("127.0.0.1", port))
         s.sendto(b"\x40" + os.urandom(30), ("127.0.0.1", port))  # short header, unknown cid
         # a long header with an unknown version: answered with Version Negotiation
@@ -307,5 +307,24 @@ def test_connections_over_max_connections_are_refused(serve, tls_files):
             except ConnectionError:
                 await asyncio.sleep(0.05)
         raise AssertionError("the freed slot was never reused")
+
+    run(main())
+
+
+def test_finished_streams_are_forgotten(server_factory, tls_files):
+    # hypercorn#309 / aioquic#590: finished streams stayed in dicts for the connection's
+    # life; a long-lived connection must not grow with the requests it carried
+    cert, key = tls_files
+    server = server_factory(_app(), http3=True, ssl_certfile=cert, ssl_keyfile=key)
+    port = port_of(server.url)
+
+    async def main():
+        async with h3_connect(port) as c:
+            for _ in range(5):
+                await asyncio.gather(*[c.request("GET", "/fast") for _ in range(20)])
+            [proto] = [x for x in list(server.state.connections)
+                       if type(x).__name__ == "H3Protocol"]
+            await until(lambda: not proto.streams, "the streams to be released")
+            assert len(proto.h3._stream) <= 8  # control/QPACK streams, not 100 requests
 
     run(main())
