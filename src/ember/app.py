@@ -475,8 +475,6 @@ class Ember(RouteDecorators):
             req._allowed = params or ()
         return route
 
-    _match = _resolve  # NOTE: the HTTP/2 stream's name for it
-
     def _upgrade_request(self, req: Any, upgrade: bytes) -> bool:
         return self._upgrade(None, req, upgrade)
 

@@ -68,6 +68,21 @@ def allowed(old: int, new: int) -> bool:
     return bool(TRANSITIONS[old] & (1 << new))
 
 
+def decided_kinds(dispatch: Any, state: Any) -> dict:
+    """The plan a connection answers with: the app's (``Ember._answer_plan``, decided
+    once when it was prepared) unless this worker serves without the fast path
+    (``state.fast_path`` off, or the access log on, which needs every body size)."""
+    if not state.fast_path or state.access_log:
+        return {}
+    plan = getattr(getattr(dispatch, "__self__", None), "_answer_plan", None)
+    if plan is None:
+        return {}
+    kinds = plan(dispatch)
+    if not state.fast_routes:
+        state.fast_routes.update(kinds)  # the plan in use (introspection)
+    return kinds
+
+
 def _new_task(loop: Any, coro: Any) -> Any:
     if _EAGER:
         # PERF: an eager Task runs the handler at once, inside the Task (current_task,

@@ -161,14 +161,8 @@ class HttpProtocol:
         self._state = state
         # NOTE: dispatch decided once (issue 24): the app's plan of fast kinds per route,
         # asked for once per connection, never re-decided per request.
-        kinds: dict = {}
-        if state.fast_path and not state.access_log:
-            plan = getattr(getattr(self._dispatch, "__self__", None), "_answer_plan", None)
-            if plan is not None:
-                kinds = plan(self._dispatch)
-                if not state.fast_routes:
-                    state.fast_routes.update(kinds)  # the plan in use (introspection)
-        self._exchange = _new_exchange(app, self._dispatch, kinds, state)
+        self._exchange = _new_exchange(app, self._dispatch,
+                                       _exchanges.decided_kinds(self._dispatch, state), state)
         self._limits = limits
         self._scheme = scheme
         self._max_body = limits.max_body_size
@@ -475,7 +469,7 @@ class HttpProtocol:
                 settings = h2c_settings(req.headers, self._scheme)
                 if settings is not None:  # NOTE: otherwise served as HTTP/1.1 (RFC 9113 §3.1)
                     queue.pop()
-                    self._upgrade_h2c(req, settings)
+                    self._upgrade_h2c(cycle, settings)
                     return True
             if self._upgrade(req, upgrade):
                 return True
@@ -923,7 +917,7 @@ class HttpProtocol:
             h2proto.data_received(data)
         return h2proto
 
-    def _upgrade_h2c(self, req: _requests.Request, settings: bytes) -> None:
+    def _upgrade_h2c(self, cycle: _cycles.Cycle, settings: bytes) -> None:
         """``Upgrade: h2c``: 101, then HTTP/2 with this request as stream 1."""
         from ember.http.h2 import H2Protocol
 
@@ -939,7 +933,7 @@ class HttpProtocol:
         transport.set_protocol(h2proto)
         h2proto.transport = transport
         self._state.connections.add(h2proto)
-        h2proto.start_upgraded(settings, req)
+        h2proto.start_upgraded(settings, cycle)
         rest = self._parser.take_buffer() if self._parser is not None else b""
         self._parser = None
         if rest:

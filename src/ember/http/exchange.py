@@ -9,5 +9,6 @@ Exchange = _impl.Exchange
 BodyWriter = _impl.BodyWriter
 TRANSITIONS = _impl.TRANSITIONS
 allowed = _impl.allowed
+decided_kinds = _impl.decided_kinds
 
-__all__ = ["TRANSITIONS", "BodyWriter", "Exchange", "allowed"]
+__all__ = ["TRANSITIONS", "BodyWriter", "Exchange", "allowed", "decided_kinds"]

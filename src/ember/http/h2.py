@@ -1,13 +1,17 @@
-"""HTTP/2 (RFC 9113) connections, with the ``h2`` package doing the framing.
+"""HTTP/2 (RFC 9113) connections: each stream is a sink of the one exchange core.
 
 Reached three ways when ``app.run(http2=True)``: TLS with ALPN ``h2``, cleartext
 with prior knowledge (the connection starts with the HTTP/2 preface), and
-``Upgrade: h2c`` on an HTTP/1.1 request without a body.  Each stream becomes a
-:class:`~ember.requests.Request` handled by the same app code as HTTP/1.1, in
-its own task: streams are multiplexed, a reset stream cancels its handler, the
-receive window is only re-opened as handlers consume bodies (read
-backpressure), and responses — streaming and SSE included — are sent as the
-peer's flow-control window allows.
+``Upgrade: h2c`` on an HTTP/1.1 request without a body.  The frames are our own
+codec's (:mod:`ember.http.h2conn`; the ``h2`` package with ``EMBER_HTTP2_CODEC=h2``).
+Each stream gets a :class:`~ember.http.cycle.Cycle` whose ``conn`` is its
+:class:`H2Stream` (an :class:`~ember.http.sink.Sink`), and the request runs in the
+exchange core (:mod:`ember.http.exchange`) exactly as over HTTP/1.1: the same
+handler Task, timeout, BodyWriter, access log and background tasks.  This module only
+frames: streams are multiplexed, a reset stream cancels its handler, the receive
+window is only re-opened as handlers consume bodies (read backpressure), and
+responses — streaming and SSE included — are sent as the peer's flow-control window
+allows.
 """
 
 from __future__ import annotations
@@ -22,14 +26,14 @@ from typing import Any
 
 from ember.exceptions import ClientDisconnect
 from ember.http import h2conn
+from ember.http.cycle import BODY_OPEN, RUNNING, Cycle
+from ember.http.exchange import Exchange, decided_kinds
 from ember.http.flow_control import FlowControl
 from ember.http.frames import _impl as _frames
-from ember.http.writer import app_framing
 from ember.requests import Request
 from ember.status import body_allowed
 
 logger = logging.getLogger("ember.server")
-access_logger = logging.getLogger("ember.access")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # NOTE: which HTTP/2 codec serves connections: "ember" (ours: ember.http.h2conn, frames
@@ -112,37 +116,39 @@ _BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 
 
 class H2Stream:
-    """One stream: its request, handler task and flow-control bookkeeping."""
+    """One stream: the :class:`~ember.http.sink.Sink` of its one exchange, and its
+    flow-control bookkeeping.
+
+    ``ended``: we sent END_STREAM (or reset it); ``gone``: the stream was reset,
+    refused or lost, nobody reads an answer (the sink's ``closed``).
+    """
 
     __slots__ = (
         "body_deadline",
         "body_timer",
-        "closed",
+        "cycle",
+        "ended",
+        "gone",
         "id",
-        "limit",
         "proto",
         "rate_base",
         "rate_conn_base",
         "rate_start",
         "rate_timer",
-        "received",
-        "request",
         "responded",
-        "task",
         "unacked",
         "window_waiter",
     )
 
-    def __init__(self, proto: H2Protocol, stream_id: int, request: Request) -> None:
+    def __init__(self, proto: H2Protocol, stream_id: int, cycle: Any) -> None:
         self.proto = proto
         self.id = stream_id
-        self.request = request
-        self.task: asyncio.Task[Any] | None = None
+        self.cycle = cycle
+        cycle.conn = self
         self.unacked = 0
         self.window_waiter: asyncio.Future[None] | None = None
-        self.closed = False
-        self.limit: int | None = None
-        self.received = 0
+        self.ended = False
+        self.gone = False
         self.responded = False
         self.body_deadline = 0.0
         self.body_timer: asyncio.TimerHandle | None = None
@@ -151,95 +157,80 @@ class H2Stream:
         self.rate_conn_base = 0
         self.rate_timer: asyncio.TimerHandle | None = None
 
-    # -- what Request expects of its connection --------------------------------------
+    # -- what the Cycle expects of its connection (the body being read) ---------------
 
     def body_consumed(self, buffered: int) -> None:
         """Re-open the receive window once the handler has read enough."""
         if self.unacked and buffered < HIGH_WATER // 2:
             self.proto.ack(self, self.unacked)
 
-    def send_continue(self, req: Request) -> None:
+    def send_continue(self, req: Any) -> None:
         """HTTP/2 has no 100-continue interim need here: bodies flow on window updates."""
 
-
-class H2BodyWriter:
-    """The BodyWriter of an HTTP/2 stream (same interface as HTTP/1.1's)."""
-
-    __slots__ = ("_head_only", "_stream", "sent", "started", "status")
-
-    def __init__(self, stream: H2Stream) -> None:
-        self._stream = stream
-        self._head_only = stream.request.method == "HEAD"
-        self.started = False
-        self.status = 0
-        self.sent = 0
-
-    @property
-    def request(self) -> Request:
-        """The request this body answers."""
-        return self._stream.request
+    # -- the sink (ember.http.sink) ------------------------------------------------------
 
     @property
     def closed(self) -> bool:
-        """True once the stream or connection is gone."""
-        return self._stream.closed or self._stream.proto.closed
+        """True once the stream or its connection is gone."""
+        return self.gone or self.proto.closed
 
-    def start(self, status_code: int, raw_headers: list, content_length: int = -1) -> None:
-        """Send the response headers."""
-        if self.started:
-            raise RuntimeError("response already started")
-        if self.closed:
-            raise ClientDisconnect("client disconnected")
-        # NOTE (issue 23): the engine owns framing on HTTP/2 too: an app Content-Length /
-        # Transfer-Encoding that conflicts with the response is an error before anything is
-        # sent (ValueError naming it); one that agrees is replaced by the engine's; an app
-        # "Connection: close" has no meaning on a multiplexed connection (RFC 9113 §8.2.2)
-        framed = app_framing(status_code, raw_headers, content_length, self._head_only,
-                             content_length < 0)
-        if framed is not None:
-            raw_headers, content_length = framed[0], framed[1]
-        self.started = True
-        self.status = status_code
-        end = not body_allowed(status_code) or self._head_only
-        if not body_allowed(status_code):
-            self._head_only = True
-        self._stream.proto.send_headers(self._stream, status_code, raw_headers, content_length,
-                                        end)
-        if end:
-            self._stream.closed = True
+    @property
+    def peer(self) -> tuple[str, int] | None:
+        return self.proto.peer
 
-    async def write(self, data: bytes) -> None:
-        """Send body bytes as the flow-control window allows."""
-        if self.closed and not self._head_only:
-            raise ClientDisconnect("client disconnected")
-        if self._head_only or not data:
-            return
-        self.sent += len(data)
-        await self._stream.proto.send_data(self._stream, data)
+    def send_result(self, cycle: Any, result: Any) -> bool:
+        return False  # NOTE: HEADERS go through HPACK: the core builds the Response
 
-    async def write_last(self, data: bytes) -> None:
-        """The whole rest of the body: END_STREAM rides on its last DATA frame."""
-        if self.closed:
-            raise ClientDisconnect("client disconnected")
-        self.sent += len(data)
-        await self._stream.proto.send_data(self._stream, data, end=True)
+    def send_response(self, cycle: Any, status: int, raw_headers: list, body: bytes,
+                      content_length: int) -> Awaitable[None] | None:
+        """HEADERS, then the body with END_STREAM on its last DATA frame."""
+        head_only = cycle.head_only or not body_allowed(status)
+        self.proto.send_headers(self, status, raw_headers, content_length, head_only)
+        if head_only:
+            self.ended = True
+            return None
+        if body:
+            return self.proto.send_data(self, body, end=True)
+        self.proto.end_stream(self)
+        return None
 
-    async def sendfile(self, file: Any, offset: int, count: int) -> None:
-        """Send part of a file (read in pieces; HTTP/2 frames cannot be zero-copy)."""
-        loop = asyncio.get_running_loop()
-        file.seek(offset)
-        remaining = count
-        while remaining > 0:
-            data = await loop.run_in_executor(None, file.read, min(remaining, 256 * 1024))
-            if not data:
-                break
-            remaining -= len(data)
-            await self.write(data)
+    def send_head(self, cycle: Any, status: int, raw_headers: list,
+                  content_length: int) -> None:
+        """The response HEADERS (END_STREAM when there is no body)."""
+        self.proto.send_headers(self, status, raw_headers, content_length, cycle.head_only)
+        if cycle.head_only:
+            self.ended = True
 
-    async def end(self) -> None:
-        """End the stream."""
-        if not self._head_only and not self.closed:
-            self._stream.proto.end_stream(self._stream)
+    async def send_body(self, cycle: Any, data: bytes) -> None:
+        """DATA as the flow-control windows allow."""
+        await self.proto.send_data(self, data)
+
+    async def send_file(self, cycle: Any, file: Any, offset: int, count: int) -> bool:
+        return False  # NOTE: DATA frames cannot be zero-copy: the core reads the file
+
+    def send_end(self, cycle: Any) -> None:
+        if not cycle.head_only and not self.ended and not self.closed:
+            self.proto.end_stream(self)
+
+    def send_error(self, cycle: Any, status: int, reason: str) -> int:
+        """Answer ``status`` (no body) if nothing was sent, else reset; release the
+        stream and stop its handler (unless the handler itself failed)."""
+        proto = self.proto
+        if proto.streams.get(self.id) is not self:
+            return -1  # already refused, reset or lost
+        if status and not proto.closed:
+            answered = not self.responded
+            proto._refuse(self.id, status)
+            return 0 if answered else -1
+        proto._release(self)
+        return -1
+
+    def exchange_done(self, cycle: Any) -> None:
+        handle = cycle.timeout
+        if handle is not None:
+            handle.cancel()
+            cycle.timeout = None
+        self.proto._release(self)
 
 
 class H2Protocol(asyncio.Protocol):
@@ -265,6 +256,9 @@ class H2Protocol(asyncio.Protocol):
             self.conn, self._ev, error = _h2_package_connection(limits)
             self._errors = (error,)
         self.streams: dict[int, H2Stream] = {}
+        # NOTE: what the app answers with, asked for once (dispatch decided once, issue 24)
+        self._resolve, dispatch, _ = app._connection_interface()
+        self.exchange = Exchange(app, dispatch, decided_kinds(dispatch, state), state)
         self.transport: Any = None
         self.closed = False
         # NOTE: the write side of the same flow control as HTTP/1.1 and WebSocket; reading
@@ -296,14 +290,13 @@ class H2Protocol(asyncio.Protocol):
         self.flush()
         self._arm_idle()
 
-    def start_upgraded(self, settings_header: bytes, request: Request) -> None:
-        """``Upgrade: h2c``: stream 1 is the HTTP/1.1 request that asked for it."""
+    def start_upgraded(self, settings_header: bytes, cycle: Any) -> None:
+        """``Upgrade: h2c``: stream 1 is the HTTP/1.1 request that asked for it (its
+        cycle, body complete, moves over to this connection)."""
         self.conn.initiate_upgrade_connection(settings_header)
         self.flush()
-        request._conn = None
-        stream = H2Stream(self, 1, request)
-        request._conn = stream
-        request.http_minor = 2
+        stream = H2Stream(self, 1, cycle)
+        cycle.request.http_minor = 2
         self.streams[1] = stream
         self._run(stream)
 
@@ -330,7 +323,7 @@ class H2Protocol(asyncio.Protocol):
                 stream = self.streams.get(event.stream_id)
                 if stream is not None:
                     self._body_done(stream)
-                    stream.request._finish()
+                    stream.cycle.finish()
             elif isinstance(event, ev.StreamReset):
                 self._lingering.discard(event.stream_id)
                 self._reset(event.stream_id)
@@ -408,22 +401,23 @@ class H2Protocol(asyncio.Protocol):
         if len(headers) > self.limits.max_headers or size > self.limits.max_header_size:
             self._refuse(sid, 431)
             return
-        request = Request(method, path, headers, 2, None, self.peer, scheme)
-        stream = H2Stream(self, sid, request)
-        request._conn = stream
+        cycle = Cycle(None)
+        request = Request(method, path, headers, 2, None, self.peer, scheme, cycle)
+        cycle.request = request
+        cycle.head_only = method == "HEAD"
+        stream = H2Stream(self, sid, cycle)
         self.streams[sid] = stream
-        self.app._match(request)
-        route = request.route
+        route = self._resolve(request)
         limit = self.limits.max_body_size
         if route is not None and route.max_body_size is not None:
             limit = route.max_body_size
-        stream.limit = limit
+        cycle.limit = limit
         declared = request.headers.get("content-length")
         if limit is not None and declared and declared.isdigit() and int(declared) > limit:
             self._refuse(sid, 413, stop=False)
             return
         if event.stream_ended is not None:
-            request._complete = True
+            cycle.finish()
         else:
             self._body_progress(stream)
             self._rate_start(stream)
@@ -452,24 +446,26 @@ class H2Protocol(asyncio.Protocol):
         if stream is None:
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             return
-        stream.received += len(event.data)
+        cycle = stream.cycle
+        cycle.received += len(event.data)
         self._body_bytes += len(event.data)
-        if stream.limit is not None and stream.received > stream.limit:
-            stream.request._too_large = stream.limit
+        limit = cycle.limit
+        if limit is not None and cycle.received > limit:
+            cycle.fail_body(413, f"request body exceeds {limit} bytes")
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             # NOTE: the stream ends here, so its handler is cancelled (MadeYouReset,
             # CVE-2025-8671: an ended stream must stop counting *and* stop working).
             self._refuse(stream.id, 413)
             return
         self._body_progress(stream)
-        stream.request._feed(event.data)
+        cycle.feed(event.data)
         stream.unacked += event.flow_controlled_length
-        if stream.request._buffered < HIGH_WATER // 2:
+        if cycle.buffered < HIGH_WATER // 2:
             self.ack(stream, stream.unacked)
 
     def ack(self, stream: H2Stream, amount: int) -> None:
         """Re-open ``amount`` bytes of receive window."""
-        if amount and not self.closed and not stream.closed:
+        if amount and not self.closed and not stream.gone:
             stream.unacked -= amount
             try:
                 self.conn.acknowledge_received_data(amount, stream.id)
@@ -478,59 +474,24 @@ class H2Protocol(asyncio.Protocol):
             self.flush_soon()
 
     def _run(self, stream: H2Stream) -> None:
-        stream.task = self.loop.create_task(self._handle(stream))
-        self._disarm_idle()
-
-    async def _handle(self, stream: H2Stream) -> None:
-        request = stream.request
+        """Hand the stream's cycle to the exchange core; its timeout on a timer."""
+        cycle = stream.cycle
         timeout = self.limits.request_timeout
-        if request.route is not None and request.route.timeout is not None:
-            timeout = request.route.timeout
-        try:
-            if timeout is not None:
-                try:
-                    response = await asyncio.wait_for(self.app._handle(request), timeout)
-                except TimeoutError:
-                    from ember.responses import PlainTextResponse
+        route = cycle.request.route
+        if route is not None and route.timeout is not None:
+            timeout = route.timeout
+        self._disarm_idle()
+        if self.exchange.start(cycle) is not None and timeout is not None \
+                and cycle.state == RUNNING:
+            cycle.timeout = self.loop.call_later(timeout, self.exchange.timeout, cycle)
 
-                    response = PlainTextResponse("the handler did not answer in time", 504)
-            else:
-                response = await self.app._handle(request)
-            out = H2BodyWriter(stream)
-            if response.streaming:
-                await response.stream_to(out)
-            else:
-                body = response.body
-                out.start(response.status_code, response.raw_headers, len(body))
-                if body and not out._head_only:
-                    await out.write_last(body)
-                await out.end()
-            self._log(request, out.status, out.sent)
-            background = getattr(response, "background", None)
-            if background is not None:
-                result = background()
-                if asyncio.iscoroutine(result):
-                    await result
-        except (ClientDisconnect, asyncio.CancelledError):
-            pass
-        except Exception:
-            logger.exception("error answering HTTP/2 stream %d (%s %s)", stream.id,
-                             request.method, request.path)
-            if not self.closed and not stream.closed:
-                self._refuse(stream.id, 500)
-        finally:
-            if self.streams.pop(stream.id, None) is stream and not self.closed:
-                self._linger(stream.id)
-            stream.closed = True
-            if not self.streams:
-                self._arm_idle()
-
-    def _log(self, request: Request, status: int, size: int) -> None:
-        self.state.total_requests += 1
-        if self.state.access_log:
-            peer = self.peer[0] if self.peer else "-"
-            access_logger.info('%s - "%s %s HTTP/2" %d %d', peer, request.method,
-                               request.raw_path.decode("latin-1"), status, size)
+    def _release(self, stream: H2Stream) -> None:
+        """Ember is done with ``stream`` (answered, or failed with nobody to answer)."""
+        stream.ended = True
+        if self.streams.pop(stream.id, None) is stream and not self.closed:
+            self._linger(stream.id)
+        if not self.streams:
+            self._arm_idle()
 
     def _refuse(self, stream_id: int, status: int, stop: bool = True) -> None:
         """Answer ``status`` with no body and end the stream (its handler is cancelled).
@@ -585,10 +546,15 @@ class H2Protocol(asyncio.Protocol):
                 self.conn.acknowledge_received_data(amount, stream.id)
             except self._errors:
                 pass
-        stream.closed = True
+        stream.gone = stream.ended = True
         self._body_done(stream)
-        stream.request._lost()
-        task = stream.task
+        cycle = stream.cycle
+        cycle.lost()
+        handle = cycle.timeout
+        if handle is not None:
+            handle.cancel()
+            cycle.timeout = None
+        task = cycle.task
         if task is not None and not task.done():
             try:
                 current = asyncio.current_task(self.loop)
@@ -599,6 +565,8 @@ class H2Protocol(asyncio.Protocol):
         waiter = stream.window_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if not self.streams:
+            self._arm_idle()
 
     # -- abuse bounds ------------------------------------------------------------------
 
@@ -648,7 +616,7 @@ class H2Protocol(asyncio.Protocol):
 
     def _body_check(self, stream: H2Stream) -> None:
         stream.body_timer = None
-        if stream.closed or stream.request._complete:
+        if stream.gone or stream.cycle.body_state != BODY_OPEN:
             return
         if self.loop.time() < stream.body_deadline:  # NOTE: re-armed lazily, not per frame
             stream.body_timer = self.loop.call_at(stream.body_deadline, self._body_check,
@@ -669,18 +637,20 @@ class H2Protocol(asyncio.Protocol):
 
     def _rate_check(self, stream: H2Stream) -> None:
         stream.rate_timer = None
-        if stream.closed or stream.request._complete or self.streams.get(stream.id) is not stream:
+        if stream.gone or stream.cycle.body_state != BODY_OPEN \
+                or self.streams.get(stream.id) is not stream:
             return
         per_second = self.limits.min_body_rate[0]
         now = self.loop.time()
         need = per_second * (now - stream.rate_start)
+        received = stream.cycle.received
         if stream.unacked:
             # NOTE: the window is held shut because the handler is not reading: the client
             # cannot send, so that time does not count against it.
             stream.rate_start = now
-            stream.rate_base = stream.received
+            stream.rate_base = received
             stream.rate_conn_base = self._body_bytes
-        elif (stream.received - stream.rate_base < need
+        elif (received - stream.rate_base < need
               and self._body_bytes - stream.rate_conn_base < need):
             # NOTE: slow only if the whole connection is slow too: streams share the
             # connection window, so a busy connection may starve one stream for a while.
@@ -723,7 +693,7 @@ class H2Protocol(asyncio.Protocol):
         """
         view = memoryview(data)
         while view:
-            if self.closed or stream.closed:
+            if self.closed or stream.gone or stream.ended:
                 raise ClientDisconnect("client disconnected")
             window = min(self.conn.local_flow_control_window(stream.id),
                          self.conn.max_outbound_frame_size, MAX_PIECE)
@@ -739,7 +709,7 @@ class H2Protocol(asyncio.Protocol):
             last = end and not view
             self.conn.send_data(stream.id, piece.tobytes(), end_stream=last)
             if last:
-                stream.closed = True
+                stream.ended = True
             if not view:
                 self.flush_soon()
                 return
@@ -759,7 +729,7 @@ class H2Protocol(asyncio.Protocol):
             logger.info("HTTP/2 stream %d: the peer did not accept data for %ss; reset",
                         stream.id, timeout)
             self.streams.pop(stream.id, None)
-            stream.closed = True
+            self._cancel(stream)  # NOTE: from inside its own Task: not cancelled
             self._rst(stream.id, _frames.CANCEL)
             self.flush()
             raise ClientDisconnect("the peer stopped reading") from None
@@ -770,7 +740,7 @@ class H2Protocol(asyncio.Protocol):
             self.conn.end_stream(stream.id)
         except self._errors:  # reset by the peer meanwhile
             pass
-        stream.closed = True
+        stream.ended = True
         self.flush_soon()
 
     def _window_opened(self, stream_id: int) -> None:
