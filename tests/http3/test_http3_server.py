@@ -328,3 +328,26 @@ def test_finished_streams_are_forgotten(server_factory, tls_files):
             assert len(proto.h3._stream) <= 8  # control/QPACK streams, not 100 requests
 
     run(main())
+
+
+def test_unvalidated_address_gets_at_most_three_times_what_it_sent(serve, tls_files):
+    # RFC 9000 §8: before the address is validated (a spoofed source cannot answer) the
+    # server sends at most 3x the bytes received: no reflection amplifier
+    from aioquic.quic.connection import QuicConnection
+
+    cert, key = tls_files
+    port = port_of(serve(_app(), http3=True, ssl_certfile=cert, ssl_keyfile=key))
+    quic = QuicConnection(configuration=client_config())
+    quic.connect(("127.0.0.1", port), now=0.0)
+    sent = received = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for data, _ in quic.datagrams_to_send(now=0.0):
+            s.sendto(data, ("127.0.0.1", port))
+            sent += len(data)
+        s.settimeout(1.5)  # the server's probes (PTO) count towards the limit too
+        try:
+            while True:
+                received += len(s.recv(65536))
+        except TimeoutError:
+            pass
+    assert 0 < received <= 3 * sent, (sent, received)
