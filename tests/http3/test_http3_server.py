@@ -351,3 +351,23 @@ def test_unvalidated_address_gets_at_most_three_times_what_it_sent(serve, tls_fi
         except TimeoutError:
             pass
     assert 0 < received <= 3 * sent, (sent, received)
+
+
+def test_qpack_table_over_the_advertised_capacity_closes_the_connection(serve, tls_files):
+    # RFC 9204 §4.3.1: the peer's encoder may not set a dynamic table larger than our
+    # QPACK_MAX_TABLE_CAPACITY (4096): the decoder refuses it (no unbounded table)
+    cert, key = tls_files
+    port = port_of(serve(_app(), http3=True, ssl_certfile=cert, ssl_keyfile=key))
+
+    async def main():
+        async with h3_connect(port) as c:
+            assert (await c.request("GET", "/fast")).body == b"fast"
+            # "Set Dynamic Table Capacity" 8192: 001 + 5-bit prefixed integer
+            c._quic.send_stream_data(c.h3._local_encoder_stream_id, b"\x3f\xe1\x3f")
+            c.transmit()
+            await asyncio.wait_for(c.closed_event.wait(), GUARD)
+            assert c.terminated.error_code == 0x201  # QPACK_ENCODER_STREAM_ERROR
+        async with h3_connect(port) as again:
+            assert (await again.request("GET", "/fast")).body == b"fast"
+
+    run(main())
