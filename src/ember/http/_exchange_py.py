@@ -13,8 +13,10 @@ The cycle's states move only along this table (h11's ``_state.py`` idea: every
 event is a transition, every error has one)::
 
     QUEUED ──start──> RUNNING ──handler returned──> SENDING ──finish──> DONE
+       │  └─────────────────────finish (answered at once)────────────────> DONE
        │                 │                             │
        └──────fail───────┴────────────fail─────────────┴──────────────> ERROR
+    (QUEUED ──finish──> DONE: answered without running, e.g. 417)
 
 RUNNING is "the handler runs" (its ``request_timeout`` applies); SENDING is "the
 response is being written" (a streaming body may take long: no handler timeout).
@@ -49,7 +51,7 @@ ERROR = _cycles.ERROR
 BODY_COMPLETE = _cycles.BODY_COMPLETE
 # The transition table: TRANSITIONS[state] is the bit set of the states it may move to.
 TRANSITIONS = (
-    (1 << RUNNING) | (1 << ERROR),  # QUEUED
+    (1 << RUNNING) | (1 << DONE) | (1 << ERROR),  # QUEUED (DONE: answered unrun, 417)
     (1 << SENDING) | (1 << DONE) | (1 << ERROR),  # RUNNING (DONE: a whole answer at once)
     (1 << DONE) | (1 << ERROR),  # SENDING
     0,  # DONE
@@ -367,6 +369,8 @@ class Exchange:
 
     def finish(self, cycle: _cycles.Cycle, status: int, size: int, response: Any) -> None:
         """-> DONE: log, start the background task, hand the connection back."""
+        if not (TRANSITIONS[cycle.state] >> DONE) & 1:
+            return  # NOTE: final already (failed meanwhile): the table forbids a 2nd end
         cycle.state = DONE
         self.log(cycle, status, size)
         cycle.request = None  # PERF: break request <-> cycle, freed by refcount
@@ -384,8 +388,8 @@ class Exchange:
         The body reader is woken with the error, the sink answers ``status`` if nothing
         was sent (0: no answer is due: the client left, or was cancelled) and stops.
         """
-        if cycle.state >= DONE:
-            return
+        if not (TRANSITIONS[cycle.state] >> ERROR) & 1:
+            return  # final already: one transition per error
         cycle.state = ERROR
         cycle.keep_alive = False
         cycle.fail_body(status or 0, reason or "client disconnected")
