@@ -432,3 +432,10 @@ def test_metrics_count_requests_by_protocol(h3, serve, tls_files):
     text = run(main())
     assert 'ember_requests_by_protocol_total{protocol="http/3"} 3' in text
     assert 'ember_requests_by_protocol_total{protocol="http/1.1"} 1' in text
+
+
+def test_the_http3_stream_implements_the_whole_sink():
+    from ember.http.h3stream import H3Stream
+    from tests.http.test_exchange import test_every_transport_implements_the_whole_sink
+
+    test_every_transport_implements_the_whole_sink(H3Stream)
