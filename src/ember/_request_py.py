@@ -156,8 +156,10 @@ class Request:
 
     @property
     def http_version(self) -> str:
-        """``"1.1"``, ``"1.0"`` or ``"2"`` (HTTP/2 streams carry ``http_minor == 2``)."""
-        return "2" if self.http_minor == 2 else f"1.{self.http_minor}"
+        """``"1.1"``, ``"1.0"``, ``"2"`` or ``"3"`` (HTTP/2 and HTTP/3 streams carry
+        ``http_minor`` 2 and 3)."""
+        minor = self.http_minor
+        return f"1.{minor}" if minor < 2 else str(minor)
 
     @property
     def headers(self) -> Headers:

@@ -647,6 +647,8 @@ class Ember(RouteDecorators):
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
         http2: bool = False,
+        http3: bool = False,
+        http3_retry: bool = False,
         access_log: bool = False,
         log_level: str = "info",
         reload: bool = False,
@@ -661,6 +663,8 @@ class Ember(RouteDecorators):
         ``loop``: ``"auto"`` | ``"uvloop"`` | ``"rloop"`` | ``"asyncio"`` (docs/engine.md).
         ``io_uring_num_bufs`` / ``io_uring_buf_size`` (positive ints, else ConfigError):
         accepted for the seed's API, ignored with a log line (no io_uring layer ships).
+        ``http3``: HTTP/3 over QUIC on the same port number (UDP; needs the TLS files and
+        the ``http3`` extra; ``http3_retry`` validates addresses first: docs/http3.md).
         ``gc_freeze``: after the app's startup, collect once and ``gc.freeze()`` what exists
         (the app, its modules), so the collector's full passes skip it: p99 latency
         under load ~2x lower (docs/engine.md "Garbage collector"); False keeps CPython's
@@ -672,7 +676,8 @@ class Ember(RouteDecorators):
         """
         ServerConfig = entry_point("app.run.config")
         config = ServerConfig(host=host, port=port, workers=workers, ssl_certfile=ssl_certfile,
-                              ssl_keyfile=ssl_keyfile, http2=http2, access_log=access_log,
+                              ssl_keyfile=ssl_keyfile, http2=http2, http3=http3,
+                              http3_retry=http3_retry, access_log=access_log,
                               log_level=log_level, reload=reload, loop=loop,
                               io_uring_num_bufs=io_uring_num_bufs,
                               io_uring_buf_size=io_uring_buf_size, gc_freeze=gc_freeze,

@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
                      choices=["critical", "error", "warning", "info", "debug", "trace"])
     run.add_argument("--ssl-certfile")
     run.add_argument("--ssl-keyfile")
+    run.add_argument("--http3", action="store_true",
+                     help="also serve HTTP/3 over QUIC on the same UDP port (needs TLS)")
+    run.add_argument("--http3-retry", action="store_true",
+                     help="HTTP/3: validate client addresses with Retry tokens first")
     run.add_argument("--loop", default="auto",
                      help="event loop: auto (default; EMBER_LOOP or uvloop), uvloop, rloop, "
                           "asyncio")
@@ -138,7 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app.run(host=args.host, port=args.port, workers=args.workers,
                 access_log=args.access_log, log_level=args.log_level,
                 ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, loop=args.loop,
-                gc_freeze=not args.no_gc_freeze)
+                gc_freeze=not args.no_gc_freeze, http3=args.http3,
+                http3_retry=args.http3_retry)
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     return 0

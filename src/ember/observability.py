@@ -171,6 +171,7 @@ class Metrics:
         self.model_requests: dict[str, int] = {}
         self.key_usage: dict[tuple[str, str, str], float] = {}  # (key name, model, kind)
         self.counters: dict[str, float] = {}  # other counters by metric name (#20)
+        self.protocols: dict[str, int] = {}  # requests by protocol ("http/1.1", "http/3")
         _active.add(self)
 
     async def __call__(self, request: Any, call_next: Any) -> Any:
@@ -184,7 +185,17 @@ class Metrics:
             self._set_in_flight(-1)
         route = request.route.path if request.route is not None else "<unmatched>"
         self.observe(request.method, route, response.status_code, time.perf_counter() - started)
+        self._count_protocol(request.http_minor)
         return response
+
+    def _count_protocol(self, minor: int) -> None:
+        """One request over ``http/1.0``, ``http/1.1``, ``http/2`` or ``http/3``."""
+        name = f"http/1.{minor}" if minor < 2 else f"http/{minor}"
+        store = _shared_store()
+        with self._lock:
+            if store is not None:
+                store.inc(_key("proto", self.path, name), 1)
+            self.protocols[name] = self.protocols.get(name, 0) + 1
 
     def _set_in_flight(self, delta: int) -> None:
         self.in_flight += delta
@@ -260,6 +271,7 @@ class Metrics:
         cost: dict[str, float] = {}
         key_usage: dict[tuple[str, str, str], float] = {}
         counters: dict[str, float] = {}
+        protocols: dict[str, int] = {}
         width = len(self.buckets)
         for raw, value in (store.read_all() if values is None else values).items():
             kind, ns, *rest = json.loads(raw)
@@ -285,7 +297,9 @@ class Metrics:
                 key_usage[(rest[0], rest[1], rest[2])] = value
             elif kind == "ctr":
                 counters[rest[0]] = value
-        return requests, latency, in_flight, tokens, cost, key_usage, counters
+            elif kind == "proto":
+                protocols[rest[0]] = int(value)
+        return requests, latency, in_flight, tokens, cost, key_usage, counters, protocols
 
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4), summed over workers
@@ -302,14 +316,16 @@ class Metrics:
                 mine = f'worker="{os.getpid()}",' if self.worker_label else ""
                 groups = [(const + mine, (self.requests, self.latency, self.in_flight,
                                           self.model_tokens, self.model_cost,
-                                          self.key_usage, self.counters))]
+                                          self.key_usage, self.counters,
+                                          self.protocols))]
         return _merge([self._format(*data, extra=extra) for extra, data in groups])
 
     def _format(self, requests: dict[tuple[str, str, int], int],
                 latency: dict[tuple[str, str], list[float]], in_flight: int,
                 model_tokens: dict[tuple[str, str], int], model_cost: dict[str, float],
                 key_usage: dict[tuple[str, str, str], float],
-                counters: dict[str, float] | None = None, extra: str = "") -> str:
+                counters: dict[str, float] | None = None,
+                protocols: dict[str, int] | None = None, extra: str = "") -> str:
         out = ["# HELP ember_requests_total HTTP requests by method, route and status.",
                "# TYPE ember_requests_total counter"]
         for (method, route, status), n in sorted(requests.items()):
@@ -351,6 +367,11 @@ class Metrics:
             out += [f'ember_gateway_key_cost_usd_total{{{extra}key="{_escape(k)}",model="'
                     f'{_escape(m)}"}} {n:.8f}'
                     for (k, m, kind), n in sorted(key_usage.items()) if kind == "cost"]
+        if protocols:
+            out += ["# HELP ember_requests_by_protocol_total HTTP requests by protocol.",
+                    "# TYPE ember_requests_by_protocol_total counter"]
+            out += [f'ember_requests_by_protocol_total{{{extra}protocol="{name}"}} {n}'
+                    for name, n in sorted(protocols.items())]
         for name, n in sorted((counters or {}).items()):
             out += [f"# HELP {name} {name.replace('_', ' ')}.", f"# TYPE {name} counter",
                     f"{name}{{{extra[:-1]}}} {n:g}" if extra

@@ -27,6 +27,10 @@ class ServerConfig:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     http2: bool = False
+    #: HTTP/3 over QUIC on the same port number over UDP (ember.server.quic; needs TLS and
+    #: the ``http3`` extra); ``http3_retry`` validates client addresses with Retry tokens
+    http3: bool = False
+    http3_retry: bool = False
     access_log: bool = False
     log_level: str = "info"
     limits: ServerLimits = field(default_factory=ServerLimits)
@@ -82,6 +86,13 @@ class ServerConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value <= 0):
                 raise ConfigError(f"{name} must be a positive integer (or None), got {value!r}")
+        for name in ("http3", "http3_retry"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.http3:
+            from ember.server.quic import check_http3
+
+            check_http3(self)
         from ember.server.loops import resolve_loop
 
         self.loop = resolve_loop(self.loop, tls=self.ssl_certfile is not None)

@@ -127,6 +127,10 @@ class Supervisor:
         keep failing during startup.
         """
         self.port = reserve_port(self.config)
+        if self.config.http3:  # NOTE(h3): the UDP port too, before workers share it
+            from ember.server.quic import bind_udp
+
+            bind_udp(self.config, self.port).close()
         metrics_dir = tempfile.mkdtemp(prefix="ember-metrics-")
         previous_env = os.environ.get(METRICS_DIR_ENV)
         os.environ[METRICS_DIR_ENV] = metrics_dir

@@ -82,10 +82,18 @@ class Worker:
         self._skip_delay = asyncio.Event()
         self._ticker: asyncio.TimerHandle | None = None
         self._listen_fd = -1
+        self.quic: Any = None  # NOTE(h3): the HTTP/3 listener (ember.server.quic)
+        self._head_extra = b""
 
     async def start(self, sock: socket.socket) -> tuple[str, int]:
         """Run the app's startup, then accept connections on ``sock``."""
         loop = asyncio.get_running_loop()
+        udp = None
+        if self.config.http3:  # NOTE(h3): UDP on the same port number, bound first
+            from ember.server.quic import bind_udp
+
+            udp = bind_udp(self.config, sock.getsockname()[1],
+                           reuse_port=self.config.workers > 1)
         state = getattr(self.app, "state", None)
         if state is not None:  # NOTE: startup checks that depend on the address read it
             state.bound_address = sock.getsockname()[:2]
@@ -111,11 +119,18 @@ class Worker:
         self.server = await loop.create_server(
             factory, sock=sock, ssl=ssl_context(self.config), backlog=self.config.backlog
         )
+        if udp is not None:
+            from ember.server.quic import alt_svc_line, start_quic
+
+            self.quic = await start_quic(app, state, self.config, udp)
+            self._head_extra = alt_svc_line(self.config, port)
         self._tick()
         return host, port
 
     def _tick(self) -> None:
         self.state.refresh_date()
+        if self._head_extra:  # NOTE(h3): Alt-Svc rides on the Date line (HTTP/1.1)
+            self.state.date_header += self._head_extra
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
             # NOTE: the supervisor died without telling us (SIGKILL, OOM killer); on Linux
             # PR_SET_PDEATHSIG already sent SIGTERM, this poll covers other platforms.
@@ -175,6 +190,8 @@ class Worker:
                 conn.abort()
         if self._ticker is not None:
             self._ticker.cancel()
+        if self.quic is not None:  # NOTE(h3): its connections drained with the others
+            self.quic.close()
         if self.server is not None:
             if rloop:
                 self.server.close()
