@@ -22,8 +22,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-# NOTE: ember.params loads the markers: a bare ``file: UploadFile`` is injected as File()
-from ember import params as _params  # noqa: F401
 from ember.datastructures import Headers
 from ember.exceptions import HTTPException
 

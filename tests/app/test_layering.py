@@ -87,8 +87,6 @@ DYNAMIC_IMPORTS = {
 PENDING_CORE: dict[tuple[str, str], str] = {
     ("ember.http._protocol_py", "ember.app"):
         "the connection checks for Ember._handle to pick its fast path",
-    ("ember.http._protocol_py", "ember.routes"):
-        "the connection inspects Route internals to pick its fast path",
 }
 
 

@@ -90,9 +90,7 @@ class ServerConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.http3:
-            from ember.server.quic import check_http3
-
-            check_http3(self)
+            _check_http3(self)
         from ember.server.loops import resolve_loop
 
         self.loop = resolve_loop(self.loop, tls=self.ssl_certfile is not None)
@@ -126,3 +124,19 @@ class ServerConfig:
         root.setLevel(level)
         if self.access_log:
             logging.getLogger("ember.access").setLevel(logging.INFO)
+
+
+def _check_http3(config: ServerConfig) -> None:
+    """Raise :class:`ConfigError` saying what to fix when HTTP/3 cannot be served."""
+    if not config.ssl_certfile or not config.ssl_keyfile:
+        raise ConfigError("http3=True needs ssl_certfile and ssl_keyfile: QUIC is always "
+                          "encrypted (TLS 1.3); pass both (ember run --http3 "
+                          "--ssl-certfile cert.pem --ssl-keyfile key.pem)")
+    if config.loop == "rloop":
+        raise ConfigError("http3=True needs UDP endpoints, which rloop lacks; use "
+                          "loop='uvloop' or 'asyncio'")
+    try:
+        import aioquic  # noqa: F401
+    except ImportError:
+        raise ConfigError("http3=True needs the aioquic package: pip install "
+                          "'ember-api[http3]'") from None

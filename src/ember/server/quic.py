@@ -47,22 +47,6 @@ MAX_STREAM_DATA = 256 * 1024
 MAX_UNI_STREAMS = 8
 
 
-def check_http3(config: ServerConfig) -> None:
-    """Raise :class:`ConfigError` saying what to fix when HTTP/3 cannot be served."""
-    if not config.ssl_certfile or not config.ssl_keyfile:
-        raise ConfigError("http3=True needs ssl_certfile and ssl_keyfile: QUIC is always "
-                          "encrypted (TLS 1.3); pass both (ember run --http3 "
-                          "--ssl-certfile cert.pem --ssl-keyfile key.pem)")
-    if config.loop == "rloop":
-        raise ConfigError("http3=True needs UDP endpoints, which rloop lacks; use "
-                          "loop='uvloop' or 'asyncio'")
-    try:
-        import aioquic  # noqa: F401
-    except ImportError:
-        raise ConfigError("http3=True needs the aioquic package: pip install "
-                          "'ember-api[http3]'") from None
-
-
 def alt_svc(port: int) -> bytes:
     """The ``Alt-Svc`` value advertising HTTP/3 on ``port`` (RFC 7838, one day)."""
     return b'h3=":%d"; ma=86400' % port
