@@ -131,7 +131,7 @@ def test_no_alt_svc_without_http3(serve, tls_files):
         assert "alt-svc" not in c.get("/fast").headers
 
 
-def test_http2_beside_http3_keeps_a_clean_date(serve, tls_files):
+def test_http2_beside_http3_keeps_a_clean_date_and_advertises_h3(serve, tls_files):
     pytest.importorskip("h2")
     cert, key = tls_files
     url = serve(_app(), http2=True, http3=True, ssl_certfile=cert, ssl_keyfile=key)
@@ -139,6 +139,9 @@ def test_http2_beside_http3_keeps_a_clean_date(serve, tls_files):
         r = c.get("/fast")
         assert r.http_version == "HTTP/2" and r.text == "fast"
         assert r.headers["date"].endswith("GMT") and "\n" not in r.headers["date"]
+        assert r.headers.get_list("alt-svc") == [f'h3=":{port_of(url)}"; ma=86400']
+        r = c.get("/pid")  # the general path too
+        assert r.headers.get_list("alt-svc") == [f'h3=":{port_of(url)}"; ma=86400']
 
     async def main():
         async with h3_connect(port_of(url)) as q:

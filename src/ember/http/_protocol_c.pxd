@@ -37,7 +37,7 @@ cdef inline int _c_host_check(bytes value, bytes table) noexcept:
 @cython.final
 cdef class ServerState:
     cdef public object connections, waiting, tasks
-    cdef public bytes date_header
+    cdef public bytes date_header, alt_svc
     cdef public Py_ssize_t total_requests
     cdef public bint shutting_down, access_log, fast_path
     cdef public dict fast_routes

@@ -128,6 +128,9 @@ class ServerState:
         self.connections: set[Any] = set()
         self.waiting: deque[Any] = deque()
         self.tasks: set[asyncio.Task[Any]] = set()
+        #: the ``Alt-Svc`` value every response carries (HTTP/3 on: ``h3=":PORT"...``),
+        #: or b"": HTTP/1.1 gets it on the date line, HTTP/2 as its own field
+        self.alt_svc = b""
         self.date_header = date_header()
         self.total_requests = 0
         self.shutting_down = False
@@ -140,7 +143,10 @@ class ServerState:
 
     def refresh_date(self) -> None:
         """Called once a second by the server so no request formats a date."""
-        self.date_header = date_header()
+        line = date_header()
+        if self.alt_svc:
+            line += b"alt-svc: " + self.alt_svc + b"\r\n"
+        self.date_header = line
 
 
 class HttpProtocol:

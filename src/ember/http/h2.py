@@ -674,8 +674,12 @@ class H2Protocol(asyncio.Protocol):
     def send_headers(self, stream: H2Stream, status: int, raw_headers: list,
                      content_length: int, end: bool) -> None:
         """The response head of ``stream``."""
+        # NOTE: the date line is fixed-length (IMF-fixdate, 29 bytes) and may be followed
+        # by the server's alt-svc line (HTTP/3 on)
         headers = [(b":status", str(status).encode()), (b"server", b"ember"),
-                   (b"date", self.state.date_header[6:-2])]
+                   (b"date", self.state.date_header[6:35])]
+        if self.state.alt_svc:
+            headers.append((b"alt-svc", self.state.alt_svc))
         for name, value in raw_headers:
             if name not in _HOP_BY_HOP:
                 headers.append((name, value))

@@ -52,20 +52,6 @@ def alt_svc(port: int) -> bytes:
     return b'h3=":%d"; ma=86400' % port
 
 
-def alt_svc_line(config: ServerConfig, port: int) -> bytes:
-    """The ``alt-svc`` head line HTTP/1.1 responses carry when HTTP/3 is on.
-
-    NOTE(h3): it is appended to the worker's ``date: ...`` line, the one server-wide
-    line the HTTP/1.1 writer copies into every head (fast path included).  The HTTP/2
-    stream takes the date *value* out of that line (``date_header[6:-2]``), so with
-    ``http2=True`` nothing is appended until HTTP/2 sends the header itself (an
-    ``alt_svc`` field of ``ServerState`` read by both transports: asked of issue #24).
-    """
-    if config.http2:
-        return b""
-    return b"alt-svc: " + alt_svc(port) + b"\r\n"
-
-
 def bind_udp(config: ServerConfig, port: int, reuse_port: bool = False) -> socket.socket:
     """A bound, non-blocking UDP socket on ``config.host``:``port``.
 

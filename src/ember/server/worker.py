@@ -83,7 +83,6 @@ class Worker:
         self._ticker: asyncio.TimerHandle | None = None
         self._listen_fd = -1
         self.quic: Any = None  # NOTE(h3): the HTTP/3 listener (ember.server.quic)
-        self._head_extra = b""
 
     async def start(self, sock: socket.socket) -> tuple[str, int]:
         """Run the app's startup, then accept connections on ``sock``."""
@@ -120,17 +119,15 @@ class Worker:
             factory, sock=sock, ssl=ssl_context(self.config), backlog=self.config.backlog
         )
         if udp is not None:
-            from ember.server.quic import alt_svc_line, start_quic
+            from ember.server.quic import alt_svc, start_quic
 
             self.quic = await start_quic(app, state, self.config, udp)
-            self._head_extra = alt_svc_line(self.config, port)
+            state.alt_svc = alt_svc(port)  # NOTE(h3): both TCP transports advertise it
         self._tick()
         return host, port
 
     def _tick(self) -> None:
         self.state.refresh_date()
-        if self._head_extra:  # NOTE(h3): Alt-Svc rides on the Date line (HTTP/1.1)
-            self.state.date_header += self._head_extra
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
             # NOTE: the supervisor died without telling us (SIGKILL, OOM killer); on Linux
             # PR_SET_PDEATHSIG already sent SIGTERM, this poll covers other platforms.
