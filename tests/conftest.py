@@ -13,7 +13,7 @@ import pytest
 
 # NOTE: real redis/memcached/postgres processes, started on demand (tests/_services.py)
 pytest_plugins = [
-    f"tests.{name}" for name in ("_services", "_browser")
+    f"tests.{name}" for name in ("_services", "_browser", "_fakes")
     if os.path.exists(os.path.join(os.path.dirname(__file__), f"{name}.py"))
 ]
 

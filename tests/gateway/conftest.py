@@ -2,7 +2,6 @@
 
 from ember import Ember
 from tests.db.conftest import db  # noqa: F401  (a fresh PostgreSQL database)
-from tests.models.conftest import fake, fake_server  # noqa: F401
 
 
 def gateway_app() -> Ember:
