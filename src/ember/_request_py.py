@@ -251,6 +251,10 @@ class Request:
 
     # -- the body (a view on the cycle) ---------------------------------------------
 
+    def _upgrade(self, upgrade: Any) -> Any:
+        """Leave HTTP: the transport acts on ``upgrade`` (:meth:`ember.http.sink.Sink.upgrade`)."""
+        return self._cycle.conn.upgrade(self._cycle, upgrade)
+
     # NOTE: connection-side hooks, kept for HTTP/2 streams.
     @property
     def _conn(self) -> Any:

@@ -182,7 +182,7 @@ class Mount:
             logger.debug("mounted ASGI app failed", exc_info=task.exception())
 
     async def _websocket(self, request: Any) -> Any:
-        from ember.websockets import WebSocket, WebSocketDisconnect, _TakenOver
+        from ember.websockets import WebSocket, WebSocketDisconnect
 
         options = {k: v for k, v in request.route.websocket_options.items() if k != "asgi"}
         ws = WebSocket(request, **options)
@@ -234,7 +234,7 @@ class Mount:
             return Response(None, 403)
         if ws.state == "open":
             await ws.close()
-        return _TakenOver()
+        return ws.upgraded  # NOTE: the 101 is logged; nothing more is written
 
     async def startup(self) -> None:
         """Run the app's lifespan startup (apps without lifespan support are fine)."""

@@ -220,10 +220,11 @@ class Deflate:
 class WebSocketProtocol(asyncio.Protocol):
     """Frames in, messages out: owns the transport after the handshake."""
 
-    def __init__(self, ws: WebSocket, transport: Any, http: Any) -> None:
+    def __init__(self, ws: WebSocket, transport: Any, lost: Any) -> None:
         self.ws = ws
         self.transport = transport
-        self.http = http
+        #: the connection's callback when this protocol's connection ends (Sink.upgrade)
+        self.lost = lost
         self.buffer = bytearray()
         self.frag_opcode: int | None = None
         # NOTE: one growing buffer, not a list of parts: memory per message is max_size
@@ -275,7 +276,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.frag_data = bytearray()
         self.ws._lost()
         self.flow.connection_lost()
-        self.http._websocket_lost(exc)
+        self.lost(exc)
 
     def pause_writing(self) -> None:
         self.flow.pause_writing()
@@ -556,6 +557,8 @@ class WebSocket:
         self.close_reason = ""
         self.subprotocol: str | None = None
         self._proto: WebSocketProtocol | None = None
+        #: the explicit result the connection switched on (set by accept())
+        self.upgraded: Any = None
         self._deflate: Deflate | None = None
         self._messages: deque[str | bytes] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -590,7 +593,6 @@ class WebSocket:
         if self.state != "connecting":
             raise RuntimeError("accept() called twice")
         req = self.request
-        http = req._conn
         key = req.headers.get("sec-websocket-key", "")
         lines = ["HTTP/1.1 101 Switching Protocols", "upgrade: websocket",
                  "connection: Upgrade", f"sec-websocket-accept: {accept_key(key)}"]
@@ -611,14 +613,21 @@ class WebSocket:
         for name, value in (headers or {}).items():
             n, v = encode_header(name, value)
             lines.append(f"{n.decode('latin-1')}: {v.decode('latin-1')}")
-        http._websocket_takeover(self, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        from ember.http.sink import Upgrade
+
+        upgrade = Upgrade(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"),
+                          self._protocol, self._server_shutdown)
+        req._upgrade(upgrade)  # NOTE: the transport acts on it (Sink.upgrade)
+        self.upgraded = upgrade
         self.state = "open"
         self._closed_event = asyncio.Event()
         if self.ping_interval:
             self._pinger = asyncio.get_running_loop().create_task(self._keepalive())
 
-    def _attach(self, proto: WebSocketProtocol) -> None:
-        self._proto = proto
+    def _protocol(self, transport: Any, lost: Any) -> WebSocketProtocol:
+        """The frame protocol that owns ``transport`` after the 101 (Upgrade.protocol)."""
+        self._proto = WebSocketProtocol(self, transport, lost)
+        return self._proto
 
     # -- receiving -------------------------------------------------------------------
 
@@ -981,17 +990,8 @@ def websocket_call(route: Any, invoke: Any) -> Any:
             return Response(None, 403)  # the handler declined the connection
         if ws.state == "open":
             await ws.close()
-        return _TakenOver()
+        if ws.upgraded is None:
+            return Response(None, 403)  # NOTE: closed before accept(): declined
+        return ws.upgraded  # NOTE: the 101 is logged; nothing more is written
 
     return call
-
-
-class _TakenOver:
-    """The 'response' of a WebSocket handler: the connection is no longer HTTP."""
-
-    streaming = True
-    status_code = 101
-    background = None
-
-    async def stream_to(self, out: Any) -> None:
-        return None

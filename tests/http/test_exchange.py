@@ -226,3 +226,40 @@ def test_a_plan_is_never_asked_per_request(monkeypatch):
         assert asked == [1]  # once, when the connection was built
     finally:
         conn.close()
+
+
+def test_a_websocket_leaves_http_through_an_explicit_upgrade(serve, caplog):
+    """accept() hands an Upgrade to the transport (Sink.upgrade), which acts on it; the
+    handler's answer is that same object: the core logs the 101, writes nothing more."""
+    from websockets.sync.client import connect
+
+    from ember import WebSocket
+    from ember.http.sink import Upgrade
+
+    caplog.set_level(logging.INFO, "ember.access")
+    seen: dict = {}
+    app = Ember()
+
+    @app.websocket("/ws")
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        seen["upgraded"] = ws.upgraded
+        await ws.send_text(await ws.receive_text())
+
+    url = serve(app, access_log=True)
+    with connect("ws" + url[4:] + "/ws", open_timeout=HANG_GUARD) as client:
+        client.send("hi")
+        assert client.recv(timeout=HANG_GUARD) == "hi"
+    upgrade = seen["upgraded"]
+    assert isinstance(upgrade, Upgrade) and upgrade.head.startswith(b"HTTP/1.1 101 ")
+
+    def logged() -> bool:
+        return any('"GET /ws HTTP/1.1" 101' in r.getMessage() for r in caplog.records
+                   if r.name == "ember.access")
+
+    wait_for(logged, "the 101 in the access log")
+
+
+def test_a_stream_refuses_to_leave_http():
+    with pytest.raises(NotImplementedError, match="connect over HTTP/1.1"):
+        H2Stream.upgrade(None, None, None)  # type: ignore[arg-type]

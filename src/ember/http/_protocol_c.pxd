@@ -57,7 +57,7 @@ cdef class HttpProtocol:
     cdef public Exchange _exchange
     cdef public bint _pipelining, _flush_scheduled
     cdef public bytes _held
-    cdef public object _websocket, _h2, _timer
+    cdef public object _upgraded, _h2, _timer
     cdef public double _timer_when, _idle_since, _last_read, _run_deadline
     cdef public object _head_started
     cdef public double _min_rate, _rate_grace, _rate_since

@@ -201,7 +201,7 @@ class HttpProtocol:
         self._admitted = True
         self._held = b""
         self._running = False
-        self._websocket: Any = None
+        self._upgraded: Any = None  # NOTE: the Upgrade this connection switched to
         self._http2 = False  # set by the server when app.run(http2=True)
         self._h2: Any = None
         # -- timers
@@ -948,34 +948,31 @@ class HttpProtocol:
         if rest:
             self._loop.call_soon(h2proto.data_received, rest)
 
-    # -- WebSocket takeover ---------------------------------------------------
+    # -- leaving HTTP (an explicit Upgrade: WebSocket) --------------------------
 
-    def _websocket_takeover(self, ws: Any, head: bytes) -> None:
-        """Send the 101 head and hand the transport to a WebSocket protocol."""
-        from ember.websockets import WebSocketProtocol
-
+    def upgrade(self, cycle: _cycles.Cycle, upgrade: Any) -> Any:
+        """Write the 101 head and hand the transport to ``upgrade.protocol``."""
         self._flush()
-        current = self._current
-        if current is not None:
-            current.keep_alive = False
-            current.state = SENDING
+        cycle.keep_alive = False
+        cycle.state = SENDING
         self._cancel_timers()
         transport = self._transport
-        transport.write(head)
-        wsproto = WebSocketProtocol(ws, transport, self)
-        ws._attach(wsproto)
-        self._websocket = ws
-        transport.set_protocol(wsproto)
+        transport.write(upgrade.head)
+        self._exchange.log(cycle, 101, 0)  # NOTE: the exchange ends here for HTTP
+        protocol = upgrade.protocol(transport, self._upgraded_lost)
+        self._upgraded = upgrade
+        transport.set_protocol(protocol)
         rest = self._parser.take_buffer() if self._parser is not None else b""
         flow = self._flow
         if flow.read_paused:
             flow.read_paused = 0
             transport.resume_reading()
         if rest:
-            self._loop.call_soon(wsproto.data_received, rest)
+            self._loop.call_soon(protocol.data_received, rest)
+        return protocol
 
-    def _websocket_lost(self, exc: Any) -> None:
-        """The WebSocket's connection ended: release this connection's slot."""
+    def _upgraded_lost(self, exc: Any) -> None:
+        """The upgraded connection ended: release this connection's slot."""
         cycle = self._current
         task = None
         if cycle is not None:
@@ -988,8 +985,8 @@ class HttpProtocol:
 
     def shutdown(self) -> None:
         """Graceful stop: idle connections close now, busy ones after their response."""
-        if self._websocket is not None:
-            self._websocket._server_shutdown()
+        if self._upgraded is not None:
+            self._upgraded.shutdown()
             return
         self._state.shutting_down = True
         current = self._current

@@ -225,6 +225,11 @@ class H2Stream:
         proto._release(self)
         return -1
 
+    def upgrade(self, cycle: Any, upgrade: Any) -> Any:
+        """A stream cannot leave HTTP/2 (WebSocket over HTTP/2, RFC 8441, is not served)."""
+        raise NotImplementedError("WebSocket over HTTP/2 (RFC 8441 extended CONNECT) is not "
+                                  "supported: connect over HTTP/1.1")
+
     def exchange_done(self, cycle: Any) -> None:
         handle = cycle.timeout
         if handle is not None:

@@ -111,6 +111,11 @@ class H3Stream:
         self.proto.release(self, stop_task=True)
         return size
 
+    def upgrade(self, cycle: Any, upgrade: Any) -> Any:
+        """A stream cannot leave HTTP/3 (WebSocket over HTTP/3, RFC 9220, is not served)."""
+        raise NotImplementedError("WebSocket over HTTP/3 (RFC 9220 extended CONNECT) is not "
+                                  "supported: connect over HTTP/1.1")
+
     def exchange_done(self, cycle: Any) -> None:
         """The response is complete: forget the stream."""
         self.proto.release(self, stop_task=False)

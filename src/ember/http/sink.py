@@ -44,7 +44,7 @@ The access log names the version from ``request.http_minor``: 0 and 1 are
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -117,10 +117,46 @@ class Sink(Protocol):
         close without the last chunk; HTTP/2 and 3: reset the stream).  Return the
         body bytes of the error answer sent (the core logs it), or -1 when none was."""
 
+    def upgrade(self, cycle: Any, upgrade: Upgrade) -> Any:
+        """Switch the connection to another protocol (an :class:`Upgrade`: a WebSocket's
+        ``accept()``): flush, write ``upgrade.head`` (the 101 response), hand the
+        transport to ``upgrade.protocol(transport, lost)`` and return that protocol.
+        Transports that cannot switch (HTTP/2 and HTTP/3 streams) raise
+        :class:`NotImplementedError` naming what is missing."""
+
     def exchange_done(self, cycle: Any) -> None:
         """The response is complete (cycle DONE): the next request may run, or the
         stream is released.  HTTP/1.1 keeps the connection only when
         ``cycle.keep_alive`` and the request body was read to its end."""
 
 
-__all__ = ["Sink"]
+class Upgrade:
+    """The explicit result of an exchange that leaves HTTP (RFC 9110 §7.8; RFC 6455 §4.2.2).
+
+    Built by the feature that switches (``WebSocket.accept()``) and handed to the
+    transport through ``request._upgrade(upgrade)`` -> :meth:`Sink.upgrade`, which acts on
+    it: it writes ``head`` and makes ``protocol(transport, lost)`` the transport's
+    protocol (``lost(exc)`` must be called by that protocol when the connection ends, so
+    the server releases its slot).  ``shutdown()`` is called on a graceful server stop.
+    The handler then returns the same object as its response: the exchange core logs the
+    101 and writes nothing more (``streaming`` with an empty body, like any stream).
+    """
+
+    __slots__ = ("head", "protocol", "shutdown")
+
+    status_code = 101
+    streaming = True
+    background = None
+
+    def __init__(self, head: bytes, protocol: Callable[[Any, Callable[[Any], None]], Any],
+                 shutdown: Callable[[], None]) -> None:
+        self.head = head
+        self.protocol = protocol
+        self.shutdown = shutdown
+
+    async def stream_to(self, out: Any) -> None:
+        """Nothing: after the switch the connection is no longer HTTP."""
+        return None
+
+
+__all__ = ["Sink", "Upgrade"]
