@@ -261,5 +261,5 @@ def test_a_websocket_leaves_http_through_an_explicit_upgrade(serve, caplog):
 
 
 def test_a_stream_refuses_to_leave_http():
-    with pytest.raises(NotImplementedError, match="connect over HTTP/1.1"):
+    with pytest.raises(NotImplementedError, match=r"connect over HTTP/1\.1"):
         H2Stream.upgrade(None, None, None)  # type: ignore[arg-type]
