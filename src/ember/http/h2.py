@@ -30,6 +30,7 @@ from ember.http.cycle import BODY_OPEN, RUNNING, Cycle
 from ember.http.exchange import Exchange, decided_kinds
 from ember.http.flow_control import FlowControl
 from ember.http.frames import _impl as _frames
+from ember.http.pseudo import split_request
 from ember.requests import Request
 from ember.status import body_allowed
 
@@ -372,23 +373,7 @@ class H2Protocol(asyncio.Protocol):
     # -- requests ----------------------------------------------------------------------
 
     def _request(self, event: Any) -> None:
-        headers = []
-        method = path = authority = None
-        scheme = self.scheme
-        for name, value in event.headers:
-            if name.startswith(b":"):
-                if name == b":method":
-                    method = value.decode("ascii", "replace")
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-                elif name == b":scheme":
-                    scheme = value.decode("ascii", "replace")
-            else:
-                headers.append((name, value))
-        if authority is not None and not any(n == b"host" for n, _ in headers):
-            headers.insert(0, (b"host", authority))
+        method, path, scheme, headers, size = split_request(event.headers, self.scheme)
         sid = event.stream_id
         if self._open_count() >= self.limits.http2_max_concurrent_streams:
             # RFC 9113 §5.1.2: refuse only this stream; the client may retry it.
@@ -401,8 +386,6 @@ class H2Protocol(asyncio.Protocol):
         if len(path) > self.limits.max_url_size:
             self._refuse(sid, 414)
             return
-        # RFC 9113 §6.5.2: the size of a header list is each field's name + value + 32.
-        size = sum(len(n) + len(v) + 32 for n, v in event.headers)
         if len(headers) > self.limits.max_headers or size > self.limits.max_header_size:
             self._refuse(sid, 431)
             return

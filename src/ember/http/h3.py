@@ -38,6 +38,7 @@ from ember.exceptions import ClientDisconnect
 from ember.http.cycle import Cycle
 from ember.http.exchange import Exchange
 from ember.http.h3stream import HIGH_WATER, H3Stream
+from ember.http.pseudo import split_request
 from ember.requests import Request
 from ember.status import body_allowed
 
@@ -162,25 +163,7 @@ class H3Protocol(QuicConnectionProtocol):
             self._reject(sid)
             return
         limits = self.limits
-        method = path = authority = None
-        scheme = self.scheme
-        headers: list[tuple[bytes, bytes]] = []
-        size = 0
-        for name, value in event.headers:
-            size += len(name) + len(value) + 32  # RFC 9114 §4.2.2
-            if name.startswith(b":"):
-                if name == b":method":
-                    method = value.decode("ascii", "replace")
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-                elif name == b":scheme":
-                    scheme = value.decode("ascii", "replace")
-            else:
-                headers.append((name, value))
-        if authority is not None and not any(n == b"host" for n, _ in headers):
-            headers.insert(0, (b"host", authority))
+        method, path, scheme, headers, size = split_request(event.headers, self.scheme)
         if len(headers) > limits.max_headers or size > limits.max_header_size:
             self._answer(sid, 431, "request headers too large")
             return
