@@ -147,7 +147,7 @@ def _leaf_ok(value: Any) -> bool:
         orjson.dumps(value, default=default, option=_OPTIONS)
     except TypeError as exc:
         return "64-bit" in str(exc)
-    except Exception:
+    except Exception:  # NOTE: diagnosis only: whatever the app's `default` raised, this leaf fails
         return False
     return True
 

@@ -12,7 +12,7 @@ body timeout, disconnect) raises from ``body()``/``stream()``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -208,7 +208,7 @@ class Request:
                             parsed = SimpleCookie()
                             parsed.load(f"{name}={value}")
                             value = parsed[name].value
-                        except Exception:
+                        except (CookieError, KeyError):  # NOTE: not a cookie-octet value
                             continue
                     cookies.setdefault(name, value)
             self._cookies = cookies
