@@ -22,6 +22,8 @@ COMPILED = [
     "ember/http/_parser_c.py",
     "ember/http/_writer_c.py",
     "ember/http/_cycle_c.py",
+    "ember/http/_state_c.py",
+    "ember/http/_sinkbase_c.py",
     "ember/http/_exchange_c.py",
     "ember/http/_protocol_c.py",
     "ember/http/_hpack_c.py",

@@ -17,6 +17,7 @@ from ember._compat import NO_EXTENSIONS, is_compiled
 from tests._compiled import BUILD_HINT, compiler_present
 
 TWINS = [("ember.http", "parser"), ("ember.http", "writer"), ("ember.http", "protocol"),
+         ("ember.http", "state"), ("ember.http", "sinkbase"),
          ("ember.http", "hpack"), ("ember.http", "frames"), ("ember.http", "h2conn"),
          ("ember.routing", "router"), ("ember", "wsframes")]
 

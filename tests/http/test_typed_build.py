@@ -60,11 +60,15 @@ def test_protocol_state_and_cycle_are_cdef_classes():
     if NO_EXTENSIONS:
         pytest.skip("EMBER_NO_EXTENSIONS: the pure twins are selected")
     protocol = _compiled("ember.http._protocol_c")
+    state_mod = _compiled("ember.http._state_c")
     cycle_mod = _compiled("ember.http._cycle_c")
     from ember.http.cycle import Cycle
     from ember.http.protocol import HttpProtocol, ServerState
 
-    assert HttpProtocol is protocol.HttpProtocol and ServerState is protocol.ServerState
+    assert HttpProtocol is protocol.HttpProtocol and ServerState is state_mod.ServerState
+    from ember.http.sinkbase import SinkBase
+
+    assert issubclass(HttpProtocol, SinkBase)  # the exchange core calls it through C
     assert Cycle is cycle_mod.Cycle
     state = ServerState()
     assert not hasattr(state, "__dict__")

@@ -37,6 +37,11 @@ import logging
 import sys
 from typing import Any
 
+try:
+    import cython
+except ImportError:  # pragma: no cover - pure install without Cython
+    from ember import _cython_shim as cython
+
 from ember.exceptions import ClientDisconnect
 from ember.http import cycle as _cycles
 from ember.http.writer import app_framing
@@ -87,6 +92,13 @@ def decided_kinds(dispatch: Any, state: Any) -> dict:
     if not state.fast_routes:
         state.fast_routes.update(kinds)  # the plan in use (introspection)
     return kinds
+
+
+def _closed(sink: Any) -> bool:
+    """``sink.closed`` (a C field read for a compiled SinkBase)."""
+    if cython.compiled:
+        return _c_closed(sink)  # noqa: F821 - in _exchange_c.pxd
+    return bool(sink.closed)
 
 
 def _new_task(loop: Any, coro: Any) -> Any:
@@ -153,7 +165,7 @@ class BodyWriter:
         if cycle.head_sent:
             raise RuntimeError("response already started")
         sink = self._sink
-        if sink.closed:
+        if _closed(sink):
             raise ClientDisconnect("client disconnected")
         # NOTE (issue 23): the engine owns framing; a conflicting app value raises
         # ValueError here, before anything is sent (the stream answers 500).
@@ -168,7 +180,10 @@ class BodyWriter:
         if not body_allowed(status_code) or cycle.head_only:
             content_length = content_length if body_allowed(status_code) else -1
             cycle.head_only = True
-        sink.send_head(cycle, status_code, raw_headers, content_length)
+        if cython.compiled:
+            _c_send_head(sink, cycle, status_code, raw_headers, content_length)  # noqa: F821
+        else:
+            sink.send_head(cycle, status_code, raw_headers, content_length)
 
     async def write(self, data: bytes) -> None:
         """Send one body chunk, waiting while the peer does not accept more."""
@@ -204,7 +219,10 @@ class BodyWriter:
 
     async def end(self) -> None:
         """Finish the body (terminating chunk, END_STREAM)."""
-        self._sink.send_end(self._cycle)
+        if cython.compiled:
+            _c_send_end(self._sink, self._cycle)  # noqa: F821 - in _exchange_c.pxd
+        else:
+            self._sink.send_end(self._cycle)
 
 
 class Exchange:
@@ -284,7 +302,7 @@ class Exchange:
             return
         if sent:
             self.finish(cycle, 200, 0, None)
-        elif cycle.state == RUNNING and not cycle.conn.closed:
+        elif cycle.state == RUNNING and not _closed(cycle.conn):
             cycle.state = SENDING  # NOTE: the handler answered: its timeout is over
             if response.streaming:
                 await self._stream(cycle, response)
@@ -297,7 +315,12 @@ class Exchange:
         """The sink writes a plain result itself (no cache may still see it), or not."""
         if cycle.request._leaving is not None or cycle.state != RUNNING:
             return False
-        if not cycle.conn.send_result(cycle, result):  # NOTE: False when closed
+        if cython.compiled:
+            # PERF: a SinkBase (the HTTP/1.1 connection) is called through its C vtable
+            sent = _c_send_result(cycle.conn, cycle, result)  # noqa: F821 - in the .pxd
+        else:
+            sent = cycle.conn.send_result(cycle, result)
+        if not sent:  # NOTE: False when closed
             return False
         cycle.head_sent = True
         cycle.status = 200
@@ -329,7 +352,11 @@ class Exchange:
                 length = framing[1]
                 if framing[2]:
                     cycle.keep_alive = False  # the app's Connection: close (RFC 9112 §9.6)
-            waiting = sink.send_response(cycle, status, headers, body, length)
+            if cython.compiled:
+                waiting = _c_send_response(sink, cycle, status, headers, body,  # noqa: F821
+                                           length)
+            else:
+                waiting = sink.send_response(cycle, status, headers, body, length)
         except ValueError as exc:
             logger.error("invalid response from %s %s: %s", req.method, req.path, exc)
             self.fail(cycle, 500, "Internal Server Error")
@@ -389,7 +416,10 @@ class Exchange:
             state = self._state
             state.tasks.add(task)
             task.add_done_callback(state.tasks.discard)
-        cycle.conn.exchange_done(cycle)
+        if cython.compiled:
+            _c_exchange_done(cycle.conn, cycle)  # noqa: F821 - in _exchange_c.pxd
+        else:
+            cycle.conn.exchange_done(cycle)
 
     def fail(self, cycle: _cycles.Cycle, status: int, reason: str) -> None:
         """-> ERROR from any live state: ``cycle`` can never end normally.
@@ -406,7 +436,10 @@ class Exchange:
         if handle is not None:
             handle.cancel()
             cycle.timeout = None
-        size = cycle.conn.send_error(cycle, status, reason)
+        if cython.compiled:
+            size = _c_send_error(cycle.conn, cycle, status, reason)  # noqa: F821 - in .pxd
+        else:
+            size = cycle.conn.send_error(cycle, status, reason)
         if size >= 0:
             self.log(cycle, status, size)
 

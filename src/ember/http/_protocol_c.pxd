@@ -7,6 +7,8 @@ cimport cython
 from ember.http._cycle_c cimport Cycle
 from ember.http._exchange_c cimport Exchange
 from ember._request_c cimport Request
+from ember.http._sinkbase_c cimport SinkBase
+from ember.http._state_c cimport ServerState
 
 cdef bytes _HOST_CHARS
 
@@ -35,23 +37,13 @@ cdef inline int _c_host_check(bytes value, bytes table) noexcept:
 
 
 @cython.final
-cdef class ServerState:
-    cdef public object connections, waiting, tasks
-    cdef public bytes date_header, alt_svc
-    cdef public Py_ssize_t total_requests
-    cdef public bint shutting_down, access_log, fast_path
-    cdef public dict fast_routes
-    cdef object __weakref__
-
-
-@cython.final
-cdef class HttpProtocol:
+cdef class HttpProtocol(SinkBase):
     cdef public object _app, _resolve, _dispatch, _upgrade, _router, _route_app
     cdef public ServerState _state
     cdef public object _limits, _scheme, _max_body, _body_timeout, _loop, _request_timeout
     cdef public double _header_timeout, _keep_alive_timeout
     cdef public object _transport, _flow, _parser, _peer
-    cdef public bint _closed, _admitted, _running, _http2
+    cdef public bint _admitted, _running, _http2
     cdef public list _out
     cdef public Py_ssize_t _out_size, _starts
     cdef public Exchange _exchange
@@ -70,14 +62,8 @@ cdef class HttpProtocol:
     cpdef _run_next(self)
     cpdef _start(self, Cycle cycle)
     cpdef _arm_timer(self, double when)
-    # the sink (ember.http.sink): called by the exchange core through Python
-    @cython.locals(req=Request)
-    cpdef bint send_result(self, Cycle cycle, result) except -1
-    @cython.locals(req=Request)
-    cpdef send_response(self, Cycle cycle, status, raw_headers, body, content_length)
-    cpdef send_end(self, Cycle cycle)
-    cpdef Py_ssize_t send_error(self, Cycle cycle, status, reason) except? -2
-    cpdef exchange_done(self, Cycle cycle)
+    # the sink (ember.http.sink): SinkBase's cpdef methods, called by the exchange core
+    # through the C vtable (NOTE: an override may not be redeclared here)
     # NOTE: cpdef so its locals are typed; the parser still calls it through Python
     @cython.locals(cycle=Cycle, req=Request, hosts=Py_ssize_t)
     cpdef on_headers(self, method, target, minor, headers, keep_alive, chunked,

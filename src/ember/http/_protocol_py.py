@@ -30,9 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections import deque
-from email.utils import formatdate
 from typing import Any
 
 try:
@@ -69,6 +67,11 @@ from ember.http.writer import (
     encode_response,
     encode_result,
 )
+
+if not cython.compiled:
+    # NOTE: compiled, SinkBase is the C type cimported by _protocol_c.pxd (a named import
+    # would assign to it: Cython refuses)
+    from ember.http.sinkbase import *  # noqa: F403
 
 # NOTE: not imported as ``Cycle``/``Exchange``: the compiled twin cimports those names as
 # C types (_protocol_c.pxd) so its cycles are read as struct fields and the core's cpdef
@@ -110,49 +113,16 @@ def _valid_host(value: bytes) -> bool:
     """True for a valid Host field value (see _HOST)."""
     if cython.compiled:
         # PERF: a table scan in C for the usual reg-name[:port]; the regex decides the rest
-        r = _c_host_check(value, _HOST_CHARS)  # noqa: F821 - defined in _protocol_c.pxd
+        r = _c_host_check(value, _HOST_CHARS)  # noqa: F405 - defined in _protocol_c.pxd
         if r >= 0:
             return r == 1
     return _HOST.fullmatch(value) is not None
 
 
-def date_header() -> bytes:
-    """``date: <IMF-fixdate>\\r\\n`` for now."""
-    return b"date: " + formatdate(time.time(), usegmt=True).encode("ascii") + b"\r\n"
-
-
-class ServerState:
-    """What the connections of one worker share: registry, Date header, counters."""
-
-    def __init__(self, access_log: bool = False) -> None:
-        self.connections: set[Any] = set()
-        self.waiting: deque[Any] = deque()
-        self.tasks: set[asyncio.Task[Any]] = set()
-        #: the ``Alt-Svc`` value every response carries (HTTP/3 on: ``h3=":PORT"...``),
-        #: or b"": HTTP/1.1 gets it on the date line, HTTP/2 as its own field
-        self.alt_svc = b""
-        self.date_header = date_header()
-        self.total_requests = 0
-        self.shutting_down = False
-        self.access_log = access_log
-        # NOTE: the app's plan (route -> how its handler is called on the fast path, 0:
-        # never; Ember._answer_plan) as the connections use it, for introspection.
-        # fast_path False turns the fast path off (tests compare bytes).
-        self.fast_routes: dict[Any, int] = {}
-        self.fast_path = True
-
-    def refresh_date(self) -> None:
-        """Called once a second by the server so no request formats a date."""
-        line = date_header()
-        if self.alt_svc:
-            line += b"alt-svc: " + self.alt_svc + b"\r\n"
-        self.date_header = line
-
-
-class HttpProtocol:
+class HttpProtocol(SinkBase):  # noqa: F405
     """An HTTP/1.1 connection; see the module docstring."""
 
-    def __init__(self, app: Any, state: ServerState, limits: Any, scheme: str = "http") -> None:
+    def __init__(self, app: Any, state: Any, limits: Any, scheme: str = "http") -> None:
         # -- configuration: the app's side of the interface is fixed here
         self._app = app
         self._resolve, self._dispatch, self._upgrade = app._connection_interface()
@@ -188,7 +158,7 @@ class HttpProtocol:
         self._flow: Any = None
         self._parser: Any = None
         self._peer: Any = None
-        self._closed = False
+        self.closed = False
         self._out: list[bytes] | None = None
         self._out_size = 0
         # PERF: a pipeline batch: responses of pipelined requests answered after
@@ -260,13 +230,13 @@ class HttpProtocol:
             self._loop.call_soon(self.data_received, held)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._closed = True
+        self.closed = True
         state = self._state
         state.connections.discard(self)
         if self._admitted:
             while state.waiting:
                 nxt = state.waiting.popleft()
-                if not nxt._closed:
+                if not nxt.closed:
                     nxt._admit()
                     break
         else:
@@ -315,7 +285,7 @@ class HttpProtocol:
         flow.resume_writing()
         if flow.resume_reading(READ_WRITE):
             self._restart_body_clock(self._loop.time())
-        if self._current is None and self._queue and not self._closed:
+        if self._current is None and self._queue and not self.closed:
             self._run_next()
             self._flush()
 
@@ -339,7 +309,7 @@ class HttpProtocol:
             self._transport.pause_reading()
             return
         parser = self._parser
-        if parser is None or self._closed or self._flow.read_paused & READ_FAILED:
+        if parser is None or self.closed or self._flow.read_paused & READ_FAILED:
             return  # connection gone, or the byte stream is already unusable
         now = self._last_read = self._loop.time()
         if self._current is None and self._head_started is None and self._receiving is None \
@@ -365,7 +335,7 @@ class HttpProtocol:
 
     def _parse_more(self) -> None:
         """Go on parsing what a budget-limited read left (see data_received)."""
-        if self._closed or self._parser is None:
+        if self.closed or self._parser is None:
             return
         self._flow.resume_reading(READ_BUDGET)
         self.data_received(b"")
@@ -393,7 +363,7 @@ class HttpProtocol:
         gets its first step, and one that answers without waiting still answers.
         """
         current = self._current
-        if self._closed or current is None:
+        if self.closed or current is None:
             return
         if current is not cycle:
             self._loop.call_soon(self._eof_while_busy, current)  # progress: next one
@@ -514,7 +484,7 @@ class HttpProtocol:
     def send_continue(self, req: _requests.Request) -> None:
         """``Expect: 100-continue``: the handler started reading, invite the body."""
         current = self._current
-        if current is not None and current.request is req and not self._closed \
+        if current is not None and current.request is req and not self.closed \
                 and not current.head_sent:
             self._flush()  # NOTE: after any earlier response still batched
             self._transport.write(_CONTINUE)
@@ -529,7 +499,7 @@ class HttpProtocol:
                 self._flush()  # NOTE: batch for speed, never hold much
                 self._out = []
                 self._pipelining = pipelining
-        elif not self._closed:
+        elif not self.closed:
             self._transport.write(data)
 
     def _flush(self) -> None:
@@ -538,7 +508,7 @@ class HttpProtocol:
             self._out = None
             self._out_size = 0
             self._pipelining = False
-            if out and not self._closed:
+            if out and not self.closed:
                 self._transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     # -- running requests -------------------------------------------------
@@ -555,7 +525,7 @@ class HttpProtocol:
     def _run_queue(self) -> None:
         queue = self._queue
         flow = self._flow
-        while self._current is None and queue and not self._closed:
+        while self._current is None and queue and not self.closed:
             if flow.write_paused:
                 return  # NOTE: resume_writing picks the queue up again
             cycle = queue.popleft()
@@ -593,7 +563,7 @@ class HttpProtocol:
     def _after_answer(self) -> None:
         """A pipeline batch goes out when drained, else one loop turn later (re-checked)."""
         if self._pipelining:
-            if self._closed or (self._current is None and not self._running):
+            if self.closed or (self._current is None and not self._running):
                 # the pipeline is drained (or stalled on flow control).  NOTE: not while
                 # _run_queue runs (an eager Task, 3.12+): it starts the next one now.
                 self._flush()
@@ -617,7 +587,7 @@ class HttpProtocol:
     def _pipeline_flush(self) -> None:
         """One loop turn later: write the batch unless the next handler has yet to run."""
         self._flush_scheduled = False
-        if not self._pipelining or self._closed:
+        if not self._pipelining or self.closed:
             return
         current = self._current
         if current is not None and self._starts != self._exchange.entered \
@@ -644,11 +614,6 @@ class HttpProtocol:
     # -- the sink (ember.http.sink): how the exchange core writes HTTP/1.1 -------------
 
     @property
-    def closed(self) -> bool:
-        """True once the connection is closed."""
-        return self._closed
-
-    @property
     def peer(self) -> Any:
         """The client's ``(host, port)``."""
         return self._peer
@@ -656,7 +621,7 @@ class HttpProtocol:
     def send_result(self, cycle: _cycles.Cycle, result: Any) -> bool:
         """A plain result encoded in one C buffer (see ``encode_result``), or False
         (also when the connection is closed: nothing to answer)."""
-        if self._closed:
+        if self.closed:
             return False
         req = cycle.request
         if cycle.body_state != BODY_COMPLETE:
@@ -723,7 +688,7 @@ class HttpProtocol:
 
     def send_end(self, cycle: _cycles.Cycle) -> None:
         """The terminating chunk when chunked; write what is batched."""
-        if cycle.chunked and not self._closed:
+        if cycle.chunked and not self.closed:
             self._write(LAST_CHUNK)
         self._flush()
 
@@ -732,7 +697,7 @@ class HttpProtocol:
         queued request's Task)."""
         if cycle is self._current:
             size = -1
-            if status and not cycle.head_sent and not self._closed:
+            if status and not cycle.head_sent and not self.closed:
                 body = reason.encode("utf-8")
                 req = cycle.request
                 cycle.head_sent = True
@@ -856,7 +821,7 @@ class HttpProtocol:
     def _on_timer(self) -> None:
         """The one connection timer: what it checks follows the connection's state."""
         self._timer = None
-        if self._closed or not self._admitted:
+        if self.closed or not self._admitted:
             return  # waiting for a slot: no timer
         now = self._loop.time()
         limits = self._limits
@@ -901,9 +866,9 @@ class HttpProtocol:
             self._timer = None
 
     def _close(self) -> None:
-        if not self._closed:
+        if not self.closed:
             self._flush()
-            self._closed = True
+            self.closed = True
             self._flow.closed = True
             self._transport.close()
             self._cancel_timers()
@@ -1003,8 +968,8 @@ class HttpProtocol:
         current = self._current
         if current is not None and current.task is not None and not current.task.done():
             current.task.cancel()
-        if not self._closed:
-            self._closed = True
+        if not self.closed:
+            self.closed = True
             if self._flow is not None:
                 self._flow.closed = True
             self._transport.abort()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ember._compat import load_twin
 from ember.http.exchange import BodyWriter
+from ember.http.state import ServerState
 
 _impl = load_twin("ember.http", "protocol")
 HttpProtocol = _impl.HttpProtocol
-ServerState = _impl.ServerState
 
 __all__ = ["BodyWriter", "HttpProtocol", "ServerState"]

@@ -1,0 +1,1 @@
+_sinkbase_py.py
