@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from ember import Ember, Request, StreamingResponse
-from ember.http import _protocol_py
+from ember.http import _h1sink_py
 from ember.http.protocol import ServerState
 from tests.http.fake import Conn
 
@@ -114,7 +114,7 @@ def test_batches_are_bounded_by_out_batch() -> None:
         writes = conn.transport.writes - before
         size = len(conn.output)
         # 16 x ~20 kB in batches of at most ~OUT_BATCH + one response
-        assert writes >= size // (_protocol_py.OUT_BATCH + 21_000)
+        assert writes >= size // (_h1sink_py.OUT_BATCH + 21_000)
         assert 1 < writes < 16
         assert conn.proto._out is None
     finally:

@@ -1,0 +1,1 @@
+_h1sink_py.py
