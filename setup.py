@@ -25,6 +25,7 @@ COMPILED = [
     "ember/http/_state_c.py",
     "ember/http/_sinkbase_c.py",
     "ember/http/_h1sink_c.py",
+    "ember/http/_heads_c.py",
     "ember/http/_exchange_c.py",
     "ember/http/_protocol_c.py",
     "ember/http/_hpack_c.py",

@@ -470,6 +470,16 @@ class Ember(RouteDecorators):
                 route: _fast_kind(route) for route in self.routes}
         return plan
 
+    def _direct_routing(self, resolve: Any) -> tuple[Any, Any]:
+        """``(app, router)`` when ``resolve`` is this app's own :meth:`_resolve` (not a
+        subclass override): a connection may then build and route each request in one
+        compiled call; ``(None, None)``: it calls ``resolve``.  Asked once per connection
+        (dispatch decided once, issue 24): the wire never inspects the app's classes."""
+        if getattr(resolve, "__func__", None) is Ember._resolve \
+                and getattr(resolve, "__self__", None) is self:
+            return self, self.router
+        return None, None
+
     def _replan(self) -> None:
         """The app changed: connections that hold the plan fall back to ``dispatch``."""
         plan = getattr(self, "_plan", None)

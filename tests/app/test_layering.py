@@ -81,13 +81,11 @@ DYNAMIC_IMPORTS = {
     "ember.models.providers.base": "a provider's SDK-free factory, by name",
 }
 
-#: Upward arrows that the request-cycle rewrite (issue #24 part 1, branch r3-core) removes;
-#: ``src/ember/http`` is not this branch's to edit. Each entry must still exist (a stale
-#: one fails, so the list only shrinks).
-PENDING_CORE: dict[tuple[str, str], str] = {
-    ("ember.http._protocol_py", "ember.app"):
-        "the connection checks for Ember._handle to pick its fast path",
-}
+#: Upward arrows waiting for a rewrite, each with its reason. Empty since issue #24 parts
+#: 1-2: the app hands the connection what it needs (``_answer_plan``, ``_direct_routing``)
+#: and the wire never imports it. Each entry must still exist (a stale one fails, so the
+#: list only shrinks).
+PENDING_CORE: dict[tuple[str, str], str] = {}
 
 
 #: Cycles that exist only through lazy (function-level) imports, inside one layer. None
@@ -317,7 +315,7 @@ def test_the_graph_is_seen():
     arrows = {(m, t, k) for m, edges in EDGES.items() for t, k, _ in edges}
     assert ("ember.app", "ember.routes", "module") in arrows
     assert ("ember.routes", "ember.injection", "module") in arrows
-    assert any(m == "ember.http._protocol_py" and k == "lazy" for m, _, k in arrows)
+    assert any(m == "ember.http.handover" and k == "lazy" for m, _, k in arrows)
     by_layer: dict[int, int] = defaultdict(int)
     for m in MODULES:
         by_layer[_layer_of(m) or 0] += 1

@@ -9,30 +9,7 @@ from ember.http._exchange_c cimport Exchange
 from ember._request_c cimport Request
 from ember.http._h1sink_c cimport Http1Sink
 
-cdef bytes _HOST_CHARS
-
-cpdef bint _valid_host(bytes value) except -1
-
-
-cdef inline int _c_host_check(bytes value, bytes table) noexcept:
-    """1: a valid reg-name[:port]; -1: not sure (an IP-literal...), the regex decides;
-    0: invalid."""
-    cdef const unsigned char* buf = <const unsigned char*>(<char*>value)
-    cdef const unsigned char* ok = <const unsigned char*>(<char*>table)
-    cdef Py_ssize_t n = len(value)
-    cdef Py_ssize_t i = 0
-    if n and buf[0] == 91:  # "["
-        return -1
-    while i < n and ok[buf[i]]:
-        i += 1
-    if i == n:
-        return 1
-    if buf[i] != 58:  # ":"
-        return 0
-    i += 1
-    while i < n and 48 <= buf[i] <= 57:
-        i += 1
-    return 1 if i == n else 0
+from ember.http._heads_c cimport check_head
 
 
 @cython.final
@@ -60,7 +37,7 @@ cdef class HttpProtocol(Http1Sink):
     # through the C vtable (NOTE: an override may not be redeclared here; most are
     # Http1Sink's, exchange_done is the connection's)
     # NOTE: cpdef so its locals are typed; the parser still calls it through Python
-    @cython.locals(cycle=Cycle, req=Request, hosts=Py_ssize_t)
+    @cython.locals(cycle=Cycle, req=Request)
     cpdef on_headers(self, method, target, minor, headers, keep_alive, chunked,
                      content_length, upgrade, expect)
 

@@ -1,35 +1,32 @@
 # cython: annotation_typing=False
 """One asyncio Protocol per HTTP/1.1 connection (pure-Python reference).
 
-Compiled by Cython as ``_protocol_c``.  The life of a connection lives here;
-the life of one request lives in its :class:`~ember.http.cycle.Cycle`, and its
-execution (run the handler, answer, finish, fail) in the exchange core
-(:mod:`ember.http.exchange`), which writes through this connection as its
-:class:`~ember.http.sink.Sink` (the ``send_*`` methods and ``exchange_done``):
+Compiled by Cython as ``_protocol_c``.  This module keeps only the connection:
+parsing, pipelining, flow control, timers.  A request's life is its
+:class:`~ember.http.cycle.Cycle`, run by the exchange core (:mod:`ember.http.exchange`),
+which answers through the connection's sink side, :class:`~ember.http.h1sink.Http1Sink`
+(framing, output batching), that the connection derives from; the head rules are
+:mod:`ember.http.heads` (``_heads_py``), leaving HTTP/1.1 (h2/h2c, WebSocket,
+shutdown) is :mod:`ember.http.handover`, the worker's shared state
+:mod:`ember.http.state`.
 
-* the parser turns bytes into cycles that queue up (pipelining) and are
-  answered strictly in order;
-* every handler runs inside an asyncio Task from its first line (eagerly
-  started where Python has eager tasks, 3.12+), and the same Task writes the
-  response, so a non-suspending handler costs one Task and no extra loop turn;
-* any error in any state has exactly one transition (``Exchange.fail``): the body
-  reader is woken with an exception, the client gets an error answer if nothing
-  was sent yet (:meth:`HttpProtocol.send_error`), and the connection closes;
-* flow control (:mod:`ember.http.flow_control`): reading pauses while an unread
-  body is over its byte or chunk limits, while too many requests are queued, and
-  while the client does not read its responses (the write buffer is over its
-  high-water mark); streaming writes wait for the transport to drain;
-* one lazily re-armed timer follows the connection's state: waiting for a slot
-  (none), reading a head (``header_timeout``), reading a body (``body_timeout``
-  between two reads), running (none but the handler's own ``request_timeout``),
-  idle (``keep_alive_timeout``).
+* the parser turns bytes into cycles that queue up (pipelining) and are answered
+  strictly in order; each handler runs in one asyncio Task that also writes its answer;
+* an error in any state has one transition (``Exchange.fail``): the body reader is
+  woken with it, the client gets an error answer if nothing was sent, the connection
+  closes;
+* flow control (:mod:`ember.http.flow_control`): reading pauses while an unread body
+  is over its byte or chunk limits, while too many requests are queued, and while the
+  client does not read its responses; streaming writes wait for the transport to drain;
+* one lazily re-armed timer follows the connection's state: waiting for a slot (none),
+  reading a head (``header_timeout``), reading a body (``body_timeout`` between two
+  reads, ``min_body_rate``), running (the handler's ``request_timeout``), idle
+  (``keep_alive_timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 from collections import deque
 from typing import Any
 
@@ -41,13 +38,8 @@ except ImportError:  # pragma: no cover - pure install without Cython
 from ember import requests as _requests
 from ember.http import cycle as _cycles
 from ember.http import exchange as _exchanges
-from ember.http.cycle import (
-    BODY_COMPLETE,
-    DONE,
-    ERROR,
-    RUNNING,
-    SENDING,
-)
+from ember.http import handover as _handover
+from ember.http.cycle import BODY_COMPLETE, RUNNING
 from ember.http.errors import HttpParserError
 from ember.http.flow_control import (
     READ_BODY,
@@ -61,8 +53,9 @@ from ember.http.flow_control import (
 from ember.http.parser import HttpRequestParser
 
 if not cython.compiled:
-    # NOTE: compiled, Http1Sink is the C type cimported by _protocol_c.pxd (a named import
-    # would assign to it: Cython refuses)
+    # NOTE: compiled, Http1Sink and check_head are cimported by _protocol_c.pxd (a named
+    # import would assign to them: Cython refuses)
+    from ember.http._heads_py import *  # noqa: F403
     from ember.http.h1sink import *  # noqa: F403
 
 # NOTE: not imported as ``Cycle``/``Exchange``: the compiled twin cimports those names as
@@ -71,42 +64,10 @@ if not cython.compiled:
 _new_cycle = _cycles.Cycle
 _new_exchange = _exchanges.Exchange
 _new_request = _requests.new_request
-_EMBER_RESOLVE: Any = None
-
-logger = logging.getLogger("ember.server")
-access_logger = logging.getLogger("ember.access")
 
 HIGH_WATER = 256 * 1024  # unread body bytes before reading pauses
 MAX_BODY_CHUNKS = 64  # unread body objects before reading pauses (fragments coalesce)
 MAX_PIPELINE = 128  # queued requests before reading pauses
-
-def _plain_resolve(resolve: Any) -> bool:
-    """True when ``resolve`` is ``Ember._resolve`` itself (not a subclass override)."""
-    global _EMBER_RESOLVE
-    if _EMBER_RESOLVE is None:
-        from ember.app import Ember
-
-        _EMBER_RESOLVE = Ember._resolve
-    return getattr(resolve, "__func__", None) is _EMBER_RESOLVE
-
-
-# Host = uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2): an IP-literal or a
-# reg-name (unreserved / pct-encoded / sub-delims), no userinfo; empty is allowed.
-_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
-_host_chars = bytearray(256)
-for _c in bytearray(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;="):
-    _host_chars[_c] = 1
-_HOST_CHARS = bytes(_host_chars)
-
-
-def _valid_host(value: bytes) -> bool:
-    """True for a valid Host field value (see _HOST)."""
-    if cython.compiled:
-        # PERF: a table scan in C for the usual reg-name[:port]; the regex decides the rest
-        r = _c_host_check(value, _HOST_CHARS)  # noqa: F405 - defined in _protocol_c.pxd
-        if r >= 0:
-            return r == 1
-    return _HOST.fullmatch(value) is not None
 
 
 class HttpProtocol(Http1Sink):  # noqa: F405
@@ -116,14 +77,13 @@ class HttpProtocol(Http1Sink):  # noqa: F405
         # -- configuration: the app's side of the interface is fixed here
         self._app = app
         self._resolve, self._dispatch, self._upgrade = app._connection_interface()
-        # PERF: the app's own resolve (not overridden): requests are built and routed in
-        # one compiled call (new_request) instead of Request() + a Python _resolve frame.
-        # NOTE: the router and app are the resolve's own (an app object may hand out
-        # another app's interface).
-        owner = getattr(self._resolve, "__self__", None) if _plain_resolve(self._resolve) \
-            else None
-        self._router = owner.router if owner is not None else None
-        self._route_app = owner
+        # PERF: the app says whether its resolve is its own (not overridden): then requests
+        # are built and routed in one compiled call (new_request) instead of Request() + a
+        # Python _resolve frame.  NOTE: asked of the resolve's owner (an app object may
+        # hand out another app's interface); the connection never inspects app classes.
+        direct = getattr(getattr(self._resolve, "__self__", None), "_direct_routing", None)
+        self._route_app, self._router = direct(self._resolve) if direct is not None \
+            else (None, None)
         self._state = state
         # NOTE: dispatch decided once (issue 24): the app's plan of fast kinds per route,
         # asked for once per connection, never re-decided per request.
@@ -204,7 +164,7 @@ class HttpProtocol(Http1Sink):  # noqa: F405
         if self._http2 and self._scheme == "https":
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
-                self._switch_to_h2(b"")
+                _handover.switch_to_h2(self, b"")
                 return
         self._idle_since = self._loop.time()
         self._arm_timer(self._idle_since + limits.keep_alive_timeout)
@@ -239,30 +199,15 @@ class HttpProtocol(Http1Sink):  # noqa: F405
             self._flow.connection_lost()
         current = self._current
         if current is not None:
-            self._release(current)
+            _handover.release(current)
         receiving = self._receiving
         if receiving is not None and receiving is not current:
-            self._release(receiving)
+            _handover.release(receiving)
         for cycle in self._queue:
-            self._release(cycle)
+            _handover.release(cycle)
         self._queue.clear()
         self._receiving = None
         self._parser = None
-
-    @staticmethod
-    def _release(cycle: _cycles.Cycle) -> None:
-        """The connection is gone: wake the body reader, stop the handler."""
-        cycle.lost()
-        cycle.request = None
-        if cycle.state < DONE:
-            cycle.state = ERROR
-        handle = cycle.timeout
-        if handle is not None:
-            handle.cancel()
-            cycle.timeout = None
-        task = cycle.task
-        if task is not None and not task.done():
-            task.cancel()
 
     def pause_writing(self) -> None:
         self._flow.pause_writing()
@@ -281,17 +226,9 @@ class HttpProtocol(Http1Sink):  # noqa: F405
 
     def data_received(self, data: bytes) -> None:
         if self._http2 and self._current is None and not self._queue and \
-                data[:3] == b"PRI" and self._parser is not None and not self._parser.upgraded:
-            from ember.http.h2 import PREFACE
-
-            head = self._held + data
-            if PREFACE.startswith(head[:len(PREFACE)]):
-                if len(head) < len(PREFACE):
-                    self._held = head  # NOTE: wait for the rest of the preface
-                    return
-                self._held = b""
-                self._switch_to_h2(head)
-                return
+                data[:3] == b"PRI" and self._parser is not None and not self._parser.upgraded \
+                and _handover.h2_preface(self, data):
+            return
         if not self._admitted:
             # NOTE: uvloop ignores pause_reading() inside connection_made; hold the
             # bytes until a slot frees up (max_connections).
@@ -357,12 +294,8 @@ class HttpProtocol(Http1Sink):  # noqa: F405
             return
         if current is not cycle:
             self._loop.call_soon(self._eof_while_busy, current)  # progress: next one
-        elif self._busy():
+        elif current.task is not None and not current.task.done():
             self._close()  # connection_lost cancels the handler
-
-    def _busy(self) -> bool:
-        current = self._current
-        return current is not None and current.task is not None and not current.task.done()
 
     # -- parser callbacks ------------------------------------------------
 
@@ -371,28 +304,7 @@ class HttpProtocol(Http1Sink):  # noqa: F405
         chunked: bool, content_length: int, upgrade: Any, expect: Any,
     ) -> bool:
         self._head_started = None
-        hosts = 0
-        host = None
-        for name, value in headers:
-            if name == b"host":
-                hosts += 1
-                host = value
-        if hosts > 1:  # RFC 9110 §7.2 / RFC 9112 §3.2: any version
-            raise HttpParserError(400, "multiple Host headers")
-        if hosts == 0 and minor == 1:  # NOTE: Host is optional in HTTP/1.0
-            raise HttpParserError(400, "missing Host header")
-        # RFC 9112 §3.2: a Host with an invalid value is a 400 (issue 23)
-        if host is not None and not _valid_host(host):
-            raise HttpParserError(400, "invalid Host header")
-        if method == "CONNECT":
-            raise HttpParserError(501, "CONNECT is not supported")
-        if chunked:
-            if minor == 0:
-                # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing.
-                raise HttpParserError(400, "Transfer-Encoding is not allowed in HTTP/1.0")
-            for name, value in headers:
-                if name == b"transfer-encoding" and value.lower().strip() != b"chunked":
-                    raise HttpParserError(501, "unsupported transfer coding")
+        check_head(method, minor, headers, chunked)  # noqa: F405 - Host, CONNECT, TE rules
         cycle = _new_cycle(self)
         if self._router is not None:
             req = _new_request(method, target, headers, minor, self._peer, self._scheme, cycle,
@@ -426,17 +338,8 @@ class HttpProtocol(Http1Sink):  # noqa: F405
                 # NOTE: refuse before reading the body; the connection cannot be reused.
                 raise HttpParserError(413, f"request body exceeds {limit} bytes")
         if upgrade is not None and minor == 1:  # RFC 9110 §7.8: ignored in HTTP/1.0
-            queue = self._queue
-            if self._http2 and upgrade.strip().lower() == b"h2c" \
-                    and cycle.body_state == BODY_COMPLETE and len(queue) == 1 \
-                    and self._current is None:
-                from ember.http.h2 import h2c_settings
-
-                settings = h2c_settings(req.headers, self._scheme)
-                if settings is not None:  # NOTE: otherwise served as HTTP/1.1 (RFC 9113 §3.1)
-                    queue.pop()
-                    self._upgrade_h2c(cycle, settings)
-                    return True
+            if self._http2 and _handover.upgrade_h2c(self, cycle, upgrade):
+                return True
             if self._upgrade(req, upgrade):
                 return True
         if len(self._queue) > MAX_PIPELINE:
@@ -539,7 +442,6 @@ class HttpProtocol(Http1Sink):  # noqa: F405
             self._after_answer()
 
     # -- errors -------------------------------------------------------------------
-
 
     def _protocol_error(self, status: int, reason: str) -> None:
         """The byte stream is unusable: the request it belongs to fails, in order."""
@@ -679,103 +581,16 @@ class HttpProtocol(Http1Sink):  # noqa: F405
             self._transport.close()
             self._cancel_timers()
 
-    # -- HTTP/2 -----------------------------------------------------------------
-
-    def _switch_to_h2(self, data: bytes) -> Any:
-        """Hand the transport to an HTTP/2 protocol (ALPN h2 or prior knowledge)."""
-        from ember.http.h2 import H2Protocol
-
-        self._cancel_timers()
-        self._state.connections.discard(self)
-        h2proto = H2Protocol(self._app, self._state, self._limits, self._scheme, self._peer)
-        self._h2 = h2proto
-        transport = self._transport
-        transport.set_protocol(h2proto)
-        h2proto.connection_made(transport)
-        self._parser = None
-        if data:
-            h2proto.data_received(data)
-        return h2proto
-
-    def _upgrade_h2c(self, cycle: _cycles.Cycle, settings: bytes) -> None:
-        """``Upgrade: h2c``: 101, then HTTP/2 with this request as stream 1."""
-        from ember.http.h2 import H2Protocol
-
-        self._flush()
-        self._transport.write(b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\n"
-                              b"upgrade: h2c\r\n\r\n")
-
-        self._cancel_timers()
-        self._state.connections.discard(self)
-        h2proto = H2Protocol(self._app, self._state, self._limits, self._scheme, self._peer)
-        self._h2 = h2proto
-        transport = self._transport
-        transport.set_protocol(h2proto)
-        h2proto.transport = transport
-        self._state.connections.add(h2proto)
-        h2proto.start_upgraded(settings, cycle)
-        rest = self._parser.take_buffer() if self._parser is not None else b""
-        self._parser = None
-        if rest:
-            self._loop.call_soon(h2proto.data_received, rest)
-
-    # -- leaving HTTP (an explicit Upgrade: WebSocket) --------------------------
+    # -- leaving HTTP/1.1 (ember.http.handover) ----------------------------------
 
     def upgrade(self, cycle: _cycles.Cycle, upgrade: Any) -> Any:
-        """Write the 101 head and hand the transport to ``upgrade.protocol``."""
-        self._flush()
-        cycle.keep_alive = False
-        cycle.state = SENDING
-        self._cancel_timers()
-        transport = self._transport
-        transport.write(upgrade.head)
-        self._exchange.log(cycle, 101, 0)  # NOTE: the exchange ends here for HTTP
-        protocol = upgrade.protocol(transport, self._upgraded_lost)
-        self._upgraded = upgrade
-        transport.set_protocol(protocol)
-        rest = self._parser.take_buffer() if self._parser is not None else b""
-        flow = self._flow
-        if flow.read_paused:
-            flow.read_paused = 0
-            transport.resume_reading()
-        if rest:
-            self._loop.call_soon(protocol.data_received, rest)
-        return protocol
-
-    def _upgraded_lost(self, exc: Any) -> None:
-        """The upgraded connection ended: release this connection's slot."""
-        cycle = self._current
-        task = None
-        if cycle is not None:
-            task, cycle.task = cycle.task, None
-        self.connection_lost(exc)
-        if task is not None and not task.done():
-            # NOTE: a grace second lets a handler blocked in receive() see
-            # WebSocketDisconnect; one stuck elsewhere is cancelled.
-            self._loop.call_later(1.0, task.cancel)
+        """The sink's switch to ``upgrade.protocol`` (see ``handover.upgrade``)."""
+        return _handover.upgrade(self, cycle, upgrade)
 
     def shutdown(self) -> None:
         """Graceful stop: idle connections close now, busy ones after their response."""
-        if self._upgraded is not None:
-            self._upgraded.shutdown()
-            return
-        self._state.shutting_down = True
-        current = self._current
-        if current is None and not self._queue and self._receiving is None:
-            self._close()
-            return
-        if current is not None:
-            current.keep_alive = False
-        for cycle in self._queue:
-            cycle.keep_alive = False
+        _handover.shutdown(self)
 
     def abort(self) -> None:
         """Hard stop after the grace period."""
-        current = self._current
-        if current is not None and current.task is not None and not current.task.done():
-            current.task.cancel()
-        if not self.closed:
-            self.closed = True
-            if self._flow is not None:
-                self._flow.closed = True
-            self._transport.abort()
+        _handover.abort(self)

@@ -21,7 +21,7 @@ log, background task — exists once, in :mod:`ember.http.exchange`.  A transpor
    resume reading) and :meth:`Sink.send_continue`.
 3. Start the exchange: ``exchange.start(cycle, answer, state)`` (``answer`` is the
    app's decided per-request callable, ``state`` the worker's
-   :class:`~ember.http.protocol.ServerState`).  It returns the handler's Task (None
+   :class:`~ember.http.state.ServerState`).  It returns the handler's Task (None
    when it already finished: eager tasks on 3.12+).  Cancel that Task when the
    stream is reset or the connection is lost (``cycle.lost()`` first).
 4. A handler that runs past its deadline: the transport owns the clock (HTTP/1.1 folds
@@ -37,6 +37,11 @@ belong to the engine (``Content-Length`` / ``Transfer-Encoding`` / ``Connection`
 conflicts, see :func:`ember.http.writer.app_framing`) are taken by the core *before*
 :meth:`Sink.send_head`; what is left to the transport is its own wire (chunked
 coding, HEADERS/DATA frames, END_STREAM).
+
+A sink is any object with these methods (duck typing: HTTP/2 and HTTP/3 streams are
+plain Python classes).  One that derives from :class:`~ember.http.sinkbase.SinkBase`
+(the HTTP/1.1 connection, through :class:`~ember.http.h1sink.Http1Sink`) is called by
+the compiled core through a C vtable: no Python method lookup per request.
 
 The access log names the version from ``request.http_minor``: 0 and 1 are
 ``HTTP/1.x``, 2 is ``HTTP/2``, 3 is ``HTTP/3``.

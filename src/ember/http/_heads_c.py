@@ -1,0 +1,1 @@
+_heads_py.py
