@@ -35,7 +35,9 @@ from ember.http.writer import (
 if not cython.compiled:
     # NOTE: compiled, SinkBase is the C type cimported by _h1sink_c.pxd (a named import
     # would assign to it: Cython refuses)
-    from ember.http.sinkbase import *  # noqa: F403
+    from ember.http._sinkbase_py import *  # noqa: F403 - the pure twin beside the pure twin
+
+__all__ = ["Http1Sink"]  # NOTE: what _protocol_py star-imports (pure twin)
 
 OUT_BATCH = 64 * 1024  # bytes batched within one read before they are written
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"

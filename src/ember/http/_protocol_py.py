@@ -55,8 +55,8 @@ from ember.http.parser import HttpRequestParser
 if not cython.compiled:
     # NOTE: compiled, Http1Sink and check_head are cimported by _protocol_c.pxd (a named
     # import would assign to them: Cython refuses)
+    from ember.http._h1sink_py import *  # noqa: F403 - pure twins beside the pure twin
     from ember.http._heads_py import *  # noqa: F403
-    from ember.http.h1sink import *  # noqa: F403
 
 # NOTE: not imported as ``Cycle``/``Exchange``: the compiled twin cimports those names as
 # C types (_protocol_c.pxd) so its cycles are read as struct fields and the core's cpdef

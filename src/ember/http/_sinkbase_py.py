@@ -40,3 +40,6 @@ class SinkBase:
 
     def exchange_done(self, cycle: Any) -> None:
         raise NotImplementedError("a sink implements exchange_done")
+
+
+__all__ = ["SinkBase"]

@@ -8,4 +8,4 @@ _impl = load_twin("ember.http", "h1sink")
 Http1Sink = _impl.Http1Sink
 OUT_BATCH = _impl.OUT_BATCH
 
-__all__ = ["Http1Sink"]  # NOTE: _protocol_py star-imports it
+__all__ = ["OUT_BATCH", "Http1Sink"]
