@@ -28,4 +28,9 @@ from ember.testing._live import LiveServer
 from ember.testing._response import TestResponse
 from ember.testing._websocket import TestWebSocket, WebSocketRejected
 
+# NOTE: the public classes keep the module users import them from (tracebacks, reprs)
+for _cls in (LiveServer, TestClient, TestResponse, TestWebSocket, WebSocketRejected):
+    _cls.__module__ = "ember.testing"
+del _cls
+
 __all__ = ["LiveServer", "TestClient", "TestResponse", "TestWebSocket", "WebSocketRejected"]

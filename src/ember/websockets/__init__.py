@@ -43,6 +43,11 @@ from ember.websockets._protocol import CLOSE_TIMEOUT, FRAME_BUDGET, WebSocketPro
 from ember.websockets._routes import handshake_error, origin_allowed, websocket_call
 from ember.websockets._socket import WebSocket
 
+# NOTE: the public classes keep the module users import them from (tracebacks, reprs)
+for _cls in (InvalidMessage, WebSocket, WebSocketDisconnect, WebSocketError, WebSocketProtocol, Deflate):
+    _cls.__module__ = "ember.websockets"
+del _cls
+
 __all__ = [
     "CLOSE_TIMEOUT", "FRAME_BUDGET", "OP_BINARY", "OP_CLOSE", "OP_CONT", "OP_PING", "OP_PONG",
     "OP_TEXT", "Deflate", "InvalidMessage", "WebSocket", "WebSocketDisconnect",
