@@ -1,6 +1,6 @@
 """Parameter markers (``Query()``, ``Header()``, ``Form()``...) turned into plan entries.
 
-:func:`marked` builds one :class:`~ember.injection.Param` for a handler (or
+:func:`marked` builds one :class:`~ember._plan.Param` for a handler (or
 dependency) parameter that carries a marker, once, at registration: where the value
 comes from, how it is converted and checked, and the 422 ``loc`` that names it.
 ``Depends`` markers are handed to :mod:`ember.dependencies` (by :mod:`ember.injection`,

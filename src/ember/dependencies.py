@@ -2,7 +2,8 @@
 
 A ``Depends(fn)`` parameter (see :mod:`ember._markers` for the other markers) becomes a
 :class:`Dependency` with its own plan (built by the same
-:func:`~ember.injection.analyse`), so it resolves at request time with no
+:func:`~ember.injection.analyse`, handed down in its :class:`~ember._plan.Build`: this
+module imports nothing above it), so it resolves at request time with no
 ``inspect``: the route's plan is marked ``scoped`` and runs through
 :func:`call_scoped`, which holds a per-request :class:`Solved` (the value cache and
 the exit stack of generator dependencies).

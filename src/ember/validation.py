@@ -8,7 +8,8 @@
 * :func:`body_decoder` / :func:`query_model_builder`: a JSON body or the query string
   turned into a dataclass, ``msgspec.Struct`` or pydantic model (422 naming each field).
 
-Below :mod:`ember.injection`, which reads it; it imports only :mod:`ember._plan`.
+Below :mod:`ember.injection`, which reads it; of the injection modules it imports only
+:mod:`ember._plan`.
 """
 
 from __future__ import annotations
