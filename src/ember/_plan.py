@@ -64,7 +64,6 @@ def _strip_annotated(tp: Any) -> Any:
     return tp
 
 
-
 # -- scalar conversion -------------------------------------------------------
 
 
@@ -158,7 +157,6 @@ def _loads(raw: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         raise RequestValidationError([{"loc": ["body"], "msg": f"invalid JSON: {exc}",
                                        "type": "json_invalid"}]) from None
-
 
 
 # -- plan entries --------------------------------------------------------------------

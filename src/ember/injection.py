@@ -88,7 +88,6 @@ def _is_context_type(tp: Any) -> bool:
 # -- the plan --------------------------------------------------------------------
 
 
-
 class Plan:
     """How to call one handler; built once by :func:`analyse`."""
 

@@ -86,7 +86,6 @@ def checked(conv: Callable[[Any], Any], tp: Any, where: str) -> Callable[[Any], 
     return check
 
 
-
 def whole_floats(raw: bytes) -> bytes | None:
     """``raw`` with whole-number floats (``5.0``, ``1e2``) written as integers, or None.
 
@@ -205,7 +204,6 @@ def body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
             return value
         return decode_plain
     raise ConfigError(f"{where}: unsupported body type {tp!r}")
-
 
 
 def _dataclass_decoder(tp: Any) -> Callable[[bytes], Any]:
