@@ -87,7 +87,12 @@ class Dependency:
             if replacement is not None:
                 dep = self.overridden.get(replacement)  # type: ignore[assignment]
                 if dep is None:
-                    dep = Dependency(replacement, self.use_cache, self.build)
+                    try:
+                        dep = Dependency(replacement, self.use_cache, self.build)
+                    except ConfigError as exc:  # NOTE: built on first use: name the override
+                        raise ConfigError(
+                            f"app.dependency_overrides[{_name(self.fn)}] = "
+                            f"{_name(replacement)}: {exc}") from None
                     self.overridden[replacement] = dep
         fn = dep.fn
         cache = solved.cache
@@ -113,6 +118,10 @@ class Dependency:
         if dep.use_cache:
             cache[fn] = value
         return value
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 async def _run_sync(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
