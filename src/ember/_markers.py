@@ -1,9 +1,10 @@
 """Parameter markers (``Query()``, ``Header()``, ``Form()``...) turned into plan entries.
 
-:func:`marked` builds one :class:`~ember.injection.Param` for a handler (or
+:func:`marked` builds one :class:`~ember._plan.Param` for a handler (or
 dependency) parameter that carries a marker, once, at registration: where the value
 comes from, how it is converted and checked, and the 422 ``loc`` that names it.
-``Depends`` markers are handed to :mod:`ember.dependencies`.
+``Depends`` markers are handed to :mod:`ember.dependencies` (by :mod:`ember.injection`,
+which reads both). Below them: :mod:`ember._plan`, the plan's vocabulary.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from ember import injection as _inj
+from ember import _plan as _inj
+from ember._plan import Build
 from ember.exceptions import ConfigError, RequestValidationError
 from ember.params import Body, Cookie, Depends, File, Form, Header, Param, Path, Query, checker
 
@@ -52,27 +54,11 @@ def _strip_markers(hint: Any) -> Any:
     return hint
 
 
-class Build:
-    """What :func:`marked` needs to know about the route being registered."""
-
-    __slots__ = ("ai_route", "has_body", "path_params", "stack", "where")
-
-    def __init__(self, path_params: Any, has_body: bool, ai_route: bool, where: str,
-                 stack: tuple[Any, ...] = ()) -> None:
-        self.path_params = path_params
-        self.has_body = has_body
-        self.ai_route = ai_route
-        self.where = where
-        self.stack = stack
-
-
 def marked(name: str, marker: Any, hint: Any, default: Any, build: Build) -> _inj.Param:
     """The plan entry for parameter ``name`` carrying ``marker``."""
     where = build.where
-    if isinstance(marker, Depends):
-        from ember.dependencies import depends_param
-
-        return depends_param(name, marker, hint, build)
+    if isinstance(marker, Depends):  # NOTE: ember.injection hands those to ember.dependencies
+        raise ConfigError(f"{where}: parameter {name!r}: Depends() is not a value marker")
     if default is marker:
         default = marker.default
     elif marker.default is not Ellipsis and default is not _inj._MISSING:

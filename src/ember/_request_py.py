@@ -250,56 +250,13 @@ class Request:
         return self._session
 
     # -- the body (a view on the cycle) ---------------------------------------------
+    # NOTE: the request only reads its body; every transport (HTTP/1.1, HTTP/2, HTTP/3,
+    # the ASGI adapter) feeds it through the cycle: feed / finish / fail_body / lost
+    # (ember.http.sink, step 2).
 
     def _upgrade(self, upgrade: Any) -> Any:
         """Leave HTTP: the transport acts on ``upgrade`` (:meth:`ember.http.sink.Sink.upgrade`)."""
         return self._cycle.conn.upgrade(self._cycle, upgrade)
-
-    # NOTE: connection-side hooks, kept for HTTP/2 streams.
-    @property
-    def _conn(self) -> Any:
-        """What the body reports to (the HTTP/1.1 protocol, an HTTP/2 stream)."""
-        return self._cycle.conn
-
-    @_conn.setter
-    def _conn(self, conn: Any) -> None:
-        self._cycle.conn = conn
-
-    def _feed(self, chunk: bytes) -> None:
-        self._cycle.feed(chunk)
-
-    def _finish(self) -> None:
-        self._cycle.finish()
-
-    def _lost(self) -> None:
-        self._cycle.lost()
-
-    @property
-    def _complete(self) -> bool:
-        return self._cycle.body_state == 1  # BODY_COMPLETE
-
-    @_complete.setter
-    def _complete(self, value: bool) -> None:
-        if value:
-            self._cycle.finish()
-
-    @property
-    def _too_large(self) -> int | None:
-        error = self._cycle.body_error
-        return self._cycle.limit if error is not None and error[0] == 413 else None
-
-    @_too_large.setter
-    def _too_large(self, limit: int) -> None:
-        self._cycle.limit = limit
-        self._cycle.fail_body(413, f"request body exceeds {limit} bytes")
-
-    @property
-    def _buffered(self) -> int:
-        return self._cycle.buffered
-
-    @property
-    def _stream_used(self) -> bool:
-        return self._cycle.stream_used
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Yield body chunks as they arrive (one-shot).

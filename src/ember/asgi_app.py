@@ -65,6 +65,7 @@ class ASGIApp:
                 return
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        from ember.http.cycle import Cycle
         from ember.requests import Request
 
         app = self.app
@@ -82,8 +83,11 @@ class ASGIApp:
         client = scope.get("client")
         peer = (client[0], client[1]) if client else None
         headers = [(bytes(k).lower(), bytes(v)) for k, v in scope.get("headers") or ()]
+        # NOTE: the body is fed through the request's cycle, as every transport feeds it
+        # (ember.http.sink, step 2): feed / finish / fail_body / lost
+        cycle = Cycle()
         request = Request(scope["method"], target, headers, minor, None, peer,
-                          scope.get("scheme", "http"))
+                          scope.get("scheme", "http"), cycle)
         route = app._resolve(request)
         limit = app.server_limits.max_body_size
         if route is not None and route.max_body_size is not None:
@@ -93,7 +97,7 @@ class ASGIApp:
             await _send_plain(send, 413, f"request body exceeds {limit} bytes")
             return
         handler = asyncio.ensure_future(app._handle(request))
-        reader = asyncio.ensure_future(_read_body(request, receive, limit, handler))
+        reader = asyncio.ensure_future(_read_body(cycle, receive, limit, handler))
         try:
             response = await handler
         except asyncio.CancelledError:
@@ -117,9 +121,9 @@ class ASGIApp:
                 await result
 
 
-async def _read_body(request: Any, receive: Any, limit: int | None,
+async def _read_body(cycle: Any, receive: Any, limit: int | None,
                      handler: asyncio.Future[Any]) -> None:
-    """Feed ``request`` from ``receive()``; then watch for the client leaving."""
+    """Feed the request's ``cycle`` from ``receive()``; then watch for the client leaving."""
     received = 0
     body_open = True
     while True:
@@ -127,7 +131,7 @@ async def _read_body(request: Any, receive: Any, limit: int | None,
         kind = message.get("type")
         if kind == "http.disconnect":
             if body_open:
-                request._lost()
+                cycle.lost()
             handler.cancel()
             return
         if kind != "http.request" or not body_open:
@@ -135,13 +139,14 @@ async def _read_body(request: Any, receive: Any, limit: int | None,
         chunk = message.get("body") or b""
         received += len(chunk)
         if limit is not None and received > limit:
-            request._too_large = limit
+            cycle.limit = limit
+            cycle.fail_body(413, f"request body exceeds {limit} bytes")
             body_open = False
             continue
         if chunk:
-            request._feed(bytes(chunk))
+            cycle.feed(bytes(chunk))
         if not message.get("more_body", False):
-            request._finish()
+            cycle.finish()
             body_open = False
 
 

@@ -2,7 +2,8 @@
 
 A ``Depends(fn)`` parameter (see :mod:`ember._markers` for the other markers) becomes a
 :class:`Dependency` with its own plan (built by the same
-:func:`~ember.injection.analyse`), so it resolves at request time with no
+:func:`~ember.injection.analyse`, handed down in its :class:`~ember._plan.Build`: this
+module imports nothing above it), so it resolves at request time with no
 ``inspect``: the route's plan is marked ``scoped`` and runs through
 :func:`call_scoped`, which holds a per-request :class:`Solved` (the value cache and
 the exit stack of generator dependencies).
@@ -21,12 +22,16 @@ import contextlib
 import inspect
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ember import injection as _inj
-from ember._markers import Build, _param, _strip_markers
+from ember import _plan as _inj
+from ember._markers import _param, _strip_markers
+from ember._plan import Build
 from ember.exceptions import ConfigError
 from ember.params import Depends
+
+if TYPE_CHECKING:
+    from ember.injection import Plan
 
 # -- Depends ------------------------------------------------------------------------------
 
@@ -61,10 +66,10 @@ class Dependency:
         self.kind = _kind(fn)
         where = f"dependency {getattr(fn, '__qualname__', fn)!r}"
         sub = Build(build.path_params, build.has_body, build.ai_route, where,
-                    (*build.stack, fn))
+                    (*build.stack, fn), analyse=build.analyse)
         try:
-            self.plan = _inj.analyse(fn, build.path_params, build.has_body,
-                                     ai_route=build.ai_route, _build=sub)
+            self.plan: Plan = build.analyse(fn, build.path_params, build.has_body,
+                                            ai_route=build.ai_route, _build=sub)
         except ConfigError as exc:
             raise ConfigError(f"{build.where}: {exc}") from None
         if self.plan.scoped and any(p.source == _inj.RESOURCE for p in self.plan.params) \
@@ -82,7 +87,12 @@ class Dependency:
             if replacement is not None:
                 dep = self.overridden.get(replacement)  # type: ignore[assignment]
                 if dep is None:
-                    dep = Dependency(replacement, self.use_cache, self.build)
+                    try:
+                        dep = Dependency(replacement, self.use_cache, self.build)
+                    except ConfigError as exc:  # NOTE: built on first use: name the override
+                        raise ConfigError(
+                            f"app.dependency_overrides[{_name(self.fn)}] = "
+                            f"{_name(replacement)}: {exc}") from None
                     self.overridden[replacement] = dep
         fn = dep.fn
         cache = solved.cache
@@ -108,6 +118,10 @@ class Dependency:
         if dep.use_cache:
             cache[fn] = value
         return value
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 async def _run_sync(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -174,10 +188,11 @@ def depends_param(name: str, marker: Depends, hint: Any, build: Build) -> _inj.P
 _HIDDEN = "\x00dependency"
 
 
-def add_route_dependencies(plan: _inj.Plan, dependencies: tuple[Any, ...], path_params: Any,
-                           has_body: bool, ai_route: bool) -> None:
-    """``dependencies=[Depends(fn), ...]`` of a route: resolved first, values dropped."""
-    build = Build(path_params, has_body, ai_route, "dependencies=")
+def add_route_dependencies(plan: Plan, dependencies: tuple[Any, ...], build: Build) -> None:
+    """``dependencies=[Depends(fn), ...]`` of a route: resolved first, values dropped.
+
+    Called through :func:`ember.injection.add_route_dependencies`, which builds ``build``.
+    """
     entries = []
     for i, dep in enumerate(dependencies):
         if not isinstance(dep, Depends) or dep.dependency is None:
@@ -215,7 +230,7 @@ class Solved:
             await stack.__aexit__(type(exc), exc, exc.__traceback__)
 
 
-async def call_scoped(plan: _inj.Plan, route: Any, request: Any, context: Any) -> Any:
+async def call_scoped(plan: Plan, route: Any, request: Any, context: Any) -> Any:
     """Run ``route``'s handler with its dependencies and resources; a Response."""
     import asyncio
 
@@ -304,13 +319,13 @@ def _defer(response: Any, solved: Solved) -> None:
     weakref.finalize(response, dropped)
 
 
-def flat_params(plan: _inj.Plan, hints: dict[str, Any]
+def flat_params(plan: Plan, hints: dict[str, Any]
                 ) -> Iterator[tuple[_inj.Param, dict[str, Any]]]:
     """Every request value ``plan`` reads, its dependencies' included (for OpenAPI):
     ``(entry, type hints of the function it belongs to)``, each value once."""
     seen: set[tuple[int, str]] = set()
 
-    def walk(plan: _inj.Plan, hints: dict[str, Any]
+    def walk(plan: Plan, hints: dict[str, Any]
              ) -> Iterator[tuple[_inj.Param, dict[str, Any]]]:
         for p in plan.params:
             if p.source == _inj.DEPENDENCY:

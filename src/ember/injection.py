@@ -13,38 +13,39 @@ bad field, its location and why.
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import inspect
-import math
-import re
 import sys
-import types
 import typing
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
-from ember import _json
+from ember._plan import (
+    _MISSING,
+    BODY,
+    CONTEXT,
+    DEPENDENCY,
+    HEADER,
+    LOCATIONS,
+    PATH,
+    QUERY,
+    REQUEST,
+    RESOURCE,
+    WEBSOCKET,
+    Build,
+    Param,
+    _strip_annotated,
+    _unwrap_optional,
+    is_model,
+    scalar_converter,
+)
+from ember._plan import COOKIE as COOKIE  # NOTE: re-exported (openapi_params)
+from ember._plan import FORM as FORM
 from ember.exceptions import ConfigError, HTTPException, RequestValidationError
+from ember.validation import body_decoder as _body_decoder
 from ember.validation import checked as _checked
 from ember.validation import constrained as _constrained
-from ember.validation import whole_floats as _whole_floats
-
-_MISSING = object()
-
-#: where a value comes from
-REQUEST, PATH, QUERY, BODY, CONTEXT, WEBSOCKET, RESOURCE = range(7)
-#: values read through a marker or a dependency (:mod:`ember._markers`, :mod:`ember.dependencies`): ``convert`` is
-#: ``async (request, context, solved) -> value`` raising RequestValidationError
-HEADER, COOKIE, FORM, DEPENDENCY = range(7, 11)
-_LOCATIONS = {PATH: "path", QUERY: "query", BODY: "body"}
-
-_SCALARS: tuple[type, ...] = (str, int, float, bool, uuid.UUID, bytes)
-_BODY_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
-
+from ember.validation import query_model_builder as _query_model_builder
 
 #: injectable resources by annotation type (e.g. a database connection), filled by the
 #: optional packages that provide them: ``factory(handler) -> provider(request)``, where
@@ -84,318 +85,7 @@ def _is_context_type(tp: Any) -> bool:
     return isinstance(tp, type) and tp.__name__ == "ConversationContext"
 
 
-def is_model(tp: Any) -> bool:
-    """A dataclass, ``msgspec.Struct`` or pydantic model class."""
-    if not isinstance(tp, type):
-        return False
-    return (
-        dataclasses.is_dataclass(tp)
-        or hasattr(tp, "__struct_fields__")
-        or hasattr(tp, "model_validate")
-    )
-
-
-def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(tp)) == 2:
-            return args[0], True
-    return tp, False
-
-
-def _strip_annotated(tp: Any) -> Any:
-    if typing.get_origin(tp) is typing.Annotated:
-        return typing.get_args(tp)[0]
-    return tp
-
-
-# -- scalar conversion -------------------------------------------------------
-
-
-def _conv_bool(raw: str) -> bool:
-    low = raw.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("value is not a valid boolean (use true/false, 1/0, yes/no, on/off)")
-
-
-_INT = re.compile(r"-?[0-9]+")
-_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
-
-
-def _conv_int(raw: str) -> int:
-    # NOTE: decimal digits only, as JSON writes integers: int() would also take
-    # "1_000", " 5", "+5" and non-ASCII digits, which the document's "integer" does not.
-    if _INT.fullmatch(raw):
-        try:
-            return int(raw)
-        except ValueError:  # past Python's 4300-digit conversion limit
-            pass
-    raise ValueError("value is not a valid integer")
-
-
-def _conv_float(raw: str) -> float:
-    if _NUMBER.fullmatch(raw):
-        value = float(raw)
-        if math.isfinite(value):
-            return value
-    raise ValueError("value is not a valid number")
-
-
-def _conv_uuid(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise ValueError("value is not a valid UUID") from None
-
-
-def scalar_converter(tp: Any, where: str) -> Callable[[Any], Any]:
-    """A function turning a raw string into ``tp``; ConfigError for unknown types."""
-    if tp is inspect.Parameter.empty or tp is Any or tp is str:
-        return str
-    if tp is bool:
-        return _conv_bool
-    if tp is int:
-        return _conv_int
-    if tp is float:
-        return _conv_float
-    if tp is uuid.UUID:
-        return _conv_uuid
-    if tp is bytes:
-        return lambda raw: raw.encode("utf-8") if isinstance(raw, str) else raw
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        def conv_enum(raw: str) -> Any:
-            for member in tp:
-                if str(member.value) == raw:
-                    return member
-            allowed = ", ".join(repr(str(m.value)) for m in tp)
-            raise ValueError(f"value must be one of {allowed}")
-        return conv_enum
-    if typing.get_origin(tp) is typing.Literal:
-        choices = typing.get_args(tp)
-
-        def conv_literal(raw: str) -> Any:
-            for choice in choices:
-                if str(choice) == raw:
-                    return choice
-            raise ValueError(f"value must be one of {', '.join(repr(str(c)) for c in choices)}")
-        return conv_literal
-    raise ConfigError(
-        f"{where}: cannot convert a string to {tp!r}; use str, int, float, bool, UUID, an "
-        "Enum or a Literal"
-    )
-
-
-# -- body decoding -------------------------------------------------------------
-
-
-def _msgspec() -> Any:
-    try:
-        import msgspec
-    except ImportError:
-        return None
-    return msgspec
-
-
-_MISSING_FIELD = re.compile(r"Object missing required field `([^`]*)`")
-
-def _body_decoder(tp: Any, where: str) -> Callable[[bytes], Any]:
-    """A function turning JSON bytes into ``tp`` or raising RequestValidationError."""
-    if hasattr(tp, "model_validate_json"):  # pydantic v2
-
-        def decode_pydantic(raw: bytes) -> Any:
-            from pydantic import ValidationError
-
-            try:
-                return tp.model_validate_json(raw, strict=True)
-            except RecursionError:
-                raise _too_deep() from None
-            except ValidationError as exc:
-                retry = _whole_floats(raw)
-                if retry is not None:
-                    try:
-                        return tp.model_validate_json(retry, strict=True)
-                    except ValidationError:
-                        pass
-                raise RequestValidationError([
-                    {"loc": ["body", *err.get("loc", ())], "msg": err.get("msg", "invalid"),
-                     "type": err.get("type", "value_error")}
-                    for err in exc.errors(include_url=False)
-                ]) from None
-        return decode_pydantic
-
-    msgspec = _msgspec()
-    if msgspec is not None and (is_model(tp) or tp in (dict, list) or typing.get_origin(tp)):
-        decoder = msgspec.json.Decoder(tp)
-
-        def decode_msgspec(raw: bytes) -> Any:
-            try:
-                return decoder.decode(raw)
-            except msgspec.ValidationError as exc:
-                retry = _whole_floats(raw)
-                if retry is not None:
-                    try:
-                        return decoder.decode(retry)
-                    except msgspec.ValidationError:
-                        pass
-                msg = str(exc)
-                loc: list[Any] = ["body"]
-                if " - at `$" in msg:
-                    msg, path = msg.rsplit(" - at `$", 1)
-                    loc += [p for p in path.rstrip("`").replace("[", ".").replace("]", "")
-                            .split(".") if p]
-                kind = "validation_error"
-                missing = _MISSING_FIELD.fullmatch(msg)
-                if missing is not None:  # NOTE: name the field, as for query parameters
-                    loc.append(missing.group(1))
-                    msg, kind = "field required", "missing"
-                raise RequestValidationError([{"loc": loc, "msg": msg, "type": kind}]) from None
-            except msgspec.DecodeError as exc:
-                raise RequestValidationError([{"loc": ["body"], "msg": f"invalid JSON: {exc}",
-                                                "type": "json_invalid"}]) from None
-            except RecursionError:  # NOTE: msgspec recurses per nesting level (issue #10)
-                raise _too_deep() from None
-        return decode_msgspec
-
-    if dataclasses.is_dataclass(tp):
-        return _dataclass_decoder(tp)
-    if tp in (dict, list) or typing.get_origin(tp) in (dict, list):
-        want = typing.get_origin(tp) or tp
-
-        def decode_plain(raw: bytes) -> Any:
-            value = _loads(raw)
-            if not isinstance(value, want):
-                raise RequestValidationError([{"loc": ["body"], "msg": f"expected a JSON "
-                                               f"{'object' if want is dict else 'array'}",
-                                               "type": "type_error"}])
-            return value
-        return decode_plain
-    raise ConfigError(f"{where}: unsupported body type {tp!r}")
-
-
-def _too_deep() -> RequestValidationError:
-    return RequestValidationError([{"loc": ["body"], "msg": "invalid JSON: nested too deeply",
-                                    "type": "json_invalid"}])
-
-
-def _loads(raw: bytes) -> Any:
-    try:
-        return _json.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise RequestValidationError([{"loc": ["body"], "msg": f"invalid JSON: {exc}",
-                                       "type": "json_invalid"}]) from None
-
-
-def _dataclass_decoder(tp: Any) -> Callable[[bytes], Any]:
-    """Fallback without msgspec: checks required fields and simple scalar types."""
-    hints = typing.get_type_hints(tp)
-
-    def decode(raw: bytes) -> Any:
-        data = _loads(raw)
-        if not isinstance(data, dict):
-            raise RequestValidationError([{"loc": ["body"], "msg": "expected a JSON object",
-                                           "type": "type_error"}])
-        errors = []
-        kwargs = {}
-        for f in dataclasses.fields(tp):
-            if f.name not in data:
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    errors.append({"loc": ["body", f.name], "msg": "field required",
-                                   "type": "missing"})
-                continue
-            value = data[f.name]
-            want = hints.get(f.name)
-            if want in (int, float, str, bool) and not (
-                (isinstance(value, want) and not (want is int and isinstance(value, bool)))
-                or (want is float and isinstance(value, int) and not isinstance(value, bool))
-            ):
-                errors.append({"loc": ["body", f.name], "msg": f"expected {want.__name__}",
-                               "type": "type_error"})
-                continue
-            kwargs[f.name] = value
-        if errors:
-            raise RequestValidationError(errors)
-        return tp(**kwargs)
-    return decode
-
-
-def _query_model_builder(tp: Any, where: str) -> Callable[[Any], Any]:
-    """Build a model from query parameters (GET with a model-typed parameter)."""
-    hints = typing.get_type_hints(tp) if not hasattr(tp, "model_fields") else {
-        k: v.annotation for k, v in tp.model_fields.items()
-    }
-    convs = {}
-    for name, ftp in hints.items():
-        inner, _ = _unwrap_optional(_strip_annotated(ftp))
-        if typing.get_origin(inner) is list:
-            (item,) = typing.get_args(inner) or (str,)
-            convs[name] = (True, scalar_converter(item, where))
-        else:
-            convs[name] = (False, scalar_converter(inner, where))
-
-    def build(query: Any) -> Any:
-        data: dict[str, Any] = {}
-        errors = []
-        for name, (multi, conv) in convs.items():
-            values = query.getall(name)
-            if not values:
-                continue
-            try:
-                data[name] = [conv(v) for v in values] if multi else conv(values[0])
-            except ValueError as exc:
-                errors.append({"loc": ["query", name], "msg": str(exc), "type": "value_error"})
-        if errors:
-            raise RequestValidationError(errors)
-        return _construct(tp, data)
-    return build
-
-
-def _construct(tp: Any, data: dict[str, Any]) -> Any:
-    if hasattr(tp, "model_validate"):
-        from pydantic import ValidationError
-
-        try:
-            return tp.model_validate(data)
-        except ValidationError as exc:
-            raise RequestValidationError([
-                {"loc": ["query", *err.get("loc", ())], "msg": err.get("msg", "invalid"),
-                 "type": err.get("type", "value_error")} for err in exc.errors(include_url=False)
-            ]) from None
-    msgspec = _msgspec()
-    if msgspec is not None:
-        try:
-            return msgspec.convert(data, tp)
-        except msgspec.ValidationError as exc:
-            raise RequestValidationError([{"loc": ["query"], "msg": str(exc),
-                                           "type": "validation_error"}]) from None
-    try:
-        return tp(**data)
-    except TypeError as exc:
-        raise RequestValidationError([{"loc": ["query"], "msg": str(exc),
-                                       "type": "validation_error"}]) from None
-
-
 # -- the plan --------------------------------------------------------------------
-
-
-class Param:
-    """One handler parameter: its source, name, converter and default."""
-
-    __slots__ = ("convert", "default", "key", "marker", "multi", "name", "source")
-
-    def __init__(self, name: str, source: int, key: str, convert: Any, default: Any,
-                 multi: bool = False) -> None:
-        self.name = name
-        self.source = source
-        self.key = key
-        self.convert = convert
-        self.default = default
-        self.multi = multi
-        #: the ``Query()``/``Header()``/``Depends()``... marker it was declared with, or None
-        self.marker: Any = None
 
 
 class Plan:
@@ -473,7 +163,7 @@ class Plan:
                     raw = _MISSING
             if raw is _MISSING:
                 if p.default is _MISSING:
-                    errors.append({"loc": [_LOCATIONS[source], p.key], "msg": "field required",
+                    errors.append({"loc": [LOCATIONS[source], p.key], "msg": "field required",
                                    "type": "missing"})
                 else:
                     kwargs[p.name] = p.default
@@ -489,7 +179,7 @@ class Plan:
                 else:  # already converted by the router
                     kwargs[p.name] = raw if p.convert is str else p.convert(str(raw))
             except ValueError as exc:
-                errors.append({"loc": [_LOCATIONS[source], p.key], "msg": str(exc),
+                errors.append({"loc": [LOCATIONS[source], p.key], "msg": str(exc),
                                "type": "value_error", "input": raw})
         if errors:
             raise RequestValidationError(errors)
@@ -543,7 +233,7 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
             _build: Any = None) -> Plan:
     """Build the call plan for ``fn``; ConfigError for what cannot be injected.
 
-    ``_build``: set when ``fn`` is a dependency (:class:`ember.dependencies.Build`).
+    ``_build``: set when ``fn`` is a dependency (:class:`ember._plan.Build`).
     """
     where = f"handler {getattr(fn, '__qualname__', fn)!r}" if _build is None else _build.where
     try:
@@ -565,12 +255,13 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
         if deps is None:
             deps = sys.modules.get("ember.params")  # NOTE: loaded once a marker exists
         if deps is not None:
-            from ember._markers import Build, marked, marker_of
+            from ember._markers import marker_of
 
             marker = marker_of(hint, prm.default)
             if marker is not None:
-                build = _build or Build(path_params, method_has_body, ai_route, where)
-                params.append(marked(name, marker, hint, default, build))
+                build = _build or Build(path_params, method_has_body, ai_route, where,
+                                        analyse=analyse)
+                params.append(_marked(name, marker, hint, default, build))
                 continue
         tp = _strip_annotated(hint)
         inner, optional = _unwrap_optional(tp)
@@ -657,5 +348,29 @@ def analyse(fn: Callable[..., Any], path_params: set[str] | dict[str, str],
     return plan
 
 
-__all__ = ["HTTPException", "Plan", "analyse", "is_model", "register_resource",
+def _marked(name: str, marker: Any, hint: Any, default: Any, build: Build) -> Param:
+    """The plan entry of a parameter carrying a marker (``Query()``, ``Depends()``...)."""
+    from ember.params import Depends
+
+    if isinstance(marker, Depends):
+        from ember.dependencies import depends_param
+
+        return depends_param(name, marker, hint, build)
+    from ember._markers import marked
+
+    return marked(name, marker, hint, default, build)
+
+
+def add_route_dependencies(plan: Plan, dependencies: tuple[Any, ...],
+                           path_params: set[str] | dict[str, str], has_body: bool,
+                           ai_route: bool) -> None:
+    """``dependencies=[Depends(fn), ...]`` of a route: resolved first, values dropped
+    (:func:`ember.dependencies.add_route_dependencies`, handed :func:`analyse`)."""
+    from ember.dependencies import add_route_dependencies as add
+
+    add(plan, dependencies, Build(path_params, has_body, ai_route, "dependencies=",
+                                  analyse=analyse))
+
+
+__all__ = ["HTTPException", "Plan", "add_route_dependencies", "analyse", "is_model", "register_resource",
            "scalar_converter"]

@@ -148,7 +148,7 @@ class Route:
             self.plan: Plan = analyse(endpoint, params, has_body, ai_route=ai,
                                       websocket=websocket)
             if dependencies:  # NOTE: run for their effect, values not passed (ember.dependencies)
-                from ember.dependencies import add_route_dependencies
+                from ember.injection import add_route_dependencies
 
                 add_route_dependencies(self.plan, dependencies, params, has_body, ai)
         except ConfigError as exc:

@@ -37,6 +37,28 @@ async def echo(request: Request) -> dict:
     return {"size": len(body)}
 
 
+cut: list[str] = []
+
+
+@app.post("/cut")
+async def cut_body(request: Request) -> dict:
+    """Reads the body as it arrives; records how the read ended (the client leaves)."""
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+    except BaseException as exc:
+        cut.append(type(exc).__name__)
+        raise
+    cut.append(f"complete {size}")
+    return {"size": size}
+
+
+@app.get("/cut-seen")
+async def cut_seen() -> list:
+    return cut
+
+
 @app.get("/stream")
 async def stream() -> StreamingResponse:
     async def gen() -> Any:

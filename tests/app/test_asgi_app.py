@@ -100,6 +100,28 @@ def test_bodies_limits_streaming_head_and_lifespan(url: str) -> None:
     assert httpx.get(url + "/started").json() == ["startup"]
 
 
+def test_a_client_leaving_mid_body_stops_the_reading_handler(url: str) -> None:
+    """The adapter feeds the request's cycle; ``http.disconnect`` mid-body ends the read
+    (ClientDisconnect, or the handler cancelled) instead of leaving it waiting."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=GUARD) as sock:
+        sock.sendall(b"POST /cut HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n"
+                     + b"a" * 10)
+        time.sleep(0.2)  # NOTE: not a timing claim: lets the handler start reading first
+    deadline = time.monotonic() + GUARD
+    while time.monotonic() < deadline:
+        seen = httpx.get(url + "/cut-seen").json()
+        if seen:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the handler still waits for a body whose client left")
+    assert seen[-1] in ("ClientDisconnect", "CancelledError"), seen
+    r = httpx.post(url + "/cut", content=b"b" * 3000)
+    assert r.json() == {"size": 3000}
+    assert httpx.get(url + "/cut-seen").json()[-1] == "complete 3000"
+
+
 def test_websocket_routes_say_they_need_embers_server(url: str) -> None:
     import websockets.sync.client as ws_client
     from websockets.exceptions import InvalidStatus, WebSocketException

@@ -250,6 +250,55 @@ def test_dependency_overrides(serve: Any) -> None:
     assert httpx.get(url + "/who").status_code == 422  # the real one's header is required
 
 
+def test_overrides_with_their_own_dependencies_and_bad_overrides(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An override's own Depends (and a route-level ``dependencies=`` override) resolve;
+    an override that cannot be built says which override, on the request that used it."""
+    from ember.testing import TestClient
+
+    app = Ember()
+    calls: list[str] = []
+
+    async def real_user(authorization: str = Header()) -> str:
+        raise HTTPException(401, "no real auth in tests")
+
+    def token(x_token: str = Header("t0")) -> str:
+        return x_token
+
+    def fake_user(tok: str = Depends(token)) -> str:
+        return f"fake:{tok}"
+
+    def audit(x_audit: str = Header("a")) -> None:
+        calls.append(x_audit)
+
+    def fake_audit(tok: str = Depends(token)) -> None:
+        calls.append(f"fake:{tok}")
+
+    def wraps(original: str = Depends(real_user)) -> str:  # overrides what it depends on
+        return original
+
+    def unusable(x: object) -> str:
+        return "never"
+
+    @app.get("/who", dependencies=[Depends(audit)])
+    async def who(user: str = Depends(real_user)) -> str:
+        return user
+
+    with TestClient(app) as client:
+        assert client.get("/who", headers={"authorization": "x"}).status_code == 401
+        app.dependency_overrides.update({real_user: fake_user, audit: fake_audit})
+        r = client.get("/who", headers={"x-token": "bob"})
+        assert (r.status_code, r.text, calls) == (200, "fake:bob", ["a", "fake:bob"])
+        for bad, why in ((wraps, "dependency cycle"), (unusable, "don't know how to inject")):
+            app.dependency_overrides[real_user] = bad
+            caplog.clear()
+            r = client.get("/who", headers={"authorization": "x"})
+            assert r.status_code == 500 and "real_user" not in r.text  # nothing leaks
+            logged = " ".join(rec.getMessage() for rec in caplog.records)
+            named = f"app.dependency_overrides[{real_user.__qualname__}] = {bad.__qualname__}"
+            assert named in logged and why in logged, logged
+
+
 def test_works_with_middleware_blueprints_and_ai_routes(serve: Any) -> None:
     from ember import ConversationContext
 

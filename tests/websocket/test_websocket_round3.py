@@ -44,7 +44,7 @@ def server():
 @pytest.fixture
 def long_close_timeout(monkeypatch):
     """The server's own timer cannot be what closes within the test's hang guard."""
-    monkeypatch.setattr(ember_ws, "CLOSE_TIMEOUT", 600.0)
+    monkeypatch.setattr(ember_ws._protocol, "CLOSE_TIMEOUT", 600.0)
 
 
 def masked(opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False) -> bytes:
@@ -227,7 +227,7 @@ def test_after_failing_the_peers_close_reply_closes_tcp_at_once(server, name, th
 
 
 def test_a_peer_that_never_replies_is_still_closed_by_the_timer(server, monkeypatch):
-    monkeypatch.setattr(ember_ws, "CLOSE_TIMEOUT", 0.2)
+    monkeypatch.setattr(ember_ws._protocol, "CLOSE_TIMEOUT", 0.2)
     s, _ = open_ws(server)
     try:
         s.sendall(masked(0x3, b"abc"))

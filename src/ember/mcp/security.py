@@ -68,7 +68,9 @@ def _ip_literal(ip: str) -> str | None:
 
 def local_ip(request: Any) -> str | None:
     """The local address of the connection ``request`` arrived on (None if unknown)."""
-    transport = getattr(getattr(request, "_conn", None), "_transport", None)
+    # NOTE: the cycle's conn is the sink the request arrived through (ember.http.sink)
+    conn = getattr(getattr(request, "_cycle", None), "conn", None)
+    transport = getattr(conn, "_transport", None)
     try:
         sockname = transport.get_extra_info("sockname") if transport is not None else None
     except Exception:  # a transport that is already closing
