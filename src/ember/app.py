@@ -68,6 +68,10 @@ class Ember(RouteDecorators):
         docs_url: str | None = "/docs",
         database: Any = None,
     ) -> None:
+        from ember._app_args import check_app_args
+
+        check_app_args(debug=debug, title=title, version=version, lifespan=lifespan,
+                       middleware=middleware, openapi_url=openapi_url, docs_url=docs_url)
         if server_limits is None:
             server_limits = ServerLimits()
         elif not isinstance(server_limits, ServerLimits):
