@@ -1,0 +1,55 @@
+"""Bad ``Ember(...)`` arguments fail at construction with a message naming the argument."""
+
+from __future__ import annotations
+
+import pytest
+
+from ember import Ember
+from ember.exceptions import ConfigError
+
+
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"title": 5}, "title"),
+    ({"title": None}, "title"),
+    ({"title": b"api"}, "title"),
+    ({"version": 1}, "version"),
+    ({"version": 1.0}, "version"),
+    ({"debug": "false"}, "debug"),
+    ({"debug": 1}, "debug"),
+    ({"lifespan": 5}, "lifespan"),
+    ({"middleware": object()}, "middleware"),
+    ({"openapi_url": 5}, "openapi_url"),
+    ({"docs_url": 3}, "docs_url"),
+])
+def test_wrong_type_is_a_type_error_naming_the_argument(kwargs, named):
+    with pytest.raises(TypeError, match=named) as info:
+        Ember(**kwargs)
+    assert isinstance(info.value, ConfigError)  # one except clause catches every bad setting
+
+
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"openapi_url": "openapi.json"}, "openapi_url"),
+    ({"docs_url": "docs"}, "docs_url"),
+])
+def test_a_path_without_a_leading_slash_is_refused(kwargs, named):
+    with pytest.raises(ConfigError, match=f"{named}.*must start with '/'"):
+        Ember(**kwargs)
+
+
+@pytest.mark.parametrize("value", [5, "10.0.0.1", {"10.0.0.1": 1}.keys()])
+def test_trusted_proxies_not_a_list_is_refused(value):
+    with pytest.raises(ConfigError, match="trusted_proxies must be a list"):
+        Ember(trusted_proxies=value)
+
+
+def test_sound_arguments_give_a_valid_openapi_info():
+    app = Ember(title="Shop", version="2.1.0", debug=False, openapi_url="/spec.json",
+                docs_url=None, middleware=[], lifespan=None)
+
+    @app.get("/")
+    async def index():
+        return {}
+
+    with app.test_client() as client:
+        info = client.get("/spec.json").json()["info"]
+    assert info == {"title": "Shop", "version": "2.1.0"}
