@@ -50,7 +50,7 @@ from ember.http.cycle import (
     RUNNING,
     SENDING,
 )
-from ember.http.errors import HttpParserError
+from ember.http.errors import ERROR_CONTENT_TYPE, HttpParserError, error_body
 from ember.http.flow_control import (
     READ_BODY,
     READ_BUDGET,
@@ -630,13 +630,13 @@ class HttpProtocol:
 
     def _answer_simple(self, cycle: _cycles.Cycle, status: int, text: str) -> None:
         """Answer ``cycle`` without running its handler (``417``)."""
-        body = text.encode("utf-8")
+        body = error_body(text)
         req = cycle.request
         minor = req.http_minor if req is not None else 1
         cycle.head_sent = True
         cycle.status = status
         self._write(
-            encode_response(status, [(b"content-type", b"text/plain; charset=utf-8")], body,
+            encode_response(status, [(b"content-type", ERROR_CONTENT_TYPE)], body,
                             cycle.keep_alive, minor, self._state.date_header, cycle.head_only)
         )
         self._exchange.finish(cycle, status, len(body), None)
@@ -733,12 +733,12 @@ class HttpProtocol:
         if cycle is self._current:
             size = -1
             if status and not cycle.head_sent and not self._closed:
-                body = reason.encode("utf-8")
+                body = error_body(reason)
                 req = cycle.request
                 cycle.head_sent = True
                 cycle.status = status
                 self._write(encode_response(
-                    status, [(b"content-type", b"text/plain; charset=utf-8")], body, False,
+                    status, [(b"content-type", ERROR_CONTENT_TYPE)], body, False,
                     req.http_minor if req is not None else 1, self._state.date_header,
                     cycle.head_only))
                 size = len(body)
