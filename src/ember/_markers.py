@@ -190,7 +190,7 @@ class _FormValue:
                                                "type": "missing"}])
             return self.default
         out = []
-        for v in values if self.multi else values[:1]:
+        for v in values if self.multi else values[-1:]:  # NOTE: the last one, as in FastAPI
             is_file = not isinstance(v, str)
             if is_file != self.file:
                 msg = ("expected an uploaded file, got a text field" if self.file

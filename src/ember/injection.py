@@ -344,7 +344,7 @@ def _query_model_builder(tp: Any, where: str) -> Callable[[Any], Any]:
             if not values:
                 continue
             try:
-                data[name] = [conv(v) for v in values] if multi else conv(values[0])
+                data[name] = [conv(v) for v in values] if multi else conv(values[-1])
             except ValueError as exc:
                 errors.append({"loc": ["query", name], "msg": str(exc), "type": "value_error"})
         if errors:
@@ -468,9 +468,11 @@ class Plan:
                         errors.extend(exc.errors)
                     continue
                 query = request.query_params
-                raw = query.getall(p.key) if p.multi else query.get(p.key, _MISSING)
-                if p.multi and not raw:
+                raw = query.getall(p.key)
+                if not raw:
                     raw = _MISSING
+                elif not p.multi:
+                    raw = raw[-1]  # NOTE: ?a=1&a=2 gives a scalar the last one, as in FastAPI
             if raw is _MISSING:
                 if p.default is _MISSING:
                     errors.append({"loc": [_LOCATIONS[source], p.key], "msg": "field required",
