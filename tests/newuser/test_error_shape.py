@@ -153,3 +153,22 @@ def test_http1_wire_errors_are_json_detail_too(servers, request_bytes, status, d
     assert body.startswith(b'{"detail":"')
     if detail is not None:
         assert body == b'{"detail":"' + detail + b'"}'
+
+
+def test_a_refused_cors_preflight_is_json_detail_too():
+    from ember import CORSMiddleware
+
+    app = Ember(openapi_url=None)
+    app.add_middleware(CORSMiddleware(allow_origins=["https://a.example"]))
+
+    @app.post("/x")
+    async def x():
+        return {}
+
+    with LiveServer(app) as server:
+        r = httpx.options(server.url + "/x", headers={
+            "origin": "https://evil.example", "access-control-request-method": "POST"})
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/json"
+    assert r.json() == {"detail": "CORS preflight refused: origin not allowed"}
+    assert "origin" in r.headers["vary"].lower()
