@@ -102,6 +102,10 @@ def marked(name: str, marker: Any, hint: Any, default: Any, build: Build) -> _in
         return _param(name, _inj.FORM, marker.alias or name,
                       _FormValue(marker.alias or name, item, multi, default, True, marker,
                                  where), default, marker)
+    if isinstance(marker, Query) and _inj.is_model(inner):
+        # NOTE: FastAPI's query parameter models, Annotated[Model, Query()]: as a bare
+        # model parameter on a GET route (the fields are the query parameters)
+        return _inj.Param(name, _inj.QUERY, name, None, _inj._query_model_builder(inner, where))
     conv = checker(marker, _inj.scalar_converter(item, where))
     if isinstance(marker, Form):
         key = marker.alias or name
