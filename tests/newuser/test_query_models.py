@@ -46,3 +46,35 @@ def test_query_models_validate_and_are_documented():
         spec = client.get("/openapi.json").json()
     params = spec["paths"]["/filter"]["get"]["parameters"]
     assert [(p["name"], p["in"]) for p in params] == [("limit", "query"), ("tags", "query")]
+
+
+class Open(BaseModel):
+    model_config = {"extra": "allow"}
+    param: str
+
+
+class Closed(BaseModel):
+    model_config = {"extra": "forbid"}
+    param: str
+
+
+def test_extra_allow_gets_other_keys_and_extra_forbid_refuses_them():
+    # FastAPI's #14356: extras keep every value of a repeated key
+    app = Ember(openapi_url=None)
+
+    @app.get("/open")
+    async def open_(m: Annotated[Open, Query()]):
+        return m.model_dump()
+
+    @app.get("/closed")
+    async def closed(m: Annotated[Closed, Query()]):
+        return m.model_dump()
+
+    with LiveServer(app) as server, httpx.Client(base_url=server.url) as client:
+        assert client.get("/open?param=1&p2=4&p2=5&p3=x").json() == {
+            "param": "1", "p2": ["4", "5"], "p3": "x"}
+        r = client.get("/closed?param=1&x=2")
+        assert r.status_code == 422
+        assert [(e["loc"], e["type"]) for e in r.json()["detail"]] == [
+            (["query", "x"], "extra_forbidden")]
+        assert client.get("/closed?param=2").json() == {"param": "2"}
