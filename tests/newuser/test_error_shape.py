@@ -172,3 +172,22 @@ def test_a_refused_cors_preflight_is_json_detail_too():
     assert r.headers["content-type"] == "application/json"
     assert r.json() == {"detail": "CORS preflight refused: origin not allowed"}
     assert "origin" in r.headers["vary"].lower()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"HEAD /items/1?q=" + b"1" * 400 + b" HTTP/1.1\r\nHost: a\r\n\r\n",           # 414
+    b"HEAD /items/1 HTTP/1.1\r\nHost: a\r\nx-big: " + b"a" * 3000 + b"\r\n\r\n",  # 431
+    b"\r\nHEAD / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",                          # 400
+    b"HEAD / HTTP/1.1\r\n\r\n",                                                    # 400
+])
+def test_http1_wire_refusal_of_a_head_request_has_no_body(servers, request_bytes):
+    # h11/httpx ignore such a body, so only the raw bytes show it
+    out = _raw(servers["http1"], request_bytes)
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 4") and b"content-length: " in head.lower()
+    assert body == b""
+
+
+def test_a_get_after_a_head_refusal_shape_is_unchanged(servers):
+    out = _raw(servers["http1"], b"GET /items/1?q=" + b"1" * 400 + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert out.endswith(b'\r\n\r\n{"detail":"request target too long"}')

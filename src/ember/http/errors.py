@@ -13,6 +13,9 @@ import json
 class HttpParserError(Exception):
     """The request bytes break RFC 9112; answer ``status`` and close the connection."""
 
+    #: set by the parser when the refused head is a HEAD request (answered with no body)
+    head_only = False
+
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
