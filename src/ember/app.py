@@ -590,7 +590,27 @@ class Ember(RouteDecorators):
                 return handler(req, header)
         if header is not None:
             raise HTTPException(405, "Method Not Allowed", headers={"allow": header})
+        redirect = self._slash_redirect(req)
+        if redirect is not None:
+            return redirect
         raise HTTPException(404, "Not Found")
+
+    def _slash_redirect(self, req: Any) -> Response | None:
+        """``/items`` ↔ ``/items/`` when only the other one is a route: 307 to it, as
+        FastAPI/Starlette's ``redirect_slashes``; the Location is a path (never the Host)."""
+        raw = req.raw_path
+        other = raw[:-1] if raw.endswith(b"/") else raw + b"/"
+        # NOTE: "//evil.example/" must not become "Location: //evil.example" (open redirect)
+        if not other.startswith(b"/") or other.startswith(b"//") or b"\\" in other:
+            return None
+        path = req.path
+        route, _ = self.router.match(req.method, path[:-1] if path.endswith("/") else path + "/")
+        if route is None:
+            return None
+        location = other.decode("latin-1")
+        if req.query_string:
+            location += "?" + req.query_string.decode("latin-1")
+        return Response(None, 307, headers={"location": location})
 
     def on_miss(self, prefix: str, handler: Callable[[Any, str | None], Response]) -> None:
         """Answer a 404 (no route) or 405 (wrong method) under path ``prefix`` with
