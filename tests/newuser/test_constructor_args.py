@@ -53,3 +53,34 @@ def test_sound_arguments_give_a_valid_openapi_info():
     with app.test_client() as client:
         info = client.get("/spec.json").json()["info"]
     assert info == {"title": "Shop", "version": "2.1.0"}
+
+
+@pytest.mark.parametrize(("make", "error", "match"), [
+    (lambda: __import__("ember").Response(b"", headers=5), TypeError, "must be a mapping"),
+    (lambda: __import__("ember").Response(b"", headers=[("a", "b")]), TypeError,
+     "must be a mapping"),
+    (lambda: __import__("ember").Response(b"", headers={5: "a"}), TypeError,
+     "header names must be str"),
+    (lambda: __import__("ember").JSONResponse({}, headers={"x-id": None}), TypeError,
+     "value is None"),
+    (lambda: __import__("ember").ConversationContext(max_tokens="x"), ValueError, "max_tokens"),
+    (lambda: __import__("ember").ConversationContext(max_tokens=0), ValueError, "max_tokens"),
+    (lambda: __import__("ember").ConversationContext(max_completion_tokens=1.5), ValueError,
+     "max_completion_tokens"),
+    (lambda: __import__("ember").ConversationContext(model=4), TypeError, "model"),
+    (lambda: __import__("ember").Blueprint(5), ConfigError, "name must be a str"),
+    (lambda: __import__("ember").Blueprint("/admin"), ConfigError, "url_prefix='/admin'"),
+])
+def test_other_constructors_name_what_is_wrong(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_a_none_header_set_later_is_refused_too():
+    from ember import JSONResponse
+
+    response = JSONResponse({})
+    with pytest.raises(TypeError, match="value is None"):
+        response.headers["x-trace"] = None
+    response.headers["x-count"] = 5  # other values are still str()-ed
+    assert (b"x-count", b"5") in response.raw_headers

@@ -206,6 +206,14 @@ class ConversationContext:
                  tools: Any = None, max_completion_tokens: int | None = None) -> None:
         if id is not None and (not isinstance(id, str) or not _ID.fullmatch(id)):
             raise ValueError("conversation id must be 1-128 characters of [A-Za-z0-9._:-]")
+        for arg, value in (("max_tokens", max_tokens),
+                           ("max_completion_tokens", max_completion_tokens)):
+            if value is not None and (type(value) is not int or value < 1):
+                raise ValueError(f"ConversationContext({arg}=...) must be a positive int or "
+                                 f"None, got {value!r}")
+        if model is not None and not isinstance(model, str):
+            raise TypeError(f"ConversationContext(model=...) must be a model id (str) or None, "
+                            f"got {type(model).__name__}")
         self.id = id or uuid.uuid4().hex
         self.messages: list[dict[str, Any]] = []
         for message in messages or ():
