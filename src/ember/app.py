@@ -105,6 +105,8 @@ class Ember(RouteDecorators):
         self._startup: list[Callable[[], Any]] = []
         self._shutdown: list[Callable[[], Any]] = []
         self._lifespan_cm: Any = None
+        #: what the lifespan yielded (a dict): each request.state starts as a copy of it
+        self._lifespan_state: dict[str, Any] | None = None
         self._started = False
         self._plan: dict[Any, int] | None = None
         self._names: dict[str, Route] = {}
@@ -386,7 +388,12 @@ class Ember(RouteDecorators):
         self._started = True
         if self.lifespan is not None:
             self._lifespan_cm = self.lifespan(self)
-            await self._lifespan_cm.__aenter__()
+            state = await self._lifespan_cm.__aenter__()
+            if state is not None:  # NOTE: Starlette's lifespan state: copied per request
+                if not isinstance(state, Mapping):
+                    raise ConfigError(f"the lifespan yielded {type(state).__name__}; yield a "
+                                      "dict (it becomes each request.state) or nothing")
+                self._lifespan_state = dict(state)
         for fn in self._startup:
             await _maybe_await(fn())
         for cache in self._caches():
@@ -434,6 +441,7 @@ class Ember(RouteDecorators):
             except Exception:
                 logger.exception("shutdown hook %r failed", fn)
         cm, self._lifespan_cm = self._lifespan_cm, None
+        self._lifespan_state = None
         if cm is not None:
             await cm.__aexit__(None, None, None)
 
