@@ -101,6 +101,7 @@ def test_every_error_is_json_detail(client, method, url, kwargs, status, detail)
     if detail is not None:
         assert body["detail"] == detail
     assert int(r.headers["content-length"]) == len(r.content)
+    assert r.headers["server"] == "ember" and r.headers["date"].endswith(" GMT")
     assert "secret" not in r.text
 
 

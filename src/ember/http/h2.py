@@ -423,7 +423,8 @@ class H2Protocol(asyncio.Protocol):
         conn = self.conn
         send_body = bool(body) and not head and len(body) <= min(
             conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
-        headers = [(b":status", str(status).encode())]
+        headers = [(b":status", str(status).encode()), (b"server", b"ember"),
+                   (b"date", self.state.date_header[6:35])]
         if body and (head or send_body):
             headers.append((b"content-type", ERROR_CONTENT_TYPE))
         headers.append((b"content-length", b"%d" % (len(body) if head or send_body else 0)))
