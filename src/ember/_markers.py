@@ -19,6 +19,7 @@ from ember import _plan as _inj
 from ember._plan import Build
 from ember.exceptions import ConfigError, RequestValidationError
 from ember.params import Body, Cookie, Depends, File, Form, Header, Param, Path, Query, checker
+from ember.validation import query_model_builder
 
 _UPLOAD_TYPES = ("UploadFile",)
 
@@ -88,6 +89,10 @@ def marked(name: str, marker: Any, hint: Any, default: Any, build: Build) -> _in
         return _param(name, _inj.FORM, marker.alias or name,
                       _FormValue(marker.alias or name, item, multi, default, True, marker,
                                  where), default, marker)
+    if isinstance(marker, Query) and _inj.is_model(inner):
+        # NOTE: FastAPI's query parameter models, Annotated[Model, Query()]: as a bare
+        # model parameter on a GET route (the fields are the query parameters)
+        return _inj.Param(name, _inj.QUERY, name, None, query_model_builder(inner, where))
     conv = checker(marker, _inj.scalar_converter(item, where))
     if isinstance(marker, Form):
         key = marker.alias or name
@@ -176,7 +181,7 @@ class _FormValue:
                                                "type": "missing"}])
             return self.default
         out = []
-        for v in values if self.multi else values[:1]:
+        for v in values if self.multi else values[-1:]:  # NOTE: the last one, as in FastAPI
             is_file = not isinstance(v, str)
             if is_file != self.file:
                 msg = ("expected an uploaded file, got a text field" if self.file

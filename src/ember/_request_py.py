@@ -231,9 +231,10 @@ class Request:
 
     @property
     def state(self) -> State:
-        """Per-request attribute bag for middleware and handlers."""
+        """Per-request attribute bag for middleware and handlers; it starts as a copy of
+        the dict the app's lifespan yielded, if any (as in Starlette)."""
         if self._state is None:
-            self._state = State()
+            self._state = State(getattr(self.app, "_lifespan_state", None))
         return self._state
 
     @property

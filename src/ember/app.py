@@ -68,6 +68,10 @@ class Ember(RouteDecorators):
         docs_url: str | None = "/docs",
         database: Any = None,
     ) -> None:
+        from ember._app_args import check_app_args
+
+        check_app_args(debug=debug, title=title, version=version, lifespan=lifespan,
+                       middleware=middleware, openapi_url=openapi_url, docs_url=docs_url)
         if server_limits is None:
             server_limits = ServerLimits()
         elif not isinstance(server_limits, ServerLimits):
@@ -101,6 +105,8 @@ class Ember(RouteDecorators):
         self._startup: list[Callable[[], Any]] = []
         self._shutdown: list[Callable[[], Any]] = []
         self._lifespan_cm: Any = None
+        #: what the lifespan yielded (a dict): each request.state starts as a copy of it
+        self._lifespan_state: dict[str, Any] | None = None
         self._started = False
         self._plan: dict[Any, int] | None = None
         self._names: dict[str, Route] = {}
@@ -382,7 +388,12 @@ class Ember(RouteDecorators):
         self._started = True
         if self.lifespan is not None:
             self._lifespan_cm = self.lifespan(self)
-            await self._lifespan_cm.__aenter__()
+            state = await self._lifespan_cm.__aenter__()
+            if state is not None:  # NOTE: Starlette's lifespan state: copied per request
+                if not isinstance(state, Mapping):
+                    raise ConfigError(f"the lifespan yielded {type(state).__name__}; yield a "
+                                      "dict (it becomes each request.state) or nothing")
+                self._lifespan_state = dict(state)
         for fn in self._startup:
             await _maybe_await(fn())
         for cache in self._caches():
@@ -430,6 +441,7 @@ class Ember(RouteDecorators):
             except Exception:
                 logger.exception("shutdown hook %r failed", fn)
         cm, self._lifespan_cm = self._lifespan_cm, None
+        self._lifespan_state = None
         if cm is not None:
             await cm.__aexit__(None, None, None)
 
@@ -596,7 +608,27 @@ class Ember(RouteDecorators):
                 return handler(req, header)
         if header is not None:
             raise HTTPException(405, "Method Not Allowed", headers={"allow": header})
+        redirect = self._slash_redirect(req)
+        if redirect is not None:
+            return redirect
         raise HTTPException(404, "Not Found")
+
+    def _slash_redirect(self, req: Any) -> Response | None:
+        """``/items`` ↔ ``/items/`` when only the other one is a route: 307 to it, as
+        FastAPI/Starlette's ``redirect_slashes``; the Location is a path (never the Host)."""
+        raw = req.raw_path
+        other = raw[:-1] if raw.endswith(b"/") else raw + b"/"
+        # NOTE: "//evil.example/" must not become "Location: //evil.example" (open redirect)
+        if not other.startswith(b"/") or other.startswith(b"//") or b"\\" in other:
+            return None
+        path = req.path
+        route, _ = self.router.match(req.method, path[:-1] if path.endswith("/") else path + "/")
+        if route is None:
+            return None
+        location = other.decode("latin-1")
+        if req.query_string:
+            location += "?" + req.query_string.decode("latin-1")
+        return Response(None, 307, headers={"location": location})
 
     def on_miss(self, prefix: str, handler: Callable[[Any, str | None], Response]) -> None:
         """Answer a 404 (no route) or 405 (wrong method) under path ``prefix`` with

@@ -19,6 +19,8 @@ import asyncio
 import logging
 from typing import Any
 
+from ember.http.errors import ERROR_CONTENT_TYPE, error_body
+
 logger = logging.getLogger("ember.asgi")
 
 
@@ -94,7 +96,7 @@ class ASGIApp:
             limit = route.max_body_size
         declared = request.headers.get("content-length")
         if limit is not None and declared and declared.isdigit() and int(declared) > limit:
-            await _send_plain(send, 413, f"request body exceeds {limit} bytes")
+            await _send_error(send, 413, f"request body exceeds {limit} bytes")
             return
         handler = asyncio.ensure_future(app._handle(request))
         reader = asyncio.ensure_future(_read_body(cycle, receive, limit, handler))
@@ -108,7 +110,7 @@ class ASGIApp:
         except Exception:  # NOTE: _handle turns errors into responses; this is a bug guard
             logger.exception("error answering %s %s", request.method, request.path)
             reader.cancel()
-            await _send_plain(send, 500, "Internal Server Error")
+            await _send_error(send, 500, "Internal Server Error")
             return
         try:
             await _send_response(response, request, send)
@@ -150,10 +152,11 @@ async def _read_body(cycle: Any, receive: Any, limit: int | None,
             body_open = False
 
 
-async def _send_plain(send: Any, status: int, text: str) -> None:
-    body = text.encode("utf-8")
+async def _send_error(send: Any, status: int, text: str) -> None:
+    """``{"detail": text}``: the shape of every error Ember makes itself."""
+    body = error_body(text)
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                "headers": [(b"content-type", ERROR_CONTENT_TYPE),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
@@ -164,7 +167,7 @@ def _body_allowed(status: int) -> bool:
 
 async def _send_response(response: Any, request: Any, send: Any) -> None:
     if getattr(response, "status_code", 0) == 101:  # a WebSocket 'response': never here
-        await _send_plain(send, 500, "Internal Server Error")
+        await _send_error(send, 500, "Internal Server Error")
         return
     if response.streaming:
         await response.stream_to(_Writer(send, request))

@@ -37,6 +37,12 @@ class Blueprint(RouteDecorators):
     """A group of routes (and middleware) added to an app with ``app.add_blueprint``."""
 
     def __init__(self, name: str | None = None, *, url_prefix: str = "") -> None:
+        if name is not None and not isinstance(name, str):
+            raise ConfigError(f"Blueprint name must be a str or None, got {name!r}")
+        if isinstance(name, str) and name.startswith("/"):
+            raise ConfigError(f"Blueprint({name!r}): the first argument is a name; for a path "
+                              f"prefix write Blueprint(url_prefix={name!r}) or "
+                              f"app.add_blueprint(bp, prefixes={{'*': {name!r}}})")
         if url_prefix and (not url_prefix.startswith("/") or url_prefix.endswith("/")):
             raise ConfigError(f"url_prefix {url_prefix!r} must start with '/' and not end "
                               "with '/'")

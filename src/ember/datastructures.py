@@ -34,11 +34,15 @@ def encode_header(name: str | bytes, value: Any) -> tuple[bytes, bytes]:
     """Validate and encode one response header; CR, LF or NUL raise (no injection)."""
     if isinstance(name, bytes):
         name = name.decode("latin-1")
+    elif not isinstance(name, str):
+        raise TypeError(f"header names must be str, got {type(name).__name__} {name!r}")
     if not _TOKEN.match(name):
         raise HttpHeaderInjection(f"invalid header name {name!r}")
     if isinstance(value, bytes):
         value = value.decode("latin-1")
     elif not isinstance(value, str):
+        if value is None:  # NOTE: str(None) would send the header "None"
+            raise TypeError(f"header {name!r} value is None; leave the header out instead")
         value = str(value)
     if _BAD_VALUE.search(value):
         raise HttpHeaderInjection(f"header {name!r} value contains CR, LF or NUL")

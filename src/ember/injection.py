@@ -158,9 +158,11 @@ class Plan:
                         errors.extend(exc.errors)
                     continue
                 query = request.query_params
-                raw = query.getall(p.key) if p.multi else query.get(p.key, _MISSING)
-                if p.multi and not raw:
+                raw = query.getall(p.key)
+                if not raw:
                     raw = _MISSING
+                elif not p.multi:
+                    raw = raw[-1]  # NOTE: ?a=1&a=2 gives a scalar the last one, as in FastAPI
             if raw is _MISSING:
                 if p.default is _MISSING:
                     errors.append({"loc": [LOCATIONS[source], p.key], "msg": "field required",

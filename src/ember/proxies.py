@@ -100,6 +100,8 @@ def parse_trusted(proxies: Iterable[str] | None) -> tuple[Network, ...]:
     """Turn addresses / CIDRs into networks; a bad entry is a ValueError naming it."""
     if isinstance(proxies, str):
         raise ConfigError("trusted_proxies must be a list, e.g. ['10.0.0.1'], not a string")
+    if proxies is not None and not isinstance(proxies, (list, tuple, set, frozenset)):
+        raise ConfigError(f"trusted_proxies must be a list, e.g. ['10.0.0.1'], got {proxies!r}")
     nets = []
     for p in proxies or ():
         try:

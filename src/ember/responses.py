@@ -90,7 +90,11 @@ class Response:
         raw: list[tuple[bytes, bytes]] = []
         has_type = False
         if headers:
-            for k, v in headers.items():
+            items = getattr(headers, "items", None)
+            if items is None:
+                raise TypeError("response headers must be a mapping such as a dict, got "
+                                f"{type(headers).__name__}")
+            for k, v in items():
                 pair = encode_header(k, v)
                 if pair[0] == b"content-type":
                     has_type = True

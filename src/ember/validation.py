@@ -252,6 +252,10 @@ def query_model_builder(tp: Any, where: str) -> Callable[[Any], Any]:
             convs[name] = (True, scalar_converter(item, where))
         else:
             convs[name] = (False, scalar_converter(inner, where))
+    # NOTE: a pydantic model with extra="allow" gets the other query keys (a repeated one
+    # as a list), with extra="forbid" a 422 for them, as in FastAPI (its #14356)
+    config = getattr(tp, "model_config", None)
+    extras = isinstance(config, dict) and config.get("extra") in ("allow", "forbid")
 
     def build(query: Any) -> Any:
         data: dict[str, Any] = {}
@@ -261,9 +265,14 @@ def query_model_builder(tp: Any, where: str) -> Callable[[Any], Any]:
             if not values:
                 continue
             try:
-                data[name] = [conv(v) for v in values] if multi else conv(values[0])
+                data[name] = [conv(v) for v in values] if multi else conv(values[-1])
             except ValueError as exc:
                 errors.append({"loc": ["query", name], "msg": str(exc), "type": "value_error"})
+        if extras:
+            for key in query:
+                if key not in convs:
+                    values = query.getall(key)
+                    data[key] = values[0] if len(values) == 1 else values
         if errors:
             raise RequestValidationError(errors)
         return _construct(tp, data)

@@ -93,7 +93,9 @@ def test_bodies_limits_streaming_head_and_lifespan(url: str) -> None:
     def big() -> Iterator[bytes]:  # chunked, no Content-Length: counted while read
         for _ in range(100):
             yield b"z" * 1000
-    assert httpx.post(url + "/echo", content=big()).status_code == 413
+    r = httpx.post(url + "/echo", content=big())
+    assert r.status_code == 413  # JSON {"detail"} like every error Ember makes itself
+    assert r.headers["content-type"] == "application/json" and "detail" in r.json()
     assert httpx.get(url + "/stream").text == "0\n1\n2\n"
     r = httpx.head(url + "/hello")
     assert (r.status_code, r.content, r.headers["content-length"]) == (200, b"", "5")

@@ -12,6 +12,7 @@ _EXPORTS = {
     "ConversationStore": "ember.ai.context",
     "MemoryConversationStore": "ember.ai.context",
     "RedisConversationStore": "ember.ai.context",
+    "MessageContentError": "ember.ai.context",
     "PromptTemplate": "ember.ai.templates",
     "PromptTemplateError": "ember.ai.templates",
     "ToolRegistry": "ember.ai.tools",

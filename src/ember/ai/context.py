@@ -168,6 +168,31 @@ def _message_tokens(message: dict[str, Any], model: str | None) -> int:
     return 4 + count_tokens(prompt_text([message]), model)
 
 
+class MessageContentError(TypeError):
+    """A message content no chat API accepts; raised by
+    :meth:`ConversationContext.add_message` (an AI route answers 422 with it)."""
+
+
+def check_content(role: str, content: Any) -> None:
+    """Raise :class:`MessageContentError` unless ``content`` is a str, a list of content
+    parts (``{"type": ...}`` dicts, as OpenAI and Anthropic take), or ``None`` on an
+    assistant message (one that only calls tools)."""
+    if isinstance(content, str):
+        return
+    if content is None:
+        if role == "assistant":
+            return
+        raise MessageContentError(f"a {role} message needs content (a str), got None")
+    if isinstance(content, list) and content and all(
+            isinstance(p, dict) and isinstance(p.get("type"), str) for p in content):
+        return
+    shown = repr(content)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise MessageContentError(
+        f"message content must be a str or a non-empty list of content parts "
+        f"({{'type': ...}} dicts), got {type(content).__name__} {shown}")
+
+
 class ConversationContext:
     """The messages of one conversation, as an AI route handler sees them.
 
@@ -181,6 +206,14 @@ class ConversationContext:
                  tools: Any = None, max_completion_tokens: int | None = None) -> None:
         if id is not None and (not isinstance(id, str) or not _ID.fullmatch(id)):
             raise ValueError("conversation id must be 1-128 characters of [A-Za-z0-9._:-]")
+        for arg, value in (("max_tokens", max_tokens),
+                           ("max_completion_tokens", max_completion_tokens)):
+            if value is not None and (type(value) is not int or value < 1):
+                raise ValueError(f"ConversationContext({arg}=...) must be a positive int or "
+                                 f"None, got {value!r}")
+        if model is not None and not isinstance(model, str):
+            raise TypeError(f"ConversationContext(model=...) must be a model id (str) or None, "
+                            f"got {type(model).__name__}")
         self.id = id or uuid.uuid4().hex
         self.messages: list[dict[str, Any]] = []
         for message in messages or ():
@@ -193,9 +226,15 @@ class ConversationContext:
         self.metadata: dict[str, Any] = {}
 
     def add_message(self, role: str, content: Any = None, **extra: Any) -> dict[str, Any]:
-        """Append a message; ``role`` is system, user, assistant or tool."""
+        """Append a message; ``role`` is system, user, assistant or tool.
+
+        ``content`` is a str, a list of content parts, or ``None`` on an assistant
+        message that only calls tools; anything else raises :class:`MessageContentError`
+        (a ``TypeError``) instead of reaching the model API.
+        """
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        check_content(role, content)
         message = {"role": role, "content": content, **extra}
         self.messages.append(message)
         return message

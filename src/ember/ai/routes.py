@@ -140,7 +140,7 @@ def _completion_tokens_of(usage: Any) -> tuple[int | None, int | None]:
 
 def wrap_ai_route(route: Any, invoke: Callable[..., Any]) -> Callable[[Any], Any]:
     """The call of an AI route (see the module docstring)."""
-    from ember.ai.context import ConversationContext
+    from ember.ai.context import ConversationContext, MessageContentError
     from ember.models.tokens import count_tokens
 
     limits = route.token_limits
@@ -237,7 +237,10 @@ def wrap_ai_route(route: Any, invoke: Callable[..., Any]) -> Callable[[Any], Any
                 context.trim()
                 await store.save(context.id, context.messages)
 
-        response = await invoke(request, context)
+        try:
+            response = await invoke(request, context)
+        except MessageContentError as exc:  # NOTE: the content came with the request
+            return JSONResponse({"detail": str(exc)}, 422)
         response.headers["x-conversation-id"] = context.id
         if budget is not None:
             response.headers["x-ratelimit-limit-tokens"] = str(budget.limit)

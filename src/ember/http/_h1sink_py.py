@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - pure install without Cython
     from ember import _cython_shim as cython
 
 from ember.http.cycle import BODY_COMPLETE
+from ember.http.errors import ERROR_CONTENT_TYPE, error_body
 from ember.http.writer import (
     LAST_CHUNK,
     encode_chunk,
@@ -125,13 +126,13 @@ class Http1Sink(SinkBase):  # noqa: F405
 
     def _answer_simple(self, cycle: Any, status: int, text: str) -> None:
         """Answer ``cycle`` without running its handler (``417``)."""
-        body = text.encode("utf-8")
+        body = error_body(text)
         req = cycle.request
         minor = req.http_minor if req is not None else 1
         cycle.head_sent = True
         cycle.status = status
         self._write(
-            encode_response(status, [(b"content-type", b"text/plain; charset=utf-8")], body,
+            encode_response(status, [(b"content-type", ERROR_CONTENT_TYPE)], body,
                             cycle.keep_alive, minor, self._state.date_header, cycle.head_only)
         )
         self._exchange.finish(cycle, status, len(body), None)
@@ -216,12 +217,12 @@ class Http1Sink(SinkBase):  # noqa: F405
         if cycle is self._current:
             size = -1
             if status and not cycle.head_sent and not self.closed:
-                body = reason.encode("utf-8")
+                body = error_body(reason)
                 req = cycle.request
                 cycle.head_sent = True
                 cycle.status = status
                 self._write(encode_response(
-                    status, [(b"content-type", b"text/plain; charset=utf-8")], body, False,
+                    status, [(b"content-type", ERROR_CONTENT_TYPE)], body, False,
                     req.http_minor if req is not None else 1, self._state.date_header,
                     cycle.head_only))
                 size = len(body)

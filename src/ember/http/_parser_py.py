@@ -86,6 +86,13 @@ _S_UPGRADED = 6
 _S_ERROR = 7
 
 
+def _is_head(data: bytes, pos: int) -> bool:
+    """Whether the request head at ``pos`` (after any empty lines) is a HEAD request."""
+    while data.startswith(b"\r\n", pos):
+        pos += 2
+    return data.startswith(b"HEAD ", pos)
+
+
 class HttpRequestParser:
     """Turns a byte stream into request events; see the module docstring."""
 
@@ -151,6 +158,7 @@ class HttpRequestParser:
         # the message completes, and before any framing error this read raises.
         pending = None
         budget = CHUNK_BUDGET
+        state = _S_ERROR  # NOTE: set by the loop; read by the error path below
         try:
             pos = 0
             end = len(data)
@@ -210,7 +218,9 @@ class HttpRequestParser:
                 else:  # upgraded: the rest belongs to the next protocol
                     self._buf = data[pos:]
                     return end
-        except HttpParserError:
+        except HttpParserError as exc:
+            if state == _S_HEAD:  # NOTE: the refusal of a HEAD request carries no body
+                exc.head_only = _is_head(data, pos)
             if pending is not None:
                 # NOTE: an error in the body (413) came before this framing error
                 self._on_body(pending if type(pending) is bytes else bytes(pending))

@@ -249,7 +249,7 @@ class HttpProtocol(Http1Sink):  # noqa: F405
         try:
             parser.feed_data(data)
         except HttpParserError as exc:
-            self._protocol_error(exc.status, exc.reason)
+            self._protocol_error(exc.status, exc.reason, exc.head_only)
         else:
             if parser.yielded:
                 # NOTE (issue 23): this read's work budget is spent; the rest is parsed
@@ -443,13 +443,14 @@ class HttpProtocol(Http1Sink):  # noqa: F405
 
     # -- errors -------------------------------------------------------------------
 
-    def _protocol_error(self, status: int, reason: str) -> None:
+    def _protocol_error(self, status: int, reason: str, head_only: bool = False) -> None:
         """The byte stream is unusable: the request it belongs to fails, in order."""
         self._flow.pause_reading(READ_FAILED)
         cycle = self._receiving
         self._receiving = None
         if cycle is None:
             cycle = _new_cycle(self)  # NOTE: a broken head: an answer-only cycle
+            cycle.head_only = head_only
             self._queue.append(cycle)
         cycle.fail_body(status, reason or "Bad Request")
         if cycle is self._current:

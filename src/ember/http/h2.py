@@ -22,11 +22,13 @@ import binascii
 import logging
 import os
 from collections.abc import Awaitable
+from http import HTTPStatus
 from typing import Any
 
 from ember.exceptions import ClientDisconnect
 from ember.http import h2conn
 from ember.http.cycle import BODY_OPEN, RUNNING, Cycle
+from ember.http.errors import ERROR_CONTENT_TYPE, error_body
 from ember.http.exchange import Exchange, decided_kinds
 from ember.http.flow_control import FlowControl
 from ember.http.frames import _impl as _frames
@@ -221,7 +223,7 @@ class H2Stream:
             return -1  # already refused, reset or lost
         if status and not proto.closed:
             answered = not self.responded
-            proto._refuse(self.id, status)
+            proto._refuse(self.id, status, reason=reason, head=cycle.head_only)
             return 0 if answered else -1
         proto._release(self)
         return -1
@@ -381,13 +383,15 @@ class H2Protocol(asyncio.Protocol):
             self._charge_reset()
             return
         if method is None or path is None or (not path.startswith(b"/") and path != b"*"):
-            self._refuse(sid, 400)
+            self._refuse(sid, 400, reason="missing or invalid :method or :path",
+                         head=method == "HEAD")
             return
         if len(path) > self.limits.max_url_size:
-            self._refuse(sid, 414)
+            self._refuse(sid, 414, reason="request target too long", head=method == "HEAD")
             return
         if len(headers) > self.limits.max_headers or size > self.limits.max_header_size:
-            self._refuse(sid, 431)
+            self._refuse(sid, 431, reason="request header section too large",
+                         head=method == "HEAD")
             return
         cycle = Cycle(None)
         request = Request(method, path, headers, 2, None, self.peer, scheme, cycle)
@@ -402,7 +406,8 @@ class H2Protocol(asyncio.Protocol):
         cycle.limit = limit
         declared = request.headers.get("content-length")
         if limit is not None and declared and declared.isdigit() and int(declared) > limit:
-            self._refuse(sid, 413, stop=False)
+            self._refuse(sid, 413, stop=False, reason=f"request body exceeds {limit} bytes",
+                         head=cycle.head_only)
             return
         if event.stream_ended is not None:
             cycle.finish()
@@ -410,6 +415,22 @@ class H2Protocol(asyncio.Protocol):
             self._body_progress(stream)
             self._rate_start(stream)
         self._run(stream)
+
+    def _send_refusal(self, stream_id: int, status: int, reason: str, head: bool) -> None:
+        """The head (and body) of a refusal; the body only if the windows let it out
+        now, since nothing waits for a window on a refused stream."""
+        body = error_body(reason or HTTPStatus(status).phrase) if body_allowed(status) else b""
+        conn = self.conn
+        send_body = bool(body) and not head and len(body) <= min(
+            conn.local_flow_control_window(stream_id), conn.max_outbound_frame_size)
+        headers = [(b":status", str(status).encode()), (b"server", b"ember"),
+                   (b"date", self.state.date_header[6:35])]
+        if body and (head or send_body):
+            headers.append((b"content-type", ERROR_CONTENT_TYPE))
+        headers.append((b"content-length", b"%d" % (len(body) if head or send_body else 0)))
+        conn.send_headers(stream_id, headers, end_stream=not send_body)
+        if send_body:
+            conn.send_data(stream_id, body, end_stream=True)
 
     def _open_count(self) -> int:
         """Streams open in the protocol: those with a handler and those answered but
@@ -443,7 +464,8 @@ class H2Protocol(asyncio.Protocol):
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             # NOTE: the stream ends here, so its handler is cancelled (MadeYouReset,
             # CVE-2025-8671: an ended stream must stop counting *and* stop working).
-            self._refuse(stream.id, 413)
+            self._refuse(stream.id, 413, reason=f"request body exceeds {limit} bytes",
+                         head=cycle.head_only)
             return
         self._body_progress(stream)
         cycle.feed(event.data)
@@ -481,8 +503,10 @@ class H2Protocol(asyncio.Protocol):
         if not self.streams:
             self._arm_idle()
 
-    def _refuse(self, stream_id: int, status: int, stop: bool = True) -> None:
-        """Answer ``status`` with no body and end the stream (its handler is cancelled).
+    def _refuse(self, stream_id: int, status: int, stop: bool = True, *, reason: str = "",
+                head: bool = False) -> None:
+        """Answer ``status`` and end the stream (its handler is cancelled); the body is
+        ``{"detail": reason}`` as on HTTP/1.1 (none for HEAD, or if the window is shut).
 
         A stream whose response head already went out is reset instead.  With ``stop``, a
         client still sending is asked to stop (``RST_STREAM(NO_ERROR)``, RFC 9113 §8.1) so
@@ -495,8 +519,7 @@ class H2Protocol(asyncio.Protocol):
             self._rst(stream_id, _frames.CANCEL)
         else:
             try:
-                self.conn.send_headers(stream_id, [(b":status", str(status).encode()),
-                                                   (b"content-length", b"0")], end_stream=True)
+                self._send_refusal(stream_id, status, reason, head)
             except self._errors:  # the stream is already closed or reset
                 pass
             else:
@@ -611,7 +634,8 @@ class H2Protocol(asyncio.Protocol):
                                                   stream)
             return
         if self.streams.get(stream.id) is stream:
-            self._refuse(stream.id, 408)
+            self._refuse(stream.id, 408, reason="request body not received in time",
+                         head=stream.cycle.head_only)
 
     def _rate_start(self, stream: H2Stream) -> None:
         """Start the ``min_body_rate`` clock of an unfinished body (checked after the grace)."""
@@ -644,7 +668,8 @@ class H2Protocol(asyncio.Protocol):
             # connection window, so a busy connection may starve one stream for a while.
             logger.info("HTTP/2 stream %d: request body slower than %d bytes/s; 408",
                         stream.id, per_second)
-            self._refuse(stream.id, 408)
+            self._refuse(stream.id, 408, reason="request body sent too slowly",
+                         head=stream.cycle.head_only)
             return
         stream.rate_timer = self.loop.call_later(1.0, self._rate_check, stream)
 

@@ -36,6 +36,7 @@ from aioquic.quic.events import (
 
 from ember.exceptions import ClientDisconnect
 from ember.http.cycle import Cycle
+from ember.http.errors import ERROR_CONTENT_TYPE, error_body
 from ember.http.exchange import Exchange
 from ember.http.h3stream import HIGH_WATER, H3Stream
 from ember.http.pseudo import split_request
@@ -254,10 +255,10 @@ class H3Protocol(QuicConnectionProtocol):
 
     def _answer(self, sid: int, status: int, text: str) -> None:
         """Answer a request that never reached a handler, and stop reading it."""
-        body = text.encode()
+        body = error_body(text)
         try:
             self.h3.send_headers(sid, [(b":status", b"%d" % status), (b"server", b"ember"),  # type: ignore[union-attr]
-                                       (b"content-type", b"text/plain; charset=utf-8"),
+                                       (b"content-type", ERROR_CONTENT_TYPE),
                                        (b"content-length", b"%d" % len(body))])
             self.h3.send_data(sid, body, True)  # type: ignore[union-attr]
         except _SEND_ERRORS:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aioquic.h3.connection import ErrorCode
 
 from ember.exceptions import ClientDisconnect
+from ember.http.errors import ERROR_CONTENT_TYPE, error_body
 from ember.status import body_allowed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,12 +98,11 @@ class H3Stream:
         """The exchange failed: answer ``status`` if nothing was sent, else reset."""
         size = -1
         if status and not cycle.head_sent and not self.closed:
-            body = reason.encode("utf-8", "replace")
+            body = error_body(reason)
             cycle.head_sent = True
-            self.proto.send_headers(self, status, [(b"content-type",
-                                                    b"text/plain; charset=utf-8")],
+            self.proto.send_headers(self, status, [(b"content-type", ERROR_CONTENT_TYPE)],
                                     len(body), False)
-            self.proto.send_data(self, body, True)
+            self.proto.send_data(self, b"" if cycle.head_only else body, True)
             size = len(body)
         elif not self.closed and (cycle.head_sent or status == 0):
             # NOTE: a response already under way must look cut: reset, never a FIN

@@ -133,6 +133,29 @@ def _error(request_id: Any, code: int, message: str, status: int = 400, data: An
     return _json(_error_body(request_id, code, message, data), status, headers)
 
 
+def _request_ids(batch: list[Any]) -> list[Any]:
+    """The ids of the well-formed requests of ``batch`` (what an error must answer)."""
+    ids = []
+    for item in batch:
+        try:
+            msg = _parse_message(item)
+        except _InvalidMessage:
+            continue
+        if msg.kind == "request":
+            ids.append(msg.id)
+    return ids
+
+
+def _errors(request_ids: Any, code: int, message: str, status: int = 400) -> Response:
+    """The same error for one request id, or one per id of a batch (a list); ``id`` null
+    when there is none (a notification, or a batch of notifications only)."""
+    if isinstance(request_ids, list):
+        if request_ids:
+            return _json([_error_body(i, code, message) for i in request_ids], status)
+        request_ids = None
+    return _error(request_ids, code, message, status)
+
+
 class MCPServer(ToolCalls):
     """Tools (a :class:`~ember.ai.tools.ToolRegistry`), resources and prompts over MCP.
 
@@ -379,17 +402,20 @@ class MCPServer(ToolCalls):
 
     # handshake era -----------------------------------------------------------------------
 
-    def _session(self, session_id: str | None,
-                 version_header: str | None) -> tuple[str | None, Response | None]:
+    def _session(self, session_id: str | None, version_header: str | None,
+                 request_ids: Any = None) -> tuple[str | None, Response | None]:
+        """The session's version, or the refusal: one error per request id (JSON-RPC 2.0:
+        ``"id": null`` only when there is no id to answer); ``request_ids`` is the id of
+        a single request or a list of a batch's request ids."""
         if not session_id:
-            return None, _error(None, INVALID_REQUEST, "Bad Request: missing Mcp-Session-Id "
-                                "header (send initialize first)")
+            return None, _errors(request_ids, INVALID_REQUEST, "Bad Request: missing "
+                                 "Mcp-Session-Id header (send initialize first)")
         version = self._sessions.version(session_id)
         if version is None:
-            return None, _error(None, INVALID_REQUEST,
-                                "Not Found: unknown or ended session", 404)
+            return None, _errors(request_ids, INVALID_REQUEST,
+                                 "Not Found: unknown or ended session", 404)
         if version_header is not None and version_header != version:
-            return None, _error(None, INVALID_REQUEST,
+            return None, _errors(request_ids, INVALID_REQUEST,
                                 f"Bad Request: MCP-Protocol-Version {version_header!r} does not "
                                 f"match the session's negotiated version {version!r}")
         return version, None
@@ -404,7 +430,8 @@ class MCPServer(ToolCalls):
             return _error(exc.request_id, INVALID_REQUEST, f"Invalid Request: {exc.message}")
         if msg.kind == "request" and msg.method == "initialize":
             return self._initialize(msg)
-        version, refused = self._session(session_id, version_header)
+        version, refused = self._session(session_id, version_header,
+                                         msg.id if msg.kind == "request" else None)
         if refused is not None:
             return refused
         assert version is not None and session_id is not None
@@ -434,11 +461,13 @@ class MCPServer(ToolCalls):
                      session_id: str | None) -> Response:
         if not batch:
             return _error(None, INVALID_REQUEST, "Invalid Request: empty batch")
-        version, refused = self._session(session_id, version_header)
+        ids = _request_ids(batch)
+        version, refused = self._session(session_id, version_header, ids)
         if refused is not None:
             return refused
         assert version is not None and session_id is not None
         if version_at_least(version, "2025-06-18"):
+            # NOTE: one error, id null: at this version a batch is not a message at all
             return _error(None, INVALID_REQUEST,
                           f"Invalid Request: JSON-RPC batches are not supported at protocol "
                           f"version {version}")

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ember.exceptions import ConfigError
-from ember.responses import PlainTextResponse, Response
+from ember.responses import JSONResponse, Response
 
 logger = logging.getLogger("ember.middleware")
 _SAFE_HEADERS = {"accept", "accept-language", "content-language", "content-type"}
@@ -131,7 +131,8 @@ class CORSMiddleware:
             if bad:
                 problems.append(f"header(s) {', '.join(bad)} not allowed")
         if problems:
-            response = PlainTextResponse("CORS preflight refused: " + "; ".join(problems), 400)
+            response = JSONResponse({"detail": "CORS preflight refused: " + "; ".join(problems)},
+                                    400)
             response.headers.add_vary("Origin")
             return response
         response = Response(None, 204)
