@@ -32,6 +32,7 @@ from ember.http.flow_control import FlowControl
 from ember.http.frames import _impl as _frames
 from ember.http.pseudo import split_request
 from ember.requests import Request
+from ember.responses import json_dumps
 from ember.status import body_allowed
 
 logger = logging.getLogger("ember.server")
@@ -49,6 +50,10 @@ HIGH_WATER = 256 * 1024
 MAX_PIECE = 16384
 OUTBOUND_BASE = 1024 * 1024
 OUTBOUND_PER_STREAM = 20 * 1024
+_CT_TEXT = b"text/plain; charset=utf-8"
+_CT_OCTET = b"application/octet-stream"
+_CT_JSON = b"application/json"
+_STATUS = {code: str(code).encode() for code in range(100, 600)}
 _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                          b"upgrade", b"content-length"))
 
@@ -180,13 +185,40 @@ class H2Stream:
         return self.proto.peer
 
     def send_result(self, cycle: Any, result: Any) -> bool:
-        return False  # NOTE: HEADERS go through HPACK: the core builds the Response
+        """PERF: a plain result — exact ``str``, ``bytes``, ``dict`` or ``list``, what
+        :func:`ember.responses.to_response` makes a header-less 200 of — as HEADERS and
+        one DATA frame with END_STREAM, queued with this turn's batch: the same frames
+        :meth:`send_response` sends for ``to_response(result)`` (tested).  False (the
+        core builds the Response) for anything else, ``HEAD``, or a body the windows or
+        the frame size cannot take at once."""
+        t = type(result)
+        if t is str:
+            content_type = _CT_TEXT
+            body = result.encode("utf-8")
+        elif t is bytes:
+            content_type = _CT_OCTET
+            body = result
+        elif t is dict or t is list:
+            content_type = _CT_JSON
+            body = json_dumps(result)
+        else:
+            return False
+        if cycle.head_only or self.gone:
+            return False
+        return self.proto.send_simple(self, content_type, body)
 
     def send_response(self, cycle: Any, status: int, raw_headers: list, body: bytes,
                       content_length: int) -> Awaitable[None] | None:
         """HEADERS, then the body with END_STREAM on its last DATA frame."""
         head_only = cycle.head_only or not body_allowed(status)
-        self.proto.send_headers(self, status, raw_headers, content_length, head_only)
+        proto = self.proto
+        if body and not head_only and proto.fits(self, len(body)):
+            # PERF: the body fits the windows and one frame: queued now, no coroutine
+            proto.send_headers(self, status, raw_headers, content_length, False)
+            proto.conn.send_data(self.id, body, end_stream=True)
+            self.ended = True
+            return None
+        proto.send_headers(self, status, raw_headers, content_length, head_only)
         if head_only:
             self.ended = True
             return None
@@ -261,7 +293,15 @@ class H2Protocol(asyncio.Protocol):
         else:
             self.conn, self._ev, error = _h2_package_connection(limits)
             self._errors = (error,)
+        ev = self._ev
+        self._handlers: dict[type, Any] = {
+            ev.RequestReceived: self._on_request, ev.DataReceived: self._on_data,
+            ev.StreamEnded: self._on_ended, ev.StreamReset: self._on_reset,
+            ev.WindowUpdated: self._on_window, ev.RemoteSettingsChanged: self._on_settings,
+            ev.PingReceived: self._on_ping, ev.ConnectionTerminated: self._on_terminated}
         self.streams: dict[int, H2Stream] = {}
+        # PERF: the header lists of plain 200s, by (content type, length), for one date
+        self._simple_heads: dict[tuple[bytes, int], tuple[bytes, bytes, list]] = {}
         # NOTE: what the app answers with, asked for once (dispatch decided once, issue 24)
         self._resolve, dispatch, _ = app._connection_interface()
         self.exchange = Exchange(app, dispatch, decided_kinds(dispatch, state), state)
@@ -272,6 +312,7 @@ class H2Protocol(asyncio.Protocol):
         self.flow = FlowControl(None)
         self.loop = asyncio.get_event_loop()
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0
         # Rapid Reset guard: a token bucket of resets/refusals (see ServerLimits).
         self._reset_tokens = float(limits.http2_reset_burst)
         self._reset_stamp = self.loop.time()
@@ -309,7 +350,6 @@ class H2Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        ev = self._ev
         try:
             events = self.conn.receive_data(data)
         except self._errors as exc:
@@ -317,36 +357,57 @@ class H2Protocol(asyncio.Protocol):
             code = getattr(exc, "error_code", None) or _frames.PROTOCOL_ERROR
             self._goaway(code)
             return
+        # PERF: one dict lookup per event (exact classes: the codecs' events are final)
+        handlers = self._handlers
         for event in events:
             if self.closed:
                 return
-            if isinstance(event, ev.RequestReceived):
-                self._request(event)
-            elif isinstance(event, ev.DataReceived):
-                self._data(event)
-            elif isinstance(event, ev.StreamEnded):
-                self._lingering.discard(event.stream_id)
-                stream = self.streams.get(event.stream_id)
-                if stream is not None:
-                    self._body_done(stream)
-                    stream.cycle.finish()
-            elif isinstance(event, ev.StreamReset):
-                self._lingering.discard(event.stream_id)
-                self._reset(event.stream_id)
-                self._control_reply()
-                self._charge_reset()
-            elif isinstance(event, ev.WindowUpdated):
-                self._window_opened(event.stream_id)
-            elif isinstance(event, ev.RemoteSettingsChanged):
-                self._control_reply()
-                self._window_opened(0)
-            elif isinstance(event, ev.PingReceived):
-                self._control_reply()
-            elif isinstance(event, ev.ConnectionTerminated):
-                self.flush()
-                self._close()
+            handler = handlers.get(type(event))
+            if handler is not None and handler(event):
                 return
+        # NOTE: with the answers of this read (the handlers' first steps run before it)
+        self.flush_soon()
+
+    def _on_request(self, event: Any) -> bool:
+        self._request(event)
+        return False
+
+    def _on_data(self, event: Any) -> bool:
+        self._data(event)
+        return False
+
+    def _on_ended(self, event: Any) -> bool:
+        self._lingering.discard(event.stream_id)
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            self._body_done(stream)
+            stream.cycle.finish()
+        return False
+
+    def _on_reset(self, event: Any) -> bool:
+        self._lingering.discard(event.stream_id)
+        self._reset(event.stream_id)
+        self._control_reply()
+        self._charge_reset()
+        return False
+
+    def _on_window(self, event: Any) -> bool:
+        self._window_opened(event.stream_id)
+        return False
+
+    def _on_settings(self, event: Any) -> bool:
+        self._control_reply()
+        self._window_opened(0)
+        return False
+
+    def _on_ping(self, event: Any) -> bool:
+        self._control_reply()
+        return False
+
+    def _on_terminated(self, event: Any) -> bool:
         self.flush()
+        self._close()
+        return True
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
@@ -400,10 +461,15 @@ class H2Protocol(asyncio.Protocol):
         if route is not None and route.max_body_size is not None:
             limit = route.max_body_size
         cycle.limit = limit
-        declared = request.headers.get("content-length")
-        if limit is not None and declared and declared.isdigit() and int(declared) > limit:
-            self._refuse(sid, 413, stop=False)
-            return
+        if limit is not None:
+            # PERF: the raw field list, not request.headers (no Headers per request);
+            # the codec has checked that every content-length field is a number.
+            for name, value in headers:
+                if name == b"content-length":
+                    if value.isdigit() and int(value) > limit:
+                        self._refuse(sid, 413, stop=False)
+                        return
+                    break
         if event.stream_ended is not None:
             cycle.finish()
         else:
@@ -468,7 +534,6 @@ class H2Protocol(asyncio.Protocol):
         route = cycle.request.route
         if route is not None and route.timeout is not None:
             timeout = route.timeout
-        self._disarm_idle()
         if self.exchange.start(cycle) is not None and timeout is not None \
                 and cycle.state == RUNNING:
             cycle.timeout = self.loop.call_later(timeout, self.exchange.timeout, cycle)
@@ -659,12 +724,55 @@ class H2Protocol(asyncio.Protocol):
 
     # -- sending ---------------------------------------------------------------------
 
+    def fits(self, stream: H2Stream, size: int) -> bool:
+        """True when ``size`` body bytes can go out at once in one DATA frame."""
+        if size > MAX_PIECE or self.closed or stream.gone or stream.ended:
+            return False
+        conn = self.conn
+        try:
+            return size <= conn.max_outbound_frame_size and \
+                size <= conn.local_flow_control_window(stream.id)
+        except self._errors:  # the stream closed meanwhile: the general path says so
+            return False
+
+    def send_simple(self, stream: H2Stream, content_type: bytes, body: bytes) -> bool:
+        """A header-less 200 with ``body`` (see :meth:`H2Stream.send_result`), or False."""
+        size = len(body)
+        if not self.fits(stream, size):
+            return False
+        state = self.state
+        date = state.date_header
+        key = (content_type, size)
+        cached = self._simple_heads.get(key)
+        if cached is not None and cached[0] is date and cached[1] is state.alt_svc:
+            headers = cached[2]
+        else:
+            # NOTE: the fields and order of send_headers for a 200 with no app headers
+            headers = [(b":status", b"200"), (b"server", b"ember"), (b"date", date[6:35])]
+            if state.alt_svc:
+                headers.append((b"alt-svc", state.alt_svc))
+            headers.append((b"content-type", content_type))
+            headers.append((b"content-length", str(size).encode()))
+            if len(self._simple_heads) >= 64:
+                self._simple_heads.clear()
+            self._simple_heads[key] = (date, state.alt_svc, headers)
+        stream.responded = True
+        conn = self.conn
+        conn.send_headers(stream.id, headers, end_stream=False)
+        conn.send_data(stream.id, body, end_stream=True)
+        stream.ended = True
+        self.flush_soon()
+        return True
+
     def send_headers(self, stream: H2Stream, status: int, raw_headers: list,
                      content_length: int, end: bool) -> None:
         """The response head of ``stream``."""
         # NOTE: the date line is fixed-length (IMF-fixdate, 29 bytes) and may be followed
         # by the server's alt-svc line (HTTP/3 on)
-        headers = [(b":status", str(status).encode()), (b"server", b"ember"),
+        code = _STATUS.get(status)
+        if code is None:
+            code = str(status).encode()
+        headers = [(b":status", code), (b"server", b"ember"),
                    (b"date", self.state.date_header[6:35])]
         if self.state.alt_svc:
             headers.append((b"alt-svc", self.state.alt_svc))
@@ -778,19 +886,27 @@ class H2Protocol(asyncio.Protocol):
     # -- lifecycle ----------------------------------------------------------------------
 
     def _arm_idle(self) -> None:
-        if self._idle_timer is None and not self.closed:
-            self._idle_timer = self.loop.call_later(self.limits.keep_alive_timeout,
-                                                    self._idle_timeout)
+        """No stream is left: the idle clock starts now.
 
-    def _disarm_idle(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        PERF: one connection timer, re-armed lazily: going idle only stamps the time;
+        a timer already armed checks the stamp when it fires (no timer per stream).
+        """
+        if self.closed:
+            return
+        self._idle_since = self.loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_at(
+                self._idle_since + self.limits.keep_alive_timeout, self._idle_timeout)
 
     def _idle_timeout(self) -> None:
         self._idle_timer = None
-        if not self.streams:
-            self.shutdown()
+        if self.streams or self.closed:
+            return  # NOTE: busy: re-armed when the last stream is released
+        due = self._idle_since + self.limits.keep_alive_timeout
+        if self.loop.time() < due:
+            self._idle_timer = self.loop.call_at(due, self._idle_timeout)
+            return
+        self.shutdown()
 
     def _close(self) -> None:
         if not self.closed:
