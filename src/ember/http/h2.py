@@ -30,7 +30,7 @@ from ember.http.cycle import BODY_OPEN, RUNNING, Cycle
 from ember.http.exchange import Exchange, decided_kinds
 from ember.http.flow_control import FlowControl
 from ember.http.frames import _impl as _frames
-from ember.http.pseudo import split_request
+from ember.http.h2conn import split_request
 from ember.requests import Request
 from ember.responses import json_dumps
 from ember.status import body_allowed
