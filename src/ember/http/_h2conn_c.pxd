@@ -142,6 +142,9 @@ cdef class H2Connection:
     @cython.locals(stream=Stream)
     cpdef send_headers(self, Py_ssize_t stream_id, list headers, bint end_stream=*)
 
+    @cython.locals(stream=Stream)
+    cpdef send_headers_cached(self, Py_ssize_t stream_id, object key, list headers,
+                              bint end_stream=*)
     @cython.locals(stream=Stream, size=Py_ssize_t)
     cpdef send_data(self, Py_ssize_t stream_id, object data, bint end_stream=*)
 

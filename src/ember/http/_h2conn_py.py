@@ -555,6 +555,16 @@ class H2Connection:
         if end_stream:
             self._local_end(stream)
 
+    def send_headers_cached(self, stream_id: int, key: object, headers: list,
+                            end_stream: bool = False) -> None:
+        """:meth:`send_headers`, the block encoded once per ``key`` while the encoder's
+        table stays the same (``key`` must stand for exactly ``headers``)."""
+        stream = self._sendable(stream_id)
+        F.put_headers(self._out, stream_id, self.encoder.encode_cached(key, headers),
+                      end_stream, self.max_outbound_frame_size)
+        if end_stream:
+            self._local_end(stream)
+
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Body bytes within both windows and the peer's frame size (the caller sizes them)."""
         stream = self._sendable(stream_id)

@@ -301,7 +301,8 @@ class H2Protocol(asyncio.Protocol):
             ev.PingReceived: self._on_ping, ev.ConnectionTerminated: self._on_terminated}
         self.streams: dict[int, H2Stream] = {}
         # PERF: the header lists of plain 200s, by (content type, length), for one date
-        self._simple_heads: dict[tuple[bytes, int], tuple[bytes, bytes, list]] = {}
+        self._simple_heads: dict[tuple[bytes, int], tuple[bytes, bytes, list, tuple]] = {}
+        self._cached_heads = CODEC == "ember"
         # NOTE: what the app answers with, asked for once (dispatch decided once, issue 24)
         self._resolve, dispatch, _ = app._connection_interface()
         self.exchange = Exchange(app, dispatch, decided_kinds(dispatch, state), state)
@@ -742,10 +743,12 @@ class H2Protocol(asyncio.Protocol):
             return False
         state = self.state
         date = state.date_header
+        alt_svc = state.alt_svc
         key = (content_type, size)
         cached = self._simple_heads.get(key)
-        if cached is not None and cached[0] is date and cached[1] is state.alt_svc:
+        if cached is not None and cached[0] is date and cached[1] is alt_svc:
             headers = cached[2]
+            key = cached[3]
         else:
             # NOTE: the fields and order of send_headers for a 200 with no app headers
             headers = [(b":status", b"200"), (b"server", b"ember"), (b"date", date[6:35])]
@@ -755,10 +758,16 @@ class H2Protocol(asyncio.Protocol):
             headers.append((b"content-length", str(size).encode()))
             if len(self._simple_heads) >= 64:
                 self._simple_heads.clear()
-            self._simple_heads[key] = (date, state.alt_svc, headers)
+            # NOTE: the codec's key stands for exactly these fields (date, alt-svc)
+            key = (content_type, size, date, alt_svc)
+            self._simple_heads[(content_type, size)] = (date, alt_svc, headers, key)
         stream.responded = True
         conn = self.conn
-        conn.send_headers(stream.id, headers, end_stream=False)
+        if self._cached_heads:
+            # PERF: the HPACK block of the same fields is encoded once per table state
+            conn.send_headers_cached(stream.id, key, headers, False)
+        else:
+            conn.send_headers(stream.id, headers, end_stream=False)
         conn.send_data(stream.id, body, end_stream=True)
         stream.ended = True
         self.flush_soon()
