@@ -123,8 +123,17 @@ def _get_all(url: str, http2: bool, method: str = "GET") -> dict:
         return out
 
 
+@pytest.fixture(params=["ember", "h2"])
+def codec(request, monkeypatch) -> str:
+    """Our codec (the default) and the h2 package (``EMBER_HTTP2_CODEC=h2``)."""
+    from ember.http import h2 as proto
+
+    monkeypatch.setattr(proto, "CODEC", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_fast_and_general_paths_answer_the_same_over_http2(server_factory, method):
+def test_fast_and_general_paths_answer_the_same_over_http2(server_factory, method, codec):
     """Every kind of answer: the same status, fields and body with the fast path on
     and off (a fresh connection each way: the plan is read per connection)."""
     server = server_factory(make_app(), http2=True)
@@ -137,7 +146,7 @@ def test_fast_and_general_paths_answer_the_same_over_http2(server_factory, metho
     assert fast == general
 
 
-def test_http2_answers_carry_what_http1_answers_carry(serve):
+def test_http2_answers_carry_what_http1_answers_carry(serve, codec):
     """Apart from HTTP/1.1's own framing fields, the same fields and bytes."""
     url = serve(make_app(), http2=True)
     one = _get_all(url, False)
@@ -149,7 +158,7 @@ def test_http2_answers_carry_what_http1_answers_carry(serve):
         assert (s1, h1, b1) == (s2, h2_, b2), path
 
 
-def test_the_handler_sees_the_same_request_over_both(serve):
+def test_the_handler_sees_the_same_request_over_both(serve, codec):
     url = serve(make_app(), http2=True)
     body = "x" * 100_000  # several DATA frames, beyond the initial stream window
     seen = []

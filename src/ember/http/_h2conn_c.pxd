@@ -165,7 +165,7 @@ cdef class H2Connection:
                method=object, scheme=object, path=object, authority=object)
 cpdef Py_ssize_t _check_request(list headers) except? -3
 
-@cython.locals(headers=list, size=Py_ssize_t, has_host=bint, field=tuple, name=bytes,
+@cython.locals(headers=list, size=Py_ssize_t, has_host=bint, name=bytes,
                value=bytes, method=object, path=object, authority=object)
 cpdef tuple split_request(list fields, str scheme)
 
