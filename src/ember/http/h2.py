@@ -41,6 +41,9 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # tests' oracle). Read at import; tests may set it.
 CODEC = os.environ.get("EMBER_HTTP2_CODEC", "ember").strip().lower() or "ember"
 
+# the event handlers of each codec's event classes (H2Protocol.__init__ fills it)
+_HANDLERS: dict[Any, dict[type, Any]] = {}
+
 __all__ = ["CODEC", "HIGH_WATER", "PREFACE", "H2Protocol", "H2Stream", "h2c_settings"]
 
 
@@ -66,12 +69,17 @@ class H2Protocol(H2Limits, H2Send, asyncio.Protocol):
         else:
             self.conn, self._ev, error = _h2_package_connection(limits, HIGH_WATER)
             self._errors = (error,)
-        ev = self._ev
-        self._handlers: dict[type, Any] = {
-            ev.RequestReceived: self._on_request, ev.DataReceived: self._on_data,
-            ev.StreamEnded: self._on_ended, ev.StreamReset: self._on_reset,
-            ev.WindowUpdated: self._on_window, ev.RemoteSettingsChanged: self._on_settings,
-            ev.PingReceived: self._on_ping, ev.ConnectionTerminated: self._on_terminated}
+        # PERF: one table per codec, shared by its connections (no bound methods each)
+        handlers = _HANDLERS.get(self._ev)
+        if handlers is None:
+            ev = self._ev
+            cls = H2Protocol
+            handlers = _HANDLERS[ev] = {
+                ev.RequestReceived: cls._on_request, ev.DataReceived: cls._on_data,
+                ev.StreamEnded: cls._on_ended, ev.StreamReset: cls._on_reset,
+                ev.WindowUpdated: cls._on_window, ev.RemoteSettingsChanged: cls._on_settings,
+                ev.PingReceived: cls._on_ping, ev.ConnectionTerminated: cls._on_terminated}
+        self._handlers: dict[type, Any] = handlers
         self.streams: dict[int, H2Stream] = {}
         # PERF: the header lists of plain 200s, by (content type, length), for one date
         self._simple_heads: dict[tuple[bytes, int], tuple[bytes, bytes, list, tuple]] = {}
@@ -145,7 +153,7 @@ class H2Protocol(H2Limits, H2Send, asyncio.Protocol):
             if self.closed:
                 return
             handler = handlers.get(type(event))
-            if handler is not None and handler(event):
+            if handler is not None and handler(self, event):
                 return
         # NOTE: with the answers of this read (the handlers' first steps run before it)
         self.flush_soon()
