@@ -241,3 +241,62 @@ def test_encoder_table_index_under_repeats_and_evictions(mod, blocks):
         if resize is not None:
             ours.header_table_size = resize
         assert [tuple(h) for h in theirs.decode(ours.encode(headers), raw=True)] == headers
+
+
+@pytest.mark.parametrize("mod", TWINS)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(blocks=st.lists(st.tuples(_pool_pairs, st.sampled_from([None, None, 0, 60, 200, 4096])),
+                       min_size=1, max_size=30))
+def test_encoder_block_cache_never_reuses_a_stale_block(mod, blocks):
+    """``encode_cached`` (the server's repeated responses) reuses a block only while
+    the table is the one it was encoded against: under repeats, insertions, evictions
+    and resizes, hpack decodes every block back to the fields sent."""
+    ours, theirs = mod.Encoder(), hpack.Decoder()
+    for headers, resize in blocks:
+        if resize is not None:
+            ours.header_table_size = resize
+        for _ in range(2):  # the second time from the cache when the table did not move
+            block = ours.encode_cached(tuple(headers), headers)
+            assert [tuple(h) for h in theirs.decode(block, raw=True)] == headers
+
+
+@pytest.mark.parametrize("mod", TWINS)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(st.tuples(_pool_pairs, st.integers(min_value=0, max_value=30),
+                                st.sampled_from([None, None, 0, 100, 4096])),
+                      min_size=1, max_size=30))
+def test_decoder_block_cache_against_hpack(mod, steps):
+    """The decoder remembers blocks that did not change its table; the same bytes later
+    may mean other fields (an insertion shifts every dynamic index): replaying earlier
+    blocks, ours gives what hpack gives, or both refuse."""
+    encoder = hpack.Encoder()
+    ours, theirs = mod.Decoder(), hpack.Decoder()
+    sent: list[bytes] = []
+    for headers, replay, resize in steps:
+        if resize is not None:
+            encoder.header_table_size = resize
+        sent.append(encoder.encode(headers, huffman=False))
+        for block in (sent[-1], sent[replay % len(sent)], sent[-1]):
+            try:
+                expected = [tuple(h) for h in theirs.decode(block, raw=True)]
+            except (hpack.HPACKError, IndexError):
+                expected = None
+            try:
+                got = ours.decode(block)
+            except mod.HPACKError:
+                got = None
+            assert got == expected
+
+
+@pytest.mark.parametrize("mod", TWINS)
+def test_decoder_cache_keeps_the_header_list_bound(mod):
+    """A block remembered under a larger bound is refused once the bound is lower, and
+    each call returns its own list (a caller may change it)."""
+    block = b"\x00\x03x-a\x64" + b"v" * 100  # a literal without indexing: cacheable
+    dec = mod.Decoder(max_header_list_size=1000)
+    first = dec.decode(block)
+    first.append((b"x", b"y"))
+    assert dec.decode(block) == [(b"x-a", b"v" * 100)]
+    dec.max_header_list_size = 50
+    with pytest.raises(mod.HPACKError):
+        dec.decode(block)

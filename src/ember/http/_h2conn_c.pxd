@@ -142,6 +142,9 @@ cdef class H2Connection:
     @cython.locals(stream=Stream)
     cpdef send_headers(self, Py_ssize_t stream_id, list headers, bint end_stream=*)
 
+    @cython.locals(stream=Stream)
+    cpdef send_headers_cached(self, Py_ssize_t stream_id, object key, list headers,
+                              bint end_stream=*)
     @cython.locals(stream=Stream, size=Py_ssize_t)
     cpdef send_data(self, Py_ssize_t stream_id, object data, bint end_stream=*)
 
@@ -161,6 +164,10 @@ cdef class H2Connection:
 @cython.locals(regular=bint, length=Py_ssize_t, name=bytes, value=bytes, header=tuple,
                method=object, scheme=object, path=object, authority=object)
 cpdef Py_ssize_t _check_request(list headers) except? -3
+
+@cython.locals(headers=list, size=Py_ssize_t, has_host=bint, name=bytes,
+               value=bytes, method=object, path=object, authority=object)
+cpdef tuple split_request(list fields, str scheme)
 
 @cython.locals(n=Py_ssize_t)
 cdef bint _bad_value(bytes value) except -1

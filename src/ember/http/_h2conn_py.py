@@ -555,6 +555,16 @@ class H2Connection:
         if end_stream:
             self._local_end(stream)
 
+    def send_headers_cached(self, stream_id: int, key: object, headers: list,
+                            end_stream: bool = False) -> None:
+        """:meth:`send_headers`, the block encoded once per ``key`` while the encoder's
+        table stays the same (``key`` must stand for exactly ``headers``)."""
+        stream = self._sendable(stream_id)
+        F.put_headers(self._out, stream_id, self.encoder.encode_cached(key, headers),
+                      end_stream, self.max_outbound_frame_size)
+        if end_stream:
+            self._local_end(stream)
+
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Body bytes within both windows and the peer's frame size (the caller sizes them)."""
         stream = self._sendable(stream_id)
@@ -631,6 +641,44 @@ def _put_head(out: bytearray, length: int, ftype: int, flags: int, sid: int) -> 
         _c_put_head(out, length, ftype, flags, sid)  # noqa: F821 - from _frames_c.pxd
         return
     out += _HEAD.pack(length >> 16, length & 0xFFFF, ftype, flags, sid & 0x7FFFFFFF)
+
+
+def split_request(fields: list[tuple[bytes, bytes]], scheme: str
+                  ) -> tuple[str | None, bytes | None, str, list[tuple[bytes, bytes]], int]:
+    """``(method, path, scheme, headers, size)`` of a decoded request head
+    (:mod:`ember.http.pseudo`: HTTP/2 and HTTP/3 share it; compiled here).
+
+    ``headers`` are the regular fields in order; ``:authority`` becomes a leading
+    ``host`` field when the request carries none (RFC 9113 §8.3.1: a server treats them
+    alike).  ``size`` is the header list size: each field's name + value + 32 (RFC 9113
+    §6.5.2, RFC 9114 §4.2.2).  ``method`` / ``path`` are None when missing: the caller
+    refuses the stream.
+    """
+    method = path = authority = None
+    headers: list[tuple[bytes, bytes]] = []
+    size = 0
+    has_host = False
+    for field in fields:
+        name = field[0]
+        value = field[1]
+        size += len(name) + len(value) + 32
+        if name and name[0] == 58:  # ":"
+            if name == b":method":
+                method = value.decode("ascii", "replace")
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            elif name == b":scheme":
+                scheme = value.decode("ascii", "replace")
+        else:
+            if name == b"host":
+                has_host = True
+            # PERF: the decoder's own pair when it is a plain tuple (no copy)
+            headers.append(field if type(field) is tuple else (name, value))
+    if authority is not None and not has_host:
+        headers.insert(0, (b"host", authority))
+    return method, path, scheme, headers, size
 
 
 def _check_request(headers: list) -> int:

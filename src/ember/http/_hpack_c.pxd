@@ -2,7 +2,7 @@
 # NOTE: the .py stays the reference; this file only adds C types.
 cimport cython
 
-cdef Py_ssize_t _MAX_INT_BYTES, _STATIC_LEN
+cdef Py_ssize_t _MAX_INT_BYTES, _STATIC_LEN, _CACHED_BLOCKS, _CACHED_BLOCK
 cdef tuple STATIC_TABLE, _HUFFMAN
 cdef dict _STATIC_PAIR, _STATIC_NAME, _STATIC_BY_NAME
 cdef list _HCODE, _HLEN, _HNEXT, _HSYM, _HACCEPT
@@ -34,11 +34,16 @@ cdef class Decoder:
     cdef Py_ssize_t _max_size
     cdef public Py_ssize_t max_allowed_table_size
     cdef public Py_ssize_t max_header_list_size
+    cdef Py_ssize_t _epoch
+    cdef dict _cache
+
+    @cython.locals(limit=Py_ssize_t, hit=tuple, epoch=Py_ssize_t, headers=list)
+    cpdef list decode(self, object data, bint raw=*)
 
     @cython.locals(headers=list, pos=Py_ssize_t, end=Py_ssize_t, total=Py_ssize_t,
-                   first=bint, limit=Py_ssize_t, b=Py_ssize_t, index=Py_ssize_t,
+                   first=bint, b=Py_ssize_t, index=Py_ssize_t,
                    size=Py_ssize_t, name=bytes, value=bytes, entry=tuple)
-    cpdef list decode(self, object data, bint raw=*)
+    cdef list _decode(self, bytes data, Py_ssize_t limit)
 
     @cython.locals(huffman=Py_ssize_t, length=Py_ssize_t, raw=bytes)
     cdef tuple _string(self, bytes data, Py_ssize_t pos)
@@ -61,9 +66,14 @@ cdef class Encoder:
     cdef Py_ssize_t _max_size
     cdef Py_ssize_t _pending_min
     cdef Py_ssize_t _pending_final
+    cdef Py_ssize_t _epoch
+    cdef dict _cache
 
     @cython.locals(out=bytearray, indexable=bint)
     cpdef bytes encode(self, object headers, bint huffman=*)
+
+    @cython.locals(hit=tuple, epoch=Py_ssize_t, pending=bint, block=bytes)
+    cpdef bytes encode_cached(self, object key, object headers)
 
     @cython.locals(index=Py_ssize_t, name_index=Py_ssize_t, size=Py_ssize_t)
     cdef _field(self, bytearray out, bytes name, bytes value, bint indexable, bint huffman)

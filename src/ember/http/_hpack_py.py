@@ -263,6 +263,11 @@ def decode_integer(data: bytes, pos: int, prefix_bits: int) -> tuple[int, int]:
             return value, pos
 
 
+# PERF: how many header blocks each side remembers, and the longest one (bytes)
+_CACHED_BLOCKS = 64
+_CACHED_BLOCK = 1024
+
+
 class Decoder:
     """Decodes header blocks of one connection (the peer's encoder state mirrored)."""
 
@@ -273,6 +278,11 @@ class Decoder:
         self._max_size = max_table_size
         self.max_allowed_table_size = max_table_size
         self.max_header_list_size = max_header_list_size
+        # PERF: blocks decoded before, while the table stayed the same (a client sends
+        # the same block for the same request): block -> (epoch, limit, fields); the
+        # epoch moves with every change of the dynamic table (insertion, size update).
+        self._epoch = 0
+        self._cache: dict = {}
 
     @property
     def header_table_size(self) -> int:
@@ -285,14 +295,29 @@ class Decoder:
         return self._size
 
     def decode(self, data: bytes, raw: bool = True) -> list:
-        """The ``(name, value)`` pairs of one complete header block, in order."""
+        """The ``(name, value)`` pairs of one complete header block, in order (a new
+        list on every call)."""
         data = bytes(data)
+        limit = self.max_header_list_size
+        hit = self._cache.get(data)
+        if hit is not None and hit[0] == self._epoch and hit[1] == limit:
+            return list(hit[2])
+        epoch = self._epoch
+        headers = self._decode(data, limit)
+        if self._epoch == epoch and len(data) <= _CACHED_BLOCK:
+            # NOTE: this block did not change the table, so decoding it again while the
+            # table is the same gives the same fields (an oversized list raised above)
+            if len(self._cache) >= _CACHED_BLOCKS:
+                self._cache.clear()
+            self._cache[data] = (epoch, limit, tuple(headers))
+        return headers
+
+    def _decode(self, data: bytes, limit: int) -> list:
         headers = []
         pos = 0
         end = len(data)
         total = 0
         first = True
-        limit = self.max_header_list_size
         while pos < end:
             b = data[pos]
             if b & 0x80:
@@ -328,6 +353,7 @@ class Decoder:
                     raise InvalidTableSize(f"dynamic table size update to {size}, above "
                                            f"the allowed {self.max_allowed_table_size}")
                 self._max_size = size
+                self._epoch += 1
                 self._evict(0)
                 continue
             else:  # without indexing (0000) or never indexed (0001)
@@ -367,6 +393,7 @@ class Decoder:
 
     def _add(self, name: bytes, value: bytes) -> None:
         size = len(name) + len(value) + 32
+        self._epoch += 1
         if size > self._max_size:
             self._entries.clear()
             self._size = 0
@@ -396,6 +423,10 @@ class Encoder:
         self._max_size = max_table_size  # NOTE: agreed beforehand, so not announced
         self._pending_min = -1  # table size updates to announce (-1: none)
         self._pending_final = -1
+        # PERF: blocks of header lists encoded before (see encode_cached); the epoch
+        # moves with every change of the dynamic table (insertion, eviction, size)
+        self._epoch = 0
+        self._cache: dict = {}
 
     @property
     def header_table_size(self) -> int:
@@ -411,6 +442,7 @@ class Encoder:
             self._pending_min = value
         self._pending_final = value
         self._max_size = value
+        self._epoch += 1
         self._evict(0)
 
     def encode(self, headers: object, huffman: bool = True) -> bytes:
@@ -431,6 +463,22 @@ class Encoder:
             indexable = True if type(header) is tuple else getattr(header, "indexable", True)
             self._field(out, name, value, indexable, huffman)
         return bytes(out)
+
+    def encode_cached(self, key: object, headers: object) -> bytes:
+        """:meth:`encode` of ``headers``, which ``key`` (hashable) stands for: a block
+        encoded before under ``key`` is reused while the table is the same (a block
+        that changed the table when it was encoded is never reused)."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._epoch and self._pending_min < 0:
+            return hit[1]
+        epoch = self._epoch
+        pending = self._pending_min >= 0
+        block = self.encode(headers)
+        if self._epoch == epoch and not pending:
+            if len(self._cache) >= _CACHED_BLOCKS:
+                self._cache.clear()
+            self._cache[key] = (epoch, block)
+        return block
 
     def _field(self, out: bytearray, name: bytes, value: bytes, indexable: bool,
                huffman: bool) -> None:
@@ -474,6 +522,7 @@ class Encoder:
         return 0
 
     def _add(self, name: bytes, value: bytes, size: int) -> None:
+        self._epoch += 1
         self._evict(size)
         self._entries.append((name, value))
         number = self._inserted

@@ -17,7 +17,8 @@ RemoteSettingsChanged = _impl.RemoteSettingsChanged
 SettingsAcknowledged = _impl.SettingsAcknowledged
 PingReceived = _impl.PingReceived
 ConnectionTerminated = _impl.ConnectionTerminated
+split_request = _impl.split_request
 
 __all__ = ["ConnectionTerminated", "DataReceived", "H2Connection", "PingReceived",
            "ProtocolError", "RemoteSettingsChanged", "RequestReceived", "SettingsAcknowledged",
-           "StreamClosedError", "StreamEnded", "StreamReset", "WindowUpdated"]
+           "StreamClosedError", "StreamEnded", "StreamReset", "WindowUpdated", "split_request"]
