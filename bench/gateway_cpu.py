@@ -123,7 +123,7 @@ def run(mode: str, seconds: int, profile: bool, fport: int, env_extra: dict) -> 
         n = int(re.search(r"(\d+) requests in", out).group(1))
         bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-        p50 = re.search(r"50%\s+(\S+)", out).group(1)
+        p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)
         us = (c1 - c0) / os.sysconf("SC_CLK_TCK") * 1e6 / max(n, 1)
         text = (f"{mode:7} cpu_us_per_req={us:6.0f}  req/s={rps:7.0f}  p50={p50}  "
                 f"requests={n} non2xx={bad.group(1) if bad else 0}")
