@@ -147,6 +147,8 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["off", "full"],
                     choices=["off", "memory", "full"])
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="interleave the modes this many times (compare the medians)")
     args = ap.parse_args()
     fport = free_port()
     fake = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "uvicorn",
@@ -160,9 +162,18 @@ def main() -> None:
             if "full" in args.modes:
                 extra["REDIS_URL"] = stack.enter_context(redis())
                 extra["SPEND_DSN"] = stack.enter_context(postgres())
-            for mode in args.modes:
-                env = extra if mode == "full" else {}
-                print(run(mode, args.seconds, args.profile, fport, env), flush=True)
+            seen: dict[str, list[float]] = {m: [] for m in args.modes}
+            for _ in range(args.rounds):
+                for mode in args.modes:
+                    env = extra if mode == "full" else {}
+                    line = run(mode, args.seconds, args.profile, fport, env)
+                    seen[mode].append(float(line.split("=", 1)[1].split()[0]))
+                    print(line, flush=True)
+            if args.rounds > 1:
+                for mode, values in seen.items():
+                    values.sort()
+                    print(f"{mode:7} cpu_us_per_req median={values[len(values) // 2]:.0f} "
+                          f"min={values[0]:.0f} max={values[-1]:.0f}")
     finally:
         fake.terminate()
         fake.wait(10)

@@ -6,7 +6,8 @@ and its condition, an ``asyncio.timeout`` per read, retry wrapper, arguments enc
 by one in Python), about half of a served request with the money path on
 (``python bench/gateway_cpu.py``).  This client speaks RESP on **one** connection per
 worker with every concurrent command pipelined on it (Redis answers in order, so a FIFO of
-futures matches replies to callers), packs with ``hiredis.pack_command`` and parses with
+futures matches replies to callers), the commands queued in one event-loop iteration
+go out in one write, it packs with ``hiredis.pack_command`` and parses with
 ``hiredis.Reader``: a few µs per command.
 
 Behaviour is redis-py's for what the ledger uses: ``EVALSHA`` then ``EVAL`` on
@@ -62,6 +63,13 @@ class _Conn(asyncio.Protocol):
         self.waiters: deque[asyncio.Future[Any]] = deque()
         self.transport: Any = None
         self.closed = False
+        self.outbox: list[bytes] = []
+
+    def flush(self) -> None:
+        """Write the commands queued in this loop iteration in one ``send``."""
+        out, self.outbox = self.outbox, []
+        if not self.closed:
+            self.transport.write(b"".join(out))
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
@@ -166,7 +174,11 @@ class LeanRedis:
             raise ConnectionError("Redis connection lost")
         fut = loop.create_future()
         conn.waiters.append(fut)
-        conn.transport.write(hiredis.pack_command(tuple(args)))
+        # PERF: one send per loop iteration for all the commands queued in it (a send on
+        # loopback runs Redis's receive path in our process: ~40 µs each, measured)
+        if not conn.outbox:
+            loop.call_soon(conn.flush)
+        conn.outbox.append(hiredis.pack_command(tuple(args)))
         timer = loop.call_later(self.timeout, _expire, conn, fut)
         try:
             return await fut
