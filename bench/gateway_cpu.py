@@ -38,6 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 ANCHORS = "/work/shared/anchors/ai"
 sys.path.insert(0, HERE)
+SRC = [os.path.join(ROOT, "src")]  # --src: another checkout's (before/after comparisons)
 
 from profile_gateway import free_port, summarize, ticks, wait_port  # noqa: E402
 
@@ -96,7 +97,7 @@ def run(mode: str, seconds: int, profile: bool, fport: int, env_extra: dict) -> 
     key = "sk-bench-" + secrets.token_hex(8)
     gport = free_port()
     env = dict(os.environ, KEY=key, FAKE_BASE_URL=f"http://127.0.0.1:{fport}/v1",
-               FAKE_API_KEY="x", PYTHONPATH=os.path.join(ROOT, "src"),
+               FAKE_API_KEY="x", PYTHONPATH=SRC[0],
                MONEY={"off": "off", "memory": "memory", "full": "redis"}[mode], **env_extra)
     gw = subprocess.Popen(["taskset", "-c", "0", sys.executable,
                            os.path.join(HERE, "apps", "gateway_money_app.py"), str(gport)],
@@ -149,7 +150,10 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--rounds", type=int, default=1,
                     help="interleave the modes this many times (compare the medians)")
+    ap.add_argument("--src", help="the src/ directory of the ember to run (default: this one)")
     args = ap.parse_args()
+    if args.src:
+        SRC[0] = os.path.abspath(args.src)
     fport = free_port()
     fake = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-m", "uvicorn",
                              "fake_openai:app", "--app-dir", ANCHORS, "--port", str(fport),
