@@ -25,7 +25,20 @@ import zlib
 from typing import Any
 from urllib.parse import urlsplit
 
-_MAX_HEAD = 64 * 1024  # NOTE: aiohttp's limit for a reply's status line and headers
+_MAX_HEAD = 64 * 1024  # NOTE: aiohttp's read buffer: a head must end within it
+_MAX_LINE = 8190  # NOTE: aiohttp's max_line_size / max_field_size
+_NAMES: dict[str, Any] = {}
+
+
+def _names() -> dict[str, Any]:
+    """Known header names in aiohttp's spelling (it answers ``X-Request-ID`` for
+    ``x-request-id``), by their lower case."""
+    if not _NAMES:
+        from aiohttp import hdrs
+        from multidict import istr
+
+        _NAMES.update((str(v).lower(), v) for v in vars(hdrs).values() if isinstance(v, istr))
+    return _NAMES
 
 
 def lean_for(base_url: str, headers: dict[str, str], limit: int, ssl: Any) -> H1Pool | None:
@@ -237,6 +250,8 @@ async def _read_reply(conn: _Conn, loop: Any, read: float,
             end = buf.find(b"\r\n\r\n")
         lines = bytes(buf[:end]).split(b"\r\n")
         del buf[:end + 4]
+        if len(lines[0]) > _MAX_LINE:
+            raise _bad(f"Got more than {_MAX_LINE} bytes when reading status line", url)
         version, _, rest = lines[0].partition(b" ")
         code = rest[:3]
         if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or \
@@ -246,11 +261,15 @@ async def _read_reply(conn: _Conn, loop: Any, read: float,
         if status >= 200 or status == 101:
             break
     fields = CIMultiDict()
+    known = _NAMES or _names()
     for line in lines[1:]:
+        if len(line) > _MAX_LINE:
+            raise _bad(f"Got more than {_MAX_LINE} bytes when reading header line", url)
         name, colon, value = line.partition(b":")
         if not colon or not name or name != name.strip() or b" " in name:
             raise _bad(f"Bad header line {bytes(line[:100])!r}", url)
-        fields.add(name.decode("utf-8", "surrogateescape"),
+        text = name.decode("utf-8", "surrogateescape")
+        fields.add(known.get(text.lower(), text),
                    value.strip(b" \t").decode("utf-8", "surrogateescape"))
     keep = version == b"HTTP/1.1" and "close" not in fields.get("connection", "").lower()
     chunked = "chunked" in fields.get("transfer-encoding", "").lower()
