@@ -89,7 +89,7 @@ async def _both(reply, calls: int = 1, timeout: float | None = None, **kw):
 def _portless(request: bytes) -> bytes:
     import re
 
-    return re.sub(rb"Host: 127\.0\.0\.1:\d+\r\n", b"Host: 127.0.0.1:PORT\r\n", request)
+    return re.sub(rb"Host: ([a-z0-9.]+):\d+\r\n", rb"Host: \1:PORT\r\n", request)
 
 
 def run(coro):
@@ -270,3 +270,43 @@ def test_new_ids_differ_in_a_forked_child():
     os.close(r)
     os.waitpid(pid, 0)
     assert len(child) == len(parent) == 24 and child[:12] != parent[:12]
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_tls_upstream_answers_or_fails_as_aiohttp(tls_files, monkeypatch, trusted):
+    import ssl
+
+    from ember.models.providers import _transport
+
+    cert, key = tls_files
+    if trusted:
+        monkeypatch.setattr(_transport, "_ssl_context", ssl.create_default_context(cafile=cert))
+    else:
+        monkeypatch.setattr(_transport, "_ssl_context", None)
+
+    async def one(lean: bool):
+        up = Upstream(lambda n, req: [OK])
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.load_cert_chain(cert, key)
+        server = await asyncio.start_server(up.handle, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        client = AiohttpAsync(OpenAIProvider(api_key="k",
+                                             base_url=f"https://localhost:{port}/v1"))
+        assert client.lean is not None
+        if not lean:
+            client.lean = None
+        try:
+            status, headers, body = await client.post("/c", b"{}", 5.0)
+            return status, list(headers.items()), body, up.requests
+        except Exception as exc:  # NOTE: compared below
+            return type(exc), str(exc).replace(str(port), "PORT")
+        finally:
+            await client.aclose()
+            server.close()
+
+    a, b = run(one(True)), run(one(False))
+    if trusted:
+        assert a[:3] == b[:3] == (200, a[1], b'{"ok":true}')
+        assert [_portless(r) for r in a[3]] == [_portless(r) for r in b[3]]
+    else:
+        assert a == b and issubclass(a[0], aiohttp.ClientConnectorCertificateError), (a, b)

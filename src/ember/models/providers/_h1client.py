@@ -171,10 +171,16 @@ class H1Pool:
         if isinstance(exc, asyncio.TimeoutError | TimeoutError):
             return aiohttp.ConnectionTimeoutError(f"Connection timeout to host {url}")
         if isinstance(exc, OSError):
+            import ssl
+
             from aiohttp.client_reqrep import ConnectionKey
 
             key = ConnectionKey(self.host, self.port, self.tls, self.ssl if self.tls else True,
                                 None, None, None, None)
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                return aiohttp.ClientConnectorCertificateError(key, exc)
+            if isinstance(exc, ssl.SSLError):
+                return aiohttp.ClientConnectorSSLError(key, exc)
             return aiohttp.ClientConnectorError(key, exc)
         return exc
 
