@@ -21,24 +21,22 @@ ASCII stay on aiohttp (:func:`lean_for` answers None).
 from __future__ import annotations
 
 import asyncio
+import ssl
 import zlib
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp  # NOTE: loaded by AiohttpAsync only, which needs aiohttp anyway
+from aiohttp import hdrs
+from aiohttp.client_reqrep import ConnectionKey
+from multidict import CIMultiDict, CIMultiDictProxy, istr
+from yarl import URL
+
 _MAX_HEAD = 64 * 1024  # NOTE: aiohttp's read buffer: a head must end within it
 _MAX_LINE = 8190  # NOTE: aiohttp's max_line_size / max_field_size
-_NAMES: dict[str, Any] = {}
-
-
-def _names() -> dict[str, Any]:
-    """Known header names in aiohttp's spelling (it answers ``X-Request-ID`` for
-    ``x-request-id``), by their lower case."""
-    if not _NAMES:
-        from aiohttp import hdrs
-        from multidict import istr
-
-        _NAMES.update((str(v).lower(), v) for v in vars(hdrs).values() if isinstance(v, istr))
-    return _NAMES
+#: Known header names in aiohttp's spelling (it answers ``X-Request-ID`` for
+#: ``x-request-id``), by their lower case.
+_NAMES = {str(v).lower(): v for v in vars(hdrs).values() if isinstance(v, istr)}
 
 
 def lean_for(base_url: str, headers: dict[str, str], limit: int, ssl: Any) -> H1Pool | None:
@@ -100,8 +98,6 @@ class _Conn(asyncio.Protocol):
 
     async def more(self, loop: Any, read: float) -> None:
         """Wait for more bytes (or the end); SocketTimeoutError after ``read`` idle s."""
-        import aiohttp
-
         if self.closed:
             raise aiohttp.ServerDisconnectedError()
         self.waiter = waiter = loop.create_future()
@@ -115,8 +111,6 @@ class _Conn(asyncio.Protocol):
 
 def _idle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
-        import aiohttp
-
         waiter.set_exception(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
 
 
@@ -166,15 +160,9 @@ class H1Pool:
         return conn
 
     def _connect_error(self, exc: BaseException, url: str) -> BaseException:
-        import aiohttp
-
         if isinstance(exc, asyncio.TimeoutError | TimeoutError):
             return aiohttp.ConnectionTimeoutError(f"Connection timeout to host {url}")
         if isinstance(exc, OSError):
-            import ssl
-
-            from aiohttp.client_reqrep import ConnectionKey
-
             key = ConnectionKey(self.host, self.port, self.tls, self.ssl if self.tls else True,
                                 None, None, None, None)
             if isinstance(exc, ssl.SSLCertVerificationError):
@@ -230,9 +218,6 @@ class H1Pool:
 
 def _bad(message: str, url: str) -> BaseException:
     """What aiohttp raises for a reply that is not HTTP/1.x."""
-    import aiohttp
-    from multidict import CIMultiDict, CIMultiDictProxy
-    from yarl import URL
 
     info = aiohttp.RequestInfo(URL(url), "POST", CIMultiDictProxy(CIMultiDict()), URL(url))
     return aiohttp.ClientResponseError(info, (), status=400, message=message)
@@ -240,8 +225,6 @@ def _bad(message: str, url: str) -> BaseException:
 
 async def _read_reply(conn: _Conn, loop: Any, read: float,
                       url: str) -> tuple[int, Any, bytes, bool]:
-    import aiohttp
-    from multidict import CIMultiDict, CIMultiDictProxy
 
     buf = conn.buf
     while True:  # NOTE: 1xx interim replies are skipped, as aiohttp does
@@ -267,7 +250,7 @@ async def _read_reply(conn: _Conn, loop: Any, read: float,
         if status >= 200 or status == 101:
             break
     fields = CIMultiDict()
-    known = _NAMES or _names()
+    known = _NAMES
     for line in lines[1:]:
         if len(line) > _MAX_LINE:
             raise _bad(f"Got more than {_MAX_LINE} bytes when reading header line", url)
@@ -322,8 +305,6 @@ def _inflate(body: bytes) -> bytes:
 
 
 async def _chunks(conn: _Conn, loop: Any, read: float, url: str) -> bytes:
-    import aiohttp
-
     buf = conn.buf
     out = bytearray()
 
