@@ -310,3 +310,61 @@ def test_tls_upstream_answers_or_fails_as_aiohttp(tls_files, monkeypatch, truste
         assert [_portless(r) for r in a[3]] == [_portless(r) for r in b[3]]
     else:
         assert a == b and issubclass(a[0], aiohttp.ClientConnectorCertificateError), (a, b)
+
+
+@pytest.mark.parametrize("middleware", [False, True])
+def test_the_request_id_is_the_middleware_s_when_one_set_it(fake, serve, middleware):
+    import httpx
+
+    from ember.gateway.openai import mount_openai
+    from tests.gateway.conftest import gateway_app
+
+    app = gateway_app()
+    if middleware:
+        async def set_id(request, call_next):
+            request.state.request_id = "mw-fixed-1"
+            return await call_next(request)
+
+        app.add_middleware(set_id)
+    mount_openai(app, "gpt-4o-mini", api_keys={"k": "sk-rid-key-01"})
+    url = serve(app)
+    for auth in ("Bearer sk-rid-key-01", "Bearer wrong"):  # NOTE: served and refused
+        r = httpx.post(url + "/v1/chat/completions", headers={"authorization": auth},
+                       timeout=GUARD, json={"model": "gpt-4o-mini",
+                                            "messages": [{"role": "user", "content": "hi"}]})
+        rid = r.headers["x-request-id"]
+        assert rid == "mw-fixed-1" if middleware else rid.startswith("req_"), (r.status_code,
+                                                                              rid)
+
+
+def test_rate_headers_once_on_served_refused_upstream_and_dropped_replies(fake, serve):
+    import httpx
+
+    from ember.gateway import KeyLimits
+    from ember.gateway.openai import mount_openai
+    from tests.gateway.conftest import gateway_app
+    from tests.models._fake import Reply
+
+    app = gateway_app()
+    mount_openai(app, ["gpt-4o-mini", "claude-sonnet-4-5"], api_keys={"k": "sk-rate-key-01"},
+                 limits=KeyLimits(rpm=100, tpm=100_000), drop_params=True)
+    url = serve(app)
+
+    def post(model: str, **extra) -> httpx.Response:
+        return httpx.post(url + "/v1/chat/completions", timeout=GUARD,
+                          headers={"authorization": "Bearer sk-rate-key-01"},
+                          json={"model": model, "max_tokens": 10, **extra,
+                                "messages": [{"role": "user", "content": "hi"}]})
+
+    served = post("gpt-4o-mini")
+    fake.queue("openai", Reply(status=400, body=b'{"error":{"message":"boom"}}'))
+    failed = post("gpt-4o-mini")
+    dropped = post("claude-sonnet-4-5", seed=3)
+    assert (served.status_code, dropped.status_code) == (200, 200)
+    assert failed.status_code == 400 and "upstream" in failed.text, failed.text
+    assert dropped.headers["x-ember-dropped-params"] == "seed"
+    for r in (served, failed, dropped):
+        names = [k.lower() for k, _v in r.headers.raw]
+        assert names.count(b"x-ratelimit-limit-requests") == 1, names
+        assert names.count(b"x-ratelimit-remaining-tokens") == 1, names
+        assert names.count(b"x-request-id") == 1, names

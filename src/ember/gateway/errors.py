@@ -89,6 +89,7 @@ def retry_headers(after: Any) -> dict[str, str]:
             "retry-after-ms": str(max(1, math.ceil(seconds * 1000)))}
 
 
+_UNSET = object()
 _ids = itertools.count()
 _prefix: list[str] = [os.urandom(6).hex()]
 
@@ -111,7 +112,13 @@ def new_id() -> str:
 
 def request_id(request: Any) -> str:
     """The request's id: RequestIDMiddleware's, else a new ``req_...``."""
-    state = getattr(request, "state", None)
+    # PERF: ``request.state`` makes a State per request; ``_state`` is None until a
+    # middleware (RequestIDMiddleware) wrote to it
+    state = getattr(request, "_state", _UNSET)
+    if state is None:
+        return f"req_{new_id()}"
+    if state is _UNSET:
+        state = getattr(request, "state", None)
     rid = getattr(state, "request_id", None) if state is not None else None
     return str(rid) if rid else f"req_{new_id()}"
 
