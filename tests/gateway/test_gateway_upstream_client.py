@@ -368,3 +368,26 @@ def test_rate_headers_once_on_served_refused_upstream_and_dropped_replies(fake, 
         assert names.count(b"x-ratelimit-limit-requests") == 1, names
         assert names.count(b"x-ratelimit-remaining-tokens") == 1, names
         assert names.count(b"x-request-id") == 1, names
+
+
+def test_a_connection_idle_past_the_keepalive_is_not_reused(monkeypatch):
+    from ember.models.providers import _h1client
+
+    async def go():
+        up = Upstream(lambda n, req: [OK])
+        server = await asyncio.start_server(up.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = AiohttpAsync(OpenAIProvider(api_key="k",
+                                             base_url=f"http://127.0.0.1:{port}/v1"))
+        try:
+            for _ in range(2):
+                await client.post("/c", b"{}", None)
+            monkeypatch.setattr(_h1client, "KEEPALIVE", 0.0)
+            for _ in range(2):
+                await client.post("/c", b"{}", None)
+            return up.connections, client.lean.busy
+        finally:
+            await client.aclose()
+            server.close()
+
+    assert run(go()) == (3, 1)

@@ -33,6 +33,9 @@ from multidict import CIMultiDict, CIMultiDictProxy, istr
 from yarl import URL
 
 _MAX_HEAD = 64 * 1024  # NOTE: aiohttp's read buffer: a head must end within it
+#: An idle connection older than this is closed, not reused (aiohttp's keepalive_timeout
+#: in AiohttpAsync): a server closing idle connections races a reuse less often.
+KEEPALIVE = 30.0
 _MAX_LINE = 8190  # NOTE: aiohttp's max_line_size / max_field_size
 #: Known header names in aiohttp's spelling (it answers ``X-Request-ID`` for
 #: ``x-request-id``), by their lower case.
@@ -74,6 +77,7 @@ class _Conn(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: Any = None
+        self.since = 0.0  # NOTE: loop time it went idle
         self.buf = bytearray()
         self.waiter: asyncio.Future[None] | None = None
         self.closed = False
@@ -127,16 +131,18 @@ class H1Pool:
         self.busy = 0  # NOTE: open connections (idle ones included), at most limit
         self.queue: list[asyncio.Future[None]] = []
 
-    def _reuse(self) -> _Conn | None:
+    def _reuse(self, now: float) -> _Conn | None:
         while self.idle:
             conn = self.idle.pop()
-            if not conn.closed:
+            if not conn.closed and now - conn.since < KEEPALIVE:
                 return conn
-            self.busy -= 1  # NOTE: the server closed it while it was idle
+            self.busy -= 1  # NOTE: the server closed it while it was idle, or it idled too long
+            conn.closed = True
+            conn.transport.close()
         return None
 
     async def _acquire(self, loop: Any, connect: float, url: str) -> _Conn:
-        conn = self._reuse()
+        conn = self._reuse(loop.time())
         while conn is None and self.busy >= self.limit:
             fut = loop.create_future()
             self.queue.append(fut)
@@ -145,7 +151,7 @@ class H1Pool:
             except BaseException:
                 self._wake()  # NOTE: a cancelled waiter passes its turn on
                 raise
-            conn = self._reuse()
+            conn = self._reuse(loop.time())
         if conn is not None:
             return conn
         self.busy += 1  # NOTE: open connections, idle or in use
@@ -181,6 +187,7 @@ class H1Pool:
 
     def _release(self, conn: _Conn, reuse: bool) -> None:
         if reuse and not conn.closed:
+            conn.since = asyncio.get_running_loop().time()
             self.idle.append(conn)
         else:
             self.busy -= 1
