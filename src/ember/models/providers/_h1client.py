@@ -162,7 +162,10 @@ class H1Pool:
         except BaseException as exc:
             self.busy -= 1
             self._wake()
-            raise self._connect_error(exc, url) from exc
+            mapped = self._connect_error(exc, url)
+            if mapped is exc:
+                raise  # NOTE: cancelled, or nothing aiohttp would name otherwise
+            raise mapped from exc
         return conn
 
     def _connect_error(self, exc: BaseException, url: str) -> BaseException:
