@@ -127,6 +127,33 @@ async def run_minimal(url: str, n: int, c: int, body: bytes, stream: bool) -> No
     await asyncio.gather(*[worker(n // c) for _ in range(c)])
 
 
+async def _run_adapter(url: str, n: int, c: int, body: bytes, lean: bool) -> None:
+    """The providers' adapter (ember.models.providers._transport.AiohttpAsync), with its
+    lean one-shot path (models/providers/_h1client) or through aiohttp."""
+    from ember.models.providers._transport import AiohttpAsync
+    from ember.models.providers.openai import OpenAIProvider
+
+    client = AiohttpAsync(OpenAIProvider(api_key="x", base_url=url + "/v1"))
+    if not lean:
+        client.lean = None
+
+    async def worker(k: int) -> None:
+        for _ in range(k):
+            await client.post("/chat/completions", body, None)
+    try:
+        await asyncio.gather(*[worker(n // c) for _ in range(c)])
+    finally:
+        await client.aclose()
+
+
+async def run_adapter_aiohttp(url: str, n: int, c: int, body: bytes, stream: bool) -> None:
+    await _run_adapter(url, n, c, body, False)
+
+
+async def run_adapter_lean(url: str, n: int, c: int, body: bytes, stream: bool) -> None:
+    await _run_adapter(url, n, c, body, True)
+
+
 async def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 6000
     c = int(sys.argv[2]) if len(sys.argv) > 2 else 50
@@ -145,18 +172,20 @@ async def main() -> None:
                 time.sleep(0.1)
         body = SBODY if stream else BODY
         rows = []
-        for name, fn in (("httpx", run_httpx), ("aiohttp", run_aiohttp),
-                         ("minimal", run_minimal)):
+        clients = [("httpx", run_httpx), ("aiohttp", run_aiohttp), ("minimal", run_minimal)]
+        if not stream:
+            clients += [("ours/aiohttp", run_adapter_aiohttp), ("ours/lean", run_adapter_lean)]
+        for name, fn in clients:
             await fn(url, 500, c, body, stream)  # warm-up
             cpu0, wall0 = time.process_time(), time.perf_counter()
             await fn(url, n, c, body, stream)
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             rows.append((name, n / wall, cpu / n * 1e6))
         base = rows[0][2]
-        print(f"{'client':8} {'req/s':>8} {'CPU µs/req':>11} {'vs httpx':>9}  (n={n}, c={c}, "
+        print(f"{'client':12} {'req/s':>8} {'CPU µs/req':>11} {'vs httpx':>9}  (n={n}, c={c}, "
               f"stream={stream})")
         for name, rps, us in rows:
-            print(f"{name:8} {rps:8.0f} {us:11.0f} {us / base:8.2f}x")
+            print(f"{name:12} {rps:8.0f} {us:11.0f} {us / base:8.2f}x")
     finally:
         fake.terminate()
         fake.wait()

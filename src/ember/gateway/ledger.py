@@ -150,8 +150,11 @@ class RedisLedger:
     def _redis(self) -> tuple[Any, Any]:
         if self._scripts is None:
             from ember.gateway._redis import client
+            from ember.gateway._resp import lean_client
 
-            self._client = client(self.url, self.timeout, "Redis budgets and limits")
+            # PERF: the lean pipelined client when it can (ember.gateway._resp)
+            self._client = lean_client(self.url, self.timeout) or client(
+                self.url, self.timeout, "Redis budgets and limits")
             self._scripts = (self._client.register_script(_RESERVE),
                              self._client.register_script(_SETTLE))
         return self._scripts

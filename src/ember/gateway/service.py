@@ -522,8 +522,15 @@ class Gateway:
                                          ticket.settle, self.secrets, release, headers)
                 streaming = isinstance(response, _GatewayStream)
             else:
+                # PERF: the rate headers go into the reply as it is made (one encode each,
+                # no search for duplicates); an error reply gets them below
+                rate = ticket.headers
                 response = await _complete(target, endpoint, call, rid, caller.name,
-                                           ticket.settle, self.secrets, headers)
+                                           ticket.settle, self.secrets,
+                                           {**headers, **rate} if headers and rate else
+                                           rate or headers)
+                if rate and next(iter(rate)) in response.headers:
+                    return response
             if ticket.headers:
                 response.headers.update(ticket.headers)
             return response

@@ -193,6 +193,13 @@ class AiohttpAsync:
             connector=connector, headers=headers, trust_env=False,
             timeout=self._timeout(None), skip_auto_headers=("User-Agent",))
         self.errors = (aiohttp.ClientError, asyncio.TimeoutError)
+        # PERF: one-shot POSTs without a proxy go through the lean client (_h1client)
+        self.lean = None
+        if not self.proxy:
+            from ember.models.providers._h1client import lean_for
+
+            self.lean = lean_for(self.base, headers, provider.max_connections,
+                                 verify if verify is not False else None)
 
     def _timeout(self, read: float | None) -> Any:
         read = self.provider.timeout if read is None else read
@@ -210,6 +217,12 @@ class AiohttpAsync:
 
     async def post(self, path: str, content: bytes,
                    timeout: float | None) -> tuple[int, Any, bytes]:
+        lean = self.lean
+        if lean is not None:
+            read = self.provider.timeout if timeout is None else timeout
+            return await lean.post(self.base + path, path, content,
+                                   min(self.provider.connect_timeout, read), read,
+                                   _trace_headers())
         async with self.session.post(self.base + path, data=content,
                                      headers=_trace_headers(), **self._kwargs(timeout)) as r:
             return r.status, r.headers, await r.read()
@@ -220,6 +233,8 @@ class AiohttpAsync:
         return _AiohttpStream(r)
 
     async def aclose(self) -> None:
+        if self.lean is not None:
+            await self.lean.aclose()
         await self.session.close()
 
 
