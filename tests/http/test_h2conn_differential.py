@@ -259,3 +259,28 @@ def test_same_request_head_verdicts_as_h2(module, pseudo, extra, position, end_s
 
 
 _SEPARATORS = frozenset(b'()<>@,;\\"/[]?={}:')
+
+
+@pytest.mark.parametrize("module", TWINS)
+def test_headers_cannot_open_a_stream_we_reset_for_stray_data(module):
+    """Found by the differential run: DATA on stream 1 after stream 3 opened (stream 1 is
+    implicitly closed) is answered RST_STREAM, but a later HEADERS on stream 1 must still be a
+    connection error (RFC 9113 §5.1.1), not ignored as a frame in flight after our reset."""
+    if module.endswith("_c") and not getattr(importlib.import_module(module), "__file__",
+                                             "").endswith(".so"):
+        pytest.skip("compiled twin not built")
+    ops = [("headers", 3, False, True), ("data", 1, 0, False), ("headers", 1, False, True)]
+    wire = _wire(ops)
+    assert _run_h2(wire)[1] is not None
+    seen, error = _run_ours(module, wire)
+    assert error is not None, seen
+    # a stream WE reset while open still ignores the HEADERS the client sent before it saw
+    # the reset (no connection error for that)
+    _mod, conn = _ours(module)
+    conn.receive_data(_wire([("headers", 1, False, True)]))
+    conn.reset_stream(1, 8)
+    enc = hpack.Encoder()
+    block = enc.encode([(b"x-trailer", b"1")])
+    conn.receive_data(F.frame_header(len(block), F.HEADERS,
+                                     F.FLAG_END_STREAM | F.FLAG_END_HEADERS, 1) + block)
+    assert not conn.closed

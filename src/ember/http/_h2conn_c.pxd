@@ -127,7 +127,7 @@ cdef class H2Connection:
     cdef _stream_error(self, Py_ssize_t sid, Py_ssize_t code, list events)
 
     @cython.locals(recent=dict)
-    cdef _remember_reset(self, Py_ssize_t sid)
+    cdef _remember_reset(self, Py_ssize_t sid, bint opened=*)
 
     cdef _fail(self, Py_ssize_t code, str message)
     cdef _give_back(self, Py_ssize_t amount)

@@ -401,7 +401,10 @@ class H2Connection:
             self._remote_end(stream, events)
             return
         if sid % 2 == 0 or sid <= self.highest_inbound:
-            if sid in self._recently_reset:
+            if self._recently_reset.get(sid, False):
+                # NOTE: frames the client sent before it saw our reset of an OPEN stream;
+                # a stream we only reset for stray frames (never opened, or already closed)
+                # cannot be opened by HEADERS now (RFC 9113 §5.1.1)
                 return
             self._fail(_PROTOCOL_ERROR if sid % 2 == 0 else _STREAM_CLOSED,
                        f"HEADERS on stream {sid}, which cannot open now")
@@ -499,13 +502,13 @@ class H2Connection:
     def _stream_error(self, sid: int, code: int, events: list) -> None:
         """RST_STREAM(code); reported as a reset so that budgets count it."""
         self._out += F.rst_stream_frame(sid, code)
-        self._remember_reset(sid)
-        self.streams.pop(sid, None)
+        self._remember_reset(sid, self.streams.pop(sid, None) is not None)
         events.append(StreamReset(sid, code, False))
 
-    def _remember_reset(self, sid: int) -> None:
+    def _remember_reset(self, sid: int, opened: bool = True) -> None:
+        """``opened``: the stream was open when reset (HEADERS in flight are ignored)."""
         recent = self._recently_reset
-        recent[sid] = True
+        recent[sid] = opened
         if len(recent) > 1000:
             del recent[next(iter(recent))]
 

@@ -144,20 +144,14 @@ class TestResponse:
 
     def iter_lines(self) -> Iterator[str]:
         """Decoded lines (sync)."""
-        agen = self.aiter_lines()
-        try:
-            while True:
-                try:
-                    yield self._client._run(agen.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._client._run(agen.aclose())
-            self.close()
+        return self._sync(self.aiter_lines())
 
     def iter_events(self) -> Iterator[dict[str, Any]]:
         """Server-sent events (sync)."""
-        agen = self.aiter_events()
+        return self._sync(self.aiter_events())
+
+    def _sync(self, agen: Any) -> Iterator[Any]:
+        """Drive an async iterator of this response from sync code; closes it at the end."""
         try:
             while True:
                 try:
